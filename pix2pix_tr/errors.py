@@ -1,0 +1,23 @@
+"""Errors a user can cause, and how entry points report them.
+
+A `UserError` carries one line that names the culprit and the fix (a missing directory, a bad flag
+value, a corrupt image). Entry points wrap their `main` in `run_cli`, which prints that line and
+exits with status 2 instead of a traceback. Bugs still raise ordinary exceptions with tracebacks.
+"""
+import sys
+
+
+class UserError(Exception):
+    """Something the user can fix: the message is shown as is, on one line."""
+
+
+def run_cli(main, argv=None):
+    """Run `main(argv)`; turn a UserError (or Ctrl-C) into one line on stderr and exit status 2."""
+    try:
+        return main(argv)
+    except UserError as err:
+        print(f"error: {err}", file=sys.stderr)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        sys.exit(130)
