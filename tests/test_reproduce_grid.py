@@ -18,9 +18,9 @@ def test_full_grid_counts_and_shared_cells_appear_once():
     grid = cells.expand(cells.GROUPS, main_seeds=(0, 1, 2), ablation_seeds=(0,))
     names = [c.name for c in grid.cells]
     assert len(names) == len(set(names))
-    # main 6; decomposition adds λ=0, no-sawtooth, Adam at mean lr; lambda_mode adds fixed;
-    # S adds 1, 5, 20, 50; λ adds 0.01, 1 (0 is shared with the decomposition); batch adds 4 cells
-    assert len(names) == 6 + 3 + 1 + 4 + 2 + 4
+    # main 6; decomposition adds λ=0, no-sawtooth, Adam at mean lr; lambda_mode adds fixed and
+    # released; S adds 1, 5, 20, 50; λ adds 0.01, 1 (0 is shared with the decomposition); batch adds 4
+    assert len(names) == 6 + 3 + 2 + 4 + 2 + 4
     assert grid.groups["tradam-S10-l0-bs1-seed0"] == ["decomposition", "tr_lambda"]
     assert set(grid.groups["tradam-S10-l0.1-bs1-seed0"]) == set(cells.GROUPS)
     assert grid.groups["adam-bs1-seed1"] == ["main"]
@@ -38,7 +38,7 @@ def test_ablation_values_are_the_issues():
     assert [v.optimizer for v in decomp] == ["adam", "tradam", "tradam", "tradam", "adam"]
     assert decomp[2].tr_lambda == 0 and decomp[2].inner_lr_decay
     assert decomp[3].tr_lambda == 0.1 and not decomp[3].inner_lr_decay
-    assert [v.lambda_mode for v in cells.group_variants("lambda_mode")] == ["released", "fixed"]
+    assert [v.lambda_mode for v in cells.group_variants("lambda_mode")] == ["scaled", "fixed", "released"]
 
 
 def test_mean_step_factor_is_harmonic_number_over_s():

@@ -11,7 +11,8 @@ Groups, in the order they run (the most important first):
     decomposition  where a gain comes from: Adam; TRAdam; TRAdam λ=0 (only the lr/(k+1) sawtooth);
                    TRAdam without the sawtooth (proximal term only); Adam at TRAdam's mean step
                    size, lr·H_S/S (H_S the S-th harmonic number, the mean of 1/(k+1) over k < S)
-    lambda_mode    the released code's λ scaling under LR decay (λ·lr0/lr) against a fixed λ
+    lambda_mode    λ under LR decay: train.py's default (scaled: λ·lr0/lr) against a fixed λ and
+                   the released code's literal form (--tr_lambda_mode released)
     inner_steps    S ∈ {1, 5, 10, 20, 50}
     tr_lambda      λ ∈ {0, 0.01, 0.1, 1}
     batch_size     Adam vs TRAdam at batch 1, 4, 8
@@ -45,7 +46,7 @@ class Variant:
     batch_size: int = 1
     tr_lambda: float = DEFAULT_LAMBDA
     inner_steps: int = DEFAULT_INNER_STEPS
-    lambda_mode: str = "released"      # released (λ·lr0/lr, the paper's code) | fixed
+    lambda_mode: str = "scaled"        # train.py --tr_lambda_mode: scaled (default) | fixed | released
     inner_lr_decay: bool = True        # TR's lr/(k+1) step-size sawtooth
     lr_factor: float = 1.0             # multiplies the base learning rate
 
@@ -54,7 +55,7 @@ class Variant:
             raise ValueError(f"unknown optimizer {self.optimizer!r}")
         if self.optimizer == "adam":   # one name for every plain-Adam configuration
             for field, value in (("tr_lambda", DEFAULT_LAMBDA), ("inner_steps", DEFAULT_INNER_STEPS),
-                                 ("lambda_mode", "released"), ("inner_lr_decay", True)):
+                                 ("lambda_mode", "scaled"), ("inner_lr_decay", True)):
                 object.__setattr__(self, field, value)
 
     @property
@@ -62,7 +63,7 @@ class Variant:
         parts = [self.optimizer]
         if self.optimizer == "tradam":
             parts += [f"S{self.inner_steps}", f"l{_num(self.tr_lambda)}"]
-            if self.lambda_mode != "released":
+            if self.lambda_mode != "scaled":
                 parts.append(f"{self.lambda_mode}lambda")
             if not self.inner_lr_decay:
                 parts.append("nosawtooth")
@@ -78,7 +79,7 @@ class Variant:
             text = "Adam" if self.lr_factor == 1.0 else f"Adam, lr × {_num(self.lr_factor)}"
         else:
             text = f"TRAdam S={self.inner_steps} λ={_num(self.tr_lambda)}"
-            if self.lambda_mode != "released":
+            if self.lambda_mode != "scaled":
                 text += f" ({self.lambda_mode} λ)"
             if not self.inner_lr_decay:
                 text += " (no sawtooth)"
@@ -111,7 +112,8 @@ def group_variants(group):
                 dataclasses.replace(TRADAM, inner_lr_decay=False),
                 dataclasses.replace(ADAM, lr_factor=harmonic_mean_factor(DEFAULT_INNER_STEPS))]
     if group == "lambda_mode":
-        return [TRADAM, dataclasses.replace(TRADAM, lambda_mode="fixed")]
+        return [TRADAM, dataclasses.replace(TRADAM, lambda_mode="fixed"),
+                dataclasses.replace(TRADAM, lambda_mode="released")]
     if group == "inner_steps":
         return [dataclasses.replace(TRADAM, inner_steps=s) for s in INNER_STEPS_GRID]
     if group == "tr_lambda":

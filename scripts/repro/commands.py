@@ -107,7 +107,7 @@ def train_flags(cell, scale):
              "--lr", f"{scale.lr * v.lr_factor:.6g}"]
     if v.optimizer == "tradam":
         flags += ["--tr_lambda", f"{v.tr_lambda:g}", "--tr_inner_steps", str(v.inner_steps)]
-        if v.lambda_mode != "released":
+        if v.lambda_mode != "scaled":
             flags += [LAMBDA_MODE_FLAG, v.lambda_mode]
         if not v.inner_lr_decay:
             flags.append(NO_SAWTOOTH_FLAG)

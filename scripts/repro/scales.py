@@ -55,11 +55,13 @@ SMOKE = Scale(
     dataset_dir="datasets/synthcity_smoke",
     synthcity=dict(num_train=6, num_val=3, size=64, seed=0),
     train_flags=("--netG", "resnet_6blocks", "--ngf", "4", "--ndf", "4",
-                 "--load_size", "64", "--crop_size", "64", "--print_freq", "2"),
+                 "--load_size", "64", "--crop_size", "64", "--print_freq", "2",
+                 "--num_threads", "0"),
     n_epochs=1, n_epochs_decay=1, save_epoch_freq=1,
     seeds=(0,), ablation_seeds=(0,), groups=("main",), curve_groups=("main",),
     segmenter_recipe=("--encoder_name", "resnet18", "--epochs", "1", "--crop_size", "64"),
     segmenter_dir="checkpoints/repro_smoke_segmenter",
+    test_flags=("--num_threads", "0"),
     device="cpu", jobs=2,
 )
 
@@ -68,11 +70,13 @@ SYNTHCITY = Scale(
     dataset_dir="datasets/synthcity_repro128",
     synthcity=dict(num_train=200, num_val=40, size=128, seed=0),
     train_flags=("--netG", "unet_128", "--ngf", "16", "--ndf", "16",
-                 "--load_size", "142", "--crop_size", "128", "--print_freq", "50"),
+                 "--load_size", "142", "--crop_size", "128", "--print_freq", "50",
+                 "--num_threads", "0"),
     n_epochs=4, n_epochs_decay=4, save_epoch_freq=2,
     seeds=(0, 1, 2), ablation_seeds=(0,),
     groups=("main", "decomposition", "lambda_mode", "tr_lambda", "inner_steps", "batch_size"),
     curve_groups=("main",),
+    test_flags=("--num_threads", "0"),
     device="cpu", jobs=2,
 )
 
