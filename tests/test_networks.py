@@ -219,3 +219,14 @@ def test_dropout_is_in_generator_when_asked(netG, size):
             if isinstance(m, nn.Dropout):
                 m.train()
         assert not torch.equal(with_dropout(x), with_dropout(x))
+
+
+def test_mismatched_file_is_reported_in_one_line():
+    from pix2pix_tr.networks import StateDictMismatch
+    state = define_G(3, 3, 8, "unet_128").state_dict()
+    with pytest.raises(StateDictMismatch) as info:
+        load_pix2pix_state_dict(define_G(3, 3, 16, "unet_128"), state)
+    assert "shape mismatches (first model.model.0.weight: file [8, 3, 4, 4], net [16, 3, 4, 4])" in str(info.value)
+    with pytest.raises(StateDictMismatch, match=r"missing keys .*unexpected keys") as info:
+        load_pix2pix_state_dict(define_G(3, 3, 8, "resnet_6blocks"), state)
+    assert "\n" not in str(info.value)
