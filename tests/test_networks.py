@@ -1,5 +1,8 @@
-"""Networks: output shapes, pix2pix parameter counts, state-dict layout equal to pix2pix's, loading of
-pix2pix files (also old ones), init statistics. Tiny nets (ngf/ndf 8); full-size ones on 'meta'."""
+"""Networks: output shapes, pix2pix parameter counts, state-dict layout and outputs equal to pix2pix's,
+loading of pix2pix files (also old ones), init statistics. Tiny nets (ngf/ndf 4-8); full size on 'meta'.
+
+The two fixtures were dumped from pix2pix's own models/networks.py run outside this repository (their
+"source" fields say how); the tests compare this project's networks against them."""
 import json
 import math
 import os
@@ -230,3 +233,49 @@ def test_mismatched_file_is_reported_in_one_line():
     with pytest.raises(StateDictMismatch, match=r"missing keys .*unexpected keys") as info:
         load_pix2pix_state_dict(define_G(3, 3, 8, "resnet_6blocks"), state)
     assert "\n" not in str(info.value)
+
+
+# ---- same computation as pix2pix, not only the same layout ------------------------------------------
+OUTPUTS = os.path.join(os.path.dirname(__file__), "fixtures", "pix2pix_reference_outputs.json")
+OUTPUT_CASES = {  # fixture name -> (builder, input channels, size, train mode)
+    "G unet_128 ngf4 batch train": (lambda: define_G(3, 3, 4, "unet_128", "batch"), 3, 128, True),
+    "G unet_256 ngf4 none eval": (lambda: define_G(3, 3, 4, "unet_256", "none"), 3, 256, False),
+    "G resnet_6blocks ngf4 instance train": (lambda: define_G(3, 3, 4, "resnet_6blocks", "instance"), 3, 32, True),
+    "G resnet_9blocks ngf4 batch eval": (lambda: define_G(3, 3, 4, "resnet_9blocks", "batch"), 3, 32, False),
+    "D basic ndf4 batch train": (lambda: define_D(6, 4, "basic", 3, "batch"), 6, 64, True),
+    "D n_layers4 ndf4 instance train": (lambda: define_D(6, 4, "n_layers", 4, "instance"), 6, 64, True),
+    "D pixel ndf4 batch eval": (lambda: define_D(6, 4, "pixel", 3, "batch"), 6, 16, False),
+}
+
+
+def deterministic_state(net, seed=123):
+    """Weights drawn in state-dict order, as the fixture's reference run drew them."""
+    gen = torch.Generator().manual_seed(seed)
+    state = {}
+    for key, value in net.state_dict().items():
+        if key.endswith("num_batches_tracked"):
+            state[key] = torch.tensor(0)
+        elif key.endswith("running_var"):
+            state[key] = torch.rand(value.shape, generator=gen) + 0.5
+        else:
+            state[key] = torch.randn(value.shape, generator=gen) * 0.2
+    return state
+
+
+@pytest.mark.parametrize("case", sorted(OUTPUT_CASES))
+def test_outputs_equal_pix2pix_reference_networks_with_the_same_weights(case):
+    with open(OUTPUTS) as f:
+        expected = json.load(f)["cases"][case]
+    build, in_c, size, train = OUTPUT_CASES[case]
+    net = build()
+    net.load_state_dict(deterministic_state(net), strict=True)
+    net.train(train)
+    x = torch.randn(2, in_c, size, size, generator=torch.Generator().manual_seed(7))
+    with torch.no_grad():
+        out = net(x)
+    assert list(out.shape) == expected["shape"]
+    out = out.double().flatten()
+    samples = out[torch.linspace(0, out.numel() - 1, 64).long()]
+    assert torch.allclose(samples, torch.tensor(expected["samples"], dtype=torch.double), rtol=1e-4, atol=1e-4)
+    assert out.sum().item() == pytest.approx(expected["sum"], rel=1e-4, abs=1e-3)
+    assert (out * out).sum().item() == pytest.approx(expected["sumsq"], rel=1e-4, abs=1e-3)
