@@ -45,9 +45,13 @@ def main(argv=None):
         raise UserError(f"visdom's web assets are not installed ({len(missing)} files missing, e.g. "
                         f"{missing[0]}): run python scripts/install_visdom_assets.py (needs npm)")
     logging.basicConfig(level=args.logging_level.upper())
+    import tornado
     from tornado import ioloop
     from visdom.server.app import Application
 
+    if tornado.version_info[:2] >= (6, 6):
+        raise UserError(f"tornado {tornado.version} makes visdom 0.2.4 answer its page with HTTP 403 "
+                        "(a blank viewer): pip install 'tornado>=6.4,<6.6' (as requirements.txt pins)")
     os.makedirs(args.env_path, exist_ok=True)
     app = Application(port=args.port, base_url="", env_path=args.env_path)
     try:
