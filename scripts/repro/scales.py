@@ -72,7 +72,7 @@ SYNTHCITY = Scale(
     train_flags=("--netG", "unet_128", "--ngf", "16", "--ndf", "16",
                  "--load_size", "142", "--crop_size", "128", "--print_freq", "50",
                  "--num_threads", "0"),
-    n_epochs=4, n_epochs_decay=4, save_epoch_freq=2,
+    n_epochs=6, n_epochs_decay=6, save_epoch_freq=3,
     seeds=(0, 1, 2), ablation_seeds=(0,),
     groups=("main", "decomposition", "lambda_mode", "tr_lambda", "inner_steps", "batch_size"),
     curve_groups=("main",),
