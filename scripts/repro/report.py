@@ -159,6 +159,9 @@ def setup_section(inp):
     return blocks
 
 
+SHORT_NAMES = {"adam": "Adam", "tradam": "TRAdam"}     # ASCII: the grid's titles use PIL's default font
+
+
 def write_images(inp, report_dir, segmenters, main_cells):
     blocks = []
     main_results = [r for r in inp.results if r.cell in main_cells]
@@ -177,8 +180,8 @@ def write_images(inp, report_dir, segmenters, main_cells):
         frames = samples.frame_ids(first, 4)
         if frames:
             cols = [("label map", first, "_real_A.png")]
-            cols += [(c.variant.label, os.path.join(inp.paths.epoch_dir(c, "latest"), "images"),
-                      "_fake_B.png") for c in pair]
+            cols += [(SHORT_NAMES[c.variant.optimizer], os.path.join(inp.paths.epoch_dir(c, "latest"),
+                                                                      "images"), "_fake_B.png") for c in pair]
             cols.append(("real photo", first, "_real_B.png"))
             samples.image_grid(cols, frames, os.path.join(report_dir, "samples.png"))
             blocks += [d.Paragraph(f"Validation frames {', '.join(frames)}, seed {seed}, last epoch:"),
