@@ -12,7 +12,7 @@ Groups, in the order they run (the most important first):
                    TRAdam without the sawtooth (proximal term only); Adam at TRAdam's mean step
                    size, lr·H_S/S (H_S the S-th harmonic number, the mean of 1/(k+1) over k < S)
     lambda_mode    λ under LR decay: train.py's default (scaled: λ·lr0/lr) against a fixed λ and
-                   the released code's literal form (--tr_lambda_mode released)
+                   the released code's coefficient λ/lr (--tr_lambda_mode released)
     inner_steps    S ∈ {1, 5, 10, 20, 50}
     tr_lambda      λ ∈ {0, 0.01, 0.1, 1}
     batch_size     Adam vs TRAdam at batch 1, 4, 8

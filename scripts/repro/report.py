@@ -134,9 +134,9 @@ ABLATION_TEXT = {
     "decomposition": "Where a gain comes from: TRAdam λ=0 keeps only the lr/(k+1) step-size sawtooth; "
                      "'no sawtooth' keeps only the proximal term; 'Adam, lr × H_S/S' is Adam at "
                      "TRAdam's mean step size.",
-    "lambda_mode": "How λ follows the LR decay: 'scaled' (train.py's default) multiplies λ by lr0/lr, "
-                   "so λ grows as the linear decay shrinks lr; 'fixed λ' keeps λ constant; 'released λ' "
-                   "is the released code's literal form (see pix2pix_tr/optim).",
+    "lambda_mode": "How λ follows the LR: 'scaled' (train.py's default) uses λ·lr0/lr, so λ grows as the "
+                   "linear decay shrinks lr; 'fixed λ' keeps λ; 'released λ' is the released code's "
+                   "coefficient λ/lr (with λ = 0.1 and lr = 0.0002 that is 500 from the first step).",
     "inner_steps": "Inner steps S between anchor refreshes (S = 1 is plain Adam by construction).",
     "tr_lambda": "Strength λ of the proximal term (λ = 0 leaves only the step-size sawtooth).",
     "batch_size": "Batch size: the paper's point is that TR helps most at small batches.",
