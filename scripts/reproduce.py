@@ -15,6 +15,7 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import argparse  # noqa: E402
+import concurrent.futures  # noqa: E402
 import shlex  # noqa: E402
 
 from tqdm import tqdm  # noqa: E402
@@ -71,12 +72,12 @@ def build_grid(args, scale):
 
 def unsupported_cells(stage_map, env):
     """cell name -> the flags its commands use that the scripts do not define (e.g. an ablation
-    whose optimizer option the trainer lacks)."""
-    scripts = {}
-    for stages in stage_map.values():
-        for s in stages:
-            scripts.setdefault(s.argv[:2], None)
-    known = {key: runner.known_flags(key, env) for key in scripts}
+    whose optimizer option the trainer lacks). Each script's --help runs once, in parallel."""
+    scripts = sorted({s.argv[:2] for stages in stage_map.values() for s in stages})
+    if not scripts:
+        return {}
+    with concurrent.futures.ThreadPoolExecutor(len(scripts)) as pool:
+        known = dict(zip(scripts, pool.map(lambda key: runner.known_flags(key, env), scripts)))
     out = {}
     for name, stages in stage_map.items():
         missing = sorted({f for s in stages for f in runner.missing_flags(s.argv[2:], known[s.argv[:2]])})
@@ -144,7 +145,8 @@ def main(argv=None):
         report.write(inputs, report_dir)
 
     if not args.report_only:
-        unsupported = unsupported_cells(stage_map, env)
+        todo = {c.name: stage_map[c.name] for c in to_run.cells if not runner.is_done(stage_map[c.name])}
+        unsupported = unsupported_cells(todo, env)
         runnable = [c for c in to_run.cells if c.name not in unsupported]
         for c in to_run.cells:
             if c.name in unsupported:
