@@ -100,85 +100,97 @@ def cell_status(grid, paths, unsupported, outcomes):
     return status
 
 
+class Plan:
+    """Everything one invocation decided: scale, grid, each cell's stages, where things go."""
+
+    def __init__(self, args, argv):
+        self.scale = scale = SCALES[args.scale]
+        self.device = args.device or scale.device
+        self.paths = commands.RunPaths.of(scale, args.work_dir, args.dataroot)
+        self.report_dir = os.path.abspath(args.report_dir or os.path.join(self.paths.results_dir, "report"))
+        self.grid, self.to_run = build_grid(args, scale)
+        curve_cells = {c.name for g in scale.curve_groups for c in self.grid.cells_of(g)}
+        self.stages = {c.name: commands.cell_stages(c, scale, self.paths, self.device,
+                                                    curve=c.name in curve_cells) for c in self.grid.cells}
+        self.prepare = commands.prepare_stages(scale, self.paths, self.device)
+        self.jobs = args.jobs or scale.jobs
+        self.threads = args.threads or max(1, (os.cpu_count() or 1) // self.jobs)
+        self.invocation = "python scripts/reproduce.py " + " ".join(shlex.quote(a) for a in argv)
+        self.unsupported = {}         # cell name -> flags the scripts lack
+        self.outcomes = {}            # cell name -> runner.Outcome of this invocation
+
+
+def write_report(plan):
+    paths, scale = plan.paths, plan.scale
+    inputs = report.ReportInputs(
+        scale=scale, grid=plan.grid,
+        results=collect.collect(plan.grid, paths, scale.curve_epochs(), scale.total_epochs),
+        ground_truth=collect.read_scores(os.path.join(paths.ground_truth_dir, "fcn_scores.json")),
+        status=cell_status(plan.grid, paths, plan.unsupported, plan.outcomes),
+        invocation=plan.invocation,
+        prepare_commands=[commands.shell_line(s.argv) for s in plan.prepare],
+        cell_commands={n: [commands.shell_line(s.argv) for s in st] for n, st in plan.stages.items()},
+        paths=paths)
+    report.write(inputs, plan.report_dir)
+
+
+def run_grid(plan):
+    """Prepare once, then run the selected cells `plan.jobs` at a time, rewriting the report as
+    each cell finishes."""
+    env = runner.subprocess_env(plan.threads)
+    todo = {c.name: plan.stages[c.name] for c in plan.to_run.cells if not runner.is_done(plan.stages[c.name])}
+    plan.unsupported = unsupported_cells(todo, env)
+    for name, flags in plan.unsupported.items():
+        print(f"skipping {name}: needs {' '.join(flags)}, which the scripts do not define yet",
+              file=sys.stderr)
+    runnable = [c for c in plan.to_run.cells if c.name not in plan.unsupported]
+    for c in runnable:
+        runner.check_or_write_manifest(os.path.join(plan.paths.cell_results(c), "cell.json"),
+                                       runner.manifest(c, plan.stages[c.name]))
+    print(f"preparing {plan.scale.name}: dataset, segmenter, ground-truth scores", flush=True)
+    prep = runner.run_chain("prepare", plan.prepare, os.path.join(plan.paths.results_dir, "logs"), env)
+    if prep.status == "failed":
+        raise UserError(f"preparation failed: {prep.message}")
+    chains = [(c.name, plan.stages[c.name], os.path.join(plan.paths.cell_results(c), "logs"))
+              for c in runnable]
+    bar = tqdm(total=len(chains), desc=f"{plan.scale.name} cells ({plan.jobs} at a time)", unit="cell")
+
+    def on_done(outcome):
+        plan.outcomes[outcome.name] = outcome
+        bar.update(1)
+        bar.set_postfix_str(f"{outcome.name}: {outcome.status}")
+        if outcome.status == "failed":
+            tqdm.write(f"FAILED {outcome.name}: {outcome.message}")
+        if outcome.status == "done":
+            write_report(plan)
+
+    runner.run_cells(chains, plan.jobs, plan.threads, progress=on_done)
+    bar.close()
+
+
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else list(argv)
     args = parse_args(argv)
-    scale = SCALES[args.scale]
-    device = args.device or scale.device
-    paths = commands.RunPaths.of(scale, args.work_dir, args.dataroot)
-    report_dir = os.path.abspath(args.report_dir or os.path.join(paths.results_dir, "report"))
-    full_grid, to_run = build_grid(args, scale)
-    curve_cells = {c.name for g in scale.curve_groups for c in full_grid.cells_of(g)}
-    stage_map = {c.name: commands.cell_stages(c, scale, paths, device, curve=c.name in curve_cells)
-                 for c in full_grid.cells}
-    prepare = commands.prepare_stages(scale, paths, device)
-
+    plan = Plan(args, argv)
     if args.list:
-        for c in full_grid.cells:
-            print(f"{c.name:45s} {','.join(full_grid.groups[c.name]):30s} {c.variant.label}")
+        for c in plan.grid.cells:
+            print(f"{c.name:45s} {','.join(plan.grid.groups[c.name]):30s} {c.variant.label}")
         return 0
     if args.dry_run:
-        for s in prepare:
+        for s in plan.prepare:
             print(commands.shell_line(s.argv))
-        for c in to_run.cells:
+        for c in plan.to_run.cells:
             print(f"# {c.name}")
-            for s in stage_map[c.name]:
+            for s in plan.stages[c.name]:
                 print(commands.shell_line(s.argv))
         return 0
-
-    jobs = args.jobs or scale.jobs
-    threads = args.threads or max(1, (os.cpu_count() or 1) // jobs)
-    env = runner.subprocess_env(threads)
-    outcomes = {}
-    unsupported = {}
-
-    def write_report():
-        inputs = report.ReportInputs(
-            scale=scale, grid=full_grid,
-            results=collect.collect(full_grid, paths, scale.curve_epochs(), scale.total_epochs),
-            ground_truth=collect.read_scores(os.path.join(paths.ground_truth_dir, "fcn_scores.json")),
-            status=cell_status(full_grid, paths, unsupported, outcomes),
-            invocation="python scripts/reproduce.py " + " ".join(shlex.quote(a) for a in argv),
-            prepare_commands=[commands.shell_line(s.argv) for s in prepare],
-            cell_commands={n: [commands.shell_line(s.argv) for s in st] for n, st in stage_map.items()},
-            paths=paths)
-        report.write(inputs, report_dir)
-
     if not args.report_only:
-        todo = {c.name: stage_map[c.name] for c in to_run.cells if not runner.is_done(stage_map[c.name])}
-        unsupported = unsupported_cells(todo, env)
-        runnable = [c for c in to_run.cells if c.name not in unsupported]
-        for c in to_run.cells:
-            if c.name in unsupported:
-                print(f"skipping {c.name}: needs {' '.join(unsupported[c.name])}, which the scripts "
-                      "do not define yet", file=sys.stderr)
-        for c in runnable:
-            runner.check_or_write_manifest(os.path.join(paths.cell_results(c), "cell.json"),
-                                           runner.manifest(c, stage_map[c.name]))
-        print(f"preparing {scale.name}: dataset, segmenter, ground-truth scores", flush=True)
-        prep = runner.run_chain("prepare", prepare, os.path.join(paths.results_dir, "logs"), env)
-        if prep.status == "failed":
-            raise UserError(f"preparation failed: {prep.message}")
-        chains = [(c.name, stage_map[c.name], os.path.join(paths.cell_results(c), "logs"))
-                  for c in runnable]
-        bar = tqdm(total=len(chains), desc=f"{scale.name} cells ({jobs} at a time)", unit="cell")
-
-        def on_done(outcome):
-            outcomes[outcome.name] = outcome
-            bar.update(1)
-            bar.set_postfix_str(f"{outcome.name}: {outcome.status}")
-            if outcome.status == "failed":
-                tqdm.write(f"FAILED {outcome.name}: {outcome.message}")
-            if outcome.status == "done":
-                write_report()
-
-        runner.run_cells(chains, jobs, threads, progress=on_done)
-        bar.close()
-    write_report()
-    print(f"report: {os.path.join(report_dir, 'report.md')}")
-    failed = [o for o in outcomes.values() if o.status == "failed"]
+        run_grid(plan)
+    write_report(plan)
+    print(f"report: {os.path.join(plan.report_dir, 'report.md')}")
+    failed = [o.name for o in plan.outcomes.values() if o.status == "failed"]
     if failed:
-        print(f"{len(failed)} cell(s) failed: {', '.join(o.name for o in failed)}", file=sys.stderr)
+        print(f"{len(failed)} cell(s) failed: {', '.join(failed)}", file=sys.stderr)
         return 1
     return 0
 
