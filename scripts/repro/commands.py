@@ -24,6 +24,7 @@ PHASE = "val"
 # train.py flag that turns TR's lr/(k+1) sawtooth off (proximal term only); see docs/readme/reproduce.md.
 NO_SAWTOOTH_FLAG = "--tr_no_inner_lr_decay"
 LAMBDA_MODE_FLAG = "--tr_lambda_mode"
+SEGMENTER_FILE = "segmenter.json"   # train_segmenter.py writes it into the folder it renames into place
 
 
 @dataclasses.dataclass(frozen=True)
@@ -68,10 +69,6 @@ class RunPaths:
     @property
     def ground_truth_dir(self):
         return os.path.join(self.results_dir, "ground_truth")
-
-    @property
-    def segmenter_dir(self):
-        return os.path.join(self.work_dir, "checkpoints", "repro_segmenter")
 
 
 def _device(device):
@@ -127,9 +124,8 @@ def prepare_stages(scale, paths, device):
     if scale.segmenter_recipe:
         seg = os.path.join(paths.work_dir, scale.segmenter_dir)
         stages.append(Stage("segmenter", (*_script("evaluate/train_segmenter.py"), "--dataroot",
-                                          paths.dataroot, "--output_dir", seg, *_device(device),
-                                          *scale.segmenter_recipe),
-                            os.path.join(seg, "config.json")))
+                                          paths.dataroot, "--output_dir", seg, *scale.segmenter_recipe),
+                            os.path.join(seg, SEGMENTER_FILE)))
     gt = paths.ground_truth_dir
     stages.append(Stage("ground_truth", (*_script("evaluate/fcn_score.py"), "--gt", "--dataroot",
                                          paths.dataroot, "--phase", PHASE, "--output_dir", gt,

@@ -59,7 +59,7 @@ SMOKE = Scale(
                  "--num_threads", "0"),
     n_epochs=1, n_epochs_decay=1, save_epoch_freq=1,
     seeds=(0,), ablation_seeds=(0,), groups=("main",), curve_groups=("main",),
-    segmenter_recipe=("--encoder_name", "resnet18", "--epochs", "1", "--crop_size", "64"),
+    segmenter_recipe=("--size", "64", "--steps", "10", "--batch_size", "3"),
     segmenter_dir="checkpoints/repro_smoke_segmenter",
     test_flags=("--num_threads", "0"),
     device="cpu", jobs=2,
