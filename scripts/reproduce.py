@@ -110,9 +110,10 @@ class Plan:
         self.report_dir = os.path.abspath(args.report_dir or os.path.join(self.paths.results_dir, "report"))
         self.grid, self.to_run = build_grid(args, scale)
         curve_cells = {c.name for g in scale.curve_groups for c in self.grid.cells_of(g)}
-        self.stages = {c.name: commands.cell_stages(c, scale, self.paths, self.device,
-                                                    curve=c.name in curve_cells) for c in self.grid.cells}
-        self.prepare = commands.prepare_stages(scale, self.paths, self.device)
+        gt_cell = self.grid.cells[0].name        # its last scoring also scores the real photos
+        self.stages = {c.name: commands.cell_stages(c, scale, self.paths, self.device, curve=c.name in curve_cells,
+                                                    ground_truth=c.name == gt_cell) for c in self.grid.cells}
+        self.prepare = commands.prepare_stages(scale, self.paths)
         self.jobs = args.jobs or scale.jobs
         self.threads = args.threads or max(1, (os.cpu_count() or 1) // self.jobs)
         self.invocation = "python scripts/reproduce.py " + " ".join(shlex.quote(a) for a in argv)
@@ -125,7 +126,7 @@ def write_report(plan):
     inputs = report.ReportInputs(
         scale=scale, grid=plan.grid,
         results=collect.collect(plan.grid, paths, scale.curve_epochs(), scale.total_epochs),
-        ground_truth=collect.read_scores(os.path.join(paths.ground_truth_dir, "fcn_scores.json")),
+        ground_truth=collect.ground_truth(plan.grid, paths),
         status=cell_status(plan.grid, paths, plan.unsupported, plan.outcomes),
         invocation=plan.invocation,
         prepare_commands=[commands.shell_line(s.argv) for s in plan.prepare],
@@ -147,7 +148,7 @@ def run_grid(plan):
     for c in runnable:
         runner.check_or_write_manifest(os.path.join(plan.paths.cell_results(c), "cell.json"),
                                        runner.manifest(c, plan.stages[c.name]))
-    print(f"preparing {plan.scale.name}: dataset, segmenter, ground-truth scores", flush=True)
+    print(f"preparing {plan.scale.name}: dataset and segmenter", flush=True)
     prep = runner.run_chain("prepare", plan.prepare, os.path.join(plan.paths.results_dir, "logs"), env)
     if prep.status == "failed":
         raise UserError(f"preparation failed: {prep.message}")

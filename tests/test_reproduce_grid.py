@@ -99,6 +99,10 @@ def test_stages_end_with_the_last_epochs_scores_and_curve_cells_score_each_saved
         + ["test_latest", "score_latest"]
     assert plain[-1].done_path == "/tmp/w/results/repro_synthcity/adam-bs1-seed0/val_latest/fcn_scores.json"
     assert plain[0].done_path.endswith(f"adam-bs1-seed0/{SYNTHCITY.total_epochs}_net_G.pth")
+    # only a cell asked for the ground-truth row scores the real photos, once, at its last epoch
+    assert not any("--gt" in s.argv for s in curve)
+    with_gt = commands.cell_stages(cell, SYNTHCITY, paths, "cpu", curve=True, ground_truth=True)
+    assert [s.name for s in with_gt if "--gt" in s.argv] == ["score_latest"]
 
 
 def test_scales():

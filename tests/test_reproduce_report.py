@@ -15,8 +15,16 @@ TRADAM = {0: (0.62, 0.42, 0.31), 1: (0.725, 0.48, 0.37), 2: (0.665, 0.52, 0.29)}
 GT = (0.95, 0.90, 0.85)
 
 
-def _scores(values):
+def _metrics(values):
     return {SEG: dict(zip(("pixel_acc", "class_acc", "mean_iou"), values), per_class={}, absent=[])}
+
+
+def _scores(values, gt=None):
+    """An fcn_scores.json as evaluate/fcn_score.py writes it (with --gt: the real photos too)."""
+    report = {"run": "x", "phase": "val", "segmenters": _metrics(values)}
+    if gt:
+        report["ground_truth"] = _metrics(gt)
+    return report
 
 
 def _write_json(path, obj):
@@ -30,7 +38,7 @@ def _fake_run(tmp_path):
     grid = cells.expand(["main", "decomposition"], (0, 1, 2), (0,))
     for cell in grid.cells_of("main"):
         table = ADAM if cell.variant.optimizer == "adam" else TRADAM
-        _write_json(paths.scores_path(cell), _scores(table[cell.seed]))
+        _write_json(paths.scores_path(cell), _scores(table[cell.seed], GT if cell == grid.cells[0] else None))
         for epoch in SYNTHCITY.curve_epochs():
             _write_json(paths.scores_path(cell, epoch), _scores([v * epoch / 10 for v in table[cell.seed]]))
         os.makedirs(paths.cell_checkpoints(cell), exist_ok=True)
@@ -54,7 +62,7 @@ def _inputs(paths, grid):
     stage_map = {c.name: commands.cell_stages(c, SYNTHCITY, paths, "cpu") for c in grid.cells}
     return report.ReportInputs(
         scale=SYNTHCITY, grid=grid, results=collect.collect(grid, paths, SYNTHCITY.curve_epochs(), SYNTHCITY.total_epochs),
-        ground_truth=_scores(GT), status=status,
+        ground_truth=collect.ground_truth(grid, paths), status=status,
         invocation="python scripts/reproduce.py --scale synthcity --jobs 2",
         prepare_commands=["python data/synthcity.py --output_dir x"],
         cell_commands={n: [commands.shell_line(s.argv) for s in st] for n, st in stage_map.items()},

@@ -71,6 +71,10 @@ def test_a_failing_cell_is_reported_and_does_not_stop_the_others(tmp_path):
     assert sorted(o.name for o in seen) == ["bad", "good"]
 
 
+def test_an_empty_chain_has_nothing_to_do(tmp_path):
+    assert runner.run_chain("prepare", [], str(tmp_path), runner.subprocess_env(1)).status == "skipped"
+
+
 def test_a_stage_that_exits_0_without_its_output_is_a_failure(tmp_path):
     stage = commands.Stage("train", (sys.executable, "-c", "pass"), str(tmp_path / "never"))
     out = runner.run_chain("x", [stage], str(tmp_path), runner.subprocess_env(1))

@@ -1,8 +1,9 @@
 """Read what finished cells left on disk into plain records for the report.
 
 Sources (see commands.py for where they live):
-    fcn_scores.json   {segmenter: {pixel_acc, class_acc, mean_iou, per_class, absent}} from
-                      evaluate/fcn_score.py, for the last epoch and each curve epoch
+    fcn_scores.json   evaluate/fcn_score.py's report, for the last epoch and each curve epoch:
+                      {"segmenters": {name: {pixel_acc, class_acc, mean_iou, per_class, absent}},
+                       "ground_truth": {name: {...}} (with --gt: the real photos), run, phase, ...}
     loss_log.jsonl    one JSON object per train.py print: epoch, iteration counters, losses
 """
 import dataclasses
@@ -22,17 +23,32 @@ class CellResult:
     losses: list                   # flat dicts from loss_log.jsonl
 
 
-def segmenter_scores(raw):
-    """{segmenter: metrics} from a fcn_scores.json object: every entry holding a pixel_acc."""
-    return {name: entry for name, entry in raw.items()
+def _metrics_by_segmenter(block):
+    return {name: entry for name, entry in (block or {}).items()
             if isinstance(entry, dict) and "pixel_acc" in entry}
 
 
-def read_scores(path):
+def read_report(path):
+    """(scores of the synthesized photos, scores of the real photos or None) from one
+    fcn_scores.json, each {segmenter: metrics}; (None, None) if the file does not exist."""
     if not os.path.exists(path):
-        return None
+        return None, None
     with open(path, encoding="utf-8") as f:
-        return segmenter_scores(json.load(f))
+        raw = json.load(f)
+    return _metrics_by_segmenter(raw.get("segmenters")), _metrics_by_segmenter(raw.get("ground_truth")) or None
+
+
+def read_scores(path):
+    return read_report(path)[0]
+
+
+def ground_truth(grid, paths):
+    """The real photos' scores: from the first finished cell whose scoring included --gt."""
+    for cell in grid.cells:
+        gt = read_report(paths.scores_path(cell))[1]
+        if gt:
+            return gt
+    return None
 
 
 def _flatten(record, prefix=""):

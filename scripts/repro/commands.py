@@ -13,7 +13,9 @@ Where things go, under the work dir (default: the repository root):
     <dataset_dir>                          the scale's dataset (SynthCity is generated there)
     checkpoints/repro_<scale>/<cell>/      train.py's checkpoints and loss_log.jsonl
     results/repro_<scale>/<cell>/<phase>_<epoch>/{images/, index.html, fcn_scores.json}
-    results/repro_<scale>/ground_truth/fcn_scores.json   the real photos' scores (the GT row)
+
+The ground-truth row (the real photos scored by the same segmenters) comes from `fcn_score --gt`
+on the first cell's last scoring; fcn_score scores real photos only alongside results.
 """
 import dataclasses
 import os
@@ -66,10 +68,6 @@ class RunPaths:
     def loss_log(self, cell):
         return os.path.join(self.cell_checkpoints(cell), "loss_log.jsonl")
 
-    @property
-    def ground_truth_dir(self):
-        return os.path.join(self.results_dir, "ground_truth")
-
 
 def _device(device):
     """--device flags; none for 'auto', so each tool picks CUDA when there is one."""
@@ -111,8 +109,9 @@ def train_flags(cell, scale):
     return flags
 
 
-def prepare_stages(scale, paths, device):
-    """Stages shared by all cells, run once before them: dataset, segmenter, ground-truth row."""
+def prepare_stages(scale, paths):
+    """Stages shared by all cells, run once before them: the dataset and the segmenter (so that
+    parallel cells never make them twice)."""
     stages = []
     if scale.synthcity is not None:
         s = scale.synthcity
@@ -126,16 +125,10 @@ def prepare_stages(scale, paths, device):
         stages.append(Stage("segmenter", (*_script("evaluate/train_segmenter.py"), "--dataroot",
                                           paths.dataroot, "--output_dir", seg, *scale.segmenter_recipe),
                             os.path.join(seg, SEGMENTER_FILE)))
-    gt = paths.ground_truth_dir
-    stages.append(Stage("ground_truth", (*_script("evaluate/fcn_score.py"), "--gt", "--dataroot",
-                                         paths.dataroot, "--phase", PHASE, "--output_dir", gt,
-                                         *_device(device), *_segmenter_flags(scale, paths),
-                                         *scale.score_flags),
-                        os.path.join(gt, "fcn_scores.json")))
     return stages
 
 
-def _test_and_score(cell, scale, paths, device, epoch):
+def _test_and_score(cell, scale, paths, device, epoch, ground_truth=False):
     out = paths.epoch_dir(cell, epoch)
     num_val = scale.synthcity["num_val"] if scale.synthcity else 100000
     test = Stage(f"test_{epoch}", (*_script("test.py"), "--dataroot", paths.dataroot, "--name", cell.name,
@@ -146,13 +139,15 @@ def _test_and_score(cell, scale, paths, device, epoch):
     score = Stage(f"score_{epoch}", (*_script("evaluate/fcn_score.py"), "--results_dir",
                                      os.path.join(out, "images"), "--dataroot", paths.dataroot,
                                      "--phase", PHASE, "--output_dir", out, *_device(device),
-                                     *_segmenter_flags(scale, paths), *scale.score_flags),
+                                     *_segmenter_flags(scale, paths), *scale.score_flags,
+                                     *(("--gt",) if ground_truth else ())),
                   paths.scores_path(cell, epoch))
     return [test, score]
 
 
-def cell_stages(cell, scale, paths, device, curve=False):
-    """The stages of one cell, in order; the last one's output marks the cell done."""
+def cell_stages(cell, scale, paths, device, curve=False, ground_truth=False):
+    """The stages of one cell, in order; the last one's output marks the cell done. With
+    `ground_truth` its last scoring also scores the real photos (the tables' GT row)."""
     ckpt = paths.cell_checkpoints(cell)
     train = Stage("train", (*_script("train.py"), "--dataroot", paths.dataroot, "--name", cell.name,
                             "--checkpoints_dir", paths.checkpoints_dir, *train_flags(cell, scale),
@@ -165,7 +160,7 @@ def cell_stages(cell, scale, paths, device, curve=False):
     if curve:
         for epoch in scale.curve_epochs():
             stages += _test_and_score(cell, scale, paths, device, epoch)
-    stages += _test_and_score(cell, scale, paths, device, "latest")
+    stages += _test_and_score(cell, scale, paths, device, "latest", ground_truth)
     return stages
 
 

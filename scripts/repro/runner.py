@@ -33,7 +33,8 @@ class Outcome:
 
 
 def is_done(stages):
-    return os.path.exists(stages[-1].done_path)
+    """A chain is done when its last stage's output exists (an empty chain has nothing to do)."""
+    return not stages or os.path.exists(stages[-1].done_path)
 
 
 def pending(stages):
