@@ -13,16 +13,16 @@ Groups, in the order they run (the most important first):
                    size, lr·H_S/S (H_S the S-th harmonic number, the mean of 1/(k+1) over k < S)
     lambda_mode    λ under LR decay: train.py's default (scaled: λ·lr0/lr) against a fixed λ and
                    the released code's coefficient λ/lr (--tr_lambda_mode released)
-    inner_steps    S ∈ {1, 5, 10, 20, 50}
-    tr_lambda      λ ∈ {0, 0.01, 0.1, 1}
     batch_size     Adam vs TRAdam at batch 1, 4, 8
+    tr_lambda      λ ∈ {0, 0.01, 0.1, 1}
+    inner_steps    S ∈ {1, 5, 10, 20, 50} (S = 1 is Adam by construction: a check, run last)
 """
 import dataclasses
 from fractions import Fraction
 
 DEFAULT_LAMBDA = 0.1
 DEFAULT_INNER_STEPS = 10
-GROUPS = ("main", "decomposition", "lambda_mode", "inner_steps", "tr_lambda", "batch_size")
+GROUPS = ("main", "decomposition", "lambda_mode", "batch_size", "tr_lambda", "inner_steps")
 INNER_STEPS_GRID = (1, 5, 10, 20, 50)
 LAMBDA_GRID = (0.0, 0.01, 0.1, 1.0)
 BATCH_GRID = (1, 4, 8)

@@ -1,9 +1,11 @@
 """The three scales of the reproduction and what each fixes for all of its cells.
 
-    smoke       minutes on a CPU: tiny nets, a handful of 64x64 frames, 1 seed, 2 cells
-                (Adam vs TRAdam); what the test runs, to prove the pipeline end to end
+    smoke       a minute on a CPU: tiny nets, a handful of 64x64 frames, 1 seed, 2 cells
+                (Adam vs TRAdam), no per-epoch scoring; what the test runs, to prove the
+                pipeline end to end
     synthcity   the grid on SynthCity at 128x128, sized to fit about an hour on 2 CPU cores:
-                the main grid over 3 seeds first, then ablations on one seed
+                the main grid over 3 seeds first, then ablations on one seed; 2,400 generator
+                steps per cell at batch 1; its own small segmenter (train_segmenter.py, 400 steps)
     cityscapes  the paper's setting: prepared Cityscapes, 256x256, unet_256, batch 1,
                 200 epochs (100 + 100 of linear decay), the two default segmenters, on a GPU
 
@@ -58,25 +60,27 @@ SMOKE = Scale(
                  "--load_size", "64", "--crop_size", "64", "--print_freq", "2",
                  "--num_threads", "0"),
     n_epochs=1, n_epochs_decay=1, save_epoch_freq=1,
-    seeds=(0,), ablation_seeds=(0,), groups=("main",), curve_groups=("main",),
+    seeds=(0,), ablation_seeds=(0,), groups=("main",), curve_groups=(),
     segmenter_recipe=("--size", "64", "--steps", "10", "--batch_size", "3"),
     segmenter_dir="checkpoints/repro_smoke_segmenter",
-    test_flags=("--num_threads", "0"),
+    test_flags=("--num_threads", "0"), score_flags=("--num_workers", "0"),
     device="cpu", jobs=2,
 )
 
 SYNTHCITY = Scale(
     name="synthcity",
     dataset_dir="datasets/synthcity_repro128",
-    synthcity=dict(num_train=200, num_val=40, size=128, seed=0),
+    synthcity=dict(num_train=400, num_val=40, size=128, seed=0),
     train_flags=("--netG", "unet_128", "--ngf", "16", "--ndf", "16",
                  "--load_size", "142", "--crop_size", "128", "--print_freq", "50",
                  "--num_threads", "0"),
-    n_epochs=6, n_epochs_decay=6, save_epoch_freq=3,
+    n_epochs=3, n_epochs_decay=3, save_epoch_freq=2,
     seeds=(0, 1, 2), ablation_seeds=(0,),
-    groups=("main", "decomposition", "lambda_mode", "tr_lambda", "inner_steps", "batch_size"),
+    groups=("main", "decomposition", "lambda_mode", "batch_size", "tr_lambda", "inner_steps"),
     curve_groups=("main",),
-    test_flags=("--num_threads", "0"),
+    segmenter_recipe=("--size", "128", "--steps", "400"),
+    segmenter_dir="checkpoints/repro_synthcity_segmenter",
+    test_flags=("--num_threads", "0"), score_flags=("--num_workers", "0"),
     device="cpu", jobs=2,
 )
 
