@@ -121,8 +121,10 @@ def load_training_state(run_dir):
 
 
 def restore_training_state(state, *, optimizers, schedulers, nets, scaler=None, run_dir="."):
-    """Load optimizers, schedulers (after them, torch's order) and the scaler, check the weights
-    already loaded into `nets` are the ones the state was saved with, and restore the RNGs last."""
+    """Load optimizers, schedulers (after them, torch's order) and the scaler, after checking the
+    weights already loaded into `nets` are the ones the state was saved with. The RNGs are left to
+    the caller: restore them (`restore_rng_state(state["rng"])`) just before the first step, after
+    everything that draws random numbers while being built."""
     if not fingerprints_match(weights_fingerprint(*nets), state["weights_fingerprint"]):
         raise UserError(f"the latest weights in {run_dir} do not belong to its {STATE_FILE} "
                         "(a save was cut short); delete the state file to continue from the weights alone")
@@ -132,7 +134,6 @@ def restore_training_state(state, *, optimizers, schedulers, nets, scaler=None, 
         sch.load_state_dict(state["schedulers"][key])
     if scaler is not None and "scaler" in state:
         scaler.load_state_dict(state["scaler"])
-    restore_rng_state(state["rng"])
 
 
 # --- data order -------------------------------------------------------------------------------
