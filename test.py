@@ -21,7 +21,7 @@ from pix2pix_tr import atomic
 from pix2pix_tr.errors import UserError, run_cli
 from pix2pix_tr.html import HTML
 from pix2pix_tr.networks import define_G
-from pix2pix_tr.util import tensor2im
+from pix2pix_tr.imageutil import tensor2im
 
 VISUAL_NAMES = ("fake_B", "real_A", "real_B")
 
@@ -51,8 +51,8 @@ def main(argv=None):
         netG.eval()
 
     out_dir = os.path.join(opt.results_dir, opt.name, f"{opt.phase}_{opt.epoch}")
-    image_dir = os.path.join(out_dir, "images")
     webpage = HTML(out_dir, f"{opt.name}: {opt.phase}, epoch {opt.epoch}")
+    image_dir = webpage.get_image_dir()
     autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=opt.amp and device.type == "cuda")
     for batch in tqdm(loader, desc=f"synthesizing {opt.phase}", unit="batch"):
         with torch.no_grad(), autocast:
