@@ -20,7 +20,7 @@ from options import TestOptions, resolve_device
 from pix2pix_tr import atomic
 from pix2pix_tr.errors import UserError, run_cli
 from pix2pix_tr.html import HTML
-from pix2pix_tr.networks import define_G
+from pix2pix_tr.networks import define_G, load_pix2pix_state_dict
 from pix2pix_tr.imageutil import tensor2im
 
 VISUAL_NAMES = ("fake_B", "real_A", "real_B")
@@ -75,13 +75,11 @@ def load_generator(netG, run_dir, epoch):
     if not os.path.isfile(path):
         raise UserError(f"no {path}: check --name, --checkpoints_dir and --epoch")
     state = torch.load(path, map_location="cpu", weights_only=True)
-    mismatch = f"{path} does not fit this --netG/--ngf/--norm; pass the flags the run was trained with"
     try:
-        missing, unexpected = netG.load_state_dict(state, strict=False)
-    except RuntimeError:                                      # same keys, other shapes
-        raise UserError(mismatch) from None
-    if unexpected or [k for k in missing if not k.endswith("num_batches_tracked")]:
-        raise UserError(mismatch)
+        load_pix2pix_state_dict(netG, state)
+    except RuntimeError:
+        raise UserError(f"{path} does not fit this --netG/--ngf/--norm; pass the flags the run "
+                        "was trained with") from None
 
 
 if __name__ == "__main__":

@@ -8,7 +8,6 @@ The loop reads top to bottom: options -> data -> networks and optimizers -> mode
 for each batch: one step, logs, display, checkpoints; then the LR schedulers. The machinery lives in
 the library (pix2pix_tr/) and data/; see docs/readme/train.md for flags and outputs.
 """
-import math
 import os
 import random
 import time
@@ -22,7 +21,7 @@ from data.default import resolve_dataroot
 from options import TrainOptions, resolve_device, save_options
 from pix2pix_tr import checkpoint
 from pix2pix_tr.errors import UserError, run_cli
-from pix2pix_tr.model import Pix2PixModel
+from pix2pix_tr.model import NonFiniteLossError, Pix2PixModel
 from pix2pix_tr.networks import define_D, define_G
 from pix2pix_tr.optim import build_optimizer
 from pix2pix_tr.schedulers import build_scheduler
@@ -63,7 +62,7 @@ def main(argv=None):
                                      epoch_count=opt.epoch_count, lr_decay_iters=opt.lr_decay_iters)
                   for k, o in optimizers.items()}
     model = Pix2PixModel(netG, netD, optimizers["G"], optimizers["D"], gan_mode=opt.gan_mode,
-                         lambda_L1=opt.lambda_L1, device=device, amp=opt.amp)
+                         lambda_L1=opt.lambda_L1, device=device, amp=opt.amp, channels_last=opt.channels_last)
 
     # --- where to start: epoch, samples of it already consumed, total samples ---
     epoch, skip, total_iters, rng_state = opt.epoch_count, 0, 0, None
@@ -98,10 +97,14 @@ def main(argv=None):
         data_start = time.time()
         for batch in bar:
             step_start = time.time()
-            losses = model.train_step(batch)
+            try:
+                losses = model.train_step(batch)
+            except NonFiniteLossError as err:              # nets spoiled: stop, save nothing
+                raise TrainingDiverged(f"epoch {epoch}, sample {epoch_iter + 1}: {err.losses}; training "
+                                       f"stopped; last good checkpoint kept: {last_good}; lower --lr "
+                                       "or check the data") from None
             total_iters += len(batch["frame_id"])
             epoch_iter += len(batch["frame_id"])
-            stop_if_not_finite(losses, epoch, epoch_iter, last_good)
             bar.set_postfix({k: f"{v:.3f}" for k, v in losses.items()}, refresh=False)
 
             if total_iters % opt.display_freq == 0:
@@ -136,8 +139,9 @@ def seed_everything(seed):
 
 
 def prepare_network(net, device, opt):
-    """Move to the device; channels_last and torch.compile (in place: state_dict keys unchanged)."""
-    net = net.to(device, memory_format=torch.channels_last) if opt.channels_last else net.to(device)
+    """On the device before its optimizer is built (TR anchors made there); torch.compile in place,
+    so state_dict keys stay pix2pix's. The model applies channels_last to nets and inputs."""
+    net = net.to(device)
     if opt.compile:
         net.compile()
     return net
@@ -175,14 +179,6 @@ def resume(run_dir, opt, model, optimizers, schedulers, nets):
     print(f"resuming {run_dir} exactly: epoch {state['epoch']}, {state['epoch_iter']} samples in, "
           f"{state['total_iters']} iterations so far")
     return state["epoch"], state["epoch_iter"], state["total_iters"], state["rng"]
-
-
-def stop_if_not_finite(losses, epoch, epoch_iter, last_good):
-    bad = {k: v for k, v in losses.items() if not math.isfinite(v)}
-    if bad:
-        culprits = ", ".join(f"{k}={v}" for k, v in bad.items())
-        raise TrainingDiverged(f"loss {culprits} at epoch {epoch}, sample {epoch_iter}: training stopped; "
-                               f"last good checkpoint kept: {last_good}; lower --lr or check the data")
 
 
 if __name__ == "__main__":
