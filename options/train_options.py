@@ -14,10 +14,8 @@ OPTIMIZER_CHOICES = ("adam", "tradam", "sgd", "trsgd")
 TR_LAMBDA_MODES = ("scaled", "fixed", "released")
 LR_POLICIES = ("linear", "step", "cosine")
 
-# Flags that belong to one invocation, never taken from the saved run on --continue_train.
-PER_INVOCATION_KEYS = {"continue_train", "epoch", "dataroot", "checkpoints_dir", "name", "device",
-                       "num_threads", "display_id", "display_server", "display_port", "display_env",
-                       "is_train"}
+# Flags that say which run to continue: never taken from the saved run on --continue_train.
+PER_INVOCATION_KEYS = {"continue_train", "epoch", "checkpoints_dir", "name"}
 
 
 class TrainOptions(BaseOptions):

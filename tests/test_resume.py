@@ -69,8 +69,7 @@ def stop_and_resume(tmp_path, dataroot, monkeypatch, when):
     saved = checkpoint.load_training_state(str(ckpt / "run"))
     monkeypatch.setattr(train, "Pix2PixModel", CountingModel)
     CountingModel.steps = 0
-    train.main(["--dataroot", dataroot, "--name", "run", "--checkpoints_dir", str(ckpt), "--continue_train",
-                "--num_threads", "0", "--display_id", "0", "--device", "cpu"])
+    train.main(["--name", "run", "--checkpoints_dir", str(ckpt), "--continue_train"])
     return ckpt / "run", (saved["epoch"], saved["epoch_iter"]), CountingModel.steps
 
 
@@ -103,14 +102,14 @@ def test_resume_mid_epoch_at_save_latest_freq(tmp_path, dataroot, monkeypatch, s
     assert_same_run(run, straight_run)
 
 
-def test_weights_from_another_moment_are_refused(tmp_path, straight_run, dataroot):
+def test_weights_from_another_moment_are_refused(tmp_path, straight_run):
     run = tmp_path / "ckpt" / "run"
     shutil.copytree(straight_run, run)
     weights = load_weights(run / "latest_net_G.pth")
     torch.save({k: v * 1.01 if v.is_floating_point() else v for k, v in weights.items()}, run / "latest_net_G.pth")
     with pytest.raises(UserError, match="do not belong"):
-        train.main(["--dataroot", dataroot, "--name", "run", "--checkpoints_dir", str(tmp_path / "ckpt"),
-                    "--continue_train", "--num_threads", "0", "--display_id", "0", "--n_epochs_decay", "2"])
+        train.main(["--name", "run", "--checkpoints_dir", str(tmp_path / "ckpt"), "--continue_train",
+                    "--n_epochs_decay", "2"])
 
 
 def test_continue_without_checkpoint_is_an_error(tmp_path, dataroot):
