@@ -69,13 +69,17 @@ def main(argv=None):
     if opt.continue_train:
         epoch, skip, total_iters, rng_state = resume(run_dir, opt, model, optimizers, schedulers, (netG, netD))
     save_options(opt, run_dir, defaults=options.defaults)
+    last_epoch = opt.n_epochs + opt.n_epochs_decay
+    if epoch > last_epoch:
+        print(f"{run_dir} is already trained through epoch {last_epoch}; raise --n_epochs_decay "
+              "(or --n_epochs) to train longer")
+        return model
+    print(f"training {opt.name}: {opt.optimizer} on {device}, {len(dataset)} pairs from {dataroot}, "
+          f"epochs {epoch}..{last_epoch}; checkpoints in {run_dir}")
     visualizer = Visualizer(opt.name, checkpoints_dir=opt.checkpoints_dir, display_id=opt.display_id,
                             display_server=opt.display_server, display_port=opt.display_port,
                             display_env=opt.display_env, display_winsize=opt.display_winsize,
                             use_html=not opt.no_html, log=tqdm.write)
-    last_epoch = opt.n_epochs + opt.n_epochs_decay
-    print(f"training {opt.name}: {opt.optimizer} on {device}, {len(dataset)} pairs from {dataroot}, "
-          f"epochs {epoch}..{last_epoch}; checkpoints in {run_dir}")
 
     def save(labels, next_epoch, epoch_iter):
         state = checkpoint.training_state(
@@ -85,7 +89,7 @@ def main(argv=None):
         return f"{'/'.join(labels)} (epoch {next_epoch}, {epoch_iter} samples in)" if epoch_iter else \
                f"{'/'.join(labels)} (end of epoch {next_epoch - 1})"
 
-    last_good = "none: no checkpoint was saved yet"
+    last_good = "the latest one, resumed from" if opt.continue_train else "none: no checkpoint was saved yet"
     if rng_state is not None:
         checkpoint.restore_rng_state(rng_state)         # last, after everything that draws while built
     for epoch in range(epoch, last_epoch + 1):
