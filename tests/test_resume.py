@@ -20,9 +20,13 @@ class Crash(Exception):
 
 
 class CountingModel(train.Pix2PixModel):
-    steps = 0
+    """The real model; counts steps and keeps G's weights as they were before the first one."""
+
+    steps, first_G = 0, None
 
     def train_step(self, batch):
+        if CountingModel.steps == 0:
+            CountingModel.first_G = {k: v.detach().clone() for k, v in self.netG.state_dict().items()}
         CountingModel.steps += 1
         return super().train_step(batch)
 
@@ -116,3 +120,18 @@ def test_continue_without_checkpoint_is_an_error(tmp_path, dataroot):
     with pytest.raises(UserError, match="no latest_net_G.pth"):
         train.main(["--dataroot", dataroot, "--name", "nothing", "--checkpoints_dir", str(tmp_path),
                     "--continue_train", *TINY_RUN])
+
+
+def test_pix2pix_style_continue_without_state_loads_weights_only(tmp_path, straight_run, monkeypatch):
+    run = tmp_path / "ckpt" / "run"
+    shutil.copytree(straight_run, run)
+    (run / checkpoint.STATE_FILE).unlink()                   # as a pix2pix run leaves it
+    monkeypatch.setattr(train, "Pix2PixModel", CountingModel)
+    CountingModel.steps = 0
+    model = train.main(["--name", "run", "--checkpoints_dir", str(tmp_path / "ckpt"), "--continue_train",
+                        "--n_epochs_decay", "2", "--epoch_count", "3"])
+    assert CountingModel.steps == NUM_FRAMES                 # epoch 3 only, from --epoch_count
+    assert_same_tensors(CountingModel.first_G, load_weights(straight_run / "latest_net_G.pth"))
+    state = checkpoint.load_training_state(str(run))
+    assert (state["epoch"], state["total_iters"]) == (4, NUM_FRAMES)
+    assert model is not None
