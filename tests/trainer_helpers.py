@@ -14,7 +14,7 @@ TINY_RUN = ["--netG", "unet_128", "--ngf", "8", "--ndf", "8", "--load_size", "14
 def make_synthcity(root, num_train, num_val, size=64):
     from data.synthcity import generate
 
-    generate(str(root), num_train=num_train, num_val=num_val, size=size, seed=0)
+    generate(str(root), num_train=num_train, num_val=num_val, size=size, seed=0, workers=1)
     return str(root)
 
 
