@@ -154,12 +154,7 @@ def prepare_network(net, device, opt):
 def make_optimizer(net, opt):
     return build_optimizer(opt.optimizer, net.parameters(), lr=opt.lr, beta1=opt.beta1,
                            tr_lambda=opt.tr_lambda, inner_steps=opt.tr_inner_steps,
-                           **tr_lambda_mode_kwargs(opt))
-
-
-def tr_lambda_mode_kwargs(opt):
-    """--tr_lambda_mode passed on only when set, so optimizers without the switch still build."""
-    return {} if opt.tr_lambda_mode == "scaled" else {"tr_lambda_mode": opt.tr_lambda_mode}
+                           tr_lambda_mode=opt.tr_lambda_mode)
 
 
 def resume(run_dir, opt, model, optimizers, schedulers, nets):

@@ -7,11 +7,10 @@ With --continue_train the run's saved train_opt.json fills in every flag not typ
 import os
 
 from pix2pix_tr.errors import UserError
+from pix2pix_tr.optim import OPTIMIZERS, TR_LAMBDA_MODES
 from options.base_options import (BaseOptions, load_saved_options, non_negative_float, positive_float,
                                   positive_int)
 
-OPTIMIZER_CHOICES = ("adam", "tradam", "sgd", "trsgd")
-TR_LAMBDA_MODES = ("scaled", "fixed", "released")
 LR_POLICIES = ("linear", "step", "cosine")
 
 # Flags that say which run to continue: never taken from the saved run on --continue_train.
@@ -25,7 +24,7 @@ class TrainOptions(BaseOptions):
     def initialize(self, parser):
         super().initialize(parser)
         # --- optimization ---
-        parser.add_argument("--optimizer", default="adam", choices=OPTIMIZER_CHOICES,
+        parser.add_argument("--optimizer", default="adam", choices=OPTIMIZERS,
                             help="adam = pix2pix's baseline; tradam/trsgd = trajectory-regularized")
         parser.add_argument("--lr", type=positive_float, default=0.0002, help="initial learning rate")
         parser.add_argument("--beta1", type=float, default=0.5, help="Adam's beta1 (momentum for sgd)")
