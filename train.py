@@ -48,7 +48,7 @@ def main(argv=None):
                              max_dataset_size=opt.max_dataset_size, seed=opt.seed, preload=opt.preload)
     sampler = checkpoint.ResumableSampler(len(dataset), seed=opt.seed, shuffle=not opt.serial_batches)
     loader = torch.utils.data.DataLoader(
-        dataset, batch_size=opt.batch_size, sampler=sampler, num_workers=opt.num_threads,
+        dataset, batch_size=opt.batch_size, sampler=sampler, num_workers=min(opt.num_threads, os.cpu_count() or 1),
         pin_memory=device.type == "cuda", generator=torch.Generator().manual_seed(opt.seed))
 
     # --- networks, optimizers, schedulers, the model ---
