@@ -39,7 +39,8 @@ def main(argv=None):
                              load_size=opt.load_size, crop_size=opt.crop_size, no_flip=True,
                              max_dataset_size=opt.num_test, seed=opt.seed)
     loader = torch.utils.data.DataLoader(dataset, batch_size=opt.batch_size, shuffle=False,
-                                         num_workers=min(opt.num_threads, os.cpu_count() or 1), pin_memory=device.type == "cuda")
+                                         num_workers=min(opt.num_threads, os.cpu_count() or 1),
+                                         pin_memory=device.type == "cuda")
 
     netG = define_G(opt.input_nc, opt.output_nc, opt.ngf, opt.netG, norm=opt.norm,
                     use_dropout=not opt.no_dropout, init_type=opt.init_type, init_gain=opt.init_gain)

@@ -47,9 +47,10 @@ def main(argv=None):
                              load_size=opt.load_size, crop_size=opt.crop_size, no_flip=opt.no_flip,
                              max_dataset_size=opt.max_dataset_size, seed=opt.seed, preload=opt.preload)
     sampler = checkpoint.ResumableSampler(len(dataset), seed=opt.seed, shuffle=not opt.serial_batches)
+    worker_seeds = torch.Generator()                   # reseeded per epoch; the global RNG is never drawn
     loader = torch.utils.data.DataLoader(
-        dataset, batch_size=opt.batch_size, sampler=sampler, num_workers=min(opt.num_threads, os.cpu_count() or 1),
-        pin_memory=device.type == "cuda", generator=torch.Generator().manual_seed(opt.seed))
+        dataset, batch_size=opt.batch_size, sampler=sampler, generator=worker_seeds,
+        num_workers=min(opt.num_threads, os.cpu_count() or 1), pin_memory=device.type == "cuda")
 
     # --- networks, optimizers, schedulers, the model ---
     netG = define_G(opt.input_nc, opt.output_nc, opt.ngf, opt.netG, norm=opt.norm,
@@ -95,6 +96,7 @@ def main(argv=None):
     for epoch in range(epoch, last_epoch + 1):
         sampler.set_epoch(epoch, skip=skip)
         dataset.set_epoch(epoch)
+        worker_seeds.manual_seed(opt.seed * 1_000_003 + epoch)
         epoch_iter, skip = skip, 0
         epoch_start = time.time()
         bar = tqdm(loader, desc=f"epoch {epoch}/{last_epoch}", unit="it", dynamic_ncols=True)
