@@ -33,7 +33,7 @@ class TrainOptions(BaseOptions):
         parser.add_argument("--tr_inner_steps", type=positive_int, default=10,
                             help="TR: S, steps between anchor refreshes")
         parser.add_argument("--tr_lambda_mode", default="scaled", choices=TR_LAMBDA_MODES,
-                            help="TR: how lambda follows the LR schedule; released = the paper's code (lambda/lr)")
+                            help="TR: lambda*lr0/lr (scaled), lambda (fixed), or lambda/lr as the paper's released code")
         parser.add_argument("--lr_policy", default="linear", choices=LR_POLICIES,
                             help="linear = constant for --n_epochs, then to 0 over --n_epochs_decay")
         parser.add_argument("--lr_decay_iters", type=positive_int, default=50,
