@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from pix2pix_tr import atomic
 from pix2pix_tr.errors import UserError
 from pix2pix_tr.losses import GANLoss, gradient_penalty
-from pix2pix_tr.networks import load_pix2pix_state_dict
+from pix2pix_tr.networks import StateDictMismatch, load_pix2pix_state_dict
 
 LOSS_NAMES = ("G_GAN", "G_L1", "D_real", "D_fake")
 VISUAL_NAMES = ("real_A", "fake_B", "real_B")
@@ -184,7 +184,6 @@ class Pix2PixModel:
             state = torch.load(path, map_location="cpu", weights_only=True)
             try:
                 load_pix2pix_state_dict(_unwrap(nets[name]), state)
-            except RuntimeError as err:
-                first = str(err).strip().splitlines()
-                raise UserError(f"{path} does not fit net{name} as configured ({first[1].strip() if len(first) > 1 else first[0]}); "
-                                "check --netG/--netD, --ngf/--ndf, --norm, --input_nc/--output_nc") from err
+            except StateDictMismatch as err:
+                raise UserError(f"{path} does not fit net{name} as configured ({err}); check --netG/"
+                                "--netD, --ngf/--ndf, --norm, --n_layers_D, --input_nc/--output_nc") from err

@@ -323,7 +323,34 @@ def patch_pix2pix_state_dict(net, state_dict):
     return patched
 
 
+class StateDictMismatch(ValueError):
+    """A state dict does not fit the network; the message is one short line."""
+
+
+def describe_mismatch(net, state_dict):
+    """One line saying how `state_dict` differs from `net`'s keys and shapes ('' when it fits)."""
+    expected = {k: tuple(v.shape) for k, v in net.state_dict().items()}
+    missing = [k for k in expected if k not in state_dict]
+    unexpected = [k for k in state_dict if k not in expected]
+    reshaped = [k for k in expected if k in state_dict and tuple(state_dict[k].shape) != expected[k]]
+    parts = []
+    if missing:
+        parts.append(f"{len(missing)} missing keys (first {missing[0]})")
+    if unexpected:
+        parts.append(f"{len(unexpected)} unexpected keys (first {unexpected[0]})")
+    if reshaped:
+        k = reshaped[0]
+        parts.append(f"{len(reshaped)} shape mismatches (first {k}: file {list(state_dict[k].shape)}, "
+                     f"net {list(expected[k])})")
+    return "; ".join(parts)
+
+
 def load_pix2pix_state_dict(net, state_dict):
-    """Load a state dict written by pix2pix (any version) or by this project into `net`, strictly."""
-    net.load_state_dict(patch_pix2pix_state_dict(net, state_dict), strict=True)
+    """Load a state dict written by pix2pix (any version) or by this project into `net`, strictly.
+    Raises StateDictMismatch (one line) when keys or shapes differ."""
+    patched = patch_pix2pix_state_dict(net, state_dict)
+    mismatch = describe_mismatch(net, patched)
+    if mismatch:
+        raise StateDictMismatch(mismatch)
+    net.load_state_dict(patched, strict=True)
     return net
