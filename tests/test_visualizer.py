@@ -191,3 +191,22 @@ def test_asset_installer_is_idempotent_and_names_npm_when_missing(tmp_path, monk
     assert assets.install(static) == 0  # nothing to fetch: npm is not needed
     assert (static / "version.built").read_text() == assets.visdom_version()
     assert assets.missing_assets(static) == []
+
+
+def test_launcher_reports_a_busy_port_in_one_line(tmp_path):
+    import subprocess
+    import sys
+
+    if assets.missing_assets(assets.visdom_static_dir()):
+        pytest.fail("visdom's web assets are missing: run python scripts/install_visdom_assets.py "
+                    "(the launcher refuses to start without them; CI installs them)")
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        result = subprocess.run([sys.executable, "scripts/visdom_server.py", "--port", str(port),
+                                 "--env_path", str(tmp_path)], capture_output=True, text=True,
+                                timeout=120)
+    assert result.returncode == 2
+    assert result.stderr.startswith(f"error: cannot listen on 127.0.0.1:{port}")
+    assert "Traceback" not in result.stderr
