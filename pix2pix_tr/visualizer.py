@@ -192,9 +192,14 @@ class VisdomDisplay:
                 self.client = _TimeoutVisdom(self.request_timeout, server=self.server, port=self.port,
                                              env=self.env, raise_exceptions=True,
                                              use_incoming_socket=False)
-        except Exception as err:  # the server went away, or it is not visdom
-            self.client = None
+            is_visdom = self.client.win_exists("") is not None  # "true"/"false" from visdom only
+        except Exception as err:  # the server went away meanwhile
+            self.client, is_visdom = None, False
             self._warn(f"the visdom server at {self.server}:{self.port} did not answer ({err})")
+            return False
+        if not is_visdom:
+            self.client = None
+            self._warn(f"the server at {self.server}:{self.port} does not answer as visdom does")
             return False
         if self._warned:
             self.log(f"visdom: connected to {self.url}")

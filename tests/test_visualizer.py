@@ -210,3 +210,31 @@ def test_launcher_reports_a_busy_port_in_one_line(tmp_path):
     assert result.returncode == 2
     assert result.stderr.startswith(f"error: cannot listen on 127.0.0.1:{port}")
     assert "Traceback" not in result.stderr
+
+
+def test_a_server_that_is_not_visdom_is_treated_as_no_server(tmp_path):
+    import http.server
+    import threading
+
+    class NotVisdom(http.server.BaseHTTPRequestHandler):
+        def do_POST(self):
+            self.send_response(404)
+            self.end_headers()
+            self.wfile.write(b"nothing here")
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), NotVisdom)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        messages = []
+        vis = Visualizer("other", checkpoints_dir=tmp_path, display_port=server.server_address[1],
+                         log=messages.append)
+        vis.plot_current_losses(1, 0.5, dict.fromkeys(LOSSES, 1.0))
+        vis.display_current_results(_visuals(0), 1, True)
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert len(messages) == 1 and "does not answer as visdom does" in messages[0]
+    assert vis.display.client is None
