@@ -113,7 +113,8 @@ class Visualizer:
         if plot["legend"] is None:
             plot["legend"] = list(losses)
         plot["X"].append(epoch + counter_ratio)
-        plot["Y"].append([float(losses.get(k, math.nan)) for k in plot["legend"]])
+        values = (float(losses.get(k, math.nan)) for k in plot["legend"])
+        plot["Y"].append([v if math.isfinite(v) else math.nan for v in values])  # gaps, not JSON Infinity
         x = np.array(plot["X"], dtype=np.float64)
         self.display.send(
             "line", X=np.stack([x] * len(plot["legend"]), axis=1), Y=np.array(plot["Y"]),

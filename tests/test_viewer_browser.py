@@ -94,7 +94,8 @@ def visdom_port(tmp_path):
 def render(url, *, screenshot=None, window_size="1280,900"):
     """The DOM of `url` after Chromium has let it settle (virtual time) -> str."""
     with tempfile.TemporaryDirectory(prefix="chromium-profile-") as profile:
-        extra = [f"--screenshot={screenshot}", f"--window-size={window_size}"] if screenshot else ["--dump-dom"]
+        extra = ([f"--screenshot={screenshot}", f"--window-size={window_size}"] if screenshot
+                 else ["--dump-dom"])
         result = subprocess.run(
             [chromium_binary(), *CHROMIUM_FLAGS, f"--user-data-dir={profile}",
              "--virtual-time-budget=15000", *extra, url],

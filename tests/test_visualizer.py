@@ -137,7 +137,8 @@ def test_without_server_warns_once_and_keeps_logs_and_html(tmp_path):
     # the first display of each epoch is kept (save_result False afterwards), newest epoch first
     page = parse_page(run / "web" / "index.html")
     assert page.headers == ["epoch [2]", "epoch [1]"]
-    assert page.imgs == [f"images/epoch{e:03d}_{k}.png" for e in (2, 1) for k in ("real_A", "fake_B", "real_B")]
+    assert page.imgs == [f"images/epoch{e:03d}_{k}.png"
+                         for e in (2, 1) for k in ("real_A", "fake_B", "real_B")]
     for epoch, seed in ((1, 10), (2, 20)):
         for label, tensor in _visuals(seed).items():
             saved = np.asarray(Image.open(run / "web" / "images" / f"epoch{epoch:03d}_{label}.png"))
