@@ -550,17 +550,16 @@ def generate(output_dir, *, num_train=2000, num_val=500, size=256, seed=0, worke
             for split, ids in splits.items() for i in range(0, len(ids), chunk)]
     workers = workers or os.cpu_count() or 1
     total = num_train + num_val
-    bar = tqdm(total=total, desc=f"SynthCity -> {output_dir}", unit="frame", leave=False)
-    if workers == 1:
-        for job in jobs:
-            _write_frames(job)
-            bar.update(len(job[2]))
-    else:
-        ctx = multiprocessing.get_context("fork" if sys.platform.startswith("linux") else "spawn")
-        with ctx.Pool(workers) as pool:
-            for job, _ in zip(jobs, pool.imap(_write_frames, jobs)):
+    with tqdm(total=total, desc=f"SynthCity -> {output_dir}", unit="frame") as bar:
+        if workers == 1:
+            for job in jobs:
+                _write_frames(job)
                 bar.update(len(job[2]))
-    bar.close()
+        else:
+            ctx = multiprocessing.get_context("fork" if sys.platform.startswith("linux") else "spawn")
+            with ctx.Pool(workers) as pool:
+                for job, _ in zip(jobs, pool.imap(_write_frames, jobs)):
+                    bar.update(len(job[2]))
     names, palette = cityscapes_classes()
     layout = PreparedLayout(output_dir)
     layout.write_meta(DatasetMeta(
