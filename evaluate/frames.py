@@ -129,7 +129,7 @@ class LabelledImages(torch.utils.data.Dataset):
 def read_rgb(path, half=None):
     """HxWx3 uint8 of an image, or of the left/right half of an aligned pair."""
     with Image.open(path) as im:
-        image = np.asarray(im.convert("RGB"))
+        image = np.array(im.convert("RGB"))
     if half is not None:
         w = image.shape[1] // 2
         image = image[:, :w] if half == "left" else image[:, w:2 * w]
