@@ -65,6 +65,14 @@ def load_split(dataroot, split, size, max_frames=None):
     return torch.cat(photos), torch.cat(masks), list(meta.classes)
 
 
+def class_weights(labels, num_classes):
+    """Inverse square-root pixel frequency per class (classes never seen weigh 0), mean 1 over the
+    seen ones: thin classes (poles, signs, people) would otherwise be ignored."""
+    counts = torch.bincount(labels[labels < num_classes].long(), minlength=num_classes).double()
+    weights = torch.where(counts > 0, counts.clamp(min=1).rsqrt(), torch.zeros_like(counts))
+    return (weights / weights[counts > 0].mean()).float()
+
+
 def build_model(arch, encoder, num_classes):
     import segmentation_models_pytorch as smp
 
@@ -83,6 +91,7 @@ def train(dataroot, output_dir, *, arch=DEFAULTS["arch"], encoder=DEFAULTS["enco
     mean = torch.tensor(segmenters.IMAGENET_MEAN).view(1, 3, 1, 1)
     std = torch.tensor(segmenters.IMAGENET_STD).view(1, 3, 1, 1)
     model = build_model(arch, encoder, len(classes))
+    weights = class_weights(labels, len(classes))
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=lr, total_steps=steps, pct_start=0.15)
     generator = torch.Generator().manual_seed(seed)
@@ -96,7 +105,7 @@ def train(dataroot, output_dir, *, arch=DEFAULTS["arch"], encoder=DEFAULTS["enco
         x = segmenters.normalize_images(x, size, mean, std)
         gain = 1 + 0.3 * (torch.rand(batch_size, 1, 1, 1, generator=generator) - 0.5)
         x = x * gain + 0.2 * (torch.rand(batch_size, 3, 1, 1, generator=generator) - 0.5)
-        loss = F.cross_entropy(model(x), y, ignore_index=255)
+        loss = F.cross_entropy(model(x), y, weight=weights, ignore_index=255)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
