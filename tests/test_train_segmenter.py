@@ -8,10 +8,10 @@ import pytest
 
 from data import synthcity
 from evaluate import fcn_score, frames, segmenters
-from evaluate.train_segmenter import class_weights
+from evaluate.train_segmenter import WEIGHT_POWER, class_weights
 from tests.eval_helpers import write_results
 
-TINY = dict(steps=80, size=64, batch_size=8, lr=1e-2)
+TINY = dict(arch="fpn", steps=80, size=64, batch_size=8, lr=1e-2)   # fast stand-in for the default
 
 
 @pytest.fixture(scope="module")
@@ -61,5 +61,6 @@ def test_class_weights_by_hand():
     import torch
 
     labels = torch.tensor([[0, 0, 0, 0], [1, 255, 255, 255]], dtype=torch.uint8)
-    w = class_weights(labels, 3)            # counts 4, 1, 0 -> 1/2, 1, 0 -> mean of seen 3/4
-    assert w.tolist() == pytest.approx([2 / 3, 4 / 3, 0.0])
+    w = class_weights(labels, 3)            # counts 4, 1, 0 -> 4^-p, 1, 0, scaled to mean 1 over seen
+    raw = [4 ** -WEIGHT_POWER, 1.0]
+    assert w.tolist() == pytest.approx([raw[0] / np.mean(raw), raw[1] / np.mean(raw), 0.0])
