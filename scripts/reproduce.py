@@ -149,7 +149,8 @@ def run_grid(plan):
         runner.check_or_write_manifest(os.path.join(plan.paths.cell_results(c), "cell.json"),
                                        runner.manifest(c, plan.stages[c.name]))
     print(f"preparing {plan.scale.name}: dataset and segmenter", flush=True)
-    prep = runner.run_chain("prepare", plan.prepare, os.path.join(plan.paths.results_dir, "logs"), env)
+    prep = runner.run_chain("prepare", plan.prepare, os.path.join(plan.paths.results_dir, "logs"),
+                            runner.subprocess_env(os.cpu_count() or 1))     # alone: every core
     if prep.status == "failed":
         raise UserError(f"preparation failed: {prep.message}")
     chains = [(c.name, plan.stages[c.name], os.path.join(plan.paths.cell_results(c), "logs"))

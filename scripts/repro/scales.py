@@ -5,7 +5,8 @@
                 pipeline end to end
     synthcity   the grid on SynthCity at 128x128, sized to fit about an hour on 2 CPU cores:
                 the main grid over 3 seeds first, then ablations on one seed; 2,400 generator
-                steps per cell at batch 1; its own small segmenter (train_segmenter.py, 400 steps)
+                steps per cell at batch 1; its own segmenter (train_segmenter.py's default recipe on
+                this dataset's train photos)
     cityscapes  the paper's setting: prepared Cityscapes, 256x256, unet_256, batch 1,
                 200 epochs (100 + 100 of linear decay), the two default segmenters, on a GPU
 
@@ -70,7 +71,7 @@ SMOKE = Scale(
 SYNTHCITY = Scale(
     name="synthcity",
     dataset_dir="datasets/synthcity_repro128",
-    synthcity=dict(num_train=400, num_val=40, size=128, seed=0),
+    synthcity=dict(num_train=400, num_val=100, size=128, seed=0),
     train_flags=("--netG", "unet_128", "--ngf", "16", "--ndf", "16",
                  "--load_size", "142", "--crop_size", "128", "--print_freq", "50",
                  "--num_threads", "0"),
@@ -78,7 +79,7 @@ SYNTHCITY = Scale(
     seeds=(0, 1, 2), ablation_seeds=(0,),
     groups=("main", "decomposition", "lambda_mode", "batch_size", "tr_lambda", "inner_steps"),
     curve_groups=("main",),
-    segmenter_recipe=("--size", "128", "--steps", "400"),
+    segmenter_recipe=("--size", "128", "--steps", "1500"),
     segmenter_dir="checkpoints/repro_synthcity_segmenter",
     test_flags=("--num_threads", "0"), score_flags=("--num_workers", "0"),
     device="cpu", jobs=2,
