@@ -116,9 +116,24 @@ class Plan:
         self.prepare = commands.prepare_stages(scale, self.paths)
         self.jobs = args.jobs or scale.jobs
         self.threads = args.threads or max(1, (os.cpu_count() or 1) // self.jobs)
-        self.invocation = "python scripts/reproduce.py " + " ".join(shlex.quote(a) for a in argv)
+        # the command that runs the grid and writes this report (--report_only only rewrites it)
+        self.invocation = "python scripts/reproduce.py " + " ".join(
+            shlex.quote(a) for a in argv if a != "--report_only")
         self.unsupported = {}         # cell name -> flags the scripts lack
         self.outcomes = {}            # cell name -> runner.Outcome of this invocation
+
+
+def code_version():
+    """The repository's commit (and whether files differ from it), for the report."""
+    import subprocess
+
+    def git(*args):
+        return subprocess.run(["git", *args], cwd=commands.REPO, capture_output=True, text=True).stdout.strip()
+    commit = git("rev-parse", "--short", "HEAD")
+    if not commit:
+        return "unknown (not a git checkout)"
+    dirty = git("status", "--porcelain", "--untracked-files=no")
+    return commit + (" with uncommitted changes" if dirty else "")
 
 
 def write_report(plan):
@@ -128,7 +143,7 @@ def write_report(plan):
         results=collect.collect(plan.grid, paths, scale.curve_epochs(), scale.total_epochs),
         ground_truth=collect.ground_truth(plan.grid, paths),
         status=cell_status(plan.grid, paths, plan.unsupported, plan.outcomes),
-        invocation=plan.invocation,
+        invocation=plan.invocation, code_version=code_version(),
         prepare_commands=[commands.shell_line(s.argv) for s in plan.prepare],
         cell_commands={n: [commands.shell_line(s.argv) for s in st] for n, st in plan.stages.items()},
         paths=paths)

@@ -63,7 +63,7 @@ def _inputs(paths, grid):
     return report.ReportInputs(
         scale=SYNTHCITY, grid=grid, results=collect.collect(grid, paths, SYNTHCITY.curve_epochs(), SYNTHCITY.total_epochs),
         ground_truth=collect.ground_truth(grid, paths), status=status,
-        invocation="python scripts/reproduce.py --scale synthcity --jobs 2",
+        invocation="python scripts/reproduce.py --scale synthcity --jobs 2", code_version="abc1234",
         prepare_commands=["python data/synthcity.py --output_dir x"],
         cell_commands={n: [commands.shell_line(s.argv) for s in st] for n, st in stage_map.items()},
         paths=paths)
@@ -106,7 +106,7 @@ def test_report_tables_statistics_plots_and_commands(tmp_path):
         assert im.convert("RGB").getpixel((64, 16 + 64)) == (255, 0, 0)
         assert im.convert("RGB").getpixel((3 * 128 + 64, 16 + 64)) == (0, 0, 255)
     # the exact commands
-    assert "python scripts/reproduce.py --scale synthcity --jobs 2" in md
+    assert "python scripts/reproduce.py --scale synthcity --jobs 2" in md and "commit abc1234" in md
     sh = (out / "commands.sh").read_text()
     assert sh.count("python train.py") == len(grid.cells)
     assert "<td>0.950</td>" in html and "Ground truth (real photos)" in html

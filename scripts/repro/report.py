@@ -27,6 +27,7 @@ class ReportInputs:
     ground_truth: dict | None         # segmenter -> metrics of the real photos
     status: dict                      # cell name -> "done" | "failed: ..." | "unsupported: ..." | ...
     invocation: str                   # the reproduce.py command that makes this report
+    code_version: str                 # git commit of the code that ran
     prepare_commands: list            # shell lines run once before the cells
     cell_commands: dict               # cell name -> [shell lines]
     paths: object                     # commands.RunPaths
@@ -227,7 +228,8 @@ def build(inp, report_dir):
         doc.add(d.Heading(1, "Plots and samples"), *images)
 
     doc.add(d.Heading(1, "Commands"),
-            d.Paragraph("This report was made by:"), d.Code(inp.invocation),
+            d.Paragraph(f"This report was made by (code at commit {inp.code_version}):"),
+            d.Code(inp.invocation),
             d.Paragraph("which runs, once:"), d.Code("\n".join(inp.prepare_commands)))
     for c in [c for c in main_cells if c.seed == min(x.seed for x in main_cells)]:
         doc.add(d.Paragraph(f"and per cell, e.g. {c.name}:"), d.Code("\n".join(inp.cell_commands[c.name])))
