@@ -89,6 +89,8 @@ def test_report_tables_statistics_plots_and_commands(tmp_path):
     half = 4.302652729911275 * 0.005 / math.sqrt(3)
     assert f"| Per-pixel acc. | +0.0200 | [{0.02 - half:+.4f}, {0.02 + half:+.4f}] | 3 |" in md
     assert "Per-pixel acc.: TRAdam beat Adam: +0.0200" in md
+    # pixel and class accuracy exclude zero; IoU diffs 0.01, 0.02, 0.01 do not (CI [-0.0010, +0.0277])
+    assert "TRAdam beat Adam on 2 of 3 FCN-score metrics and lost on 0 at 95% confidence" in md
     # the ablation table: λ=0 on seed 0 against Adam's seed-0 mean... n=3 mean for Adam (reference)
     # ablations compare on their own seeds, paired: λ=0 seed 0 against Adam seed 0
     assert "| Adam | 0.600 (1 seed) | 0.400 (1 seed) | 0.300 (1 seed) |" in md

@@ -61,15 +61,25 @@ def summary_of(results, variant, segmenter, key):
 # --- sections ------------------------------------------------------------------------------
 
 def answer_section(inp, segmenters, adam, tradam, where):
-    items = []
+    """A one-line verdict (how many metrics TRAdam won or lost at 95%), then one line per metric."""
+    items, wins, losses, total, seeds = [], 0, 0, 0, 0
     for seg in segmenters:
         for key, label in collect.METRICS:
             a = values_by_seed(inp.results, adam, seg, key)
             b = values_by_seed(inp.results, tradam, seg, key)
             diff = stats.paired_difference(a, b)
+            total, seeds = total + 1, max(seeds, diff.n)
+            wins += diff.excludes_zero and diff.mean > 0
+            losses += diff.excludes_zero and diff.mean < 0
             items.append(stats.verdict(diff, stats.summarize(a.values()).std,
                                        stats.summarize(b.values()).std, f"{seg_label(seg)}, {label}"))
-    return [d.Paragraph(f"TRAdam − Adam, paired by seed, {where}:"), d.Bullets(items)]
+    if seeds < 2:
+        head = f"Not enough paired seeds yet ({seeds}) for an interval; the differences so far:"
+    else:
+        head = (f"Verdict ({where}, {seeds} seeds paired): TRAdam beat Adam on {wins} of {total} "
+                f"FCN-score metrics and lost on {losses} at 95% confidence; on the other {total - wins - losses} "
+                "the difference is within the noise between seeds. Per metric (TRAdam − Adam):")
+    return [d.Paragraph(head), d.Bullets(items)]
 
 
 def paper_table(inp, seg, variants):
