@@ -48,6 +48,8 @@ def parse_args(argv):
                         "(default: the scale's)")
     p.add_argument("--seeds", type=_ints, help="seeds of the main grid (default: the scale's)")
     p.add_argument("--ablation_seeds", type=_ints, help="seeds of the ablations (default: the scale's)")
+    p.add_argument("--sweep_seeds", type=_ints,
+                   help="seeds of the λ and S sweeps (default: the scale's, else --ablation_seeds)")
     p.add_argument("--cells", "--only", dest="cells", type=_names,
                    help="run only these cells (names as --list prints them); the report still "
                         "covers the whole grid")
@@ -64,7 +66,9 @@ def parse_args(argv):
 def build_grid(args, scale):
     groups = args.groups or scale.groups
     try:
-        grid = cells.expand(groups, args.seeds or scale.seeds, args.ablation_seeds or scale.ablation_seeds)
+        ablation = args.ablation_seeds or scale.ablation_seeds
+        grid = cells.expand(groups, args.seeds or scale.seeds, ablation,
+                            args.sweep_seeds or (scale.sweep_seeds if not args.ablation_seeds else ()) or ablation)
         return grid, cells.select(grid, args.cells)
     except ValueError as err:
         raise UserError(str(err)) from None

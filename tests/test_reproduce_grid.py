@@ -28,6 +28,16 @@ def test_full_grid_counts_and_shared_cells_appear_once():
     assert [c.name for c in grid.cells[:6]] == [c.name for c in cells.expand(["main"], (0, 1, 2), (0,)).cells]
 
 
+def test_sweeps_can_run_on_fewer_seeds():
+    grid = cells.expand(cells.GROUPS, (0, 1, 2, 3, 4), (0, 1, 2), sweep_seeds=(0,))
+    assert grid.seeds == {"main": [0, 1, 2, 3, 4], "decomposition": [0, 1, 2], "lambda_mode": [0, 1, 2],
+                          "batch_size": [0, 1, 2], "tr_lambda": [0], "inner_steps": [0]}
+    assert "tradam-S10-l1-bs1-seed0" in grid.groups and "tradam-S10-l1-bs1-seed1" not in grid.groups
+    # λ = 0 is also a decomposition cell, so it runs on the ablation seeds anyway
+    assert grid.groups["tradam-S10-l0-bs1-seed2"] == ["decomposition"]
+    assert grid.groups["tradam-S10-l0-bs1-seed0"] == ["decomposition", "tr_lambda"]
+
+
 def test_ablation_values_are_the_issues():
     def values(group, attr):
         return [getattr(v, attr) for v in cells.group_variants(group)]

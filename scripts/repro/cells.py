@@ -135,15 +135,20 @@ class Grid:
         return [c for c in self.cells if group in self.groups[c.name]]
 
 
-def expand(groups, main_seeds, ablation_seeds):
-    """Cells of `groups` (in GROUPS order): main with `main_seeds`, the others with
-    `ablation_seeds`; a cell shared by several groups appears once, at its first place."""
+SWEEP_GROUPS = ("tr_lambda", "inner_steps")     # hyperparameter sweeps: may run on fewer seeds
+
+
+def expand(groups, main_seeds, ablation_seeds, sweep_seeds=None):
+    """Cells of `groups` (in GROUPS order): main with `main_seeds`, the sweeps (SWEEP_GROUPS) with
+    `sweep_seeds` (default: `ablation_seeds`), the other ablations with `ablation_seeds`; a cell
+    shared by several groups appears once, at its first place."""
     unknown = [g for g in groups if g not in GROUPS]
     if unknown:
         raise ValueError(f"unknown group(s) {', '.join(unknown)}; groups are {', '.join(GROUPS)}")
     cells, member_of, seeds_of = [], {}, {}
     for group in (g for g in GROUPS if g in groups):
-        seeds = list(main_seeds if group == "main" else ablation_seeds)
+        seeds = list(main_seeds if group == "main" else
+                     (sweep_seeds or ablation_seeds) if group in SWEEP_GROUPS else ablation_seeds)
         seeds_of[group] = seeds
         for seed in seeds:
             for variant in group_variants(group):

@@ -4,7 +4,8 @@
                 (Adam vs TRAdam), no per-epoch scoring; what the test runs, to prove the
                 pipeline end to end
     synthcity   the grid on SynthCity at 128x128, sized to fit about an hour on 2 CPU cores:
-                the main grid over 3 seeds first, then ablations on one seed; 2,400 generator
+                the main grid over 5 seeds first, then the ablations on 3 seeds and the λ and
+                S sweeps on one; 2,400 generator
                 steps per cell at batch 1; its own segmenter (train_segmenter.py's default recipe on
                 this dataset's train photos)
     cityscapes  the paper's setting: prepared Cityscapes, 256x256, unet_256, batch 1,
@@ -26,9 +27,10 @@ class Scale:
     n_epochs_decay: int             # epochs of linear decay to 0
     save_epoch_freq: int            # checkpoints (and FCN-score-over-epochs points) every N epochs
     seeds: tuple                    # seeds of the main grid
-    ablation_seeds: tuple           # seeds of the ablation groups
+    ablation_seeds: tuple           # seeds of the ablation groups (decomposition, λ mode, batch)
     groups: tuple                   # groups run when --groups is not given
     curve_groups: tuple             # groups whose cells are also scored at every saved epoch
+    sweep_seeds: tuple = ()         # seeds of the λ and S sweeps; () = ablation_seeds
     segmenters: tuple = ()          # fcn_score --segmenter values; () = the dataset's defaults
     segmenter_recipe: tuple = ()    # evaluate/train_segmenter.py flags that make the segmenter
     segmenter_dir: str = ""         # where that recipe saves it (relative to the work dir)
@@ -76,7 +78,7 @@ SYNTHCITY = Scale(
                  "--load_size", "142", "--crop_size", "128", "--print_freq", "50",
                  "--num_threads", "0"),
     n_epochs=3, n_epochs_decay=3, save_epoch_freq=2,
-    seeds=(0, 1, 2), ablation_seeds=(0,),
+    seeds=(0, 1, 2, 3, 4), ablation_seeds=(0, 1, 2), sweep_seeds=(0,),
     groups=("main", "decomposition", "lambda_mode", "batch_size", "tr_lambda", "inner_steps"),
     curve_groups=("main",),
     segmenter_recipe=("--size", "128", "--steps", "1500"),
