@@ -20,6 +20,7 @@ import shlex  # noqa: E402
 
 from tqdm import tqdm  # noqa: E402
 
+from data.layout import PreparedLayout  # noqa: E402
 from pix2pix_tr.errors import UserError, run_cli  # noqa: E402
 from scripts.repro import cells, collect, commands, report, runner  # noqa: E402
 from scripts.repro.scales import SCALES  # noqa: E402
@@ -154,9 +155,19 @@ def write_report(plan):
     report.write(inputs, plan.report_dir)
 
 
+def check_dataset(plan):
+    """A scale without a generator (Cityscapes) needs its dataset prepared, labels included."""
+    layout = PreparedLayout(plan.paths.dataroot)
+    if plan.scale.synthcity is None and not (layout.is_prepared() and layout.has_labels(commands.PHASE)):
+        raise UserError(f"{plan.paths.dataroot} is not a prepared dataset with labels/{commands.PHASE}/: "
+                        "prepare Cityscapes with data/prepare_cityscapes.py (official gtFine and "
+                        "leftImg8bit), or pass --dataroot")
+
+
 def run_grid(plan):
     """Prepare once, then run the selected cells `plan.jobs` at a time, rewriting the report as
     each cell finishes."""
+    check_dataset(plan)
     env = runner.subprocess_env(plan.threads)
     todo = {c.name: plan.stages[c.name] for c in plan.to_run.cells if not runner.is_done(plan.stages[c.name])}
     plan.unsupported = unsupported_cells(todo, env)
