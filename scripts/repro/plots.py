@@ -1,6 +1,6 @@
 """Plots of the report as small PNGs (matplotlib, Agg backend: no display needed).
 
-    loss_plot    G_GAN, G_L1, D_real, D_fake against epoch, one line per cell (smoothed)
+    loss_plot    G_GAN, G_L1, D_real, D_fake against epoch: each run thin, each optimizer's mean bold
     curve_plot   an FCN-score metric against epoch, mean over seeds with the min–max band
 """
 import os
@@ -48,20 +48,28 @@ def _save(fig, path):
 
 
 def loss_plot(results, path, total_epochs, title):
-    """One panel per loss; a line per cell coloured by optimizer. False if nothing was logged."""
+    """One panel per loss: each run thin (smoothed), the mean over an optimizer's seeds bold.
+    False if nothing was logged."""
     runs = [r for r in results if r.losses]
     if not runs:
         return False
     fig, axes = plt.subplots(1, len(LOSSES), figsize=(14, 3.2))
     for ax, loss in zip(axes, LOSSES):
+        by_opt = {}
         for r in runs:
             records = [rec for rec in r.losses if loss in rec]
             if not records:
                 continue
             x = _epoch_axis(records, total_epochs)
-            y = _smooth([rec[loss] for rec in records], max(1, len(records) // 20))
-            ax.plot(x, y, color=COLORS.get(r.cell.variant.optimizer, "gray"), lw=1, alpha=0.8,
-                    label=f"{r.cell.variant.optimizer} seed {r.cell.seed}")
+            y = _smooth([rec[loss] for rec in records], max(1, len(records) // 10))
+            color = COLORS.get(r.cell.variant.optimizer, "gray")
+            ax.plot(x, y, color=color, lw=0.6, alpha=0.35)
+            by_opt.setdefault(r.cell.variant.optimizer, []).append((x, y))
+        for opt, curves in by_opt.items():
+            n = min(len(y) for _, y in curves)       # same print schedule: the points line up
+            mean = [sum(y[i] for _, y in curves) / len(curves) for i in range(n)]
+            ax.plot(curves[0][0][:n], mean, color=COLORS.get(opt, "gray"), lw=1.8,
+                    label=f"{opt} (mean of {len(curves)})")
         ax.set_title(loss)
         ax.set_xlabel("epoch")
     axes[0].legend(fontsize=7)
