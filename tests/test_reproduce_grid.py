@@ -18,9 +18,10 @@ def test_full_grid_counts_and_shared_cells_appear_once():
     grid = cells.expand(cells.GROUPS, main_seeds=(0, 1, 2), ablation_seeds=(0,))
     names = [c.name for c in grid.cells]
     assert len(names) == len(set(names))
-    # main 6; decomposition adds λ=0, no-sawtooth, Adam at mean lr; lambda_mode adds fixed and
-    # released; S adds 1, 5, 20, 50; λ adds 0.01, 1 (0 is shared with the decomposition); batch adds 4
-    assert len(names) == 6 + 3 + 2 + 4 + 2 + 4
+    # main 6; decomposition adds λ=0, no-sawtooth, Adam at TRAdam's mean lr, TRAdam at Adam's;
+    # lambda_mode adds fixed and released; batch adds 4; λ adds 0.01, 1 (0 is shared with the
+    # decomposition); S adds 1, 5, 20, 50
+    assert len(names) == 6 + 4 + 2 + 4 + 2 + 4
     assert grid.groups["tradam-S10-l0-bs1-seed0"] == ["decomposition", "tr_lambda"]
     assert set(grid.groups["tradam-S10-l0.1-bs1-seed0"]) == set(cells.GROUPS)
     assert grid.groups["adam-bs1-seed1"] == ["main"]
@@ -45,7 +46,8 @@ def test_ablation_values_are_the_issues():
     assert values("tr_lambda", "tr_lambda") == [0.0, 0.01, 0.1, 1.0]
     assert sorted(set(values("batch_size", "batch_size"))) == [1, 4, 8]
     decomp = cells.group_variants("decomposition")
-    assert [v.optimizer for v in decomp] == ["adam", "tradam", "tradam", "tradam", "adam"]
+    assert [v.optimizer for v in decomp] == ["adam", "tradam", "tradam", "tradam", "adam", "tradam"]
+    assert decomp[4].lr_factor * decomp[5].lr_factor == pytest.approx(1.0)
     assert decomp[2].tr_lambda == 0 and decomp[2].inner_lr_decay
     assert decomp[3].tr_lambda == 0.1 and not decomp[3].inner_lr_decay
     assert [v.lambda_mode for v in cells.group_variants("lambda_mode")] == ["scaled", "fixed", "released"]

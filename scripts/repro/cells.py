@@ -10,7 +10,8 @@ Groups, in the order they run (the most important first):
     main           Adam vs TRAdam at batch 1, every seed: the paper's claim, with seed noise
     decomposition  where a gain comes from: Adam; TRAdam; TRAdam λ=0 (only the lr/(k+1) sawtooth);
                    TRAdam without the sawtooth (proximal term only); Adam at TRAdam's mean step
-                   size, lr·H_S/S (H_S the S-th harmonic number, the mean of 1/(k+1) over k < S)
+                   size, lr·H_S/S (H_S the S-th harmonic number, the mean of 1/(k+1) over k < S);
+                   and TRAdam at Adam's mean step size, lr·S/H_S
     lambda_mode    λ under LR decay: train.py's default (scaled: λ·lr0/lr) against a fixed λ and
                    the released code's coefficient λ/lr (--tr_lambda_mode released)
     batch_size     Adam vs TRAdam at batch 1, 4, 8
@@ -110,7 +111,8 @@ def group_variants(group):
         return [ADAM, TRADAM,
                 dataclasses.replace(TRADAM, tr_lambda=0.0),
                 dataclasses.replace(TRADAM, inner_lr_decay=False),
-                dataclasses.replace(ADAM, lr_factor=harmonic_mean_factor(DEFAULT_INNER_STEPS))]
+                dataclasses.replace(ADAM, lr_factor=harmonic_mean_factor(DEFAULT_INNER_STEPS)),
+                dataclasses.replace(TRADAM, lr_factor=1 / harmonic_mean_factor(DEFAULT_INNER_STEPS))]
     if group == "lambda_mode":
         return [TRADAM, dataclasses.replace(TRADAM, lambda_mode="fixed"),
                 dataclasses.replace(TRADAM, lambda_mode="released")]

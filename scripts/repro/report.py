@@ -144,11 +144,14 @@ def ablation_table(inp, seg, group):
 ABLATION_TEXT = {
     "decomposition": "Where a gain comes from: TRAdam λ=0 keeps only the lr/(k+1) step-size sawtooth; "
                      "'no sawtooth' keeps only the proximal term; 'Adam, lr × H_S/S' is Adam at "
-                     "TRAdam's mean step size.",
+                     "TRAdam's mean step size, and 'TRAdam, lr × S/H_S' is TRAdam at Adam's (the "
+                     "sawtooth's mean of 1/(k+1) over a cycle is H_S/S = 0.293 for S = 10).",
     "lambda_mode": "How λ follows the LR: 'scaled' (train.py's default) uses λ·lr0/lr, so λ grows as the "
                    "linear decay shrinks lr; 'fixed λ' keeps λ; 'released λ' is the released code's "
                    "coefficient λ/lr (with λ = 0.1 and lr = 0.0002 that is 500 from the first step).",
-    "inner_steps": "Inner steps S between anchor refreshes (S = 1 is plain Adam by construction).",
+    "inner_steps": "Inner steps S between anchor refreshes. S = 1 is plain Adam by construction, so its "
+                   "distance from the Adam row shows how far float-level differences (another "
+                   "optimizer implementation) carry a GAN run: a yardstick for noise.",
     "tr_lambda": "Strength λ of the proximal term (λ = 0 leaves only the step-size sawtooth).",
     "batch_size": "Batch size: the paper's point is that TR helps most at small batches.",
 }
