@@ -211,7 +211,7 @@ def build(inp, report_dir):
 
     doc.add(d.Heading(1, "Answer"))
     if segmenters:
-        doc.add(*answer_section(inp, segmenters, adam, tradam, "batch size 1 (main grid)"))
+        doc.add(*answer_section(inp, segmenters, adam, tradam, "main grid, batch size 1"))
     else:
         doc.add(d.Paragraph("No cell has finished yet."))
     doc.add(d.Heading(1, "Setup"), *setup_section(inp))
