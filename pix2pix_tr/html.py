@@ -1,0 +1,70 @@
+"""HTML pages of images, as pix2pix's util/html.py: a title, headers, rows of captioned images.
+
+Used for `checkpoints/<name>/web/index.html` (the images of each epoch, newest first) by the
+visualizer, and for `results/<name>/<phase>_<epoch>/index.html` by test.py. Images live in the
+page's `images/` folder and are referenced relative to it, so a page folder can be moved or copied
+as a whole. The page is written atomically: a browser (or a refreshing page) never reads half of it.
+
+    page = HTML(web_dir, "Experiment name = facades")
+    page.add_header("epoch [3]")
+    page.add_images(["epoch003_real_A.png"], ["real_A"], ["epoch003_real_A.png"], width=256)
+    page.save()   # -> web_dir/index.html
+"""
+import os
+import posixpath
+import urllib.parse
+
+import dominate
+from dominate.tags import a, br, h3, img, meta, p, table, td, tr
+
+from pix2pix_tr import atomic
+
+
+class HTML:
+    """One page at `web_dir/index.html`; images are expected under `web_dir/images/`."""
+
+    def __init__(self, web_dir, title, refresh=0):
+        """refresh > 0 makes the browser reload the page every `refresh` seconds."""
+        self.web_dir = os.fspath(web_dir)
+        self.img_dir = os.path.join(self.web_dir, "images")
+        self.title = title
+        os.makedirs(self.img_dir, exist_ok=True)
+        self.doc = dominate.document(title=title)
+        if refresh > 0:
+            with self.doc.head:
+                meta(http_equiv="refresh", content=str(int(refresh)))
+
+    def get_image_dir(self):
+        return self.img_dir
+
+    def add_header(self, text):
+        with self.doc:
+            h3(text)
+
+    def add_images(self, ims, txts, links, width=400):
+        """One table row: image file names (relative to images/), captions, link targets."""
+        if not len(ims) == len(txts) == len(links):
+            raise ValueError("add_images needs as many captions and links as images")
+        row_table = table(border=1, style="table-layout: fixed;")
+        self.doc.add(row_table)
+        with row_table:
+            with tr():
+                for im, txt, link in zip(ims, txts, links):
+                    with td(style="word-wrap: break-word;", halign="center", valign="top"):
+                        with p():
+                            with a(href=_image_url(link)):
+                                img(style=f"width:{int(width)}px", src=_image_url(im))
+                            br()
+                            p(txt)
+
+    def render(self):
+        return self.doc.render()
+
+    def save(self, filename="index.html"):
+        path = os.path.join(self.web_dir, filename)
+        atomic.write_text(path, self.render())
+        return path
+
+
+def _image_url(name):
+    return urllib.parse.quote(posixpath.join("images", str(name).replace(os.sep, "/")))

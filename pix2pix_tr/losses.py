@@ -1,0 +1,81 @@
+"""GAN objectives of pix2pix: vanilla, lsgan, wgangp (+ its gradient penalty).
+
+Role: turn the discriminator's logits into the adversarial loss, without the caller building label
+tensors. The discriminators output raw logits (no sigmoid layer), so:
+  vanilla: BCE with logits against 1 (real) / 0 (fake)       -- the pix2pix default
+  lsgan:   mean squared error against 1 / 0
+  wgangp:  -mean(prediction) for real, +mean(prediction) for fake; add `gradient_penalty` to D's loss.
+Label tensors are made on first use with the prediction's shape, dtype and device and reused (no
+buffers to move, works under autocast and channels_last). To add a mode: one function in GAN_MODES.
+"""
+import torch
+import torch.nn.functional as F
+
+from pix2pix_tr.errors import UserError
+
+
+def _vanilla(prediction, target):
+    return F.binary_cross_entropy_with_logits(prediction, target)
+
+
+def _lsgan(prediction, target):
+    return F.mse_loss(prediction, target)
+
+
+GAN_MODES = {"vanilla": _vanilla, "lsgan": _lsgan, "wgangp": None}  # wgangp needs no target
+
+
+class GANLoss:
+    """`GANLoss(gan_mode)(prediction, target_is_real) -> scalar loss`."""
+
+    def __init__(self, gan_mode="vanilla", target_real_label=1.0, target_fake_label=0.0):
+        if gan_mode not in GAN_MODES:
+            raise UserError(f"unknown --gan_mode {gan_mode!r}; choose one of {', '.join(GAN_MODES)}")
+        self.gan_mode = gan_mode
+        self.labels = {True: float(target_real_label), False: float(target_fake_label)}
+        self._targets = {}
+
+    def target_tensor(self, prediction, target_is_real):
+        """A label tensor like `prediction` (shape, dtype, device), made once per such kind."""
+        key = (bool(target_is_real), prediction.shape, prediction.dtype, prediction.device)
+        target = self._targets.get(key)
+        if target is None:
+            target = torch.full(prediction.shape, self.labels[bool(target_is_real)],
+                                dtype=prediction.dtype, device=prediction.device)
+            self._targets[key] = target
+        return target
+
+    def __call__(self, prediction, target_is_real):
+        if self.gan_mode == "wgangp":
+            return -prediction.mean() if target_is_real else prediction.mean()
+        return GAN_MODES[self.gan_mode](prediction, self.target_tensor(prediction, target_is_real))
+
+
+def gradient_penalty(netD, real_data, fake_data, *, kind="mixed", constant=1.0, lambda_gp=10.0):
+    """WGAN-GP penalty (Gulrajani et al. 2017) with pix2pix's `cal_gradient_penalty` semantics.
+
+    x = real (kind 'real'), fake ('fake') or alpha*real + (1-alpha)*fake with one alpha ~ U[0,1) per
+    sample ('mixed'); penalty = lambda_gp * mean_over_batch((||dD(x)/dx + 1e-16||_2 - constant)^2),
+    built with create_graph=True so it can be backpropagated into D. Returns (penalty, gradients)
+    with gradients flattened to [batch, -1]; (0.0, None) when lambda_gp <= 0.
+    """
+    if lambda_gp <= 0.0:
+        return 0.0, None
+    if kind == "real":
+        points = real_data
+    elif kind == "fake":
+        points = fake_data
+    elif kind == "mixed":
+        alpha = torch.rand(real_data.shape[0], *([1] * (real_data.dim() - 1)),
+                           device=real_data.device, dtype=real_data.dtype)
+        points = alpha * real_data + (1 - alpha) * fake_data
+    else:
+        raise ValueError(f"gradient_penalty kind must be real, fake or mixed, not {kind!r}")
+    points = points.detach().requires_grad_(True)
+    scores = netD(points)
+    (gradients,) = torch.autograd.grad(outputs=scores, inputs=points,
+                                       grad_outputs=torch.ones_like(scores),
+                                       create_graph=True, retain_graph=True)
+    gradients = gradients.reshape(real_data.shape[0], -1)
+    penalty = ((gradients + 1e-16).norm(2, dim=1) - constant).pow(2).mean() * lambda_gp
+    return penalty, gradients

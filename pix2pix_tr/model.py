@@ -1,0 +1,189 @@
+"""One pix2pix training step (conditional GAN + L1), and saving/loading the two networks.
+
+Role: the pix2pix objective of Isola et al. (2017) in one method, `Pix2PixModel.train_step`:
+    fake_B = G(real_A)
+    D step: loss_D = 0.5 * (GAN(D(real_A, fake_B.detach()), fake) + GAN(D(real_A, real_B), real))
+            (+ gradient penalty for wgangp)
+    G step, with D frozen: loss_G = GAN(D(real_A, fake_B), real) + lambda_L1 * |fake_B - real_B|_1
+D always sees the input and the output concatenated on channels. The optimizers come from outside
+(any torch.optim.Optimizer: Adam, TRAdam, ...); the model only calls `zero_grad` and `step()`.
+
+Speed: `amp=True` runs forward passes under bf16 autocast (CUDA; CPU works too), `channels_last=True`
+keeps nets and inputs in NHWC, and the step syncs with the host once: the four losses are
+gathered into one tensor and copied back together (that copy also drives the NaN/Inf check).
+An optional `torch.amp.GradScaler` (`grad_scaler=`) serves fp16 autocast; bf16 needs none.
+
+Checkpoints use pix2pix's names, `<label>_net_G.pth` / `<label>_net_D.pth`, with CPU state dicts a
+pix2pix checkout can load, written atomically.
+"""
+import os
+
+import torch
+import torch.nn.functional as F
+
+from pix2pix_tr import atomic
+from pix2pix_tr.errors import UserError
+from pix2pix_tr.losses import GANLoss, gradient_penalty
+from pix2pix_tr.networks import StateDictMismatch, load_pix2pix_state_dict
+
+LOSS_NAMES = ("G_GAN", "G_L1", "D_real", "D_fake")
+VISUAL_NAMES = ("real_A", "fake_B", "real_B")
+
+
+class NonFiniteLossError(UserError):
+    """A loss became NaN or Inf. The nets in memory are then spoiled: do not save them; the
+    checkpoints already on disk are the last good ones."""
+
+    def __init__(self, losses):
+        self.losses = dict(losses)
+        bad = ", ".join(f"{k}={v}" for k, v in self.losses.items() if not _finite(v))
+        super().__init__(f"loss {bad} is not finite: training diverged; the last saved checkpoint "
+                         "is the last good one (lower --lr, or check the data for bad images)")
+
+
+def _finite(value):
+    return value == value and value not in (float("inf"), float("-inf"))
+
+
+def _unwrap(net):
+    """The module whose state_dict has pix2pix's keys (without DDP's `module.` prefix)."""
+    return net.module if isinstance(net, torch.nn.parallel.DistributedDataParallel) else net
+
+
+class Pix2PixModel:
+    def __init__(self, netG, netD, optimizer_G, optimizer_D, *, gan_mode="vanilla", lambda_L1=100.0,
+                 device="cpu", amp=False, channels_last=False, amp_dtype=torch.bfloat16,
+                 grad_scaler=None, lambda_gp=10.0, check_finite=True):
+        """`netG`, `netD`: modules (possibly DDP-wrapped); they are moved to `device` (and to
+        channels_last) in place, so build the optimizers on their parameters before or after:
+        the parameter objects stay the same. Moving them before building the optimizers is best
+        (optimizer state, e.g. TR anchors, is then made on the right device)."""
+        self.device = torch.device(device)
+        self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
+        layout = {"memory_format": torch.channels_last} if channels_last else {}
+        self.netG = netG.to(self.device, **layout)  # without channels_last: the nets' layout as given
+        self.netD = netD.to(self.device, **layout)
+        self.optimizer_G = optimizer_G
+        self.optimizer_D = optimizer_D
+        self.gan_mode = gan_mode
+        self.criterionGAN = GANLoss(gan_mode)
+        self.lambda_L1 = float(lambda_L1)
+        self.lambda_gp = float(lambda_gp)
+        self.amp = bool(amp)
+        self.amp_dtype = amp_dtype
+        self.scaler = grad_scaler
+        self.check_finite = check_finite
+        self._visuals = {}
+
+    # ---- inputs and helpers -------------------------------------------------------------------
+    def _autocast(self):
+        return torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.amp)
+
+    def _to_device(self, tensor):
+        return tensor.to(self.device, non_blocking=True, memory_format=self.memory_format)
+
+    def _backward_step(self, loss, optimizer):
+        if self.scaler is None:
+            loss.backward()
+            optimizer.step()
+        else:
+            self.scaler.scale(loss).backward()
+            self.scaler.step(optimizer)
+
+    @staticmethod
+    def set_requires_grad(net, requires_grad):
+        for param in net.parameters():
+            param.requires_grad_(requires_grad)
+
+    # ---- the step -------------------------------------------------------------------------------
+    def train_step(self, batch):
+        """One D update then one G update on `batch` (dict with A, B: [N,3,H,W] in [-1,1]).
+        Returns {"G_GAN", "G_L1", "D_real", "D_fake"} as floats (G_L1 already times lambda_L1,
+        as pix2pix reports it). Raises NonFiniteLossError when one of them is NaN or Inf."""
+        real_A = self._to_device(batch["A"])
+        real_B = self._to_device(batch["B"])
+        with self._autocast():
+            fake_B = self.netG(real_A)
+
+        # D: real pairs -> real, generated pairs -> fake.
+        self.optimizer_D.zero_grad(set_to_none=True)
+        with self._autocast():
+            fake_AB = torch.cat((real_A, fake_B.detach()), 1)
+            real_AB = torch.cat((real_A, real_B), 1)
+            loss_D_fake = self.criterionGAN(self.netD(fake_AB), False)
+            loss_D_real = self.criterionGAN(self.netD(real_AB), True)
+            loss_D = 0.5 * (loss_D_fake + loss_D_real)
+            if self.gan_mode == "wgangp":
+                penalty, _ = gradient_penalty(self.netD, real_AB, fake_AB, lambda_gp=self.lambda_gp)
+                loss_D = loss_D + penalty
+        self._backward_step(loss_D, self.optimizer_D)
+
+        # G: fool the (frozen) D, and stay close to the target in L1.
+        self.optimizer_G.zero_grad(set_to_none=True)
+        self.set_requires_grad(self.netD, False)
+        try:
+            with self._autocast():
+                loss_G_GAN = self.criterionGAN(self.netD(torch.cat((real_A, fake_B), 1)), True)
+                loss_G_L1 = F.l1_loss(fake_B, real_B) * self.lambda_L1
+                loss_G = loss_G_GAN + loss_G_L1
+            self._backward_step(loss_G, self.optimizer_G)
+        finally:
+            self.set_requires_grad(self.netD, True)
+        if self.scaler is not None:
+            self.scaler.update()
+
+        self._visuals = {"real_A": real_A, "fake_B": fake_B.detach(), "real_B": real_B}
+        values = torch.stack([loss.detach().float() for loss in
+                              (loss_G_GAN, loss_G_L1, loss_D_real, loss_D_fake)]).tolist()
+        losses = dict(zip(LOSS_NAMES, values))  # the one host sync of the step
+        if self.check_finite and not all(_finite(v) for v in values):
+            raise NonFiniteLossError(losses)
+        return losses
+
+    def visuals(self):
+        """The last step's images as float NCHW tensors in [-1, 1]: real_A, fake_B, real_B."""
+        return {name: self._visuals[name].float().contiguous() for name in VISUAL_NAMES
+                if name in self._visuals}
+
+    @torch.no_grad()
+    def synthesize(self, batch, *, eval_mode=False):
+        """G(batch["A"]) without gradients, as a float NCHW tensor on the model's device.
+        By default G runs in its current mode, as pix2pix's test.py without --eval (BatchNorm on the
+        batch's statistics, dropout on); eval_mode=True uses running statistics and no dropout."""
+        was_training = self.netG.training
+        if eval_mode:
+            self.netG.eval()
+        try:
+            with self._autocast():
+                fake_B = self.netG(self._to_device(batch["A"]))
+        finally:
+            self.netG.train(was_training)
+        return fake_B.float().contiguous()
+
+    # ---- checkpoints ------------------------------------------------------------------------------
+    def networks(self):
+        return {"G": self.netG, "D": self.netD}
+
+    def save_networks(self, save_dir, epoch_label):
+        """Write <label>_net_G.pth and <label>_net_D.pth (CPU, contiguous state dicts, pix2pix keys)."""
+        paths = []
+        for name, net in self.networks().items():
+            state = {k: v.detach().cpu().contiguous() for k, v in _unwrap(net).state_dict().items()}
+            path = os.path.join(save_dir, f"{epoch_label}_net_{name}.pth")
+            atomic.torch_save(path, state)
+            paths.append(path)
+        return paths
+
+    def load_networks(self, save_dir, epoch_label, which=("G", "D")):
+        """Load <label>_net_{G,D}.pth, from this project or from pix2pix, strictly."""
+        nets = self.networks()
+        for name in which:
+            path = os.path.join(save_dir, f"{epoch_label}_net_{name}.pth")
+            if not os.path.isfile(path):
+                raise UserError(f"no checkpoint {path}; check --name, --checkpoints_dir and --epoch")
+            state = torch.load(path, map_location="cpu", weights_only=True)
+            try:
+                load_pix2pix_state_dict(_unwrap(nets[name]), state)
+            except StateDictMismatch as err:
+                raise UserError(f"{path} does not fit net{name} as configured ({err}); check --netG/"
+                                "--netD, --ngf/--ndf, --norm, --n_layers_D, --input_nc/--output_nc") from err

@@ -1,0 +1,242 @@
+"""What a training run shows while it runs: visdom live view, the epoch HTML page, the loss logs.
+
+As pix2pix's util/visualizer.py, with the same three calls from the training loop:
+
+    vis = Visualizer(name, checkpoints_dir="checkpoints", display_id=1, display_port=8097)
+    vis.display_current_results(model.visuals(), epoch, save_result)   # every --display_freq
+    vis.plot_current_losses(epoch, counter_ratio, losses)               # every --print_freq
+    vis.print_current_losses(epoch, iters, losses, t_comp, t_data)      # every --print_freq
+
+- visdom (display_id > 0): one line plot of the losses (named legend, x = epoch + counter_ratio)
+  in window `display_id`, and one image pane per visual (real_A, fake_B, real_B) in windows
+  `display_id + 1, + 2, ...`, all in env `display_env` (default: the run's name).
+  Start a server with `python scripts/visdom_server.py` (loopback only, no CDN download).
+- If visdom is not importable or no server answers, ONE warning names the command that starts a
+  server and training goes on: logs and HTML are still written, and the server is looked for
+  again now and then (every `reconnect_interval` seconds), so starting it later works. No call
+  waits long: a socket check with a short timeout precedes the visdom client, whose requests
+  have a timeout too.
+- `checkpoints/<name>/web/index.html`: the images saved at each epoch, newest first (the first
+  display of every epoch, and every display with save_result).
+- `checkpoints/<name>/loss_log.txt` (pix2pix's lines) and `loss_log.jsonl` (one JSON record per
+  print, for scripts and plots).
+"""
+import contextlib
+import json
+import logging
+import math
+import os
+import re
+import socket
+import time
+import urllib.parse
+
+import numpy as np
+
+try:  # optional: without visdom, the logs and the HTML page still work
+    import visdom
+except ImportError:
+    visdom = None
+
+from pix2pix_tr import html as html_page
+from pix2pix_tr.imageutil import save_image, tensor2im
+
+SERVER_COMMAND = "python scripts/visdom_server.py --port {port}"
+IMAGE_NAME = "epoch{epoch:03d}_{label}.png"
+_IMAGE_NAME_RE = re.compile(r"^epoch(\d+)_(.+)\.png$")
+
+
+class Visualizer:
+    """Live view, HTML page and loss logs of one run, `checkpoints_dir/name/`."""
+
+    def __init__(self, name, *, checkpoints_dir, display_id=1, display_server="http://localhost",
+                 display_port=8097, display_env=None, display_winsize=256, use_html=True,
+                 log=print, reconnect_interval=60.0):
+        self.name = name
+        self.display_id = int(display_id)
+        self.display_winsize = int(display_winsize)
+        self.use_html = use_html
+        self.log = log
+        self.run_dir = os.path.join(os.fspath(checkpoints_dir), name)
+        self.web_dir = os.path.join(self.run_dir, "web")
+        self.img_dir = os.path.join(self.web_dir, "images")
+        self.loss_log_path = os.path.join(self.run_dir, "loss_log.txt")
+        self.loss_jsonl_path = os.path.join(self.run_dir, "loss_log.jsonl")
+        os.makedirs(self.img_dir if use_html else self.run_dir, exist_ok=True)
+        self._last_saved_epoch = None
+        self._plot = {"X": [], "Y": [], "legend": None}
+        self.display = None
+        if self.display_id > 0:
+            self.display = VisdomDisplay(display_server, display_port, display_env or name,
+                                         log=log, reconnect_interval=reconnect_interval)
+        with open(self.loss_log_path, "a", encoding="utf-8") as f:
+            f.write(f"================ Training Loss ({time.strftime('%c')}) ================\n")
+
+    # -- images -----------------------------------------------------------------------------
+    def display_current_results(self, visuals, epoch, save_result):
+        """Show `visuals` ({label: tensor in [-1,1]}) in visdom; save them to the HTML page when
+        save_result is true or this epoch has no saved images yet."""
+        images = {label: tensor2im(tensor) for label, tensor in visuals.items()}
+        if self.display is not None:
+            for index, (label, image) in enumerate(images.items(), start=1):
+                self.display.send(
+                    "image", image.transpose(2, 0, 1), win=str(self.display_id + index),
+                    opts=dict(title=label, caption=f"{label}, epoch {epoch}",
+                              width=self.display_winsize + 30, height=self.display_winsize + 70))
+        if self.use_html and (save_result or epoch != self._last_saved_epoch):
+            self._last_saved_epoch = epoch
+            for label, image in images.items():
+                save_image(image, os.path.join(self.img_dir, IMAGE_NAME.format(epoch=epoch, label=label)))
+            self._write_web_page(list(images))
+
+    def _write_web_page(self, labels):
+        """index.html with every epoch whose images are on disk, newest first."""
+        saved = {}
+        for file_name in os.listdir(self.img_dir):
+            match = _IMAGE_NAME_RE.match(file_name)
+            if match:
+                saved.setdefault(int(match.group(1)), {})[match.group(2)] = file_name
+        page = html_page.HTML(self.web_dir, f"Experiment name = {self.name}")
+        for epoch in sorted(saved, reverse=True):
+            order = [l for l in labels if l in saved[epoch]] + sorted(set(saved[epoch]) - set(labels))
+            files = [saved[epoch][label] for label in order]
+            page.add_header(f"epoch [{epoch}]")
+            page.add_images(files, order, files, width=self.display_winsize)
+        page.save()
+
+    # -- losses -----------------------------------------------------------------------------
+    def plot_current_losses(self, epoch, counter_ratio, losses):
+        """Add one point per loss at x = epoch + counter_ratio and redraw the named lines."""
+        if self.display is None:
+            return
+        plot = self._plot
+        if plot["legend"] is None:
+            plot["legend"] = list(losses)
+        plot["X"].append(epoch + counter_ratio)
+        plot["Y"].append([float(losses.get(k, math.nan)) for k in plot["legend"]])
+        x = np.array(plot["X"], dtype=np.float64)
+        self.display.send(
+            "line", X=np.stack([x] * len(plot["legend"]), axis=1), Y=np.array(plot["Y"]),
+            win=str(self.display_id),
+            opts=dict(title=f"{self.name} loss over time", legend=plot["legend"],
+                      xlabel="epoch", ylabel="loss"))
+
+    def print_current_losses(self, epoch, iters, losses, t_comp, t_data):
+        """Log one pix2pix-style line; append it to loss_log.txt and a record to loss_log.jsonl."""
+        message = f"(epoch: {epoch}, iters: {iters}, time: {t_comp:.3f}, data: {t_data:.3f}) "
+        message += "".join(f"{k}: {float(v):.3f} " for k, v in losses.items())
+        self.log(message)
+        record = dict(epoch=epoch, iters=iters, t_comp=float(t_comp), t_data=float(t_data),
+                      losses={k: _json_number(v) for k, v in losses.items()}, time=time.time())
+        # One write per line: a reader sees whole lines (at worst a missing last one).
+        with open(self.loss_log_path, "a", encoding="utf-8") as f:
+            f.write(message + "\n")
+        with open(self.loss_jsonl_path, "a", encoding="utf-8") as f:
+            f.write(json.dumps(record, allow_nan=False) + "\n")
+
+
+def _json_number(value):
+    """A float for JSON; NaN and infinities (not JSON) become the strings "nan", "inf", "-inf"."""
+    value = float(value)
+    return value if math.isfinite(value) else str(value)
+
+
+class VisdomDisplay:
+    """A visdom client that never stops training: warn once, skip while no server, retry later."""
+
+    def __init__(self, server, port, env, *, log=print, reconnect_interval=60.0,
+                 connect_timeout=1.0, request_timeout=10.0):
+        parsed = urllib.parse.urlparse(server if "://" in server else f"http://{server}")
+        self.server = f"{parsed.scheme}://{parsed.hostname}"
+        self.host = parsed.hostname
+        self.port = int(port)
+        self.env = env
+        self.log = log
+        self.reconnect_interval = reconnect_interval
+        self.connect_timeout = connect_timeout
+        self.request_timeout = request_timeout
+        self.client = None
+        self._warned = False
+        self._last_attempt = None
+        self._visdom_missing = visdom is None
+        if self._visdom_missing:
+            self._warn("visdom is not installed (pip install visdom==0.2.4)")
+            return
+        self._connect()
+
+    @property
+    def url(self):
+        return f"{self.server}:{self.port}/env/{urllib.parse.quote(self.env)}"
+
+    def _warn(self, reason):
+        if not self._warned:
+            self._warned = True
+            self.log(f"warning: {reason}; the live view is off, training goes on (loss logs and "
+                     f"HTML are still written). Start a server with: "
+                     f"{SERVER_COMMAND.format(port=self.port)}")
+
+    def _server_listens(self):
+        try:
+            with socket.create_connection((self.host, self.port), timeout=self.connect_timeout):
+                return True
+        except OSError:
+            return False
+
+    def _connect(self):
+        self._last_attempt = time.monotonic()
+        if not self._server_listens():
+            self._warn(f"no visdom server answers at {self.server}:{self.port}")
+            return False
+        try:
+            with _quiet_visdom_logger():  # "Setting up a new session...", "Without the incoming socket..."
+                self.client = _TimeoutVisdom(self.request_timeout, server=self.server, port=self.port,
+                                             env=self.env, raise_exceptions=True,
+                                             use_incoming_socket=False)
+        except Exception as err:  # the server went away, or it is not visdom
+            self.client = None
+            self._warn(f"the visdom server at {self.server}:{self.port} did not answer ({err})")
+            return False
+        if self._warned:
+            self.log(f"visdom: connected to {self.url}")
+        return True
+
+    def send(self, method, *args, **kwargs):
+        """Call `client.<method>(...)`; on any failure drop the client and retry later."""
+        if self._visdom_missing:
+            return False
+        if self.client is None:
+            if time.monotonic() - self._last_attempt < self.reconnect_interval or not self._connect():
+                return False
+        try:
+            getattr(self.client, method)(*args, **kwargs)
+            return True
+        except Exception as err:
+            self.client = None
+            self._warn(f"the visdom server at {self.server}:{self.port} stopped answering ({err})")
+            return False
+
+
+@contextlib.contextmanager
+def _quiet_visdom_logger():
+    """Hide visdom's chatter at client setup (warnings about features we do not use)."""
+    visdom_logger = logging.getLogger("visdom")
+    level = visdom_logger.level
+    visdom_logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        visdom_logger.setLevel(level)
+
+
+if visdom is not None:
+    class _TimeoutVisdom(visdom.Visdom):
+        """visdom.Visdom whose HTTP requests time out instead of hanging on a stuck server."""
+
+        def __init__(self, timeout, **kwargs):
+            self._request_timeout = timeout
+            super().__init__(**kwargs)
+
+        def _handle_post(self, url, data=None):  # visdom's documented override point
+            response = self.session.post(url, data={} if data is None else data,
+                                         timeout=self._request_timeout)
+            return response.text

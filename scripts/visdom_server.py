@@ -1,0 +1,73 @@
+"""Start the visdom server for the live training view: loopback only, no CDN download.
+
+    python scripts/visdom_server.py                 # http://127.0.0.1:8097
+    python scripts/visdom_server.py --port 8098
+    python scripts/visdom_server.py --hostname 0.0.0.0   # reachable from other machines: opt-in
+
+Why not `python -m visdom.server`: it first downloads visdom's web assets from CDNs and crashes
+where they cannot be reached, and it listens on every interface. This launcher builds visdom
+0.2.4's tornado application itself (`visdom.server.app.Application`, what
+`visdom.server.run_server.start_server` does) and listens on --hostname only (127.0.0.1 unless
+told otherwise). It never downloads: the assets come from `python scripts/install_visdom_assets.py`
+(npm), and the launcher refuses to start without them (the page would be blank).
+Then open http://127.0.0.1:PORT/env/<run name> (train.py's --display_env defaults to --name).
+"""
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import argparse  # noqa: E402
+import logging  # noqa: E402
+
+from pix2pix_tr.errors import UserError, run_cli  # noqa: E402
+from scripts.install_visdom_assets import missing_assets, visdom_static_dir  # noqa: E402
+
+DEFAULT_ENV_PATH = os.path.join(os.path.expanduser("~"), ".visdom")
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--port", type=int, default=8097, help="port to listen on (default 8097)")
+    parser.add_argument("--hostname", default="127.0.0.1",
+                        help="address to listen on (default 127.0.0.1: this machine only)")
+    parser.add_argument("--env_path", default=DEFAULT_ENV_PATH,
+                        help="where visdom saves envs when asked to (default ~/.visdom)")
+    parser.add_argument("--logging_level", default="WARNING",
+                        help="tornado/visdom log level (default WARNING)")
+    return parser
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
+    missing = missing_assets(visdom_static_dir())
+    if missing:
+        raise UserError(f"visdom's web assets are not installed ({len(missing)} files missing, e.g. "
+                        f"{missing[0]}): run python scripts/install_visdom_assets.py (needs npm)")
+    logging.basicConfig(level=args.logging_level.upper())
+    import tornado
+    from tornado import ioloop
+    from visdom.server.app import Application
+
+    if tornado.version_info[:2] >= (6, 6):
+        raise UserError(f"tornado {tornado.version} makes visdom 0.2.4 answer its page with HTTP 403 "
+                        "(a blank viewer): pip install 'tornado>=6.4,<6.6' (as requirements.txt pins)")
+    os.makedirs(args.env_path, exist_ok=True)
+    app = Application(port=args.port, base_url="", env_path=args.env_path)
+    try:
+        app.listen(args.port, address=args.hostname, max_buffer_size=1024**3)
+    except OSError as err:
+        raise UserError(f"cannot listen on {args.hostname}:{args.port} ({err.strerror}): "
+                        "pick another --port, or stop the server that holds it") from err
+    shown_host = "127.0.0.1" if args.hostname in ("", "0.0.0.0", "::") else args.hostname
+    print(f"visdom server listening on {args.hostname}:{args.port}: "
+          f"open http://{shown_host}:{args.port}  (Ctrl-C stops it)", flush=True)
+    try:
+        ioloop.IOLoop.current().start()
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(run_cli(main))
