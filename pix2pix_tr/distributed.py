@@ -7,13 +7,12 @@ operations the trainer and the evaluator need. Without torchrun every helper deg
 single-process behaviour, so callers never branch on "am I distributed?" themselves.
 
 The pix2pix step and DDP. pix2pix updates D, then freezes D (requires_grad False) and backpropagates
-G's loss through it. A DDP-wrapped D whose forward runs while its parameters are frozen would arm
-DDP's gradient reducer for a backward that never produces D gradients, and the next iteration fails
-with "Expected to have finished reduction in the prior iteration". `GANDistributedDataParallel`
-therefore runs the plain module when no parameter requires a gradient (nothing to synchronise then),
-and the ordinary DDP forward otherwise; no `find_unused_parameters` (and its graph walk) is needed.
-Two D forwards (real and fake) before one backward are fine: each parameter's gradient is
-accumulated once per backward, so DDP's hook fires once per parameter.
+G's loss through it. Plain DDP handles both halves without `find_unused_parameters` (and its graph
+walk per step): two D forwards (fake and real) before one backward accumulate each parameter's
+gradient once, so DDP's hook fires once per parameter; and the frozen forward of the G step arms no
+hook at all, so no reduction is left pending (tests/test_distributed.py runs exactly this step).
+Do not turn on `find_unused_parameters`: with it, the frozen forward would leave a reduction
+pending and the next iteration would fail ("Expected to have finished reduction ...").
 
 Identical optimizer state on every rank. DDP averages gradients across ranks and starts every rank
 from rank 0's parameters; a deterministic optimizer (Adam, TRAdam, ...) then computes the same update
@@ -145,15 +144,6 @@ def broadcast_object(obj, src=0):
 
 
 # ----------------------------------------------------------------------------- models
-class GANDistributedDataParallel(DistributedDataParallel):
-    """DDP that tolerates a frozen forward: see the module docstring (pix2pix's D in the G step)."""
-
-    def forward(self, *inputs, **kwargs):
-        if torch.is_grad_enabled() and not any(p.requires_grad for p in self.module.parameters()):
-            return self.module(*inputs, **kwargs)
-        return super().forward(*inputs, **kwargs)
-
-
 def convert_sync_bn(module, device):
     """BatchNorm layers -> SyncBatchNorm (batch statistics over all ranks). CUDA only in torch."""
     if torch.device(device).type != "cuda":
@@ -172,8 +162,7 @@ def wrap_ddp(module, device, *, sync_bn=False, find_unused_parameters=False):
         module = convert_sync_bn(module, device)
     device = torch.device(device)
     device_ids = [device] if device.type == "cuda" else None
-    return GANDistributedDataParallel(module, device_ids=device_ids,
-                                      find_unused_parameters=find_unused_parameters)
+    return DistributedDataParallel(module, device_ids=device_ids, find_unused_parameters=find_unused_parameters)
 
 
 def unwrap(module):

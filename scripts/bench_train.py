@@ -23,7 +23,6 @@ the peak memory (CUDA allocator peak per variant; on CPU the process's peak RSS)
 import os, sys; sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # noqa: E401,E702
 
 import argparse
-import contextlib
 import copy
 import math
 import platform
@@ -128,7 +127,7 @@ def build_variants(args, device):
                    (lambda ps: PaperTRAdam(ps, lr=LR, betas=BETAS))
             variants[name] = PlainPix2PixStep(netG, netD, make(netG.parameters()), make(netD.parameters()), device)
             continue
-        if args.channels_last:
+        if args.channels_last:  # before the optimizers: their state takes the parameters' layout
             netG, netD = netG.to(memory_format=torch.channels_last), netD.to(memory_format=torch.channels_last)
         if args.compile:
             netG.compile(mode=args.compile_mode)
@@ -136,7 +135,8 @@ def build_variants(args, device):
         optimizer = name.split()[1]
         make = lambda ps: build_optimizer(optimizer, ps, lr=LR, beta1=BETAS[0], beta2=BETAS[1], fused=args.fused)  # noqa: E731
         variants[name] = Pix2PixModel(netG, netD, make(netG.parameters()), make(netD.parameters()),
-                                      gan_mode="vanilla", lambda_L1=100.0, device=device, amp=args.amp)
+                                      gan_mode="vanilla", lambda_L1=100.0, device=device, amp=args.amp,
+                                      channels_last=args.channels_last)
     return variants
 
 
