@@ -134,10 +134,23 @@ def build_variants(args, device):
             netD.compile(mode=args.compile_mode)
         optimizer = name.split()[1]
         make = lambda ps: build_optimizer(optimizer, ps, lr=LR, beta1=BETAS[0], beta2=BETAS[1], fused=args.fused)  # noqa: E731
-        variants[name] = Pix2PixModel(netG, netD, make(netG.parameters()), make(netD.parameters()),
-                                      gan_mode="vanilla", lambda_L1=100.0, device=device, amp=args.amp,
-                                      channels_last=args.channels_last)
+        model = Pix2PixModel(netG, netD, make(netG.parameters()), make(netD.parameters()),
+                             gan_mode="vanilla", lambda_L1=100.0, device=device, amp=args.amp,
+                             channels_last=args.channels_last)
+        variants[name] = WithMkldnn(model, args.mkldnn == "on") if args.mkldnn != "default" else model
     return variants
+
+
+class WithMkldnn:
+    """A step run with oneDNN (mkldnn) convolutions switched on or off (forward and backward)."""
+
+    def __init__(self, model, enabled):
+        self.model, self.enabled = model, enabled
+        self.optimizer_G, self.optimizer_D = model.optimizer_G, model.optimizer_D
+
+    def train_step(self, batch):
+        with torch.backends.mkldnn.flags(enabled=self.enabled):
+            return self.model.train_step(batch)
 
 
 def optimizer_state_bytes(optimizer):
@@ -244,6 +257,8 @@ def main(argv=None):
     parser.add_argument("--compile", action="store_true", help="ours: torch.compile G and D")
     parser.add_argument("--compile_mode", default=None,
                         help="torch.compile mode, e.g. max-autotune-no-cudagraphs or reduce-overhead (CUDA graphs)")
+    parser.add_argument("--mkldnn", default="default", choices=("default", "on", "off"),
+                        help="ours on CPU: oneDNN convolutions on/off (default: torch's, on)")
     parser.add_argument("--fused", default="auto", choices=("auto", "on", "off"), help="ours: fused optimizer path")
     parser.add_argument("--loader", action="store_true", help="also measure the data loader's throughput")
     parser.add_argument("--loader_frames", type=int, default=64)
@@ -272,7 +287,7 @@ def main(argv=None):
     batch = {"A": torch.rand(1, 3, args.size, args.size, generator=gen) * 2 - 1,
              "B": torch.rand(1, 3, args.size, args.size, generator=gen) * 2 - 1,
              "frame_id": ["bench"], "A_paths": ["bench"], "B_paths": ["bench"]}
-    settings = (f"amp={args.amp} channels_last={args.channels_last} compile={args.compile}"
+    settings = (f"amp={args.amp} channels_last={args.channels_last} mkldnn={args.mkldnn} compile={args.compile}"
                 f"{'(' + args.compile_mode + ')' if args.compile_mode else ''} fused={args.fused}")
     print(f"device: {describe_device(device)}; torch {torch.__version__}")
     print(f"iteration: {args.netG} + {args.netD} D, ngf {args.ngf} ndf {args.ndf}, batch 1, {args.size}x{args.size}; "
