@@ -1,0 +1,168 @@
+"""Aligned pairs for training and testing: pix2pix's AlignedDataset with reproducible augmentation.
+
+Each file `<root>/<phase>/<frame_id>.jpg` holds A | B side by side (the prepared layout of
+`data/layout.py`, or pix2pix's own `cityscapes` folder, whose pairs are photo | label: train it with
+`direction="BtoA"` as pix2pix does). Preprocessing is pix2pix's (`base_dataset.get_transform`):
+
+    resize_and_crop       resize both halves to load_size x load_size (bicubic), random crop_size crop
+    crop                  random crop_size crop of the original
+    scale_width           resize to width load_size (height keeps the aspect, at least crop_size)
+    scale_width_and_crop  scale_width to load_size, then a random crop_size crop
+    none                  round each side to a multiple of 4 (bicubic)
+
+then a random horizontal flip unless no_flip, the same crop and flip for A and B, and [-1, 1].
+
+Unlike pix2pix, the crop position and flip of sample `index` come from its own generator seeded
+with (seed, epoch, index) (`set_epoch` before each epoch), not from a global random state: the data
+are the same whatever the number of DataLoader workers, and a resumed run sees what an uninterrupted
+one would. (Workers receive the dataset when an epoch's iterator starts, so call `set_epoch` before
+iterating and do not use `persistent_workers=True`.)
+
+`preload=True` decodes every pair once and keeps the deterministic part of the preprocessing
+(the resize) in memory as uint8, so an epoch costs only crops and flips.
+"""
+import numpy as np
+import torch
+from PIL import Image
+
+from data.layout import PreparedLayout, frame_id_of
+from pix2pix_tr.errors import UserError
+
+PREPROCESS_MODES = ("resize_and_crop", "crop", "scale_width", "scale_width_and_crop", "none")
+DIRECTIONS = ("AtoB", "BtoA")
+
+
+def open_pair(path):
+    """Decode an aligned pair file to RGB, or a UserError naming it and what is wrong."""
+    try:
+        with Image.open(path) as img:
+            return img.convert("RGB")
+    except (OSError, SyntaxError, ValueError) as err:      # unreadable, truncated, not an image
+        raise UserError(f"{path} is not a readable image ({err}); delete or re-create it") from None
+
+
+def _resize_deterministic(img, preprocess, load_size, crop_size):
+    """The part of pix2pix's transform that involves no randomness (PIL bicubic, as pix2pix)."""
+    w, h = img.size
+    if preprocess == "resize_and_crop":
+        return img.resize((load_size, load_size), Image.BICUBIC)
+    if preprocess in ("scale_width", "scale_width_and_crop"):
+        if w == load_size and h >= crop_size:
+            return img
+        return img.resize((load_size, int(max(load_size * h / w, crop_size))), Image.BICUBIC)
+    if preprocess == "none":                               # pix2pix's __make_power_2(base=4)
+        nh, nw = int(round(h / 4) * 4), int(round(w / 4) * 4)
+        return img if (nh, nw) == (h, w) else img.resize((nw, nh), Image.BICUBIC)
+    return img                                             # "crop"
+
+
+def _to_uint8_chw(img):
+    return torch.from_numpy(np.asarray(img, dtype=np.uint8).copy()).permute(2, 0, 1).contiguous()
+
+
+class AlignedDataset(torch.utils.data.Dataset):
+    """Aligned A|B pairs of one phase, preprocessed as pix2pix does, augmented reproducibly."""
+
+    def __init__(self, root, phase="train", *, direction="AtoB", preprocess="resize_and_crop",
+                 load_size=286, crop_size=256, no_flip=False, max_dataset_size=float("inf"), seed=0,
+                 preload=False):
+        if direction not in DIRECTIONS:
+            raise UserError(f"--direction {direction!r} must be one of {', '.join(DIRECTIONS)}")
+        if preprocess not in PREPROCESS_MODES:
+            raise UserError(f"--preprocess {preprocess!r} must be one of {', '.join(PREPROCESS_MODES)}")
+        if "crop" in preprocess and load_size < crop_size:
+            raise UserError(f"--load_size {load_size} must be at least --crop_size {crop_size}")
+        self.root, self.phase = str(root), phase
+        self.direction, self.preprocess = direction, preprocess
+        self.load_size, self.crop_size, self.no_flip = load_size, crop_size, no_flip
+        self.seed, self.epoch = seed, 0
+        layout = PreparedLayout(root)
+        files = layout.pair_files(phase)
+        if max_dataset_size != float("inf"):
+            files = files[:int(max_dataset_size)]
+        self.paths = files
+        self.frame_ids = [frame_id_of(p) for p in files]
+        expected = None
+        if layout.is_prepared():
+            h, w = layout.read_meta().image_size
+            expected = (2 * w, h)
+        for path in files:
+            self._check_shape(path, expected)
+        self._cache = None
+        if preload:
+            from tqdm import tqdm
+
+            self._cache = [self._load(i) for i in tqdm(range(len(files)), desc=f"preload {phase}",
+                                                         unit="pair", leave=False)]
+
+    @staticmethod
+    def _check_shape(path, expected):
+        try:
+            with Image.open(path) as img:
+                size = img.size
+        except (OSError, SyntaxError, ValueError) as err:
+            raise UserError(f"{path} is not a readable image ({err}); delete or re-create it") from None
+        if expected is not None and size != expected:
+            raise UserError(f"{path} is {size[0]}x{size[1]}, but this dataset's pairs are "
+                            f"{expected[0]}x{expected[1]} (metadata.json); re-create it")
+        if expected is None and size[0] != 2 * size[1]:
+            raise UserError(f"{path} is {size[0]}x{size[1]}: an aligned pair must be two square halves "
+                            "side by side (width = 2 x height)")
+
+    def __len__(self):
+        return len(self.paths)
+
+    def set_epoch(self, epoch):
+        """Choose the epoch whose crops and flips `__getitem__` returns."""
+        self.epoch = int(epoch)
+
+    def transform_params(self, index):
+        """(x, y, flip) of sample `index` this epoch: pix2pix's get_params, seeded by
+        (seed, epoch, index)."""
+        if self.preprocess == "resize_and_crop":
+            w = h = self.load_size
+        else:
+            w, h = self._half_size(index)
+            if self.preprocess == "scale_width_and_crop":
+                w, h = self.load_size, self.load_size * h // w
+        rng = np.random.default_rng([self.seed, self.epoch, index])
+        x = int(rng.integers(0, max(0, w - self.crop_size) + 1))
+        y = int(rng.integers(0, max(0, h - self.crop_size) + 1))
+        flip = bool(rng.random() > 0.5)
+        return x, y, flip
+
+    def _half_size(self, index):
+        if self._cache is not None:
+            return self._cache[index][2]
+        with Image.open(self.paths[index]) as img:
+            w, h = img.size
+        return w // 2, h
+
+    def _load(self, index):
+        """Decode pair `index`, split it into its halves, apply the deterministic resize.
+        Returns (left uint8 CHW, right uint8 CHW, (half width, height) before resizing)."""
+        path = self.paths[index]
+        ab = open_pair(path)
+        w, h = ab.size
+        w2 = int(w / 2)
+        halves = [ab.crop((0, 0, w2, h)), ab.crop((w2, 0, w, h))]
+        left, right = (_to_uint8_chw(_resize_deterministic(x, self.preprocess, self.load_size,
+                                                           self.crop_size)) for x in halves)
+        return left, right, (w2, h)
+
+    def _random_part(self, img, x, y, flip):
+        if "crop" in self.preprocess:                     # pix2pix's __crop: only if larger
+            _, h, w = img.shape
+            if w > self.crop_size or h > self.crop_size:
+                img = img[:, y:y + self.crop_size, x:x + self.crop_size]
+        if not self.no_flip and flip:
+            img = img.flip(-1)
+        return img.float().div(255).sub(0.5).div(0.5)     # ToTensor + Normalize((.5,)*3, (.5,)*3)
+
+    def __getitem__(self, index):
+        left, right, _ = self._cache[index] if self._cache is not None else self._load(index)
+        x, y, flip = self.transform_params(index)
+        a, b = (left, right) if self.direction == "AtoB" else (right, left)
+        path = self.paths[index]
+        return {"A": self._random_part(a, x, y, flip), "B": self._random_part(b, x, y, flip),
+                "frame_id": self.frame_ids[index], "A_paths": path, "B_paths": path}

@@ -1,0 +1,59 @@
+"""Which dataset a run uses when the user names none, and what a dataset folder can do.
+
+`resolve_dataroot(None)` picks `datasets/cityscapes` when it is prepared (data/prepare_cityscapes.py
+wrote it), else SynthCity under `datasets/synthcity`, generating it the first time (and saying so),
+so `python train.py` works out of the box. An explicit dataroot must exist. A folder without
+metadata (pix2pix's own prepared `cityscapes`: train/ val/ of photo|label pairs) trains, but has no
+evaluation labels: `require_eval_labels` says how to get them.
+"""
+import os
+
+from data.layout import PreparedLayout
+from pix2pix_tr.errors import UserError
+
+CITYSCAPES_DIR = "cityscapes"
+SYNTHCITY_DIR = "synthcity"
+
+PIX2PIX_FOLDER_NOTE = ("{root} has no metadata.json: reading it as pix2pix's prepared folder "
+                       "(train/ val/ of side-by-side pairs; pix2pix's cityscapes pairs are photo|label, "
+                       "so train labels->photos with --direction BtoA). FCN-score needs the gtFine labels: "
+                       "prepare them with python data/prepare_cityscapes.py --gtFine_dir ... "
+                       "--leftImg8bit_dir ... --output_dir DIR")
+
+
+def resolve_dataroot(dataroot, datasets_dir="datasets", log=print):
+    """The dataset folder to use: `dataroot` if given (it must exist), else prepared Cityscapes,
+    else SynthCity (generated on first use)."""
+    if dataroot is not None:
+        if not os.path.isdir(dataroot):
+            raise UserError(f"--dataroot {dataroot} does not exist; prepare a dataset there with "
+                            "data/prepare_cityscapes.py or data/synthcity.py, or leave --dataroot out "
+                            "to use SynthCity")
+        if not PreparedLayout(dataroot).is_prepared():
+            log(PIX2PIX_FOLDER_NOTE.format(root=dataroot))
+        return dataroot
+    cityscapes = os.path.join(datasets_dir, CITYSCAPES_DIR)
+    if PreparedLayout(cityscapes).is_prepared():
+        log(f"dataset: prepared Cityscapes in {cityscapes}")
+        return cityscapes
+    synthcity = os.path.join(datasets_dir, SYNTHCITY_DIR)
+    if PreparedLayout(synthcity).is_prepared():
+        log(f"dataset: no prepared Cityscapes in {cityscapes}; using SynthCity in {synthcity}")
+        return synthcity
+    from data import synthcity as synth
+
+    log(f"dataset: no prepared Cityscapes in {cityscapes}; generating SynthCity in {synthcity} "
+        f"(once; python data/synthcity.py --help for its options)")
+    return synth.generate(synthcity, log=log)
+
+
+def require_eval_labels(root, split):
+    """The evaluation labels folder of `split`, or a UserError saying how to get it."""
+    layout = PreparedLayout(root)
+    if not layout.has_labels(split):
+        if not layout.is_prepared():
+            raise UserError(f"{root} has no evaluation labels (labels/{split}/): FCN-score needs the "
+                            "gtFine labels; prepare Cityscapes with python data/prepare_cityscapes.py "
+                            "--gtFine_dir ... --leftImg8bit_dir ... --output_dir DIR")
+        raise UserError(f"{root} is prepared but has no labels/{split}/; re-run its preparation")
+    return layout.label_dir(split)

@@ -1,0 +1,204 @@
+"""Prepare Cityscapes from its official download into the prepared layout (data/layout.py).
+
+    python data/prepare_cityscapes.py --gtFine_dir gtFine --leftImg8bit_dir leftImg8bit \\
+        --output_dir datasets/cityscapes
+
+Input, the official layout at any resolution (the official one is 2048x1024):
+    gtFine/{train,val}/<city>/<frame>_gtFine_color.png, <frame>_gtFine_labelIds.png
+    leftImg8bit/{train,val}/<city>/<frame>_leftImg8bit.png
+Output, per split:
+    <split>/<frame>.jpg         A | B = label colour image | photo, each resized to 256x256 as pix2pix's
+                                prepare_cityscapes_dataset.py does (PIL bicubic; JPEG quality 100,
+                                no chroma subsampling). pix2pix puts the photo left; we put the label
+                                left, so labels->photos is AtoB.
+    labels/<split>/<frame>.png  trainIds (255 = ignore) at the source resolution, mapped from labelIds
+                                with cityscapesscripts' own definitions
+    metadata.json               written last: its presence means "prepared"
+
+Frames run in parallel; frames already written are skipped, so an interrupted run resumes. Every
+file is written atomically, so an interruption never leaves a file (or a dataset) that looks done.
+"""
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import argparse  # noqa: E402
+import glob  # noqa: E402
+import json  # noqa: E402
+import multiprocessing  # noqa: E402
+
+import numpy as np  # noqa: E402
+from PIL import Image  # noqa: E402
+
+from data.layout import IGNORE_INDEX, SPLITS, DatasetMeta, PreparedLayout, cityscapes_classes  # noqa: E402
+from pix2pix_tr import atomic  # noqa: E402
+from pix2pix_tr.errors import UserError, run_cli  # noqa: E402
+
+NAME = "cityscapes"
+SEGMENTERS = ["smp-hub/segformer-b0-512x1024-city-160k", "smp-hub/segformer-b5-1024x1024-city-160k"]
+COLOR_SUFFIX = "_gtFine_color.png"
+LABELIDS_SUFFIX = "_gtFine_labelIds.png"
+PHOTO_SUFFIX = "_leftImg8bit.png"
+PARAMS_FILE = ".prepare_params.json"
+
+
+def label_id_to_train_id():
+    """(lut, defined): lut[labelId] = trainId (255 for ignored classes); defined[labelId] says
+    whether cityscapesscripts defines that id. From cityscapesscripts.helpers.labels."""
+    from cityscapesscripts.helpers.labels import labels
+
+    lut = np.full(256, IGNORE_INDEX, np.uint8)
+    defined = np.zeros(256, bool)
+    for label in labels:
+        if 0 <= label.id < 256:
+            defined[label.id] = True
+            if 0 <= label.trainId < IGNORE_INDEX:
+                lut[label.id] = label.trainId
+    return lut, defined
+
+
+def _frames_of(folder, suffix):
+    """{frame_id: path} of `<folder>/<city>/<frame_id><suffix>`."""
+    return {os.path.basename(p)[:-len(suffix)]: p
+            for p in glob.glob(os.path.join(glob.escape(folder), "*", "*" + suffix))}
+
+
+def find_frames(gtfine_dir, leftimg_dir, split):
+    """[(frame_id, color_path, labelids_path, photo_path)] of one split, sorted; a UserError if a
+    folder is missing or empty, or a photo lacks its labels (or the reverse)."""
+    gt_split, photo_split = os.path.join(gtfine_dir, split), os.path.join(leftimg_dir, split)
+    for folder, flag in ((gt_split, "--gtFine_dir"), (photo_split, "--leftImg8bit_dir")):
+        if not os.path.isdir(folder):
+            raise UserError(f"{folder} does not exist: {flag} must be the official folder holding "
+                            f"{split}/<city>/")
+    colors = _frames_of(gt_split, COLOR_SUFFIX)
+    label_ids = _frames_of(gt_split, LABELIDS_SUFFIX)
+    photos = _frames_of(photo_split, PHOTO_SUFFIX)
+    if not photos:
+        raise UserError(f"{photo_split} holds no <city>/*{PHOTO_SUFFIX} photos")
+    if not colors and not label_ids:
+        raise UserError(f"{gt_split} holds no <city>/*{COLOR_SUFFIX} / *{LABELIDS_SUFFIX} labels")
+    problems = []
+    for what, have, need in (("label colour image", colors, photos), ("labelIds image", label_ids, photos),
+                             ("photo", photos, colors.keys() | label_ids.keys())):
+        missing = sorted(set(need) - set(have))
+        if missing:
+            shown = ", ".join(missing[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
+            problems.append(f"no {what} for {shown}")
+    if problems:
+        raise UserError(f"{split}: photos and labels do not match: {'; '.join(problems)}")
+    return [(fid, colors[fid], label_ids[fid], photos[fid]) for fid in sorted(photos)]
+
+
+def _open(path, mode):
+    try:
+        with Image.open(path) as img:
+            img.load()
+            return img.convert(mode) if mode and img.mode != mode else img.copy()
+    except (OSError, SyntaxError, ValueError) as err:        # unreadable, truncated, not an image
+        raise UserError(f"{path} is not a readable image ({err}); re-download or remove it") from None
+
+
+def prepare_frame(job):
+    """Write the aligned pair and the trainId labels of one frame (runs in a worker).
+    Returns (frame_id, label size [H, W], whether it was written now)."""
+    root, split, fid, color_path, labelids_path, photo_path, image_size = job
+    layout = PreparedLayout(root)
+    pair_path, label_path = layout.pair_path(split, fid), layout.label_path(split, fid)
+    if os.path.exists(pair_path) and os.path.exists(label_path):
+        with Image.open(label_path) as img:
+            return fid, [img.height, img.width], False
+    ids_img = _open(labelids_path, None)
+    if ids_img.mode not in ("L", "P", "I", "I;16"):
+        raise UserError(f"{labelids_path} has mode {ids_img.mode}: labelIds must be a one-channel "
+                        "image of Cityscapes label ids")
+    ids = np.asarray(ids_img)
+    lut, defined = label_id_to_train_id()
+    bad = np.unique(ids[(ids < 0) | (ids > 255)]).tolist() if ids.dtype != np.uint8 else []
+    if not bad:
+        bad = np.unique(ids[~defined[ids.clip(0, 255).astype(np.intp)]]).tolist()
+    if bad:
+        raise UserError(f"{labelids_path} holds label ids {bad[:10]} that cityscapesscripts does not "
+                        "define; is it a *_gtFine_labelIds.png?")
+    color, photo = _open(color_path, "RGB"), _open(photo_path, "RGB")
+    shape = (ids.shape[1], ids.shape[0])
+    for path, img in ((color_path, color), (photo_path, photo)):
+        if img.size != shape:
+            raise UserError(f"{path} is {img.size[0]}x{img.size[1]} but its labelIds are "
+                            f"{shape[0]}x{shape[1]}: they must show the same frame at the same size")
+    atomic.save_image(label_path, Image.fromarray(lut[ids.astype(np.intp)], mode="L"))
+    side = Image.new("RGB", (2 * image_size, image_size))
+    side.paste(color.resize((image_size, image_size), Image.BICUBIC), (0, 0))
+    side.paste(photo.resize((image_size, image_size), Image.BICUBIC), (image_size, 0))
+    atomic.save_image(pair_path, side, quality=100, subsampling=0)
+    return fid, [ids.shape[0], ids.shape[1]], True
+
+
+def _check_params(root, params):
+    path = os.path.join(root, PARAMS_FILE)
+    if os.path.exists(path):
+        with open(path, encoding="utf-8") as f:
+            old = json.load(f)
+        if old != params:
+            raise UserError(f"{root} was prepared with {old}, not {params}; choose another "
+                            "--output_dir or delete it")
+    else:
+        atomic.write_json(path, params)
+
+
+def prepare(gtfine_dir, leftimg_dir, output_dir, *, image_size=256, workers=None, splits=SPLITS,
+            log=print):
+    """Prepare the official Cityscapes folders into `output_dir`. Returns a summary dict."""
+    from tqdm import tqdm
+
+    for folder, flag in ((gtfine_dir, "--gtFine_dir"), (leftimg_dir, "--leftImg8bit_dir")):
+        if not os.path.isdir(folder):
+            raise UserError(f"{flag} {folder} does not exist")
+    frames = {split: find_frames(gtfine_dir, leftimg_dir, split) for split in splits}
+    os.makedirs(output_dir, exist_ok=True)
+    _check_params(output_dir, {"image_size": image_size})
+    jobs = [(output_dir, split, *frame, image_size) for split in splits for frame in frames[split]]
+    workers = max(1, min(workers or os.cpu_count() or 1, len(jobs)))
+    bar = tqdm(total=len(jobs), desc=f"Cityscapes -> {output_dir}", unit="frame")
+    results = []
+    if workers == 1:
+        for job in jobs:
+            results.append(prepare_frame(job))
+            bar.update()
+    else:
+        ctx = multiprocessing.get_context("fork" if sys.platform.startswith("linux") else "spawn")
+        with ctx.Pool(workers) as pool:
+            for result in pool.imap_unordered(prepare_frame, jobs, chunksize=4):
+                results.append(result)
+                bar.update()
+    bar.close()
+    written = sum(1 for _, _, new in results if new)
+    label_sizes = sorted({tuple(size) for _, size, _ in results})
+    names, palette = cityscapes_classes()
+    PreparedLayout(output_dir).write_meta(DatasetMeta(
+        name=NAME, classes=names, palette=palette, image_size=[image_size, image_size],
+        label_size=list(label_sizes[0]), splits={s: len(frames[s]) for s in splits},
+        segmenters=list(SEGMENTERS), ignore_index=IGNORE_INDEX,
+        source={"gtFine_dir": os.path.abspath(gtfine_dir), "leftImg8bit_dir": os.path.abspath(leftimg_dir),
+                "label_sizes": [list(s) for s in label_sizes], "labels": "cityscapesscripts.helpers.labels"}))
+    summary = {"frames": len(jobs), "written": written, "skipped": len(jobs) - written}
+    log(f"Cityscapes prepared in {output_dir}: {', '.join(f'{len(frames[s])} {s}' for s in splits)} "
+        f"({written} written, {len(jobs) - written} already there)")
+    return summary
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--gtFine_dir", required=True, help="official gtFine folder (train/ val/ ...)")
+    parser.add_argument("--leftImg8bit_dir", required=True, help="official leftImg8bit folder")
+    parser.add_argument("--output_dir", required=True, help="where to write the prepared dataset")
+    parser.add_argument("--image_size", type=int, default=256, help="side of each half of a pair")
+    parser.add_argument("--workers", type=int, default=None, help="processes (default: all cores)")
+    args = parser.parse_args(argv)
+    prepare(args.gtFine_dir, args.leftImg8bit_dir, args.output_dir, image_size=args.image_size,
+            workers=args.workers)
+
+
+if __name__ == "__main__":
+    run_cli(main)

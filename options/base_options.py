@@ -1,0 +1,213 @@
+"""Flags shared by train.py and test.py (data, networks, device), parsing, validation, saving.
+
+`BaseOptions().parse(argv)` returns an argparse Namespace. A bad value ends in one line through
+`UserError` (argparse's own messages included), never a traceback or a usage dump. The options of
+a run are saved beside its checkpoints as train_opt.txt (pix2pix's format, for people) and
+train_opt.json (for programs: test.py reads the architecture from it, --continue_train the rest).
+"""
+import argparse
+import json
+import os
+
+from pix2pix_tr import atomic
+from pix2pix_tr.errors import UserError
+
+OPTIONS_JSON = "train_opt.json"
+OPTIONS_TEXT = "train_opt.txt"
+
+# Options that say what the networks are: test.py and --continue_train take them from the run.
+ARCHITECTURE_KEYS = ("input_nc", "output_nc", "ngf", "ndf", "netG", "netD", "n_layers_D", "norm",
+                     "init_type", "init_gain", "no_dropout", "direction")
+
+# How many times each U-Net generator halves its input: the crop must be a multiple of 2**n.
+UNET_DOWNSAMPLINGS = {"unet_256": 8, "unet_128": 7}
+
+
+class OptionParser(argparse.ArgumentParser):
+    """argparse whose errors are one-line UserErrors instead of usage + exit."""
+
+    def error(self, message):
+        raise UserError(message)
+
+
+def positive_int(text):
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
+    return value
+
+
+def non_negative_float(text):
+    value = float(text)
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {text}")
+    return value
+
+
+def positive_float(text):
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
+    return value
+
+
+def resolve_device(name):
+    """'auto' -> 'cuda' if a GPU is usable else 'cpu'; 'cuda[:N]' checked against the machine."""
+    import torch
+
+    if name == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if name == "cpu":
+        return "cpu"
+    if name == "cuda" or name.startswith("cuda:"):
+        index = name.partition(":")[2]
+        if index and not index.isdigit():
+            raise UserError(f"--device {name}: expected cuda or cuda:N with N a GPU index")
+        if not torch.cuda.is_available():
+            raise UserError(f"--device {name}: no CUDA GPU is usable here; use --device cpu or auto")
+        if index and int(index) >= torch.cuda.device_count():
+            raise UserError(f"--device {name}: only {torch.cuda.device_count()} GPU(s) here")
+        return name
+    raise UserError(f"--device {name}: expected auto, cpu, cuda or cuda:N")
+
+
+class BaseOptions:
+    """Flags both entry points use. Subclasses add theirs in `initialize` and check in `validate`."""
+
+    is_train = False
+    description = "pix2pix_tr"
+
+    def initialize(self, parser):
+        # --- data ---
+        parser.add_argument("--dataroot", default=None,
+                            help="prepared dataset folder (train/ val/ of A|B pairs); default: "
+                                 "datasets/cityscapes if prepared, else SynthCity generated under datasets/")
+        parser.add_argument("--direction", default="AtoB", choices=["AtoB", "BtoA"],
+                            help="AtoB = labels -> photos in the prepared layout")
+        parser.add_argument("--preprocess", default="resize_and_crop",
+                            choices=["resize_and_crop", "crop", "scale_width", "scale_width_and_crop", "none"],
+                            help="scaling and cropping of images at load time")
+        parser.add_argument("--load_size", type=positive_int, default=286, help="scale images to this size")
+        parser.add_argument("--crop_size", type=positive_int, default=256, help="then crop to this size")
+        parser.add_argument("--no_flip", action="store_true", help="no random horizontal flip")
+        parser.add_argument("--max_dataset_size", type=float, default=float("inf"),
+                            help="use at most this many pairs")
+        parser.add_argument("--batch_size", type=positive_int, default=1, help="input batch size")
+        parser.add_argument("--serial_batches", action="store_true",
+                            help="take pairs in order instead of shuffling")
+        parser.add_argument("--num_threads", type=int, default=4, help="data loader worker processes")
+        parser.add_argument("--preload", action="store_true",
+                            help="decode every pair once into memory (when the dataset fits)")
+        # --- run ---
+        parser.add_argument("--name", default=None,
+                            help="run name: checkpoints/<name>/ (default: pix2pix_<optimizer>)")
+        parser.add_argument("--checkpoints_dir", default="./checkpoints", help="where runs are saved")
+        parser.add_argument("--epoch", default="latest",
+                            help="which saved weights to load: latest or an epoch number")
+        parser.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
+        parser.add_argument("--seed", type=int, default=0, help="seed of every random number generator")
+        # --- networks ---
+        parser.add_argument("--input_nc", type=positive_int, default=3, help="channels of input images")
+        parser.add_argument("--output_nc", type=positive_int, default=3, help="channels of output images")
+        parser.add_argument("--ngf", type=positive_int, default=64, help="generator filters in the last conv layer")
+        parser.add_argument("--ndf", type=positive_int, default=64, help="discriminator filters in the first conv layer")
+        parser.add_argument("--netG", default="unet_256",
+                            choices=["unet_256", "unet_128", "resnet_9blocks", "resnet_6blocks"])
+        parser.add_argument("--netD", default="basic", choices=["basic", "n_layers", "pixel"],
+                            help="basic = 70x70 PatchGAN")
+        parser.add_argument("--n_layers_D", type=positive_int, default=3, help="used if --netD n_layers")
+        parser.add_argument("--norm", default="batch", choices=["batch", "instance", "none"])
+        parser.add_argument("--init_type", default="normal", choices=["normal", "xavier", "kaiming", "orthogonal"])
+        parser.add_argument("--init_gain", type=float, default=0.02, help="scale of the initialisation")
+        parser.add_argument("--no_dropout", action="store_true", help="no dropout in the generator")
+        parser.add_argument("--display_winsize", type=positive_int, default=256,
+                            help="display size of images in visdom and HTML")
+        # --- speed ---
+        parser.add_argument("--amp", action="store_true", help="mixed precision (bf16 autocast) on CUDA")
+        parser.add_argument("--channels_last", action="store_true", help="channels_last memory format")
+        parser.add_argument("--compile", action="store_true", help="torch.compile the networks")
+        return parser
+
+    def build_parser(self):
+        parser = OptionParser(description=self.description,
+                              formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+        return self.initialize(parser)
+
+    def parse(self, argv=None):
+        """Parse `argv` (None = sys.argv[1:]), validate, and return the Namespace.
+
+        `self.explicit` is left holding the names of the flags the user actually typed, so saved
+        options (test.py, --continue_train) fill in only what was not given.
+        """
+        parser = self.build_parser()
+        opt = parser.parse_args(argv)
+        self.explicit = explicit_keys(self.build_parser(), argv)
+        self.defaults = vars(parser.parse_args([]))
+        opt = self.complete(opt)
+        return self.validate(opt)
+
+    def complete(self, opt):
+        """Fill in values that depend on others or on a saved run (subclasses extend)."""
+        return opt
+
+    def merge_saved(self, opt, saved, keys):
+        """Take `keys` from a saved options dict wherever the user did not type the flag."""
+        for key in keys:
+            if key in saved and key not in self.explicit:
+                setattr(opt, key, saved[key])
+        return opt
+
+    def validate(self, opt):
+        """Checks across flags; each failure is one line naming the flag and the fix."""
+        if opt.preprocess in ("resize_and_crop", "scale_width_and_crop") and opt.crop_size > opt.load_size:
+            raise UserError(f"--crop_size {opt.crop_size} is larger than --load_size {opt.load_size}")
+        if opt.netG in UNET_DOWNSAMPLINGS:
+            step = 2 ** UNET_DOWNSAMPLINGS[opt.netG]
+            if opt.crop_size % step:
+                raise UserError(f"--netG {opt.netG} needs --crop_size a multiple of {step}, got "
+                                f"{opt.crop_size}" + ("; use --netG unet_128" if step == 256 and opt.crop_size % 128 == 0 else ""))
+        if opt.num_threads < 0:
+            raise UserError(f"--num_threads {opt.num_threads}: must be >= 0")
+        if not opt.max_dataset_size >= 1:
+            raise UserError(f"--max_dataset_size {opt.max_dataset_size}: must be >= 1")
+        resolve_device(opt.device)
+        return opt
+
+
+def explicit_keys(parser, argv):
+    """The destinations of the flags present in `argv` (parsed again with every default removed)."""
+    for action in parser._actions:
+        action.default = argparse.SUPPRESS
+        action.required = False
+    return set(vars(parser.parse_args(argv)))
+
+
+def options_as_dict(opt):
+    return {k: v for k, v in sorted(vars(opt).items())}
+
+
+def save_options(opt, folder, defaults=None):
+    """Write train_opt.txt (pix2pix's table, defaults noted) and train_opt.json, atomically."""
+    values = options_as_dict(opt)
+    lines = ["----------------- Options ---------------"]
+    for key, value in values.items():
+        note = ""
+        if defaults is not None and key in defaults and defaults[key] != value:
+            note = f"\t[default: {defaults[key]}]"
+        lines.append(f"{key:>25}: {str(value):<30}{note}")
+    lines.append("----------------- End -------------------")
+    atomic.write_text(os.path.join(folder, OPTIONS_TEXT), "\n".join(lines) + "\n")
+    atomic.write_json(os.path.join(folder, OPTIONS_JSON), values)
+    return "\n".join(lines)
+
+
+def load_saved_options(folder):
+    """The options dict a run saved in `folder`, or None if it saved none (a pix2pix run)."""
+    path = os.path.join(folder, OPTIONS_JSON)
+    if not os.path.isfile(path):
+        return None
+    try:
+        with open(path, encoding="utf-8") as f:
+            return json.load(f)
+    except ValueError as err:
+        raise UserError(f"{path} is not valid JSON ({err}); delete it or pass the options on the command line") from None

@@ -1,0 +1,39 @@
+"""Synthesis flags for test.py: which run, which split, where the results go.
+
+The networks' architecture comes from the run's saved train_opt.json (written by train.py), so
+`python test.py --dataroot D --name X` suffices; a flag typed here overrides the saved value.
+As in pix2pix, images are resized straight to --crop_size (no random crop) and not flipped.
+"""
+import os
+
+from options.base_options import ARCHITECTURE_KEYS, BaseOptions, load_saved_options
+
+# Saved training options test.py reuses besides the architecture.
+DATA_KEYS = ("crop_size", "preprocess", "input_nc", "output_nc")
+
+
+class TestOptions(BaseOptions):
+    is_train = False
+    description = "Synthesize a split with a trained pix2pix generator; images named by frame id."
+
+    def initialize(self, parser):
+        super().initialize(parser)
+        parser.add_argument("--results_dir", default="./results", help="results/<name>/<phase>_<epoch>/")
+        parser.add_argument("--phase", default="val", help="split to synthesize: train or val")
+        parser.add_argument("--num_test", type=float, default=float("inf"),
+                            help="synthesize at most this many frames (default: all)")
+        parser.add_argument("--eval", action="store_true",
+                            help="eval mode (BatchNorm running stats, no dropout); pix2pix's default is train mode")
+        return parser
+
+    def complete(self, opt):
+        if opt.name is None:
+            opt.name = "pix2pix_adam"
+        saved = load_saved_options(os.path.join(opt.checkpoints_dir, opt.name))
+        opt.saved_options_found = saved is not None
+        if saved is not None:
+            self.merge_saved(opt, saved, ARCHITECTURE_KEYS + DATA_KEYS)
+        if "load_size" not in self.explicit:
+            opt.load_size = opt.crop_size         # pix2pix's test: resize to the crop, no random crop
+        opt.no_flip = True
+        return opt

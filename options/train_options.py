@@ -1,0 +1,87 @@
+"""Training flags: optimizer (Adam or the trajectory-regularized TRAdam/TRSGD), LR policy, losses,
+display, checkpoints and resume. pix2pix's names and defaults wherever pix2pix has the flag.
+
+With --continue_train the run's saved train_opt.json fills in every flag not typed, so
+`python train.py --name X --continue_train` resumes the run as it was started.
+"""
+import os
+
+from pix2pix_tr.errors import UserError
+from pix2pix_tr.optim import OPTIMIZERS, TR_LAMBDA_MODES
+from options.base_options import (BaseOptions, load_saved_options, non_negative_float, positive_float,
+                                  positive_int)
+
+LR_POLICIES = ("linear", "step", "cosine")
+
+# Flags that say which run to continue: never taken from the saved run on --continue_train.
+PER_INVOCATION_KEYS = {"continue_train", "epoch", "checkpoints_dir", "name"}
+
+
+class TrainOptions(BaseOptions):
+    is_train = True
+    description = "Train pix2pix (labels -> photos) with Adam or a trajectory-regularized optimizer."
+
+    def initialize(self, parser):
+        super().initialize(parser)
+        # --- optimization ---
+        parser.add_argument("--optimizer", default="adam", choices=OPTIMIZERS,
+                            help="adam = pix2pix's baseline; tradam/trsgd = trajectory-regularized")
+        parser.add_argument("--lr", type=positive_float, default=0.0002, help="initial learning rate")
+        parser.add_argument("--beta1", type=float, default=0.5, help="Adam's beta1 (momentum for sgd)")
+        parser.add_argument("--tr_lambda", type=non_negative_float, default=0.1,
+                            help="TR: weight of the proximal term lambda*||w - w_t||^2")
+        parser.add_argument("--tr_inner_steps", type=positive_int, default=10,
+                            help="TR: S, steps between anchor refreshes")
+        parser.add_argument("--tr_lambda_mode", default="scaled", choices=TR_LAMBDA_MODES,
+                            help="TR: lambda*lr0/lr (scaled), lambda (fixed), or lambda/lr as the paper's released code")
+        parser.add_argument("--lr_policy", default="linear", choices=LR_POLICIES,
+                            help="linear = constant for --n_epochs, then to 0 over --n_epochs_decay")
+        parser.add_argument("--lr_decay_iters", type=positive_int, default=50,
+                            help="step policy: multiply by 0.1 every this many epochs")
+        parser.add_argument("--n_epochs", type=int, default=100, help="epochs at the initial learning rate")
+        parser.add_argument("--n_epochs_decay", type=int, default=100, help="epochs of linear decay to zero")
+        parser.add_argument("--epoch_count", type=positive_int, default=1,
+                            help="first epoch number (a pix2pix run continued without a state file)")
+        # --- losses ---
+        parser.add_argument("--gan_mode", default="vanilla", choices=["vanilla", "lsgan", "wgangp"])
+        parser.add_argument("--lambda_L1", type=non_negative_float, default=100.0, help="weight of the L1 loss")
+        # --- display and logs ---
+        parser.add_argument("--display_freq", type=positive_int, default=400, help="show images every N iterations")
+        parser.add_argument("--update_html_freq", type=positive_int, default=1000,
+                            help="save images to the HTML page every N iterations")
+        parser.add_argument("--print_freq", type=positive_int, default=100, help="log and plot losses every N iterations")
+        parser.add_argument("--display_id", type=int, default=1, help="visdom window id; 0 = no visdom")
+        parser.add_argument("--display_server", default="http://localhost", help="visdom server")
+        parser.add_argument("--display_port", type=int, default=8097, help="visdom port")
+        parser.add_argument("--display_env", default=None, help="visdom environment (default: the run's name)")
+        parser.add_argument("--no_html", action="store_true", help="no checkpoints/<name>/web/ pages")
+        # --- checkpoints ---
+        parser.add_argument("--save_latest_freq", type=positive_int, default=5000,
+                            help="save latest (weights + training state) every N iterations")
+        parser.add_argument("--save_epoch_freq", type=positive_int, default=5, help="save <epoch>_net_* every N epochs")
+        parser.add_argument("--continue_train", action="store_true",
+                            help="resume checkpoints/<name>/ from latest, exactly")
+        parser.add_argument("--phase", default="train", help="split to train on")
+        return parser
+
+    def complete(self, opt):
+        if opt.name is None:
+            opt.name = f"pix2pix_{opt.optimizer}"
+        if opt.continue_train:
+            saved = load_saved_options(os.path.join(opt.checkpoints_dir, opt.name))
+            if saved is not None:
+                keys = [k for k in saved if k not in PER_INVOCATION_KEYS and hasattr(opt, k)]
+                self.merge_saved(opt, saved, keys)
+        return opt
+
+    def validate(self, opt):
+        super().validate(opt)
+        if opt.n_epochs < 0 or opt.n_epochs_decay < 0 or opt.n_epochs + opt.n_epochs_decay < 1:
+            raise UserError(f"--n_epochs {opt.n_epochs} --n_epochs_decay {opt.n_epochs_decay}: "
+                            "both must be >= 0 and train at least one epoch")
+        if opt.epoch_count > opt.n_epochs + opt.n_epochs_decay:
+            raise UserError(f"--epoch_count {opt.epoch_count} is past the last epoch "
+                            f"{opt.n_epochs + opt.n_epochs_decay} (= --n_epochs + --n_epochs_decay)")
+        if opt.optimizer in ("adam", "tradam") and not 0 <= opt.beta1 < 1:
+            raise UserError(f"--beta1 {opt.beta1}: must be in [0, 1)")
+        return opt

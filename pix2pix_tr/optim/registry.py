@@ -1,0 +1,49 @@
+"""The one place that maps the trainer's `--optimizer` names to optimizers with pix2pix's defaults.
+
+"adam" / "tradam": Adam with betas (beta1, beta2) (pix2pix uses beta1 = 0.5); "sgd" / "trsgd": SGD
+with momentum (0.9). The "tr" names wrap the same base in TrajectoryRegularized.
+"""
+import torch
+
+from pix2pix_tr.optim.tradam import TRAdam, TRSGD
+from pix2pix_tr.optim.trajectory import InvalidHyperparameter, check_positive
+
+
+def _adam(params, *, lr, beta1, beta2, fused, **_):
+    return torch.optim.Adam(params, lr=lr, betas=(beta1, beta2), fused=fused)
+
+
+def _tradam(params, *, lr, beta1, beta2, fused, tr_lambda, inner_steps, tr_lambda_mode, **_):
+    return TRAdam(params, lr=lr, betas=(beta1, beta2), tr_lambda=tr_lambda,
+                  inner_steps=inner_steps, tr_lambda_mode=tr_lambda_mode, fused=fused)
+
+
+def _sgd(params, *, lr, momentum, fused, **_):
+    return torch.optim.SGD(params, lr=lr, momentum=momentum, fused=fused)
+
+
+def _trsgd(params, *, lr, momentum, fused, tr_lambda, inner_steps, tr_lambda_mode, **_):
+    return TRSGD(params, lr=lr, momentum=momentum, tr_lambda=tr_lambda, inner_steps=inner_steps,
+                 tr_lambda_mode=tr_lambda_mode, fused=fused)
+
+
+_BUILDERS = {"adam": _adam, "tradam": _tradam, "sgd": _sgd, "trsgd": _trsgd}
+OPTIMIZERS = tuple(_BUILDERS)
+
+
+def build_optimizer(name, params, *, lr, beta1=0.5, beta2=0.999, momentum=0.9, tr_lambda=0.1,
+                    inner_steps=10, fused=None, tr_lambda_mode="scaled"):
+    """Build optimizer `name` (one of OPTIMIZERS) over `params`. `fused` is passed on (None: each
+    optimizer's default; for tradam that is the fused path where supported). Bad values raise
+    InvalidHyperparameter (a ValueError and a pix2pix_tr UserError)."""
+    if name not in _BUILDERS:
+        raise InvalidHyperparameter(f"unknown optimizer {name!r}; choose one of {', '.join(OPTIMIZERS)}")
+    check_positive("lr", lr)
+    for key, value in (("beta1", beta1), ("beta2", beta2)):
+        if not 0.0 <= value < 1.0:
+            raise InvalidHyperparameter(f"{key} must be in [0, 1), got {value!r}")
+    if not 0.0 <= momentum < 1.0:
+        raise InvalidHyperparameter(f"momentum must be in [0, 1), got {momentum!r}")
+    return _BUILDERS[name](params, lr=lr, beta1=beta1, beta2=beta2, momentum=momentum,
+                           tr_lambda=tr_lambda, inner_steps=inner_steps,
+                           tr_lambda_mode=tr_lambda_mode, fused=fused)

@@ -1,0 +1,93 @@
+"""TRAdam and TRSGD: the TR mechanism (trajectory.py) applied to torch.optim.Adam and to SGD.
+
+They only build the base optimizer and hand it to `TrajectoryRegularized`; none of the TR math lives
+here. Use `TrajectoryRegularized(torch.optim.AdamW(...))` for any other base.
+"""
+import torch
+
+from pix2pix_tr.optim.trajectory import TrajectoryRegularized
+
+
+def _tensors(params):
+    out = []
+    for item in params:
+        if isinstance(item, dict):
+            out.extend(_tensors(item["params"] if not torch.is_tensor(item["params"])
+                                else [item["params"]]))
+        elif isinstance(item, tuple):  # named parameters
+            out.append(item[1])
+        else:
+            out.append(item)
+    return out
+
+
+def fused_adam_available(params):
+    """True when torch's fused Adam kernel supports every parameter (floating point, CPU/CUDA/...)."""
+    from torch.utils._foreach_utils import _get_fused_kernels_supported_devices
+    devices = _get_fused_kernels_supported_devices()
+    tensors = _tensors(params)
+    return bool(tensors) and all(t.is_floating_point() and t.device.type in devices for t in tensors)
+
+
+class TRAdam(TrajectoryRegularized):
+    r"""Adam with trajectory regularization: ``TrajectoryRegularized(torch.optim.Adam(...))``.
+
+    The step is the TrajectoryRegularized math block with torch.optim.Adam as the base:
+
+    .. math::
+       \begin{aligned}
+            &\tilde g_n = \nabla f(\theta_n) + 2\lambda_n(\theta_n - w_t) \; (+\,\text{wd}\,\theta_n),
+                \quad t \leftarrow t + 1 \text{ (global, never reset)} \\
+            &m_t = \beta_1 m_{t-1} + (1-\beta_1)\tilde g_n, \quad
+                v_t = \beta_2 v_{t-1} + (1-\beta_2)\tilde g_n^2 \\
+            &\theta_{n+1} = \theta_n - \frac{\gamma_n}{k+1}\,
+                \frac{m_t / (1-\beta_1^t)}{\sqrt{v_t / (1-\beta_2^t)} + \epsilon}
+       \end{aligned}
+
+    **Where ε sits:** where torch.optim.Adam puts it today (after the bias-corrected √v̂), so
+    S = 1 is exactly torch's Adam. The released code used √v + ε with the bias correction folded
+    into the step size, i.e. torch's form with ε/√(1−β₂ᵗ) in place of ε; with ε = 0 the two are
+    identical, otherwise they differ only where √v̂ is of the order of ε.
+
+    Args: as torch.optim.Adam (lr, betas, eps, weight_decay, amsgrad, maximize) plus
+    tr_lambda, inner_steps, tr_lambda_mode (see TrajectoryRegularized) and
+    fused: None (default) uses torch's fused Adam kernel with the block-wise regularized gradient
+    whenever the kernel supports the parameters (floating point on CPU/CUDA; no compile, so tiny
+    models pay nothing); True requires it; False uses torch's default (foreach) Adam and the
+    generic TR path.
+    """
+
+    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0,
+                 amsgrad=False, *, tr_lambda=0.1, inner_steps=10, tr_lambda_mode="scaled",
+                 maximize=False, fused=None):
+        params = list(params)
+        use_fused = fused_adam_available(params) if fused is None else bool(fused)
+        base = torch.optim.Adam(params, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay,
+                                amsgrad=amsgrad, maximize=maximize, fused=use_fused or None)
+        super().__init__(base, tr_lambda=tr_lambda, inner_steps=inner_steps,
+                         tr_lambda_mode=tr_lambda_mode, fused=use_fused)
+
+
+class TRSGD(TrajectoryRegularized):
+    r"""SGD (with momentum) and trajectory regularization: ``TrajectoryRegularized(torch.optim.SGD(...))``.
+
+    .. math::
+       \begin{aligned}
+            &\tilde g_n = \nabla f(\theta_n) + 2\lambda_n(\theta_n - w_t) \; (+\,\text{wd}\,\theta_n) \\
+            &b_n = \mu b_{n-1} + (1-\tau)\tilde g_n \;\; (b_0 = \tilde g_0), \quad
+                \theta_{n+1} = \theta_n - \frac{\gamma_n}{k+1} b_n
+                \;\; (\text{nesterov: } \tilde g_n + \mu b_n)
+       \end{aligned}
+
+    Args: as torch.optim.SGD (lr, momentum, dampening, weight_decay, nesterov, maximize, fused —
+    passed to torch's SGD) plus tr_lambda, inner_steps, tr_lambda_mode (see TrajectoryRegularized).
+    """
+
+    def __init__(self, params, lr=1e-3, momentum=0.0, dampening=0.0, weight_decay=0.0,
+                 nesterov=False, *, tr_lambda=0.1, inner_steps=10, tr_lambda_mode="scaled",
+                 maximize=False, fused=None):
+        base = torch.optim.SGD(params, lr=lr, momentum=momentum, dampening=dampening,
+                               weight_decay=weight_decay, nesterov=nesterov, maximize=maximize,
+                               fused=fused)
+        super().__init__(base, tr_lambda=tr_lambda, inner_steps=inner_steps,
+                         tr_lambda_mode=tr_lambda_mode, fused=False)

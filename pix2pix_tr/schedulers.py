@@ -1,0 +1,48 @@
+"""Learning-rate policies, stepped once per epoch as pix2pix steps them.
+
+    linear  lr constant for n_epochs, then linearly to zero over n_epochs_decay (pix2pix's rule,
+            shifted by epoch_count, the number of the first epoch)
+    step    lr x 0.1 every lr_decay_iters epochs
+    cosine  cosine annealing from lr to 0 over n_epochs
+
+Each is a plain torch scheduler (LambdaLR, StepLR, CosineAnnealingLR), so its state_dict goes into
+the training state and trajectory-regularized optimizers see the decayed lr like any other. To add
+a policy, write a function (optimizer, settings) -> scheduler and register it in SCHEDULERS.
+"""
+import torch
+
+
+class LinearDecay:
+    """pix2pix's rule: factor 1 until epoch n_epochs, then down to 1/(n_epochs_decay+1) at the last.
+
+    A class rather than a closure so the scheduler pickles; epoch is LambdaLR's count from 0."""
+
+    def __init__(self, n_epochs, n_epochs_decay, epoch_count):
+        self.n_epochs, self.n_epochs_decay, self.epoch_count = n_epochs, n_epochs_decay, epoch_count
+
+    def __call__(self, epoch):
+        return 1.0 - max(0, epoch + self.epoch_count - self.n_epochs) / float(self.n_epochs_decay + 1)
+
+
+def linear(optimizer, *, n_epochs, n_epochs_decay, epoch_count, **_):
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, LinearDecay(n_epochs, n_epochs_decay, epoch_count))
+
+
+def step(optimizer, *, lr_decay_iters, **_):
+    return torch.optim.lr_scheduler.StepLR(optimizer, step_size=lr_decay_iters, gamma=0.1)
+
+
+def cosine(optimizer, *, n_epochs, **_):
+    return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=n_epochs, eta_min=0)
+
+
+SCHEDULERS = {"linear": linear, "step": step, "cosine": cosine}
+
+
+def build_scheduler(policy, optimizer, *, n_epochs=100, n_epochs_decay=100, epoch_count=1,
+                    lr_decay_iters=50):
+    """The torch LR scheduler of `policy` over `optimizer`; call its .step() at each epoch's end."""
+    if policy not in SCHEDULERS:
+        raise ValueError(f"unknown lr policy {policy!r}; choose from {', '.join(SCHEDULERS)}")
+    return SCHEDULERS[policy](optimizer, n_epochs=n_epochs, n_epochs_decay=n_epochs_decay,
+                              epoch_count=epoch_count, lr_decay_iters=lr_decay_iters)

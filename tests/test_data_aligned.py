@@ -1,0 +1,184 @@
+"""data/aligned.py: pix2pix's preprocessing, reproducible augmentation, bad pairs."""
+import os
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from torchvision import transforms
+
+from data.aligned import AlignedDataset
+from data.layout import DatasetMeta, PreparedLayout
+from pix2pix_tr.errors import UserError
+
+HALF = 20
+
+
+def write_pairs(root, split="train", n=6, relation="random", size=HALF, meta=False):
+    """n pairs left|right; relation: 'random', 'same' (right == left), 'inverse' (right = 255-left)."""
+    rng = np.random.default_rng(0)
+    folder = os.path.join(root, split)
+    os.makedirs(folder, exist_ok=True)
+    for i in range(n):
+        left = rng.integers(0, 256, (size, size, 3), dtype=np.uint8)
+        right = {"random": rng.integers(0, 256, (size, size, 3), dtype=np.uint8), "same": left,
+                 "inverse": 255 - left}[relation]
+        Image.fromarray(np.concatenate([left, right], 1)).save(os.path.join(folder, f"f{i:03d}.png"))
+    if meta:
+        PreparedLayout(root).write_meta(DatasetMeta(
+            name="t", classes=["a"], palette=[[0, 0, 0]], image_size=[size, size],
+            label_size=[size, size], splits={split: n}, segmenters=[]))
+    return root
+
+
+def pix2pix_reference(path, preprocess, load_size, crop_size, params, no_flip=False):
+    """pix2pix's AlignedDataset + get_transform, restated with torchvision, for given params."""
+    ab = Image.open(path).convert("RGB")
+    w, h = ab.size
+    halves = [ab.crop((0, 0, w // 2, h)), ab.crop((w // 2, 0, w, h))]
+    x, y, flip = params
+    ops = []
+    if "resize" in preprocess:
+        ops.append(transforms.Resize([load_size, load_size], transforms.InterpolationMode.BICUBIC))
+    if "crop" in preprocess:
+        ops.append(transforms.Lambda(lambda im: im.crop((x, y, x + crop_size, y + crop_size))))
+    if not no_flip and flip:
+        ops.append(transforms.Lambda(lambda im: im.transpose(Image.FLIP_LEFT_RIGHT)))
+    ops += [transforms.ToTensor(), transforms.Normalize((0.5,) * 3, (0.5,) * 3)]
+    t = transforms.Compose(ops)
+    return [t(im) for im in halves]
+
+
+def test_shapes_ranges_and_frame_ids(tmp_path):
+    ds = AlignedDataset(write_pairs(tmp_path), load_size=24, crop_size=16)
+    assert len(ds) == 6
+    item = ds[2]
+    assert item["A"].shape == item["B"].shape == (3, 16, 16) and item["A"].dtype == torch.float32
+    assert item["A"].min() >= -1 and item["A"].max() <= 1 and item["A"].min() < -0.9
+    assert item["frame_id"] == "f002" and item["A_paths"].endswith("f002.png")
+
+
+@pytest.mark.parametrize("preprocess", ["resize_and_crop", "crop"])
+def test_matches_pix2pix_transform(tmp_path, preprocess):
+    ds = AlignedDataset(write_pairs(tmp_path), preprocess=preprocess, load_size=26, crop_size=16)
+    ds.set_epoch(4)
+    for i in range(len(ds)):
+        params = ds.transform_params(i)
+        ref_a, ref_b = pix2pix_reference(ds.paths[i], preprocess, 26, 16, params)
+        item = ds[i]
+        torch.testing.assert_close(item["A"], ref_a, atol=1e-6, rtol=0)
+        torch.testing.assert_close(item["B"], ref_b, atol=1e-6, rtol=0)
+
+
+def test_same_crop_and_flip_for_both_halves(tmp_path):
+    same = AlignedDataset(write_pairs(tmp_path / "s", relation="same"), load_size=26, crop_size=16)
+    inverse = AlignedDataset(write_pairs(tmp_path / "i", relation="inverse"), preprocess="crop",
+                             crop_size=12)
+    flips = set()
+    for epoch in range(3):
+        for ds in (same, inverse):
+            ds.set_epoch(epoch)
+        for i in range(len(same)):
+            flips.add(same.transform_params(i)[2])
+            torch.testing.assert_close(same[i]["A"], same[i]["B"])
+            torch.testing.assert_close(inverse[i]["A"] + inverse[i]["B"], torch.zeros(3, 12, 12),
+                                       atol=1e-6, rtol=0)
+    assert flips == {True, False}
+
+
+def test_direction_swaps_halves(tmp_path):
+    root = write_pairs(tmp_path)
+    ab = AlignedDataset(root, load_size=24, crop_size=16)
+    ba = AlignedDataset(root, direction="BtoA", load_size=24, crop_size=16)
+    torch.testing.assert_close(ab[1]["A"], ba[1]["B"])
+    torch.testing.assert_close(ab[1]["B"], ba[1]["A"])
+    assert not torch.equal(ab[1]["A"], ab[1]["B"])
+
+
+def _epoch(ds, epoch, workers):
+    ds.set_epoch(epoch)
+    loader = torch.utils.data.DataLoader(ds, batch_size=2, shuffle=False, num_workers=workers)
+    return torch.cat([b["A"] for b in loader]), sum((b["frame_id"] for b in loader), [])
+
+
+def test_augmentation_independent_of_workers_and_resume(tmp_path):
+    root = write_pairs(tmp_path)
+    ds = AlignedDataset(root, load_size=26, crop_size=16, seed=7)
+    e3_main, ids = _epoch(ds, 3, 0)
+    e3_workers, ids_workers = _epoch(ds, 3, 2)
+    torch.testing.assert_close(e3_main, e3_workers, atol=0, rtol=0)
+    assert ids == ids_workers == [f"f{i:03d}" for i in range(6)]
+    e4, _ = _epoch(ds, 4, 0)
+    assert not torch.equal(e3_main, e4)
+    torch.testing.assert_close(_epoch(ds, 3, 0)[0], e3_main, atol=0, rtol=0)      # round trip
+    resumed = AlignedDataset(root, load_size=26, crop_size=16, seed=7, preload=True)
+    torch.testing.assert_close(_epoch(resumed, 3, 0)[0], e3_main, atol=0, rtol=0)  # fresh + preload
+    other_seed = AlignedDataset(root, load_size=26, crop_size=16, seed=8)
+    assert not torch.equal(_epoch(other_seed, 3, 0)[0], e3_main)
+
+
+def test_no_flip_scale_width_none_and_max_dataset_size(tmp_path):
+    root = write_pairs(tmp_path, size=21)
+    ds = AlignedDataset(root, preprocess="none", no_flip=True, max_dataset_size=3)
+    assert len(ds) == 3 and ds.frame_ids == ["f000", "f001", "f002"]
+    assert ds[0]["A"].shape == (3, 20, 20)                            # rounded to a multiple of 4
+    first = ds[0]["A"]
+    for epoch in range(4):
+        ds.set_epoch(epoch)
+        torch.testing.assert_close(ds[0]["A"], first)                 # no_flip, no crop: fixed
+    sw = AlignedDataset(root, preprocess="scale_width", load_size=32, crop_size=16)
+    assert sw[0]["A"].shape == (3, 32, 32)
+    swc = AlignedDataset(root, preprocess="scale_width_and_crop", load_size=32, crop_size=16)
+    assert swc[0]["B"].shape == (3, 16, 16)
+
+
+# --- bad input ------------------------------------------------------------------------------
+def test_missing_and_empty_folders(tmp_path):
+    with pytest.raises(UserError, match="no 'train' folder"):
+        AlignedDataset(tmp_path)
+    os.makedirs(tmp_path / "train")
+    with pytest.raises(UserError, match="holds no images"):
+        AlignedDataset(tmp_path)
+
+
+def test_corrupt_pair_is_named(tmp_path):
+    root = write_pairs(tmp_path)
+    (tmp_path / "train" / "f003.png").write_bytes(b"garbage")
+    with pytest.raises(UserError, match=r"f003.png is not a readable image") as err:
+        AlignedDataset(root)
+    assert "\n" not in str(err.value)
+
+
+def test_truncated_pair_is_named_when_read(tmp_path):
+    root = write_pairs(tmp_path)
+    path = tmp_path / "train" / "f001.png"
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    ds = AlignedDataset(root, load_size=24, crop_size=16)      # the header is intact
+    ds[0]
+    with pytest.raises(UserError, match=r"f001.png is not a readable image"):
+        ds[1]
+    with pytest.raises(UserError, match=r"f001.png is not a readable image"):
+        AlignedDataset(root, load_size=24, crop_size=16, preload=True)
+
+
+def test_pair_of_the_wrong_shape(tmp_path):
+    root = write_pairs(tmp_path)
+    Image.new("RGB", (30, 20)).save(tmp_path / "train" / "f004.png")
+    with pytest.raises(UserError, match=r"f004.png is 30x20: an aligned pair must be two square halves"):
+        AlignedDataset(root)
+
+
+def test_pair_disagreeing_with_metadata(tmp_path):
+    root = write_pairs(tmp_path, meta=True)
+    Image.new("RGB", (48, 24)).save(tmp_path / "train" / "f005.png")
+    with pytest.raises(UserError, match=r"f005.png is 48x24, but this dataset's pairs are 40x20"):
+        AlignedDataset(root)
+
+
+@pytest.mark.parametrize("kw,match", [({"direction": "AB"}, "--direction"),
+                                      ({"preprocess": "zoom"}, "--preprocess"),
+                                      ({"load_size": 8, "crop_size": 16}, "--load_size 8")])
+def test_bad_options(tmp_path, kw, match):
+    with pytest.raises(UserError, match=match):
+        AlignedDataset(write_pairs(tmp_path), **kw)

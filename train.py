@@ -1,0 +1,186 @@
+"""Train pix2pix (labels -> photos) with Adam or a trajectory-regularized optimizer.
+
+    python train.py --optimizer tradam                       # SynthCity if no Cityscapes is prepared
+    python train.py --dataroot datasets/cityscapes --name city_tradam --optimizer tradam
+    python train.py --name city_tradam --continue_train      # resume exactly from latest
+
+The loop reads top to bottom: options -> data -> networks and optimizers -> model -> for each epoch,
+for each batch: one step, logs, display, checkpoints; then the LR schedulers. The machinery lives in
+the library (pix2pix_tr/) and data/; see docs/readme/train.md for flags and outputs.
+"""
+import os
+import random
+import time
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from data.aligned import AlignedDataset
+from data.default import resolve_dataroot
+from options import TrainOptions, resolve_device, save_options
+from pix2pix_tr import checkpoint
+from pix2pix_tr.errors import UserError, run_cli
+from pix2pix_tr.model import NonFiniteLossError, Pix2PixModel
+from pix2pix_tr.networks import define_D, define_G
+from pix2pix_tr.optim import build_optimizer
+from pix2pix_tr.schedulers import build_scheduler
+from pix2pix_tr.visualizer import Visualizer
+
+
+class TrainingDiverged(UserError):
+    """A loss became NaN or Inf: training stops, the last good checkpoint stays as it was."""
+
+
+def main(argv=None):
+    options = TrainOptions()
+    opt = options.parse(argv)
+    device = torch.device(resolve_device(opt.device))
+    run_dir = os.path.join(opt.checkpoints_dir, opt.name)
+    seed_everything(opt.seed)
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+
+    # --- data: the order of every epoch depends on (seed, epoch) only ---
+    dataroot = resolve_dataroot(opt.dataroot)
+    dataset = AlignedDataset(dataroot, opt.phase, direction=opt.direction, preprocess=opt.preprocess,
+                             load_size=opt.load_size, crop_size=opt.crop_size, no_flip=opt.no_flip,
+                             max_dataset_size=opt.max_dataset_size, seed=opt.seed, preload=opt.preload)
+    sampler = checkpoint.ResumableSampler(len(dataset), seed=opt.seed, shuffle=not opt.serial_batches)
+    worker_seeds = torch.Generator()                   # reseeded per epoch; the global RNG is never drawn
+    loader = torch.utils.data.DataLoader(
+        dataset, batch_size=opt.batch_size, sampler=sampler, generator=worker_seeds,
+        num_workers=min(opt.num_threads, os.cpu_count() or 1), pin_memory=device.type == "cuda")
+
+    # --- networks, optimizers, schedulers, the model ---
+    netG = define_G(opt.input_nc, opt.output_nc, opt.ngf, opt.netG, norm=opt.norm,
+                    use_dropout=not opt.no_dropout, init_type=opt.init_type, init_gain=opt.init_gain)
+    netD = define_D(opt.input_nc + opt.output_nc, opt.ndf, opt.netD, n_layers_D=opt.n_layers_D,
+                    norm=opt.norm, init_type=opt.init_type, init_gain=opt.init_gain)
+    netG, netD = (prepare_network(net, device, opt) for net in (netG, netD))
+    optimizers = {"G": make_optimizer(netG, opt), "D": make_optimizer(netD, opt)}
+    schedulers = {k: build_scheduler(opt.lr_policy, o, n_epochs=opt.n_epochs, n_epochs_decay=opt.n_epochs_decay,
+                                     epoch_count=opt.epoch_count, lr_decay_iters=opt.lr_decay_iters)
+                  for k, o in optimizers.items()}
+    model = Pix2PixModel(netG, netD, optimizers["G"], optimizers["D"], gan_mode=opt.gan_mode,
+                         lambda_L1=opt.lambda_L1, device=device, amp=opt.amp, channels_last=opt.channels_last)
+
+    # --- where to start: epoch, samples of it already consumed, total samples ---
+    epoch, skip, total_iters, rng_state = opt.epoch_count, 0, 0, None
+    if opt.continue_train:
+        epoch, skip, total_iters, rng_state = resume(run_dir, opt, model, optimizers, schedulers, (netG, netD))
+    save_options(opt, run_dir, defaults=options.defaults)
+    last_epoch = opt.n_epochs + opt.n_epochs_decay
+    if epoch > last_epoch:
+        print(f"{run_dir} is already trained through epoch {last_epoch}; raise --n_epochs_decay "
+              "(or --n_epochs) to train longer")
+        return model
+    print(f"training {opt.name}: {opt.optimizer} on {device}, {len(dataset)} pairs from {dataroot}, "
+          f"epochs {epoch}..{last_epoch}; checkpoints in {run_dir}")
+    visualizer = Visualizer(opt.name, checkpoints_dir=opt.checkpoints_dir, display_id=opt.display_id,
+                            display_server=opt.display_server, display_port=opt.display_port,
+                            display_env=opt.display_env, display_winsize=opt.display_winsize,
+                            use_html=not opt.no_html, log=tqdm.write)
+
+    def save(labels, next_epoch, epoch_iter):
+        state = checkpoint.training_state(
+            optimizers=optimizers, schedulers=schedulers, epoch=next_epoch, epoch_iter=epoch_iter,
+            total_iters=total_iters, options=vars(opt), nets=(netG, netD), scaler=getattr(model, "scaler", None))
+        checkpoint.save_checkpoint(run_dir, model, labels, state)
+        return f"{'/'.join(labels)} (epoch {next_epoch}, {epoch_iter} samples in)" if epoch_iter else \
+               f"{'/'.join(labels)} (end of epoch {next_epoch - 1})"
+
+    last_good = "the latest one, resumed from" if opt.continue_train else "none: no checkpoint was saved yet"
+    if rng_state is not None:
+        checkpoint.restore_rng_state(rng_state)         # last, after everything that draws while built
+    for epoch in range(epoch, last_epoch + 1):
+        sampler.set_epoch(epoch, skip=skip)
+        dataset.set_epoch(epoch)
+        worker_seeds.manual_seed(opt.seed * 1_000_003 + epoch)
+        epoch_iter, skip = skip, 0
+        epoch_start = time.time()
+        bar = tqdm(loader, desc=f"epoch {epoch}/{last_epoch}", unit="it", dynamic_ncols=True)
+        data_start = time.time()
+        for batch in bar:
+            step_start = time.time()
+            try:
+                losses = model.train_step(batch)
+            except NonFiniteLossError as err:              # nets spoiled: stop, save nothing
+                raise TrainingDiverged(f"epoch {epoch}, sample {epoch_iter + 1}: {err.losses}; training "
+                                       f"stopped; last good checkpoint kept: {last_good}; lower --lr "
+                                       "or check the data") from None
+            total_iters += len(batch["frame_id"])
+            epoch_iter += len(batch["frame_id"])
+            bar.set_postfix({k: f"{v:.3f}" for k, v in losses.items()}, refresh=False)
+
+            if total_iters % opt.display_freq == 0:
+                visualizer.display_current_results(model.visuals(), epoch,
+                                                   total_iters % opt.update_html_freq == 0)
+            if total_iters % opt.print_freq == 0:
+                t_comp = (time.time() - step_start) / opt.batch_size
+                visualizer.print_current_losses(epoch, epoch_iter, losses, t_comp, step_start - data_start)
+                if opt.display_id > 0:
+                    visualizer.plot_current_losses(epoch, epoch_iter / len(dataset), losses)
+            if total_iters % opt.save_latest_freq == 0:
+                last_good = save(["latest"], epoch, epoch_iter)
+                tqdm.write(f"saved {last_good} at {total_iters} iterations")
+            data_start = time.time()
+        bar.close()
+
+        for name, scheduler in schedulers.items():
+            before = optimizers[name].param_groups[0]["lr"]
+            scheduler.step()
+            if name == "G":
+                print(f"learning rate {before:.7f} -> {optimizers[name].param_groups[0]['lr']:.7f}")
+        labels = ["latest"] + ([str(epoch)] if epoch % opt.save_epoch_freq == 0 else [])
+        last_good = save(labels, epoch + 1, 0)
+        print(f"end of epoch {epoch} / {last_epoch}, {time.time() - epoch_start:.0f} s; saved {last_good}")
+    return model
+
+
+def seed_everything(seed):
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def prepare_network(net, device, opt):
+    """On the device before its optimizer is built (TR anchors made there); torch.compile in place,
+    so state_dict keys stay pix2pix's. The model applies channels_last to nets and inputs."""
+    net = net.to(device)
+    if opt.compile:
+        net.compile()
+    return net
+
+
+def make_optimizer(net, opt):
+    return build_optimizer(opt.optimizer, net.parameters(), lr=opt.lr, beta1=opt.beta1,
+                           tr_lambda=opt.tr_lambda, inner_steps=opt.tr_inner_steps,
+                           tr_lambda_mode=opt.tr_lambda_mode)
+
+
+def resume(run_dir, opt, model, optimizers, schedulers, nets):
+    """Load latest weights and training state; (epoch, samples consumed in it, total, RNG state).
+
+    With --epoch N (or a pix2pix run without a state file) only the weights are loaded and training
+    starts at --epoch_count with fresh optimizers, as pix2pix's --continue_train does."""
+    label = str(opt.epoch)
+    if not os.path.isfile(os.path.join(run_dir, f"{label}_net_G.pth")):
+        raise UserError(f"--continue_train: no {label}_net_G.pth in {run_dir}; "
+                        "check --name/--checkpoints_dir or train without --continue_train")
+    state = checkpoint.load_training_state(run_dir) if label == "latest" else None
+    model.load_networks(run_dir, label)
+    if state is None:
+        print(f"continuing from {label}_net_G/D.pth at epoch {opt.epoch_count} with fresh optimizer "
+              "state (no latest_state.pth): not an exact resume")
+        return opt.epoch_count, 0, 0, None
+    checkpoint.restore_training_state(state, optimizers=optimizers, schedulers=schedulers,
+                                      nets=nets, scaler=getattr(model, "scaler", None),
+                                      run_dir=run_dir)
+    print(f"resuming {run_dir} exactly: epoch {state['epoch']}, {state['epoch_iter']} samples in, "
+          f"{state['total_iters']} iterations so far")
+    return state["epoch"], state["epoch_iter"], state["total_iters"], state["rng"]
+
+
+if __name__ == "__main__":
+    run_cli(main)
