@@ -127,7 +127,7 @@ def mean_over_ranks(values, device="cpu"):
     """{name: float} averaged over ranks (for logging losses); one collective for the whole dict."""
     if not is_distributed() or not values:
         return dict(values)
-    names = sorted(values)
+    names = list(values)  # same order on every rank: the caller builds the dict the same way
     packed = torch.tensor([float(values[n]) for n in names], dtype=torch.float64, device=device)
     all_reduce_mean(packed)
     return dict(zip(names, packed.tolist()))
