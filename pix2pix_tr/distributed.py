@@ -192,6 +192,17 @@ def shard_indices(num_samples, *, rank, world_size, seed=0, epoch=0, shuffle=Tru
     return order[rank:total:world_size]
 
 
+def shard_range(num_items, *, rank=None, world_size=None):
+    """This rank's share of `num_items` for evaluation: every item exactly once over all ranks.
+
+    Unlike the training sampler there is no padding (a repeated frame would be counted twice in a
+    summed confusion matrix); shard sizes differ by at most one, which is fine for one final reduce.
+    """
+    rank = get_rank() if rank is None else rank
+    world_size = get_world_size() if world_size is None else world_size
+    return range(rank, num_items, world_size)
+
+
 class ShardedSampler(torch.utils.data.Sampler):
     """Distributed, resumable sampler: rank r of W reads every W-th index of a (seed, epoch) permutation.
 

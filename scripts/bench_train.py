@@ -259,7 +259,8 @@ def main(argv=None):
                         help="torch.compile mode, e.g. max-autotune-no-cudagraphs or reduce-overhead (CUDA graphs)")
     parser.add_argument("--mkldnn", default="default", choices=("default", "on", "off"),
                         help="ours on CPU: oneDNN convolutions on/off (default: torch's, on)")
-    parser.add_argument("--fused", default="auto", choices=("auto", "on", "off"), help="ours: fused optimizer path")
+    parser.add_argument("--fused", default="on", choices=("auto", "on", "off"),
+                        help="ours: fused optimizer path (auto: each optimizer's default; torch.optim.Adam's is unfused on CPU)")
     parser.add_argument("--loader", action="store_true", help="also measure the data loader's throughput")
     parser.add_argument("--loader_frames", type=int, default=64)
     parser.add_argument("--loader_epochs", type=int, default=3)

@@ -186,6 +186,12 @@ def test_shards_are_disjoint_cover_the_dataset_and_have_equal_length(num_samples
     assert len(set(flat)) == num_samples
 
 
+@pytest.mark.parametrize("num_items,world_size", [(10, 3), (2, 4), (0, 2), (9, 1)])
+def test_evaluation_shards_count_every_item_exactly_once(num_items, world_size):
+    shards = [list(distributed.shard_range(num_items, rank=r, world_size=world_size)) for r in range(world_size)]
+    assert sorted(i for s in shards for i in s) == list(range(num_items))
+
+
 def test_drop_last_gives_disjoint_shards():
     shards = [list(ShardedSampler(10, rank=r, world_size=4, seed=1, drop_last=True)) for r in range(4)]
     flat = [i for s in shards for i in s]
