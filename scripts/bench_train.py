@@ -198,18 +198,21 @@ def time_steps(variants, batch, device, *, warmup, rounds):
 def loader_throughput(args, iteration_rate):
     """Samples/s of the trainer's DataLoader set-ups over a small SynthCity set, vs the iteration rate."""
     from data.aligned import AlignedDataset
+    from data.layout import PreparedLayout
     from data.synthcity import generate
 
     root = args.loader_root or os.path.join(tempfile.gettempdir(), f"bench_train_synthcity_{args.loader_frames}")
-    if not os.path.isdir(os.path.join(root, "train")) and not os.path.isfile(os.path.join(root, "meta.json")):
+    if not PreparedLayout(root).is_prepared():
         print(f"generating {args.loader_frames} SynthCity pairs in {root} ...")
         generate(root, num_train=args.loader_frames, num_val=2, size=256, seed=0)
     results = []
+    pin = torch.cuda.is_available()                      # pinned host memory only serves copies to a GPU
+    pinned = ", pinned" if pin else ""
     configs = [("workers 0", dict(num_workers=0), False)]
-    configs += [(f"workers {args.workers}, pinned, persistent, prefetch 4",
-                 dict(num_workers=args.workers, pin_memory=True, persistent_workers=True, prefetch_factor=4), False)]
-    configs += [(f"--preload, workers {args.workers}, persistent",
-                 dict(num_workers=args.workers, persistent_workers=True, pin_memory=True), True)]
+    configs += [(f"workers {args.workers}{pinned}, persistent, prefetch 4",
+                 dict(num_workers=args.workers, pin_memory=pin, persistent_workers=True, prefetch_factor=4), False)]
+    configs += [(f"--preload, workers {args.workers}{pinned}, persistent",
+                 dict(num_workers=args.workers, persistent_workers=True, pin_memory=pin), True)]
     for label, kwargs, preload in configs:
         if args.workers == 0 and kwargs.get("num_workers", 0) == 0 and label != "workers 0":
             continue
