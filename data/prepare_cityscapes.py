@@ -160,19 +160,18 @@ def prepare(gtfine_dir, leftimg_dir, output_dir, *, image_size=256, workers=None
     _check_params(output_dir, {"image_size": image_size})
     jobs = [(output_dir, split, *frame, image_size) for split in splits for frame in frames[split]]
     workers = max(1, min(workers or os.cpu_count() or 1, len(jobs)))
-    bar = tqdm(total=len(jobs), desc=f"Cityscapes -> {output_dir}", unit="frame")
     results = []
-    if workers == 1:
-        for job in jobs:
-            results.append(prepare_frame(job))
-            bar.update()
-    else:
-        ctx = multiprocessing.get_context("fork" if sys.platform.startswith("linux") else "spawn")
-        with ctx.Pool(workers) as pool:
-            for result in pool.imap_unordered(prepare_frame, jobs, chunksize=4):
-                results.append(result)
+    with tqdm(total=len(jobs), desc=f"Cityscapes -> {output_dir}", unit="frame") as bar:
+        if workers == 1:
+            for job in jobs:
+                results.append(prepare_frame(job))
                 bar.update()
-    bar.close()
+        else:
+            ctx = multiprocessing.get_context("fork" if sys.platform.startswith("linux") else "spawn")
+            with ctx.Pool(workers) as pool:
+                for result in pool.imap_unordered(prepare_frame, jobs, chunksize=4):
+                    results.append(result)
+                    bar.update()
     written = sum(1 for _, _, new in results if new)
     label_sizes = sorted({tuple(size) for _, size, _ in results})
     names, palette = cityscapes_classes()

@@ -186,14 +186,14 @@ def _draw_person(sc, rng, part, inst, new_id, x, z):
 def _draw_pole(sc, rng, part, inst, new_id, x, z, side):
     h = rng.uniform(4.5, 8.0)
     pid = new_id()
-    _fill(part, inst, [_thick_box(sc, x, 0.1, 0.0, h, z, min_px=1.5)], P["pole"], pid)
+    _fill(part, inst, [_thick_box(sc, x, 0.1, 0.0, h, z, min_px=2.0 * sc.size / 256)], P["pole"], pid)
     if rng.random() < 0.4:   # street light arm over the road
         arm = [_box(sc, min(x, x - side * 1.5), max(x, x - side * 1.5), h - 0.12, h, z)]
         _fill(part, inst, arm, P["pole"], pid)
     if rng.random() < 0.55:  # a traffic sign on the pole
         sid = new_id()
         hs = rng.uniform(2.2, 3.2)
-        r = rng.uniform(0.3, 0.45)
+        r = rng.uniform(0.35, 0.55)
         cx, cy, rp = sc.sx(x, z), sc.sy(hs, z), r * sc.f / z
         shape = rng.integers(3)
         if shape == 0:
@@ -254,7 +254,7 @@ def make_layout(rng, size):
     gz = sc.f * sc.hc / safe_dy * np.ones_like(xs)
     gx = sc.cam_x + dx * sc.hc / safe_dy
     walk = {s: rng.uniform(2.0, 5.0) for s in (-1, 1)}
-    verge = {s: (rng.uniform(1.0, 4.0) if rng.random() < 0.45 else 0.0) for s in (-1, 1)}
+    verge = {s: (rng.uniform(1.5, 5.0) if rng.random() < 0.45 else 0.0) for s in (-1, 1)}
     facade_x = {s: sc.road_half + walk[s] + verge[s] for s in (-1, 1)}
     side_px = np.where(gx >= 0, 1, -1)
     ax = np.abs(gx)
@@ -304,8 +304,8 @@ def make_layout(rng, size):
                 z += rng.uniform(7, 16)
         for _ in range(rng.integers(1, 4)):
             objects.append((rng.uniform(4, 40), "pole", s * (sc.road_half + 0.45), s))
-        for _ in range(rng.integers(0, 4)):
-            objects.append((rng.uniform(4, 35), "person",
+        for _ in range(rng.integers(0, 5)):
+            objects.append((rng.uniform(4, 30), "person",
                             s * (sc.road_half + rng.uniform(0.5, max(0.6, walk[s] - 0.4))), s))
         if rng.random() < 0.6:    # parked cars along the kerb
             z = rng.uniform(3, 15)
@@ -408,9 +408,12 @@ def paint(layout, rng):
         base[m & (ax < layout.road_half + 0.18)] = paving * 1.12
         tex[m] = 0.06
     m = where("terrain")
-    grass = np.array([95, 125, 55]) * (1 - (dry := rng.uniform(0, 1))) + np.array([150, 140, 85]) * dry
-    base[m] = grass
-    tex[m] = 0.16
+    dry = rng.uniform(0, 1)
+    grass = np.array([125, 160, 60]) * (1 - dry) + np.array([170, 160, 90]) * dry
+    with np.errstate(invalid="ignore"):
+        mown = 1 + 0.08 * np.sign(np.sin(gz * rng.uniform(1.5, 3.0)))   # mowing stripes
+    base[m] = grass * mown[m][:, None]
+    tex[m] = 0.14
 
     # facades: block colour, window grid in facade coordinates, a shop floor
     m = where("facade")
@@ -547,17 +550,16 @@ def generate(output_dir, *, num_train=2000, num_val=500, size=256, seed=0, worke
             for split, ids in splits.items() for i in range(0, len(ids), chunk)]
     workers = workers or os.cpu_count() or 1
     total = num_train + num_val
-    bar = tqdm(total=total, desc=f"SynthCity -> {output_dir}", unit="frame", leave=False)
-    if workers == 1:
-        for job in jobs:
-            _write_frames(job)
-            bar.update(len(job[2]))
-    else:
-        ctx = multiprocessing.get_context("fork" if sys.platform.startswith("linux") else "spawn")
-        with ctx.Pool(workers) as pool:
-            for job, _ in zip(jobs, pool.imap(_write_frames, jobs)):
+    with tqdm(total=total, desc=f"SynthCity -> {output_dir}", unit="frame") as bar:
+        if workers == 1:
+            for job in jobs:
+                _write_frames(job)
                 bar.update(len(job[2]))
-    bar.close()
+        else:
+            ctx = multiprocessing.get_context("fork" if sys.platform.startswith("linux") else "spawn")
+            with ctx.Pool(workers) as pool:
+                for job, _ in zip(jobs, pool.imap(_write_frames, jobs)):
+                    bar.update(len(job[2]))
     names, palette = cityscapes_classes()
     layout = PreparedLayout(output_dir)
     layout.write_meta(DatasetMeta(

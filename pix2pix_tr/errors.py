@@ -16,8 +16,19 @@ def run_cli(main, argv=None):
     try:
         return main(argv)
     except UserError as err:
-        print(f"error: {err}", file=sys.stderr)
+        print(f"error: {one_line(err)}", file=sys.stderr)
         sys.exit(2)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         sys.exit(130)
+
+
+def one_line(err):
+    """The user's line of a UserError, also when a DataLoader worker raised it: torch then re-raises
+    it with the worker's whole traceback as the message, whose last line is `...UserError: <line>`."""
+    text = str(err).strip()
+    if "\n" not in text:
+        return text
+    last = text.splitlines()[-1]
+    marker = f"{type(err).__name__}: "
+    return last.split(marker, 1)[1] if marker in last else last

@@ -113,7 +113,8 @@ class Visualizer:
         if plot["legend"] is None:
             plot["legend"] = list(losses)
         plot["X"].append(epoch + counter_ratio)
-        plot["Y"].append([float(losses.get(k, math.nan)) for k in plot["legend"]])
+        values = (float(losses.get(k, math.nan)) for k in plot["legend"])
+        plot["Y"].append([v if math.isfinite(v) else math.nan for v in values])  # gaps, not JSON Infinity
         x = np.array(plot["X"], dtype=np.float64)
         self.display.send(
             "line", X=np.stack([x] * len(plot["legend"]), axis=1), Y=np.array(plot["Y"]),
@@ -192,9 +193,14 @@ class VisdomDisplay:
                 self.client = _TimeoutVisdom(self.request_timeout, server=self.server, port=self.port,
                                              env=self.env, raise_exceptions=True,
                                              use_incoming_socket=False)
-        except Exception as err:  # the server went away, or it is not visdom
-            self.client = None
+            is_visdom = self.client.win_exists("") is not None  # "true"/"false" from visdom only
+        except Exception as err:  # the server went away meanwhile
+            self.client, is_visdom = None, False
             self._warn(f"the visdom server at {self.server}:{self.port} did not answer ({err})")
+            return False
+        if not is_visdom:
+            self.client = None
+            self._warn(f"the server at {self.server}:{self.port} does not answer as visdom does")
             return False
         if self._warned:
             self.log(f"visdom: connected to {self.url}")

@@ -45,7 +45,8 @@ ASSETS = (
     ("react@16.2.0", "umd/react.production.min.js", "js/react-react.min.js"),
     ("react-dom@16.2.0", "umd/react-dom.production.min.js", "js/react-dom.min.js"),
     ("react-modal@3.1.10", "dist/react-modal.min.js", "js/react-modal.min.js"),
-    ("plotly.js-dist@2.11.1", "plotly.js", "js/plotly-plotly.min.js"),
+    # the minified build, as visdom's cdn.plot.ly/plotly-2.11.1.min.js (plotly.js-dist's is 8.7 MB)
+    ("plotly.js-dist-min@2.11.1", "plotly.min.js", "js/plotly-plotly.min.js"),
     ("sjcl@1.0.7", "sjcl.js", "js/sjcl.js"),
     ("layout-bin-packer@1.4.0", "dist/layout-bin-packer.js.map", "js/layout-bin-packer.js.map"),
     ("layout-bin-packer@1.4.0", "dist/layout-bin-packer.js", "js/layout_bin_packer.js"),

@@ -1,6 +1,7 @@
 """The visdom live view in a real browser: our launcher starts visdom on a free loopback port, a
-run pushes losses and images through the Visualizer, headless Chromium loads /env/<run>, and the
-rendered page must show the four loss names in the plot's legend and the current images.
+run sends its losses and images (the Visualizer's calls directly, then `python train.py` on a tiny
+SynthCity), headless Chromium loads /env/<run>, and the rendered page must show the four loss names
+in the plot's legend and the current images, pixel for pixel.
 
 Needs Debian's `chromium` and visdom's web assets (python scripts/install_visdom_assets.py); CI
 installs both. When either is missing the test FAILS and says what to install: a skip would hide a
@@ -94,7 +95,8 @@ def visdom_port(tmp_path):
 def render(url, *, screenshot=None, window_size="1280,900"):
     """The DOM of `url` after Chromium has let it settle (virtual time) -> str."""
     with tempfile.TemporaryDirectory(prefix="chromium-profile-") as profile:
-        extra = [f"--screenshot={screenshot}", f"--window-size={window_size}"] if screenshot else ["--dump-dom"]
+        extra = ([f"--screenshot={screenshot}", f"--window-size={window_size}"] if screenshot
+                 else ["--dump-dom"])
         result = subprocess.run(
             [chromium_binary(), *CHROMIUM_FLAGS, f"--user-data-dir={profile}",
              "--virtual-time-budget=15000", *extra, url],
@@ -162,3 +164,42 @@ def test_pushed_run_renders_losses_and_current_images(visdom_port, tmp_path):
         expected = np.rint((tensor[0].permute(1, 2, 0).numpy().astype(np.float64) + 1) * 127.5)
         np.testing.assert_array_equal(decode_data_uri(page.images[f"{label}, epoch 1"]), expected)
     assert any(m.startswith("visdom: connected") for m in messages)
+
+
+def test_tiny_synthcity_training_run_renders_in_the_viewer(visdom_port, tmp_path):
+    """`python train.py --display_id 1 --display_port P` on a tiny SynthCity: the page shows the
+    run's four losses and its current images."""
+    from data.layout import PreparedLayout
+    from data.synthcity import generate
+
+    port, start_server = visdom_port
+    start_server()
+    dataroot = generate(str(tmp_path / "synthcity"), num_train=4, num_val=1, size=128, seed=0,
+                        workers=1, log=lambda *a, **k: None)
+    result = subprocess.run(
+        [sys.executable, "train.py", "--dataroot", dataroot, "--name", "viewer_run",
+         "--checkpoints_dir", str(tmp_path / "ck"), "--netG", "unet_128", "--ngf", "8", "--ndf", "8",
+         "--preprocess", "none", "--no_flip", "--n_epochs", "1", "--n_epochs_decay", "1",
+         "--print_freq", "1", "--display_freq", "2", "--update_html_freq", "2",
+         "--display_id", "1", "--display_port", str(port), "--num_threads", "0", "--device", "cpu",
+         "--save_epoch_freq", "100"],
+        cwd=REPO, capture_output=True, text=True, timeout=300,
+        env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "warning" not in result.stdout + result.stderr  # the server answered throughout
+
+    page = load_viewer(port, "viewer_run", want_images=3)
+    assert sorted(page.legend) == sorted(LOSSES), page.legend
+    assert "viewer_run loss over time" in page.titles
+    assert sorted(page.images) == sorted(f"{k}, epoch 2" for k in VISUALS), sorted(page.images)
+    shown = {k: decode_data_uri(page.images[f"{k}, epoch 2"]) for k in VISUALS}
+    # real_A / real_B are the two halves (A = labels | B = photo) of one training pair file
+    halves = []
+    for path in PreparedLayout(dataroot).pair_files("train"):
+        pair = np.asarray(Image.open(path).convert("RGB"))
+        halves.append((pair[:, :128], pair[:, 128:]))
+    assert any(np.array_equal(shown["real_A"], a) and np.array_equal(shown["real_B"], b)
+               for a, b in halves)
+    # the live fake_B is the one the run's HTML page saved at that display
+    saved = Image.open(tmp_path / "ck" / "viewer_run" / "web" / "images" / "epoch002_fake_B.png")
+    np.testing.assert_array_equal(shown["fake_B"], np.asarray(saved))

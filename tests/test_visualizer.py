@@ -137,7 +137,8 @@ def test_without_server_warns_once_and_keeps_logs_and_html(tmp_path):
     # the first display of each epoch is kept (save_result False afterwards), newest epoch first
     page = parse_page(run / "web" / "index.html")
     assert page.headers == ["epoch [2]", "epoch [1]"]
-    assert page.imgs == [f"images/epoch{e:03d}_{k}.png" for e in (2, 1) for k in ("real_A", "fake_B", "real_B")]
+    assert page.imgs == [f"images/epoch{e:03d}_{k}.png"
+                         for e in (2, 1) for k in ("real_A", "fake_B", "real_B")]
     for epoch, seed in ((1, 10), (2, 20)):
         for label, tensor in _visuals(seed).items():
             saved = np.asarray(Image.open(run / "web" / "images" / f"epoch{epoch:03d}_{label}.png"))
@@ -191,3 +192,50 @@ def test_asset_installer_is_idempotent_and_names_npm_when_missing(tmp_path, monk
     assert assets.install(static) == 0  # nothing to fetch: npm is not needed
     assert (static / "version.built").read_text() == assets.visdom_version()
     assert assets.missing_assets(static) == []
+
+
+def test_launcher_reports_a_busy_port_in_one_line(tmp_path):
+    import subprocess
+    import sys
+
+    if assets.missing_assets(assets.visdom_static_dir()):
+        pytest.fail("visdom's web assets are missing: run python scripts/install_visdom_assets.py "
+                    "(the launcher refuses to start without them; CI installs them)")
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        result = subprocess.run([sys.executable, "scripts/visdom_server.py", "--port", str(port),
+                                 "--env_path", str(tmp_path)], capture_output=True, text=True,
+                                timeout=120)
+    assert result.returncode == 2
+    assert result.stderr.startswith(f"error: cannot listen on 127.0.0.1:{port}")
+    assert "Traceback" not in result.stderr
+
+
+def test_a_server_that_is_not_visdom_is_treated_as_no_server(tmp_path):
+    import http.server
+    import threading
+
+    class NotVisdom(http.server.BaseHTTPRequestHandler):
+        def do_POST(self):
+            self.send_response(404)
+            self.end_headers()
+            self.wfile.write(b"nothing here")
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), NotVisdom)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        messages = []
+        vis = Visualizer("other", checkpoints_dir=tmp_path, display_port=server.server_address[1],
+                         log=messages.append)
+        vis.plot_current_losses(1, 0.5, dict.fromkeys(LOSSES, 1.0))
+        vis.display_current_results(_visuals(0), 1, True)
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert len(messages) == 1 and "does not answer as visdom does" in messages[0]
+    assert vis.display.client is None

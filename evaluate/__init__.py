@@ -1,0 +1,12 @@
+"""FCN-score: how well a pretrained segmenter recovers the labels a synthesized photo was made from.
+
+    metrics.py          confusion matrix on the device -> pixel / class accuracy, class IoU
+    segmenters.py       segmenters in, via smp.from_pretrained (hub id or save_pretrained dir)
+    frames.py           results and dataset photos matched to labels by frame id (DataLoaders)
+    report.py           fcn_scores.json / fcn_scores.md, and --compare tables over runs
+    fcn_score.py        the CLI that ties them together
+    train_segmenter.py  trains a small smp segmenter for datasets without a public one (SynthCity)
+
+Used from the repository root (`python evaluate/fcn_score.py`), not installed: the name `evaluate`
+is also a PyPI package.
+"""

@@ -1,0 +1,168 @@
+"""FCN-score of synthesized photos: segment them with pretrained segmenters, compare with the labels
+they were made from (pix2pix's evaluation, with smp segmenters instead of Caffe's FCN-8s).
+
+    python evaluate/fcn_score.py --results_dir results/city_tradam/val_latest \
+        --dataroot datasets/cityscapes --gt
+    python evaluate/fcn_score.py --compare results/adam_seed*/val_latest results/tradam_seed*/val_latest
+
+Results are matched to labels/<phase>/ by frame id (`<frame_id>_fake_B.png`); every frame of the
+split must be there, and nothing else. Segmenters default to the dataset's (metadata.json
+"segmenters": the smp-hub SegFormer-B0 and -B5 for Cityscapes; for SynthCity a small one that
+evaluate/train_segmenter.py trains on first use into checkpoints/segmenters/synthcity). Each is
+evaluated at its native scale unless --eval_size is given. Writes fcn_scores.json and
+fcn_scores.md (see evaluate/report.py) into --output_dir (default: the results folder).
+
+Speed: a DataLoader's workers decode images into pinned memory while the device segments; resizing,
+normalising and the confusion matrices stay on the device, read back once at the end. One pass over
+the images serves every segmenter.
+"""
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import argparse  # noqa: E402
+
+import torch  # noqa: E402
+from tqdm import tqdm  # noqa: E402
+
+from data.layout import PreparedLayout  # noqa: E402
+from evaluate import frames, report, segmenters  # noqa: E402
+from evaluate.metrics import ConfusionMatrix  # noqa: E402
+from pix2pix_tr.errors import UserError, run_cli  # noqa: E402
+
+# Datasets whose default segmenter this repo makes itself: dataset name -> train_segmenter kwargs.
+TRAINABLE_DEFAULTS = {"synthcity": {}}
+
+
+def parse_args(argv):
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--results_dir", help="test.py's results/<name>/<phase>_<epoch> folder (or its images/)")
+    p.add_argument("--dataroot", help="prepared dataset with labels/<phase>/ (data/layout.py)")
+    p.add_argument("--phase", default="val", help="split the results were synthesized from")
+    p.add_argument("--segmenter", action="append", default=None,
+                   help="smp hub id or save_pretrained folder; repeat for several (default: the dataset's)")
+    p.add_argument("--gt", action="store_true", help="also score the dataset's real photos (ground-truth row)")
+    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    p.add_argument("--batch_size", type=int, default=1)
+    p.add_argument("--num_workers", type=int, default=min(4, os.cpu_count() or 1))
+    p.add_argument("--eval_size", type=int, nargs=2, metavar=("H", "W"), default=None,
+                   help="evaluate at this size instead of each segmenter's native one")
+    p.add_argument("--output_dir", default=None, help="where fcn_scores.json/.md go (default: the results folder)")
+    p.add_argument("--label", default=None, help="row name of this run (default: the run's name)")
+    p.add_argument("--compare", nargs="+", metavar="DIR", default=None,
+                   help="instead of scoring: put these runs' fcn_scores.json in one table")
+    args = p.parse_args(argv)
+    if args.compare is None and not (args.results_dir and args.dataroot):
+        p.error("--results_dir and --dataroot are required (or --compare DIR ...)")
+    if args.batch_size < 1 or args.num_workers < 0:
+        p.error("--batch_size must be >= 1 and --num_workers >= 0")
+    return args
+
+
+def run_name(results_dir):
+    """results/<name>/<phase>_<epoch>[/images] -> <name>."""
+    folder = os.path.normpath(os.path.abspath(results_dir))
+    if os.path.basename(folder) == "images":
+        folder = os.path.dirname(folder)
+    return os.path.basename(os.path.dirname(folder)) or os.path.basename(folder)
+
+
+def resolve_segmenters(requested, meta, dataroot, log=print):
+    """The segmenter specs to use; a missing default that this repo can make is trained now."""
+    if requested:
+        return list(requested)
+    if not meta.segmenters:
+        raise UserError(f"dataset {meta.name} names no default segmenters in its metadata.json; "
+                        "pass --segmenter")
+    for spec in meta.segmenters:
+        if meta.name in TRAINABLE_DEFAULTS and segmenters.is_local(spec) and not os.path.exists(spec):
+            from evaluate import train_segmenter
+
+            log(f"{spec} does not exist yet: training {meta.name}'s default segmenter on {dataroot} "
+                "(once; cached there)")
+            train_segmenter.train(dataroot, spec, log=log, **TRAINABLE_DEFAULTS[meta.name])
+    return list(meta.segmenters)
+
+
+def score(dataset, loaded, sizes, *, num_classes, class_names, device, batch_size, num_workers, desc):
+    """Scores of every segmenter on one dataset in one pass: {segmenter name: scores dict}."""
+    device = torch.device(device)
+    loader = frames.loader(dataset, batch_size=batch_size, num_workers=num_workers,
+                           pin_memory=device.type == "cuda")
+    matrices = [ConfusionMatrix(num_classes, device=device) for _ in loaded]
+    for batch in tqdm(loader, desc=desc, unit="batch", total=len(loader)):
+        images = batch["image"].to(device, non_blocking=True)
+        labels = batch["label"].to(device, non_blocking=True)
+        for seg, size, matrix in zip(loaded, sizes, matrices):
+            matrix.update(seg.predict(images, size), segmenters.resize_labels(labels, size))
+    return {seg.name: matrix.scores(class_names) for seg, matrix in zip(loaded, matrices)}
+
+
+def check_classes(seg, meta):
+    outputs = seg.num_outputs()
+    if outputs is not None and outputs != meta.num_classes:
+        raise UserError(f"segmenter {seg.name} predicts {outputs} classes but {meta.name} evaluates "
+                        f"{meta.num_classes}; use a segmenter trained on this dataset's classes")
+    if seg.preprocessing.classes and list(seg.preprocessing.classes) != list(meta.classes):
+        raise UserError(f"segmenter {seg.name} was trained on other classes than {meta.name}'s "
+                        "(its segmenter.json); use one trained on this dataset")
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    if args.compare:
+        return compare_main(args)
+    layout = PreparedLayout(args.dataroot)
+    meta = layout.read_meta()
+    labels = frames.label_paths(args.dataroot, args.phase)
+    results = frames.find_results(args.results_dir)
+    frame_ids = frames.match_frames(results, labels, "result images")
+    frames.check_one_size([results[f] for f in frame_ids], f"the images in {args.results_dir}")
+    label_size = frames.check_one_size([labels[frame_ids[0]]], "labels")
+
+    specs = resolve_segmenters(args.segmenter, meta, args.dataroot)
+    loaded = [segmenters.load_segmenter(spec, device=args.device) for spec in specs]
+    for seg in loaded:
+        check_classes(seg, meta)
+    sizes = [seg.eval_size(label_size, args.eval_size) for seg in loaded]
+    if torch.device(args.device).type == "cuda":
+        torch.backends.cudnn.benchmark = True
+    common = dict(num_classes=meta.num_classes, class_names=meta.classes, device=args.device,
+                  batch_size=args.batch_size, num_workers=args.num_workers)
+
+    by_seg = score(frames.LabelledImages(frame_ids, results, labels), loaded, sizes,
+                   desc=f"FCN-score of {len(frame_ids)} results", **common)
+    out = {"run": args.label or run_name(args.results_dir), "dataset": meta.name, "phase": args.phase,
+           "num_frames": len(frame_ids), "results_dir": os.path.normpath(args.results_dir),
+           "segmenters": {name: {"eval_size": list(size), **s}
+                          for (name, s), size in zip(by_seg.items(), sizes)}}
+    if args.gt:
+        photos = frames.photo_paths(args.dataroot, args.phase)
+        gt_ids = frames.match_frames(photos, labels, f"{args.phase} pairs")
+        gt = score(frames.LabelledImages(gt_ids, photos, labels, frames.photo_half(meta)), loaded, sizes,
+                   desc=f"FCN-score of {len(gt_ids)} real photos", **common)
+        out["ground_truth"] = {name: {"eval_size": list(size), **s} for (name, s), size in zip(gt.items(), sizes)}
+
+    output_dir = args.output_dir or os.path.normpath(args.results_dir).removesuffix(os.sep + "images")
+    json_path, md_path = report.write(out, output_dir)
+    print(report.markdown(out).split("\n## Per class")[0].rstrip())
+    print(f"wrote {json_path} and {md_path}")
+    return out
+
+
+def compare_main(args):
+    table = report.compare([report.read(d) for d in args.compare])
+    text = report.compare_markdown(table)
+    print(text.rstrip())
+    if args.output_dir:
+        from pix2pix_tr import atomic
+
+        atomic.write_json(os.path.join(args.output_dir, report.COMPARE_JSON), table)
+        atomic.write_text(os.path.join(args.output_dir, report.COMPARE_MD), text)
+        print(f"wrote {os.path.join(args.output_dir, report.COMPARE_MD)}")
+    return table
+
+
+if __name__ == "__main__":
+    run_cli(main)

@@ -1,0 +1,152 @@
+"""What gets scored: images matched to their evaluation labels by frame id, as DataLoaders.
+
+Two sources of images, one label side:
+  - results: test.py's `results/<name>/<phase>_<epoch>/images/<frame_id>_fake_B.png`
+    (`find_results` accepts the `<phase>_<epoch>` folder or its `images/`);
+  - the dataset's real photos (`--gt`): the photo half of each aligned pair of the split.
+Labels are `labels/<phase>/<frame_id>.png` (trainIds) of the prepared layout (data/layout.py).
+
+`LabelledImages` yields uint8 tensors (image [3, h, w], label [H, W]) at their stored size;
+resizing, normalising and scoring happen on the device, so workers only decode PNG/JPEG.
+"""
+import os
+
+import numpy as np
+import torch
+from PIL import Image
+
+from data.layout import PreparedLayout, frame_id_of
+from pix2pix_tr.errors import UserError
+
+RESULT_SUFFIX = "_fake_B"
+RESULT_EXTENSIONS = (".png", ".jpg", ".jpeg")
+SHOW = 5   # frame ids listed in an error line before "... (N in all)"
+
+
+def find_results(results_dir, suffix=RESULT_SUFFIX):
+    """{frame_id: path} of the synthesized images in test.py's folder (or its images/)."""
+    if not os.path.isdir(results_dir):
+        raise UserError(f"--results_dir {results_dir} does not exist: pass test.py's "
+                        "results/<name>/<phase>_<epoch> folder")
+    for folder in (os.path.join(results_dir, "images"), results_dir):
+        if not os.path.isdir(folder):
+            continue
+        found = {}
+        for name in os.listdir(folder):
+            stem, ext = os.path.splitext(name)
+            if ext.lower() in RESULT_EXTENSIONS and stem.endswith(suffix) and not name.startswith("."):
+                found[stem[:-len(suffix)]] = os.path.join(folder, name)
+        if found:
+            return found
+    nested = sorted(d for d in os.listdir(results_dir)
+                    if os.path.isdir(os.path.join(results_dir, d, "images")))
+    hint = f" (it has run folders: {', '.join(nested[:SHOW])}; pass one of them)" if nested else ""
+    raise UserError(f"no <frame_id>{suffix}.png in {results_dir} or its images/{hint}: expected "
+                    "test.py's results/<name>/<phase>_<epoch> folder")
+
+
+def label_paths(dataroot, phase):
+    """{frame_id: label path} of a prepared dataset's split."""
+    layout = PreparedLayout(dataroot)
+    layout.read_meta()
+    if not layout.has_labels(phase):
+        raise UserError(f"{dataroot} has no {layout.label_dir(phase)}: FCN-score needs the trainId "
+                        "labels that data/prepare_cityscapes.py or data/synthcity.py write")
+    folder = layout.label_dir(phase)
+    ids = sorted(frame_id_of(f) for f in os.listdir(folder) if f.endswith(".png") and not f.startswith("."))
+    if not ids:
+        raise UserError(f"{folder} holds no labels")
+    return {fid: layout.label_path(phase, fid) for fid in ids}
+
+
+def photo_paths(dataroot, phase):
+    """{frame_id: aligned pair path} of the split: the real photos live in their photo half."""
+    layout = PreparedLayout(dataroot)
+    return {frame_id_of(p): p for p in layout.pair_files(phase)}
+
+
+def match_frames(images, labels, what):
+    """Sorted frame ids present in both; an error listing missing/unexpected ones otherwise."""
+    missing = sorted(set(labels) - set(images))
+    unexpected = sorted(set(images) - set(labels))
+    if missing or unexpected:
+        parts = []
+        if missing:
+            parts.append(f"{len(missing)} frame(s) of the labels have no {what}: {_listing(missing)}")
+        if unexpected:
+            parts.append(f"{len(unexpected)} {what} have no label: {_listing(unexpected)}")
+        raise UserError("; ".join(parts) + " (results and labels must be the same split: check "
+                        "--phase and --dataroot)")
+    return sorted(labels)
+
+
+def _listing(ids):
+    shown = ", ".join(ids[:SHOW])
+    return shown + (f", ... ({len(ids)} in all)" if len(ids) > SHOW else "")
+
+
+def check_one_size(paths, what):
+    """All images share one size (read from the headers only); returns (H, W)."""
+    sizes = {}
+    for path in paths:
+        try:
+            with Image.open(path) as im:
+                sizes.setdefault(im.size, path)
+        except OSError as err:
+            raise UserError(f"{path} is not a readable image ({err})") from None
+    if len(sizes) > 1:
+        listed = ", ".join(f"{w}x{h} ({os.path.basename(p)})" for (w, h), p in list(sizes.items())[:3])
+        raise UserError(f"{what} are not all one size: {listed}; a results folder holds the "
+                        "outputs of one test.py run")
+    (w, h), = sizes
+    return h, w
+
+
+class LabelledImages(torch.utils.data.Dataset):
+    """(image, label, frame_id) per frame, as uint8 tensors at their stored size.
+
+    `photo_half` None reads the whole image; "left"/"right" reads that half of an aligned pair.
+    """
+
+    def __init__(self, frame_ids, image_paths, label_paths, photo_half=None):
+        self.frame_ids = list(frame_ids)
+        self.image_paths = [image_paths[f] for f in self.frame_ids]
+        self.label_paths = [label_paths[f] for f in self.frame_ids]
+        self.photo_half = photo_half
+
+    def __len__(self):
+        return len(self.frame_ids)
+
+    def __getitem__(self, i):
+        image = read_rgb(self.image_paths[i], self.photo_half)
+        label = np.asarray(Image.open(self.label_paths[i]))
+        if label.ndim != 2:
+            raise UserError(f"{self.label_paths[i]} is not a single-channel trainId label image")
+        return {"image": torch.from_numpy(image).permute(2, 0, 1).contiguous(),
+                "label": torch.from_numpy(label.copy()), "frame_id": self.frame_ids[i]}
+
+
+def read_rgb(path, half=None):
+    """HxWx3 uint8 of an image, or of the left/right half of an aligned pair."""
+    with Image.open(path) as im:
+        image = np.array(im.convert("RGB"))
+    if half is not None:
+        w = image.shape[1] // 2
+        image = image[:, :w] if half == "left" else image[:, w:2 * w]
+    return np.ascontiguousarray(image)
+
+
+def photo_half(meta):
+    """Which half of the dataset's pairs shows the photo."""
+    if meta.b_is == "photo":
+        return "right"
+    if meta.a_is == "photo":
+        return "left"
+    raise UserError(f"dataset {meta.name}: neither half of its pairs is a photo (a_is={meta.a_is}, "
+                    f"b_is={meta.b_is})")
+
+
+def loader(dataset, *, batch_size, num_workers, pin_memory):
+    return torch.utils.data.DataLoader(
+        dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers, pin_memory=pin_memory,
+        persistent_workers=False, prefetch_factor=4 if num_workers else None)

@@ -1,0 +1,105 @@
+"""Segmentation scores from a confusion matrix accumulated on the device.
+
+`ConfusionMatrix(num_classes)` counts (label, prediction) pairs of every evaluated pixel without
+leaving the device: no host sync until `.scores()`. Rows are label classes 0..K-1; columns are
+predicted classes 0..K-1 plus one last column, "other", for predictions outside 0..K-1 (an ignore
+value, or a class the dataset does not evaluate): such a pixel is a miss for its label class and a
+false positive for no class. Pixels whose label is `ignore_index` (or any value outside 0..K-1) are
+not evaluated.
+
+From the matrix M (K x K+1), with TP_c = M[c, c], L_c = sum_j M[c, j] (label pixels of c) and
+P_c = sum_i M[i, c] (pixels predicted c):
+
+    pixel accuracy      = sum_c TP_c / sum_c L_c
+    class accuracy_c    = TP_c / L_c
+    class IoU_c         = TP_c / (L_c + P_c - TP_c)
+    mean class accuracy = mean of class accuracy_c over present classes
+    mean class IoU      = mean of class IoU_c over present classes
+
+A class is present when L_c > 0. Absent classes are left out of both means and listed as absent;
+with every class present (the full Cityscapes val) the figures are those of pix2pix's
+eval_cityscapes (`fast_hist` / `get_scores`).
+"""
+import torch
+
+from data.layout import IGNORE_INDEX
+
+
+class ConfusionMatrix:
+    """Counts (label, prediction) pairs on `device`; `.scores(class_names)` reads them once."""
+
+    def __init__(self, num_classes, *, ignore_index=IGNORE_INDEX, device="cpu"):
+        self.num_classes = int(num_classes)
+        self.ignore_index = ignore_index
+        k = self.num_classes
+        self._bins = k * (k + 1)   # + one last bin collects non-evaluated pixels, then dropped
+        self.counts = torch.zeros(self._bins + 1, dtype=torch.int64, device=device)
+
+    def update(self, prediction, label):
+        """Add a batch: integer tensors of one shape (e.g. [N, H, W]) on the matrix's device."""
+        if prediction.shape != label.shape:
+            raise ValueError(f"prediction {tuple(prediction.shape)} and label {tuple(label.shape)} differ")
+        k = self.num_classes
+        label = label.reshape(-1).long()
+        prediction = prediction.reshape(-1).long()
+        evaluated = (label >= 0) & (label < k)
+        prediction = torch.where((prediction >= 0) & (prediction < k), prediction, k)
+        index = torch.where(evaluated, label * (k + 1) + prediction, self._bins)
+        self.counts += count_values(index, self._bins + 1)
+
+    @property
+    def matrix(self):
+        """K x (K+1) int64 tensor on the device: rows labels, columns predictions (+ "other")."""
+        k = self.num_classes
+        return self.counts[:self._bins].view(k, k + 1)
+
+    def scores(self, class_names=None):
+        """The one host sync: the scores as a plain dict (see `scores_from_matrix`)."""
+        return scores_from_matrix(self.matrix.cpu().tolist(), class_names)
+
+
+def count_values(index, length):
+    """Histogram of the integers in `index` (all in 0..length-1) as an int64 tensor of `length`.
+
+    torch.bincount on CPU. On CUDA, bincount reads the input's max back to the host to size its
+    output (a sync per batch); a scatter-add into a tensor of known length gives the same counts
+    without one.
+    """
+    if index.device.type == "cpu":
+        return torch.bincount(index, minlength=length)
+    out = torch.zeros(length, dtype=torch.int64, device=index.device)
+    return out.scatter_add_(0, index, torch.ones_like(index))
+
+
+def scores_from_matrix(matrix, class_names=None):
+    """Scores of a K x (K+1) (or K x K) confusion matrix given as nested lists.
+
+    Returns {pixel_acc, class_acc, mean_iou, per_class: {name: {acc, iou, pixels}}, absent: [names],
+    num_pixels}. Absent classes have acc and iou None.
+    """
+    k = len(matrix)
+    names = list(class_names) if class_names is not None else [str(c) for c in range(k)]
+    if len(names) != k:
+        raise ValueError(f"{len(names)} class names for a {k}-class matrix")
+    label_pixels = [sum(row) for row in matrix]
+    predicted = [sum(matrix[i][c] for i in range(k)) for c in range(k)]
+    per_class, absent, accs, ious = {}, [], [], []
+    for c, name in enumerate(names):
+        tp, n_label = matrix[c][c], label_pixels[c]
+        if n_label == 0:
+            absent.append(name)
+            per_class[name] = {"acc": None, "iou": None, "pixels": 0}
+            continue
+        acc, iou = tp / n_label, tp / (n_label + predicted[c] - tp)
+        accs.append(acc)
+        ious.append(iou)
+        per_class[name] = {"acc": acc, "iou": iou, "pixels": n_label}
+    total = sum(label_pixels)
+    return {
+        "pixel_acc": sum(matrix[c][c] for c in range(k)) / total if total else None,
+        "class_acc": sum(accs) / len(accs) if accs else None,
+        "mean_iou": sum(ious) / len(ious) if ious else None,
+        "per_class": per_class,
+        "absent": absent,
+        "num_pixels": total,
+    }

@@ -1,0 +1,32 @@
+"""run_cli: a UserError becomes one line and exit status 2, also when a DataLoader worker raised it."""
+import pytest
+import torch
+
+from pix2pix_tr.errors import UserError, run_cli
+
+
+class _BadImageDataset(torch.utils.data.Dataset):
+    def __len__(self):
+        return 2
+
+    def __getitem__(self, index):
+        raise UserError(f"frame_{index}.jpg is truncated; re-prepare the dataset")
+
+
+def test_user_error_is_one_line_exit_2(capsys):
+    def main(argv):
+        raise UserError("no such folder: x; pass --dataroot")
+    with pytest.raises(SystemExit) as exit_info:
+        run_cli(main)
+    assert exit_info.value.code == 2
+    assert capsys.readouterr().err == "error: no such folder: x; pass --dataroot\n"
+
+
+def test_error_from_a_dataloader_worker_keeps_only_the_users_line(capsys):
+    def main(argv):
+        loader = torch.utils.data.DataLoader(_BadImageDataset(), num_workers=1)
+        next(iter(loader))
+    with pytest.raises(SystemExit) as exit_info:
+        run_cli(main)
+    assert exit_info.value.code == 2
+    assert capsys.readouterr().err == "error: frame_0.jpg is truncated; re-prepare the dataset\n"
