@@ -62,6 +62,8 @@ class TrainOptions(BaseOptions):
         parser.add_argument("--continue_train", action="store_true",
                             help="resume checkpoints/<name>/ from latest, exactly")
         parser.add_argument("--phase", default="train", help="split to train on")
+        parser.add_argument("--sync_bn", action="store_true",
+                            help="under torchrun on GPUs: BatchNorm statistics over all ranks (SyncBatchNorm)")
         return parser
 
     def complete(self, opt):
