@@ -168,7 +168,8 @@ def prepare_network(net, device, opt):
 def make_optimizer(net, opt):
     return build_optimizer(opt.optimizer, net.parameters(), lr=opt.lr, beta1=opt.beta1,
                            tr_lambda=opt.tr_lambda, inner_steps=opt.tr_inner_steps,
-                           tr_lambda_mode=opt.tr_lambda_mode)
+                           tr_lambda_mode=opt.tr_lambda_mode,
+                           inner_lr_decay=not opt.tr_no_inner_lr_decay)
 
 
 def resume(run_dir, opt, model, optimizers, schedulers, nets):

@@ -235,3 +235,11 @@ def test_state_dict_restores_lr0_even_if_scheduler_changed_lr():
     assert opt2.param_groups[0]["tr_lr0"] == 1e-2 and opt2.param_groups[0]["tr_step"] == 3
     assert opt2.state is opt2.base_optimizer.state
     del sched
+
+
+def test_build_optimizer_gives_fused_adam_where_the_kernel_supports_it():
+    """torch's own Adam default on CPU is the per-tensor loop; the trainer's adam must be fused."""
+    from pix2pix_tr.optim import build_optimizer
+    params = [torch.nn.Parameter(torch.randn(3, 2))]
+    assert build_optimizer("adam", params, lr=2e-4).param_groups[0]["fused"] is True
+    assert build_optimizer("adam", params, lr=2e-4, fused=False).param_groups[0]["fused"] is None

@@ -50,7 +50,7 @@ class TRAdam(TrajectoryRegularized):
     identical, otherwise they differ only where √v̂ is of the order of ε.
 
     Args: as torch.optim.Adam (lr, betas, eps, weight_decay, amsgrad, maximize) plus
-    tr_lambda, inner_steps, tr_lambda_mode (see TrajectoryRegularized) and
+    tr_lambda, inner_steps, tr_lambda_mode, inner_lr_decay (see TrajectoryRegularized) and
     fused: None (default) uses torch's fused Adam kernel with the block-wise regularized gradient
     whenever the kernel supports the parameters (floating point on CPU/CUDA; no compile, so tiny
     models pay nothing); True requires it; False uses torch's default (foreach) Adam and the
@@ -59,13 +59,14 @@ class TRAdam(TrajectoryRegularized):
 
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0,
                  amsgrad=False, *, tr_lambda=0.1, inner_steps=10, tr_lambda_mode="scaled",
-                 maximize=False, fused=None):
+                 inner_lr_decay=True, maximize=False, fused=None):
         params = list(params)
         use_fused = fused_adam_available(params) if fused is None else bool(fused)
         base = torch.optim.Adam(params, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay,
                                 amsgrad=amsgrad, maximize=maximize, fused=use_fused or None)
         super().__init__(base, tr_lambda=tr_lambda, inner_steps=inner_steps,
-                         tr_lambda_mode=tr_lambda_mode, fused=use_fused)
+                         tr_lambda_mode=tr_lambda_mode, inner_lr_decay=inner_lr_decay,
+                         fused=use_fused)
 
 
 class TRSGD(TrajectoryRegularized):
@@ -80,14 +81,14 @@ class TRSGD(TrajectoryRegularized):
        \end{aligned}
 
     Args: as torch.optim.SGD (lr, momentum, dampening, weight_decay, nesterov, maximize, fused —
-    passed to torch's SGD) plus tr_lambda, inner_steps, tr_lambda_mode (see TrajectoryRegularized).
+    passed to torch's SGD) plus tr_lambda, inner_steps, tr_lambda_mode, inner_lr_decay (see TrajectoryRegularized).
     """
 
     def __init__(self, params, lr=1e-3, momentum=0.0, dampening=0.0, weight_decay=0.0,
                  nesterov=False, *, tr_lambda=0.1, inner_steps=10, tr_lambda_mode="scaled",
-                 maximize=False, fused=None):
+                 inner_lr_decay=True, maximize=False, fused=None):
         base = torch.optim.SGD(params, lr=lr, momentum=momentum, dampening=dampening,
                                weight_decay=weight_decay, nesterov=nesterov, maximize=maximize,
                                fused=fused)
         super().__init__(base, tr_lambda=tr_lambda, inner_steps=inner_steps,
-                         tr_lambda_mode=tr_lambda_mode, fused=False)
+                         tr_lambda_mode=tr_lambda_mode, inner_lr_decay=inner_lr_decay, fused=False)

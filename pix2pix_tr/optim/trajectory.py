@@ -15,7 +15,7 @@ from pix2pix_tr.errors import UserError
 from pix2pix_tr.optim.fused_adam import fused_prox_adam_step
 
 TR_LAMBDA_MODES = ("scaled", "fixed", "released")
-_TR_GROUP_KEYS = ("tr_lambda", "inner_steps", "tr_lambda_mode")
+_TR_GROUP_KEYS = ("tr_lambda", "inner_steps", "tr_lambda_mode", "inner_lr_decay")
 
 
 class InvalidHyperparameter(UserError, ValueError):
@@ -27,8 +27,11 @@ def check_positive(name, value):
         raise InvalidHyperparameter(f"{name} must be > 0, got {value!r}")
 
 
-def check_tr_settings(tr_lambda, inner_steps, tr_lambda_mode):
-    """Raise InvalidHyperparameter unless λ ≥ 0 (finite), S a positive int and the mode known."""
+def check_tr_settings(tr_lambda, inner_steps, tr_lambda_mode, inner_lr_decay=True):
+    """Raise InvalidHyperparameter unless λ ≥ 0 (finite), S a positive int, the mode known and
+    inner_lr_decay a bool."""
+    if not isinstance(inner_lr_decay, bool):
+        raise InvalidHyperparameter(f"inner_lr_decay must be True or False, got {inner_lr_decay!r}")
     if not isinstance(tr_lambda, (int, float)) or not math.isfinite(tr_lambda) or tr_lambda < 0:
         raise InvalidHyperparameter(f"tr_lambda must be a finite number >= 0, got {tr_lambda!r}")
     if isinstance(inner_steps, bool) or not isinstance(inner_steps, int) or inner_steps < 1:
@@ -90,7 +93,10 @@ class TrajectoryRegularized(Optimizer):
             ``tr_anchor``. Param groups may carry their own ``tr_lambda`` / ``inner_steps`` /
             ``tr_lambda_mode``.
         tr_lambda: λ ≥ 0 (default 0.1). inner_steps: S ≥ 1 (default 10).
-        tr_lambda_mode: "scaled" (default), "fixed" or "released", see above.
+        tr_lambda_mode: "scaled" (default), "fixed" or "released", see above. A schedule that
+            brings the lr to 0 makes λ_n 0 in "scaled"/"released" (the step moves nothing anyway).
+        inner_lr_decay: True (the paper) steps with γ_n/(k+1); False keeps γ_n, leaving only the
+            proximal term (an ablation: where does a gain come from?).
         fused: when the base is torch's Adam/AdamW built with ``fused=True``, compute the
             regularized gradient in cache-sized blocks that torch's fused kernel consumes at once
             (fused_adam.py) instead of a whole-size temporary. None: on whenever the base allows it;
@@ -105,19 +111,19 @@ class TrajectoryRegularized(Optimizer):
     """
 
     def __init__(self, optimizer, *, tr_lambda=0.1, inner_steps=10, tr_lambda_mode="scaled",
-                 fused=None):
+                 inner_lr_decay=True, fused=None):
         if not isinstance(optimizer, Optimizer):
             raise TypeError(f"TrajectoryRegularized wraps a torch.optim.Optimizer, got {type(optimizer)}")
         if isinstance(optimizer, TrajectoryRegularized):
             raise InvalidHyperparameter("optimizer is already trajectory-regularized")
-        check_tr_settings(tr_lambda, inner_steps, tr_lambda_mode)
+        check_tr_settings(tr_lambda, inner_steps, tr_lambda_mode, inner_lr_decay)
         if fused and not is_fusable_adam(optimizer):
             raise InvalidHyperparameter(
                 "fused=True needs a torch.optim.Adam/AdamW base built with fused=True "
                 "(and capturable=False, differentiable=False); pass fused=None or False")
         self.base_optimizer = optimizer
         self._tr_defaults = dict(tr_lambda=tr_lambda, inner_steps=inner_steps,
-                                 tr_lambda_mode=tr_lambda_mode)
+                                 tr_lambda_mode=tr_lambda_mode, inner_lr_decay=inner_lr_decay)
         self._fused_request = fused
         self._scratch = {}
         super().__init__(optimizer.param_groups, {**optimizer.defaults, **self._tr_defaults})
@@ -138,7 +144,8 @@ class TrajectoryRegularized(Optimizer):
     def _init_tr_group(self, group):
         for key in _TR_GROUP_KEYS:
             group.setdefault(key, self._tr_defaults[key])
-        check_tr_settings(group["tr_lambda"], group["inner_steps"], group["tr_lambda_mode"])
+        check_tr_settings(group["tr_lambda"], group["inner_steps"], group["tr_lambda_mode"],
+                          group["inner_lr_decay"])
         check_positive("lr", group["lr"])
         group.setdefault("tr_lr0", float(group["lr"]))
         group.setdefault("tr_step", 0)
@@ -163,15 +170,20 @@ class TrajectoryRegularized(Optimizer):
         """(k, step-size lr for the base, signed prox coefficient 2·λ_n) for this group now."""
         k = group["tr_step"] % group["inner_steps"]
         lr_now = float(group["lr"])
-        check_positive("lr", lr_now)
+        if not lr_now >= 0:
+            raise InvalidHyperparameter(f"lr must be >= 0 during training, got {group['lr']!r}")
         mode, lam = group["tr_lambda_mode"], group["tr_lambda"]
-        lam_n = {"scaled": lam * group["tr_lr0"] / lr_now if lam else 0.0,
-                 "fixed": lam,
-                 "released": lam / lr_now}[mode]
+        if lr_now == 0 or lam == 0:  # lr 0 (end of a schedule) moves nothing: no 1/lr blow-up
+            lam_n = 0.0 if mode != "fixed" else lam
+        else:
+            lam_n = {"scaled": lam * group["tr_lr0"] / lr_now,
+                     "fixed": lam,
+                     "released": lam / lr_now}[mode]
         coef = 2.0 * lam_n
         if group.get("maximize", False):  # the base negates the gradient; keep the pull inward
             coef = -coef
-        return k, group["lr"] / (k + 1), coef
+        lr_k = group["lr"] / (k + 1) if group["inner_lr_decay"] else group["lr"]
+        return k, lr_k, coef
 
     def _anchor_group(self, group, k, pending):
         """Refresh anchors at k = 0 (and anchor newcomers); return the params that need the prox
