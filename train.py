@@ -6,7 +6,7 @@
 
 The loop reads top to bottom: options -> data -> networks and optimizers -> model -> for each epoch,
 for each batch: one step, logs, display, checkpoints; then the LR schedulers. The machinery lives in
-the library (pix2pix_tr/) and data/; see docs/readme/train.md for flags and outputs.
+the library (pix2pix_tr/) and data/; see docs/train.md for flags and outputs.
 """
 import os
 import random
