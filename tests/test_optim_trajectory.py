@@ -3,13 +3,19 @@
 The reference below is written from the formulas (issue 2 / the class docstrings), not from the
 code: anchor at k = n mod S == 0, gradient + 2·λ_n·(θ − anchor), base step with lr_n/(k+1), Adam's
 moments and bias corrections on the global step. The optimizers run in float64, so agreement is
-at rounding level and the 1e-6 relative bound has room.
+at rounding level and the 1e-6 relative bound has room. fused=True is the single-pass path, its
+kernels run eagerly here (the same functions; test_optim_compiled.py covers the real compile).
 """
 import numpy as np
 import pytest
 import torch
 
-from pix2pix_tr.optim import TRAdam, TRSGD
+from pix2pix_tr.optim import TRAdam, TRSGD, compiled_adam
+
+
+@pytest.fixture(autouse=True)
+def eager_kernels(monkeypatch):
+    monkeypatch.setattr(compiled_adam, "USE_COMPILE", False)
 
 SHAPES = [(4, 3), (5,)]
 STEPS = 14
