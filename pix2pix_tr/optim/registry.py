@@ -34,7 +34,8 @@ OPTIMIZERS = tuple(_BUILDERS)
 def build_optimizer(name, params, *, lr, beta1=0.5, beta2=0.999, momentum=0.9, tr_lambda=0.1,
                     inner_steps=10, fused=None, tr_lambda_mode="scaled"):
     """Build optimizer `name` (one of OPTIMIZERS) over `params`. `fused` is passed on (None: each
-    optimizer's default; for tradam that is the fused path where supported). Bad values raise
+    optimizer's default; for tradam: the compiled single pass from 2M parameters, else the generic
+    path). Bad values raise
     InvalidHyperparameter (a ValueError and a pix2pix_tr UserError)."""
     if name not in _BUILDERS:
         raise InvalidHyperparameter(f"unknown optimizer {name!r}; choose one of {', '.join(OPTIMIZERS)}")
