@@ -35,8 +35,8 @@ USE_COMPILE = True
 
 # the per-step numbers, packed into one 1-D tensor `s` on the parameter's device (one guard, not ten)
 _SCALARS = ("coef", "beta1", "one_minus_beta1", "beta2", "one_minus_beta2", "neg_step_size",
-            "bc2_sqrt", "eps", "sign", "l2", "decay")
-COEF, BETA1, OMB1, BETA2, OMB2, NEG_STEP, BC2_SQRT, EPS, SIGN, L2, DECAY = range(len(_SCALARS))
+            "inv_bc2_sqrt", "eps", "sign", "l2", "decay")
+COEF, BETA1, OMB1, BETA2, OMB2, NEG_STEP, INV_BC2_SQRT, EPS, SIGN, L2, DECAY = range(len(_SCALARS))
 
 
 def _moments(g_tilde, m, v, s):
@@ -45,7 +45,9 @@ def _moments(g_tilde, m, v, s):
 
 
 def _new_param(p, m, v, s):
-    return p + s[NEG_STEP] * (m / (v.sqrt() / s[BC2_SQRT] + s[EPS]))
+    # torch: sqrt(v) / sqrt(bc2) + eps; a multiply by the reciprocal (computed in double) is the
+    # same to an ulp and ~6% of a step faster on CPU, where the kernel is partly compute-bound
+    return p + s[NEG_STEP] * (m / (v.sqrt() * s[INV_BC2_SQRT] + s[EPS]))
 
 
 def tr_adam_step(p, g, a, m, v, s):
@@ -147,7 +149,7 @@ def _host_scalars(*, step, lr, coef, beta1, beta2, eps, weight_decay, maximize, 
     bc1 = 1.0 - beta1 ** step
     bc2 = 1.0 - beta2 ** step
     return dict(coef=coef, beta1=beta1, one_minus_beta1=1.0 - beta1, beta2=beta2,
-                one_minus_beta2=1.0 - beta2, neg_step_size=-lr / bc1, bc2_sqrt=math.sqrt(bc2),
+                one_minus_beta2=1.0 - beta2, neg_step_size=-lr / bc1, inv_bc2_sqrt=1.0 / math.sqrt(bc2),
                 eps=eps, sign=-1.0 if maximize else 1.0, l2=0.0 if decoupled else weight_decay,
                 decay=1.0 - lr * weight_decay if decoupled else 1.0)
 

@@ -39,8 +39,9 @@ OPTIMIZERS = tuple(_BUILDERS)
 
 def build_optimizer(name, params, *, lr, beta1=0.5, beta2=0.999, momentum=0.9, tr_lambda=0.1,
                     inner_steps=10, fused=None, tr_lambda_mode="scaled", inner_lr_decay=True):
-    """Build optimizer `name` (one of OPTIMIZERS) over `params`. `fused` is passed on (None: for
-    adam and tradam, torch's fused Adam kernel wherever it supports the parameters). Bad values raise
+    """Build optimizer `name` (one of OPTIMIZERS) over `params`. `fused` is passed on (None: adam
+    uses torch's fused kernel wherever it supports the parameters; tradam the compiled single pass
+    from 2M parameters, else the generic path over torch's fused kernel). Bad values raise
     InvalidHyperparameter (a ValueError and a pix2pix_tr UserError)."""
     if name not in _BUILDERS:
         raise InvalidHyperparameter(f"unknown optimizer {name!r}; choose one of {', '.join(OPTIMIZERS)}")
