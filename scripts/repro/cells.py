@@ -1,0 +1,177 @@
+"""Cells and the grid: which training configurations the reproduction runs.
+
+A `Variant` is one training configuration (optimizer and its TR settings, batch size, learning-rate
+factor); a `Cell` is a variant trained with one seed. Cells are named by what they are, so a
+configuration that two groups share (TRAdam λ=0 is in the λ ablation and in the decomposition)
+is one cell, trained once.
+
+Groups, in the order they run (the most important first):
+
+    main           Adam vs TRAdam at batch 1, every seed: the paper's claim, with seed noise
+    decomposition  where a gain comes from: Adam; TRAdam; TRAdam λ=0 (only the lr/(k+1) sawtooth);
+                   TRAdam without the sawtooth (proximal term only); Adam at TRAdam's mean step
+                   size, lr·H_S/S (H_S the S-th harmonic number, the mean of 1/(k+1) over k < S);
+                   and TRAdam at Adam's mean step size, lr·S/H_S
+    lambda_mode    λ under LR decay: train.py's default (scaled: λ·lr0/lr) against a fixed λ and
+                   the released code's coefficient λ/lr (--tr_lambda_mode released)
+    batch_size     Adam vs TRAdam at batch 1, 4, 8
+    tr_lambda      λ ∈ {0, 0.01, 0.1, 1}
+    inner_steps    S ∈ {1, 5, 10, 20, 50} (S = 1 is Adam by construction: a check, run last)
+"""
+import dataclasses
+from fractions import Fraction
+
+DEFAULT_LAMBDA = 0.1
+DEFAULT_INNER_STEPS = 10
+GROUPS = ("main", "decomposition", "lambda_mode", "batch_size", "tr_lambda", "inner_steps")
+INNER_STEPS_GRID = (1, 5, 10, 20, 50)
+LAMBDA_GRID = (0.0, 0.01, 0.1, 1.0)
+BATCH_GRID = (1, 4, 8)
+
+
+def harmonic_mean_factor(inner_steps):
+    """Mean of 1/(k+1) over k = 0..S-1, i.e. H_S / S: TRAdam's mean step-size factor."""
+    return float(sum(Fraction(1, k + 1) for k in range(inner_steps)) / inner_steps)
+
+
+def _num(x):
+    """A number as a short name fragment: 0.1 -> '0.1', 1.0 -> '1', 0.29289 -> '0.2929'."""
+    return f"{x:.4g}"
+
+
+@dataclasses.dataclass(frozen=True)
+class Variant:
+    """One training configuration; the TR fields mean nothing (and are normalised) for adam."""
+
+    optimizer: str = "adam"            # adam | tradam
+    batch_size: int = 1
+    tr_lambda: float = DEFAULT_LAMBDA
+    inner_steps: int = DEFAULT_INNER_STEPS
+    lambda_mode: str = "scaled"        # train.py --tr_lambda_mode: scaled (default) | fixed | released
+    inner_lr_decay: bool = True        # TR's lr/(k+1) step-size sawtooth
+    lr_factor: float = 1.0             # multiplies the base learning rate
+
+    def __post_init__(self):
+        if self.optimizer not in ("adam", "tradam"):
+            raise ValueError(f"unknown optimizer {self.optimizer!r}")
+        if self.optimizer == "adam":   # one name for every plain-Adam configuration
+            for field, value in (("tr_lambda", DEFAULT_LAMBDA), ("inner_steps", DEFAULT_INNER_STEPS),
+                                 ("lambda_mode", "scaled"), ("inner_lr_decay", True)):
+                object.__setattr__(self, field, value)
+
+    @property
+    def name(self):
+        parts = [self.optimizer]
+        if self.optimizer == "tradam":
+            parts += [f"S{self.inner_steps}", f"l{_num(self.tr_lambda)}"]
+            if self.lambda_mode != "scaled":
+                parts.append(f"{self.lambda_mode}lambda")
+            if not self.inner_lr_decay:
+                parts.append("nosawtooth")
+        if self.lr_factor != 1.0:
+            parts.append(f"lrx{_num(self.lr_factor)}")
+        parts.append(f"bs{self.batch_size}")
+        return "-".join(parts)
+
+    @property
+    def label(self):
+        """A human description for tables."""
+        if self.optimizer == "adam":
+            text = "Adam" if self.lr_factor == 1.0 else f"Adam, lr × {_num(self.lr_factor)}"
+        else:
+            text = f"TRAdam S={self.inner_steps} λ={_num(self.tr_lambda)}"
+            if self.lambda_mode != "scaled":
+                text += f" ({self.lambda_mode} λ)"
+            if not self.inner_lr_decay:
+                text += " (no sawtooth)"
+            if self.lr_factor != 1.0:
+                text += f", lr × {_num(self.lr_factor)}"
+        return text + ("" if self.batch_size == 1 else f", batch {self.batch_size}")
+
+
+@dataclasses.dataclass(frozen=True)
+class Cell:
+    variant: Variant
+    seed: int
+
+    @property
+    def name(self):
+        return f"{self.variant.name}-seed{self.seed}"
+
+
+ADAM = Variant("adam")
+TRADAM = Variant("tradam")
+
+
+def group_variants(group):
+    """The variants of one group, reference first."""
+    if group == "main":
+        return [ADAM, TRADAM]
+    if group == "decomposition":
+        return [ADAM, TRADAM,
+                dataclasses.replace(TRADAM, tr_lambda=0.0),
+                dataclasses.replace(TRADAM, inner_lr_decay=False),
+                dataclasses.replace(ADAM, lr_factor=harmonic_mean_factor(DEFAULT_INNER_STEPS)),
+                dataclasses.replace(TRADAM, lr_factor=1 / harmonic_mean_factor(DEFAULT_INNER_STEPS))]
+    if group == "lambda_mode":
+        return [TRADAM, dataclasses.replace(TRADAM, lambda_mode="fixed"),
+                dataclasses.replace(TRADAM, lambda_mode="released")]
+    if group == "inner_steps":
+        return [dataclasses.replace(TRADAM, inner_steps=s) for s in INNER_STEPS_GRID]
+    if group == "tr_lambda":
+        return [dataclasses.replace(TRADAM, tr_lambda=lam) for lam in LAMBDA_GRID]
+    if group == "batch_size":
+        return [dataclasses.replace(v, batch_size=b) for b in BATCH_GRID for v in (ADAM, TRADAM)]
+    raise ValueError(f"unknown group {group!r}; groups are {', '.join(GROUPS)}")
+
+
+@dataclasses.dataclass
+class Grid:
+    """The cells to run, in run order, and which groups each belongs to."""
+
+    cells: list
+    groups: dict        # cell name -> [group, ...]
+    seeds: dict         # group -> seeds it ran with
+
+    def cells_of(self, group):
+        return [c for c in self.cells if group in self.groups[c.name]]
+
+
+SWEEP_GROUPS = ("tr_lambda", "inner_steps")     # hyperparameter sweeps: may run on fewer seeds
+
+
+def expand(groups, main_seeds, ablation_seeds, sweep_seeds=None):
+    """Cells of `groups` (in GROUPS order): main with `main_seeds`, the sweeps (SWEEP_GROUPS) with
+    `sweep_seeds` (default: `ablation_seeds`), the other ablations with `ablation_seeds`; a cell
+    shared by several groups appears once, at its first place."""
+    unknown = [g for g in groups if g not in GROUPS]
+    if unknown:
+        raise ValueError(f"unknown group(s) {', '.join(unknown)}; groups are {', '.join(GROUPS)}")
+    cells, member_of, seeds_of = [], {}, {}
+    for group in (g for g in GROUPS if g in groups):
+        seeds = list(main_seeds if group == "main" else
+                     (sweep_seeds or ablation_seeds) if group in SWEEP_GROUPS else ablation_seeds)
+        seeds_of[group] = seeds
+        for seed in seeds:
+            for variant in group_variants(group):
+                cell = Cell(variant, seed)
+                if cell.name not in member_of:
+                    cells.append(cell)
+                    member_of[cell.name] = []
+                if group not in member_of[cell.name]:
+                    member_of[cell.name].append(group)
+    return Grid(cells, member_of, seeds_of)
+
+
+def select(grid, only_cells=None):
+    """Keep the cells whose names are in `only_cells` (None keeps all); unknown names raise."""
+    if not only_cells:
+        return grid
+    known = {c.name for c in grid.cells}
+    missing = [n for n in only_cells if n not in known]
+    if missing:
+        raise ValueError(f"no cell named {', '.join(missing)} in this grid "
+                         f"(list them with --list)")
+    wanted = set(only_cells)
+    cells = [c for c in grid.cells if c.name in wanted]
+    return Grid(cells, {c.name: grid.groups[c.name] for c in cells}, grid.seeds)

@@ -1,0 +1,49 @@
+"""scripts/reproduce.py's command line: listing, dry runs, report-only, and one-line user errors."""
+import importlib.util
+import os
+
+import pytest
+
+from pix2pix_tr.errors import UserError
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+spec = importlib.util.spec_from_file_location("reproduce", os.path.join(REPO, "scripts", "reproduce.py"))
+reproduce = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(reproduce)
+
+
+def test_list_names_every_cell_with_its_groups(capsys):
+    assert reproduce.main(["--scale", "synthcity", "--list"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == len({line.split()[0] for line in lines})
+    first = lines[0].split()
+    assert first[0] == "adam-bs1-seed0" and "main" in first[1]
+    assert any(line.startswith("tradam-S10-l0.1-nosawtooth-bs1-seed2 ") for line in lines)
+
+
+def test_dry_run_prints_the_commands_of_the_selected_cells(capsys, tmp_path):
+    assert reproduce.main(["--scale", "smoke", "--work_dir", str(tmp_path), "--dry_run",
+                           "--only", "tradam-S10-l0.1-bs1-seed0"]) == 0
+    out = capsys.readouterr().out
+    assert "python data/synthcity.py" in out and "python evaluate/train_segmenter.py" in out
+    assert out.count("python train.py") == 1 and "--optimizer tradam" in out
+    assert not os.listdir(tmp_path)                  # nothing ran
+
+
+def test_report_only_on_an_empty_work_dir(tmp_path):
+    report_dir = tmp_path / "report"
+    assert reproduce.main(["--scale", "smoke", "--work_dir", str(tmp_path), "--report_only",
+                           "--report_dir", str(report_dir)]) == 0
+    md = (report_dir / "report.md").read_text()
+    assert "No cell has finished yet." in md
+    assert "python scripts/reproduce.py --scale smoke" in md and "--report_only" not in md
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--scale", "cityscapes"], "prepare Cityscapes with data/prepare_cityscapes.py"),
+    (["--scale", "smoke", "--cells", "nope"], "no cell named nope"),
+    (["--scale", "smoke", "--groups", "mian"], "unknown group"),
+])
+def test_user_errors(tmp_path, argv, message):
+    with pytest.raises(UserError, match=message):
+        reproduce.main([*argv, "--work_dir", str(tmp_path)])

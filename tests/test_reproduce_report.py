@@ -1,0 +1,124 @@
+"""The report, rendered from fake score files laid out as a real run leaves them."""
+import json
+import math
+import os
+
+from PIL import Image
+
+from scripts.repro import cells, collect, commands, report
+from scripts.repro.scales import SYNTHCITY
+
+SEG = "checkpoints/synthcity_segmenter"
+# per seed: (pixel_acc, class_acc, mean_iou); TRAdam = Adam + (0.02, 0.025, 0.015) per seed exactly
+ADAM = {0: (0.60, 0.40, 0.30), 1: (0.70, 0.45, 0.35), 2: (0.65, 0.50, 0.28)}
+TRADAM = {0: (0.62, 0.42, 0.31), 1: (0.725, 0.48, 0.37), 2: (0.665, 0.52, 0.29)}
+GT = (0.95, 0.90, 0.85)
+
+
+def _metrics(values):
+    return {SEG: dict(zip(("pixel_acc", "class_acc", "mean_iou"), values), per_class={}, absent=[])}
+
+
+def _scores(values, gt=None):
+    """An fcn_scores.json as evaluate/fcn_score.py writes it (with --gt: the real photos too)."""
+    report = {"run": "x", "phase": "val", "segmenters": _metrics(values)}
+    if gt:
+        report["ground_truth"] = _metrics(gt)
+    return report
+
+
+def _write_json(path, obj):
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "w") as f:
+        json.dump(obj, f)
+
+
+def _fake_run(tmp_path):
+    paths = commands.RunPaths.of(SYNTHCITY, str(tmp_path))
+    grid = cells.expand(["main", "decomposition"], (0, 1, 2), (0,))
+    for cell in grid.cells_of("main"):
+        table = ADAM if cell.variant.optimizer == "adam" else TRADAM
+        _write_json(paths.scores_path(cell), _scores(table[cell.seed], GT if cell == grid.cells[0] else None))
+        for epoch in SYNTHCITY.curve_epochs():
+            _write_json(paths.scores_path(cell, epoch), _scores([v * epoch / 10 for v in table[cell.seed]]))
+        os.makedirs(paths.cell_checkpoints(cell), exist_ok=True)
+        with open(paths.loss_log(cell), "w") as f:
+            for i in range(20):
+                f.write(json.dumps({"epoch": 1 + i // 10, "iters": 1 + i % 10,
+                                    "losses": {"G_GAN": 1.0, "G_L1": 10.0 - i / 3, "D_real": 0.5,
+                                               "D_fake": 0.4}}) + "\n")
+        images = os.path.join(paths.epoch_dir(cell, "latest"), "images")
+        os.makedirs(images, exist_ok=True)
+        for fid in ("synthcity_000001", "synthcity_000002"):
+            for kind, colour in (("real_A", (255, 0, 0)), ("fake_B", (0, 255, 0)), ("real_B", (0, 0, 255))):
+                Image.new("RGB", (32, 32), colour).save(os.path.join(images, f"{fid}_{kind}.png"))
+    lam0 = cells.Cell(cells.Variant("tradam", tr_lambda=0.0), 0)
+    _write_json(paths.scores_path(lam0), _scores((0.61, 0.41, 0.305)))
+    return paths, grid
+
+
+def _inputs(paths, grid):
+    status = {c.name: "done" if os.path.exists(paths.scores_path(c)) else "not run yet" for c in grid.cells}
+    stage_map = {c.name: commands.cell_stages(c, SYNTHCITY, paths, "cpu") for c in grid.cells}
+    return report.ReportInputs(
+        scale=SYNTHCITY, grid=grid, results=collect.collect(grid, paths, SYNTHCITY.curve_epochs(), SYNTHCITY.total_epochs),
+        ground_truth=collect.ground_truth(grid, paths), status=status,
+        invocation="python scripts/reproduce.py --scale synthcity --jobs 2", code_version="abc1234",
+        prepare_commands=["python data/synthcity.py --output_dir x"],
+        cell_commands={n: [commands.shell_line(s.argv) for s in st] for n, st in stage_map.items()},
+        paths=paths)
+
+
+def test_report_tables_statistics_plots_and_commands(tmp_path):
+    paths, grid = _fake_run(tmp_path)
+    out = tmp_path / "report"
+    report.write(_inputs(paths, grid), str(out))
+    md = (out / "report.md").read_text()
+
+    # paper table: mean ± sample std over the 3 seeds, computed here by hand
+    def mean_std(xs):
+        m = sum(xs) / len(xs)
+        return m, math.sqrt(sum((x - m) ** 2 for x in xs) / (len(xs) - 1))
+    m, s = mean_std([v[0] for v in TRADAM.values()])
+    assert f"| TRAdam S=10 λ=0.1 | {m:.3f} ± {s:.3f} (n=3) |" in md
+    m, s = mean_std([v[2] for v in ADAM.values()])
+    assert f"{m:.3f} ± {s:.3f} (n=3) |\n" in md.split("| Adam |")[1]
+    assert "| Ground truth (real photos) | 0.950 | 0.900 | 0.850 |" in md
+
+    # paired differences: pixel acc diffs 0.02, 0.025, 0.015 -> mean 0.02, std 0.005, t(.975,2)
+    half = 4.302652729911275 * 0.005 / math.sqrt(3)
+    assert f"| Per-pixel acc. | +0.0200 | [{0.02 - half:+.4f}, {0.02 + half:+.4f}] | 3 |" in md
+    assert "Per-pixel acc.: TRAdam beat Adam: +0.0200" in md
+    # pixel and class accuracy exclude zero; IoU diffs 0.01, 0.02, 0.01 do not (CI [-0.0010, +0.0277])
+    assert "TRAdam beat Adam on 2 of 3 FCN-score metrics and lost on 0 at 95% confidence" in md
+    # the ablation table: λ=0 on seed 0 against Adam's seed-0 mean... n=3 mean for Adam (reference)
+    # ablations compare on their own seeds, paired: λ=0 seed 0 against Adam seed 0
+    assert "| Adam | 0.600 (1 seed) | 0.400 (1 seed) | 0.300 (1 seed) |" in md
+    assert "| TRAdam S=10 λ=0 | 0.610 (1 seed) (Δ +0.0100) |" in md
+    # cells without results are named
+    assert "tradam-S10-l0.1-nosawtooth-bs1-seed0: not run yet" in md
+    # plots and samples exist, are PNGs, and are referenced from both renderings
+    html = (out / "report.html").read_text()
+    for png in ("losses.png", "fcn_over_epochs_0.png", "samples.png"):
+        with Image.open(out / png) as im:
+            assert im.format == "PNG"
+        assert f"]({png})" in md and f'src="{png}"' in html
+    with Image.open(out / "samples.png") as im:     # label, Adam, TRAdam, photo × 2 frames
+        assert im.size == (4 * 128, 16 + 2 * 128)
+        assert im.convert("RGB").getpixel((64, 16 + 64)) == (255, 0, 0)
+        assert im.convert("RGB").getpixel((3 * 128 + 64, 16 + 64)) == (0, 0, 255)
+    # the exact commands
+    assert "python scripts/reproduce.py --scale synthcity --jobs 2" in md and "commit abc1234" in md
+    sh = (out / "commands.sh").read_text()
+    assert sh.count("python train.py") == len(grid.cells)
+    assert "<td>0.950</td>" in html and "Ground truth (real photos)" in html
+
+
+def test_report_of_an_empty_run_says_so(tmp_path):
+    paths = commands.RunPaths.of(SYNTHCITY, str(tmp_path))
+    grid = cells.expand(["main"], (0,), (0,))
+    inputs = _inputs(paths, grid)
+    inputs.ground_truth = None
+    report.write(inputs, str(tmp_path / "r"))
+    md = (tmp_path / "r" / "report.md").read_text()
+    assert "No cell has finished yet." in md and "adam-bs1-seed0: not run yet" in md
