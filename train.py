@@ -6,10 +6,11 @@
 
 The loop reads top to bottom: options -> data -> networks and optimizers -> model -> for each epoch,
 for each batch: one step, logs, display, checkpoints; then the LR schedulers. The machinery lives in
-the library (pix2pix_tr/) and data/; see docs/readme/train.md for flags and outputs.
+the library (pix2pix_tr/) and data/; see docs/train.md for flags and outputs.
 """
 import os
 import random
+import sys
 import time
 
 import numpy as np
@@ -19,7 +20,7 @@ from tqdm import tqdm
 from data.aligned import AlignedDataset
 from data.default import resolve_dataroot
 from options import TrainOptions, resolve_device, save_options
-from pix2pix_tr import checkpoint
+from pix2pix_tr import checkpoint, distributed
 from pix2pix_tr.errors import UserError, run_cli
 from pix2pix_tr.model import NonFiniteLossError, Pix2PixModel
 from pix2pix_tr.networks import define_D, define_G
@@ -35,7 +36,10 @@ class TrainingDiverged(UserError):
 def main(argv=None):
     options = TrainOptions()
     opt = options.parse(argv)
-    device = torch.device(resolve_device(opt.device))
+    device = distributed.init_distributed(resolve_device(opt.device))  # torchrun: one process per device
+    main_process = distributed.is_main_process()       # rank 0 alone logs, saves and displays
+    if not main_process:
+        sys.stdout = open(os.devnull, "w")              # other ranks stay quiet (errors still reach stderr)
     run_dir = os.path.join(opt.checkpoints_dir, opt.name)
     seed_everything(opt.seed)
     if device.type == "cuda":
@@ -46,7 +50,7 @@ def main(argv=None):
     dataset = AlignedDataset(dataroot, opt.phase, direction=opt.direction, preprocess=opt.preprocess,
                              load_size=opt.load_size, crop_size=opt.crop_size, no_flip=opt.no_flip,
                              max_dataset_size=opt.max_dataset_size, seed=opt.seed, preload=opt.preload)
-    sampler = checkpoint.ResumableSampler(len(dataset), seed=opt.seed, shuffle=not opt.serial_batches)
+    sampler = distributed.ShardedSampler(len(dataset), seed=opt.seed, shuffle=not opt.serial_batches)
     worker_seeds = torch.Generator()                   # reseeded per epoch; the global RNG is never drawn
     loader = torch.utils.data.DataLoader(
         dataset, batch_size=opt.batch_size, sampler=sampler, generator=worker_seeds,
@@ -58,6 +62,7 @@ def main(argv=None):
     netD = define_D(opt.input_nc + opt.output_nc, opt.ndf, opt.netD, n_layers_D=opt.n_layers_D,
                     norm=opt.norm, init_type=opt.init_type, init_gain=opt.init_gain)
     netG, netD = (prepare_network(net, device, opt) for net in (netG, netD))
+    netG, netD = (distributed.wrap_ddp(net, device, sync_bn=opt.sync_bn) for net in (netG, netD))
     optimizers = {"G": make_optimizer(netG, opt), "D": make_optimizer(netD, opt)}
     schedulers = {k: build_scheduler(opt.lr_policy, o, n_epochs=opt.n_epochs, n_epochs_decay=opt.n_epochs_decay,
                                      epoch_count=opt.epoch_count, lr_decay_iters=opt.lr_decay_iters)
@@ -69,7 +74,8 @@ def main(argv=None):
     epoch, skip, total_iters, rng_state = opt.epoch_count, 0, 0, None
     if opt.continue_train:
         epoch, skip, total_iters, rng_state = resume(run_dir, opt, model, optimizers, schedulers, (netG, netD))
-    save_options(opt, run_dir, defaults=options.defaults)
+    if main_process:
+        save_options(opt, run_dir, defaults=options.defaults)
     last_epoch = opt.n_epochs + opt.n_epochs_decay
     if epoch > last_epoch:
         print(f"{run_dir} is already trained through epoch {last_epoch}; raise --n_epochs_decay "
@@ -80,9 +86,11 @@ def main(argv=None):
     visualizer = Visualizer(opt.name, checkpoints_dir=opt.checkpoints_dir, display_id=opt.display_id,
                             display_server=opt.display_server, display_port=opt.display_port,
                             display_env=opt.display_env, display_winsize=opt.display_winsize,
-                            use_html=not opt.no_html, log=tqdm.write)
+                            use_html=not opt.no_html, log=tqdm.write) if main_process else None
 
     def save(labels, next_epoch, epoch_iter):
+        if not main_process:
+            return f"{'/'.join(labels)} (saved by rank 0)"
         state = checkpoint.training_state(
             optimizers=optimizers, schedulers=schedulers, epoch=next_epoch, epoch_iter=epoch_iter,
             total_iters=total_iters, options=vars(opt), nets=(netG, netD), scaler=getattr(model, "scaler", None))
@@ -99,7 +107,8 @@ def main(argv=None):
         worker_seeds.manual_seed(opt.seed * 1_000_003 + epoch)
         epoch_iter, skip = skip, 0
         epoch_start = time.time()
-        bar = tqdm(loader, desc=f"epoch {epoch}/{last_epoch}", unit="it", dynamic_ncols=True)
+        bar = tqdm(loader, desc=f"epoch {epoch}/{last_epoch}", unit="it", dynamic_ncols=True,
+                   disable=not main_process)
         data_start = time.time()
         for batch in bar:
             step_start = time.time()
@@ -113,10 +122,12 @@ def main(argv=None):
             epoch_iter += len(batch["frame_id"])
             bar.set_postfix({k: f"{v:.3f}" for k, v in losses.items()}, refresh=False)
 
-            if total_iters % opt.display_freq == 0:
+            if total_iters % opt.print_freq == 0:
+                losses = distributed.mean_over_ranks(losses, device)   # all ranks join; rank 0 logs
+            if visualizer is not None and total_iters % opt.display_freq == 0:
                 visualizer.display_current_results(model.visuals(), epoch,
                                                    total_iters % opt.update_html_freq == 0)
-            if total_iters % opt.print_freq == 0:
+            if visualizer is not None and total_iters % opt.print_freq == 0:
                 t_comp = (time.time() - step_start) / opt.batch_size
                 visualizer.print_current_losses(epoch, epoch_iter, losses, t_comp, step_start - data_start)
                 if opt.display_id > 0:
@@ -135,6 +146,7 @@ def main(argv=None):
         labels = ["latest"] + ([str(epoch)] if epoch % opt.save_epoch_freq == 0 else [])
         last_good = save(labels, epoch + 1, 0)
         print(f"end of epoch {epoch} / {last_epoch}, {time.time() - epoch_start:.0f} s; saved {last_good}")
+    distributed.cleanup()
     return model
 
 
@@ -156,7 +168,8 @@ def prepare_network(net, device, opt):
 def make_optimizer(net, opt):
     return build_optimizer(opt.optimizer, net.parameters(), lr=opt.lr, beta1=opt.beta1,
                            tr_lambda=opt.tr_lambda, inner_steps=opt.tr_inner_steps,
-                           tr_lambda_mode=opt.tr_lambda_mode)
+                           tr_lambda_mode=opt.tr_lambda_mode,
+                           inner_lr_decay=not opt.tr_no_inner_lr_decay)
 
 
 def resume(run_dir, opt, model, optimizers, schedulers, nets):

@@ -124,3 +124,17 @@ class PreparedLayout:
 def frame_id_of(path):
     """The frame id a file is named by: its base name without extension."""
     return os.path.splitext(os.path.basename(path))[0]
+
+
+def check_same_params(root, params_file, params, what):
+    """Refuse to mix output made with other parameters into `root`: the first run records its
+    parameters in `root/params_file`; later runs (re-runs that skip finished frames) must match."""
+    path = os.path.join(root, params_file)
+    if os.path.exists(path):
+        with open(path, encoding="utf-8") as f:
+            old = json.load(f)
+        if old != params:
+            raise UserError(f"{root} holds {what} made with {old}, not {params}; "
+                            "choose another --output_dir or delete it")
+    else:
+        atomic.write_json(path, params)

@@ -25,13 +25,13 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import argparse  # noqa: E402
 import glob  # noqa: E402
-import json  # noqa: E402
 import multiprocessing  # noqa: E402
 
 import numpy as np  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from data.layout import IGNORE_INDEX, SPLITS, DatasetMeta, PreparedLayout, cityscapes_classes  # noqa: E402
+from data.layout import (IGNORE_INDEX, SPLITS, DatasetMeta, PreparedLayout, check_same_params,  # noqa: E402
+                         cityscapes_classes)
 from pix2pix_tr import atomic  # noqa: E402
 from pix2pix_tr.errors import UserError, run_cli  # noqa: E402
 
@@ -135,17 +135,6 @@ def prepare_frame(job):
     return fid, [ids.shape[0], ids.shape[1]], True
 
 
-def _check_params(root, params):
-    path = os.path.join(root, PARAMS_FILE)
-    if os.path.exists(path):
-        with open(path, encoding="utf-8") as f:
-            old = json.load(f)
-        if old != params:
-            raise UserError(f"{root} was prepared with {old}, not {params}; choose another "
-                            "--output_dir or delete it")
-    else:
-        atomic.write_json(path, params)
-
 
 def prepare(gtfine_dir, leftimg_dir, output_dir, *, image_size=256, workers=None, splits=SPLITS,
             log=print):
@@ -157,7 +146,7 @@ def prepare(gtfine_dir, leftimg_dir, output_dir, *, image_size=256, workers=None
             raise UserError(f"{flag} {folder} does not exist")
     frames = {split: find_frames(gtfine_dir, leftimg_dir, split) for split in splits}
     os.makedirs(output_dir, exist_ok=True)
-    _check_params(output_dir, {"image_size": image_size})
+    check_same_params(output_dir, PARAMS_FILE, {"image_size": image_size}, "prepared Cityscapes")
     jobs = [(output_dir, split, *frame, image_size) for split in splits for frame in frames[split]]
     workers = max(1, min(workers or os.cpu_count() or 1, len(jobs)))
     results = []

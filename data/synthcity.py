@@ -29,14 +29,14 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import argparse  # noqa: E402
 import dataclasses  # noqa: E402
-import json  # noqa: E402
 import multiprocessing  # noqa: E402
 
 import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from data.layout import IGNORE_INDEX, DatasetMeta, PreparedLayout, cityscapes_classes  # noqa: E402
+from data.layout import (IGNORE_INDEX, DatasetMeta, PreparedLayout, check_same_params,  # noqa: E402
+                         cityscapes_classes)
 from pix2pix_tr import atomic  # noqa: E402
 from pix2pix_tr.errors import UserError, run_cli  # noqa: E402
 
@@ -518,18 +518,6 @@ def _write_frames(job):
     return written
 
 
-def _check_params(root, params):
-    """Refuse to mix frames of other parameters into an existing SynthCity folder."""
-    path = os.path.join(root, PARAMS_FILE)
-    if os.path.exists(path):
-        with open(path, encoding="utf-8") as f:
-            old = json.load(f)
-        if old != params:
-            raise UserError(f"{root} holds SynthCity made with {old}, not {params}; "
-                            "choose another --output_dir or delete it")
-    else:
-        atomic.write_json(path, params)
-
 
 def generate(output_dir, *, num_train=2000, num_val=500, size=256, seed=0, workers=None, log=print):
     """Write SynthCity in the prepared layout under `output_dir` (skipping frames already there);
@@ -543,7 +531,7 @@ def generate(output_dir, *, num_train=2000, num_val=500, size=256, seed=0, worke
         raise UserError(f"--size {size} must be a multiple of 4 and at least 32")
     params = {"generator_version": GENERATOR_VERSION, "seed": seed, "size": size}
     os.makedirs(output_dir, exist_ok=True)
-    _check_params(output_dir, params)
+    check_same_params(output_dir, PARAMS_FILE, params, "SynthCity")
     splits = {"train": range(0, num_train), "val": range(VAL_INDEX_OFFSET, VAL_INDEX_OFFSET + num_val)}
     chunk = 16
     jobs = [(output_dir, split, list(ids[i:i + chunk]), size, seed)

@@ -29,6 +29,7 @@ from tqdm import tqdm  # noqa: E402
 from data.layout import PreparedLayout  # noqa: E402
 from evaluate import frames, report, segmenters  # noqa: E402
 from evaluate.metrics import ConfusionMatrix  # noqa: E402
+from pix2pix_tr import distributed  # noqa: E402
 from pix2pix_tr.errors import UserError, run_cli  # noqa: E402
 
 # Datasets whose default segmenter this repo makes itself: dataset name -> train_segmenter kwargs.
@@ -88,14 +89,17 @@ def resolve_segmenters(requested, meta, dataroot, log=print):
 def score(dataset, loaded, sizes, *, num_classes, class_names, device, batch_size, num_workers, desc):
     """Scores of every segmenter on one dataset in one pass: {segmenter name: scores dict}."""
     device = torch.device(device)
+    dataset = torch.utils.data.Subset(dataset, distributed.shard_range(len(dataset)))  # torchrun: this rank's frames
     loader = frames.loader(dataset, batch_size=batch_size, num_workers=num_workers,
                            pin_memory=device.type == "cuda")
     matrices = [ConfusionMatrix(num_classes, device=device) for _ in loaded]
-    for batch in tqdm(loader, desc=desc, unit="batch", total=len(loader)):
+    for batch in tqdm(loader, desc=desc, unit="batch", total=len(loader), disable=not distributed.is_main_process()):
         images = batch["image"].to(device, non_blocking=True)
         labels = batch["label"].to(device, non_blocking=True)
         for seg, size, matrix in zip(loaded, sizes, matrices):
             matrix.update(seg.predict(images, size), segmenters.resize_labels(labels, size))
+    for matrix in matrices:
+        distributed.all_reduce_sum(matrix.counts)  # every frame counted once over all ranks
     return {seg.name: matrix.scores(class_names) for seg, matrix in zip(loaded, matrices)}
 
 
@@ -122,6 +126,7 @@ def main(argv=None):
     label_size = frames.check_one_size([labels[frame_ids[0]]], "labels")
 
     specs = resolve_segmenters(args.segmenter, meta, args.dataroot)
+    args.device = str(distributed.init_distributed(args.device))  # torchrun: one device per rank
     loaded = [segmenters.load_segmenter(spec, device=args.device) for spec in specs]
     for seg in loaded:
         check_classes(seg, meta)
@@ -144,6 +149,10 @@ def main(argv=None):
                    desc=f"FCN-score of {len(gt_ids)} real photos", **common)
         out["ground_truth"] = {name: {"eval_size": list(size), **s} for (name, s), size in zip(gt.items(), sizes)}
 
+    if not distributed.is_main_process():  # rank 0 alone writes the report
+        distributed.cleanup()
+        return out
+    distributed.cleanup()
     output_dir = args.output_dir or os.path.normpath(args.results_dir).removesuffix(os.sep + "images")
     json_path, md_path = report.write(out, output_dir)
     print(report.markdown(out).split("\n## Per class")[0].rstrip())

@@ -34,6 +34,8 @@ class TrainOptions(BaseOptions):
                             help="TR: S, steps between anchor refreshes")
         parser.add_argument("--tr_lambda_mode", default="scaled", choices=TR_LAMBDA_MODES,
                             help="TR: lambda*lr0/lr (scaled), lambda (fixed), or lambda/lr as the paper's released code")
+        parser.add_argument("--tr_no_inner_lr_decay", action="store_true",
+                            help="TR ablation: keep lr (not lr/(k+1)) inside a cycle: proximal term only")
         parser.add_argument("--lr_policy", default="linear", choices=LR_POLICIES,
                             help="linear = constant for --n_epochs, then to 0 over --n_epochs_decay")
         parser.add_argument("--lr_decay_iters", type=positive_int, default=50,
@@ -62,6 +64,8 @@ class TrainOptions(BaseOptions):
         parser.add_argument("--continue_train", action="store_true",
                             help="resume checkpoints/<name>/ from latest, exactly")
         parser.add_argument("--phase", default="train", help="split to train on")
+        parser.add_argument("--sync_bn", action="store_true",
+                            help="under torchrun on GPUs: BatchNorm statistics over all ranks (SyncBatchNorm)")
         return parser
 
     def complete(self, opt):

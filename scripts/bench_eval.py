@@ -10,6 +10,11 @@ naive per-image loop (PIL resize, numpy normalise, numpy confusion matrix), side
 Without --dataroot it generates a small SynthCity val split in a temporary folder; without
 --segmenter it saves an untrained smp model of --arch/--encoder there (speed does not depend on the
 weights). The real photos serve as the results. Each mode runs --repeats times; the best is kept.
+
+Measured (CPU, `python scripts/bench_eval.py --threads 1 --repeats 3`, shared 2-core machine, load
+average ~5): forward alone 3.67 images/s, fcn_score 3.45 (0.94 of it), naive loop 3.49. Before the
+int32 confusion index, uint8 label resize and channels_last forward, at the same load:
+forward 2.97, fcn_score 3.22 (see docs/readme/evaluate.md).
 """
 import os
 import sys
@@ -85,7 +90,12 @@ def main(argv=None):
     p.add_argument("--batch_size", type=int, default=1)
     p.add_argument("--num_workers", type=int, default=min(4, os.cpu_count() or 1))
     p.add_argument("--repeats", type=int, default=2)
+    p.add_argument("--threads", type=int, default=None,
+                   help="torch CPU threads (default torch's); 1 on a shared machine: two threads on two busy "
+                        "cores spin-wait on each other and make every figure noise")
     args = p.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
     device = torch.device(args.device)
     with tempfile.TemporaryDirectory() as tmp:
         dataroot = args.dataroot

@@ -1,16 +1,38 @@
 """The torch.optim contract of the TR optimizers: S = 1 is the base, λ = 0 is the sawtooth only,
-GradScaler skips, param groups, AdamW anchors, params without grad, fused == generic, bad values."""
+GradScaler skips, param groups, AdamW anchors, params without grad, single pass == generic, bad
+values. The single-pass kernels run eagerly here (same functions, no compile: fast tests);
+test_optim_compiled.py runs the real compile."""
 import pytest
 import torch
 
 from pix2pix_tr.errors import UserError
-from pix2pix_tr.optim import (OPTIMIZERS, TRAdam, TRSGD, TrajectoryRegularized, build_optimizer)
+from pix2pix_tr.optim import (OPTIMIZERS, TRAdam, TRSGD, TrajectoryRegularized, build_optimizer,
+                              compiled_adam)
+
+
+@pytest.fixture(autouse=True)
+def eager_kernels(monkeypatch):
+    monkeypatch.setattr(compiled_adam, "USE_COMPILE", False)
 
 
 def tiny_net(seed=0):
     torch.manual_seed(seed)
     return torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3), torch.nn.BatchNorm2d(8), torch.nn.ReLU(),
                                torch.nn.Conv2d(8, 2, 3))
+
+
+def smooth_net(seed=0):
+    """No bias in front of BatchNorm: such a bias has a gradient of pure rounding noise, which Adam
+    amplifies to full steps, so two float orders of the same math would drift apart there."""
+    torch.manual_seed(seed)
+    return torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3, bias=False), torch.nn.BatchNorm2d(8),
+                               torch.nn.ReLU(), torch.nn.Conv2d(8, 2, 3))
+
+
+def assert_relclose(want, got, tol=1e-6):
+    for x, y in zip(want, got):
+        err = ((x - y).abs().max() / x.abs().max()).item()
+        assert err <= tol, f"relative error {err:.2e}"
 
 
 def batches(n, seed=1):
@@ -28,15 +50,28 @@ def train(net, opt, data, before_step=None):
     return [p.detach().clone() for p in net.parameters()]
 
 
-@pytest.mark.parametrize("fused", [False, True])
+@pytest.mark.parametrize("fused", [False, None])
 def test_s1_is_exactly_torch_adam(fused):
+    """Generic path: over torch's foreach Adam (False) or, for a tiny model, its fused kernel."""
     data = batches(6)
     a, b = tiny_net(), tiny_net()
-    want = train(a, torch.optim.Adam(a.parameters(), lr=1e-2, betas=(0.5, 0.999), fused=fused or None),
-                 data)
-    got = train(b, TRAdam(b.parameters(), lr=1e-2, betas=(0.5, 0.999), tr_lambda=0.3,
-                          inner_steps=1, fused=fused), data)
-    assert all(torch.equal(x, y) for x, y in zip(want, got))
+    want = train(a, torch.optim.Adam(a.parameters(), lr=1e-2, betas=(0.5, 0.999),
+                                     fused=fused is None or None), data)
+    tr = TRAdam(b.parameters(), lr=1e-2, betas=(0.5, 0.999), tr_lambda=0.3, inner_steps=1,
+                fused=fused)
+    got = train(b, tr, data)
+    assert not tr.fused and all(torch.equal(x, y) for x, y in zip(want, got))
+
+
+def test_s1_single_pass_is_torch_adam():
+    data = batches(6)
+    a, b = smooth_net(), smooth_net()
+    want = train(a, torch.optim.Adam(a.parameters(), lr=1e-2, betas=(0.5, 0.999)), data)
+    tr = TRAdam(b.parameters(), lr=1e-2, betas=(0.5, 0.999), tr_lambda=0.3, inner_steps=1,
+                fused=True)
+    got = train(b, tr, data)
+    assert tr.fused
+    assert_relclose(want, got)
 
 
 def test_s1_is_exactly_torch_sgd():
@@ -55,7 +90,7 @@ def test_zero_lambda_leaves_only_the_sawtooth():
     def sawtooth(n):
         adam.param_groups[0]["lr"] = lr / (n % S + 1)
     want = train(a, adam, data, sawtooth)
-    got = train(b, TRAdam(b.parameters(), lr=lr, tr_lambda=0.0, inner_steps=S, fused=True), data)
+    got = train(b, TRAdam(b.parameters(), lr=lr, tr_lambda=0.0, inner_steps=S), data)
     assert all(torch.equal(x, y) for x, y in zip(want, got))
 
 
@@ -110,11 +145,15 @@ def test_param_groups_keep_their_own_lr_and_lambda():
     assert not torch.equal(other[0], got[0])
 
 
-@pytest.mark.parametrize("fused", [False, True])
-def test_adamw_anchors_refresh_every_s_steps(fused):
+@pytest.mark.parametrize("base,fused", [
+    (torch.optim.AdamW, False),
+    (torch.optim.AdamW, True),  # single pass, eager anchor copy (AdamW: weight decay)
+    (torch.optim.Adam, True),   # single pass, anchor written by the k = 0 kernel
+])
+def test_adam_anchors_refresh_every_s_steps(base, fused):
     net, S = tiny_net(), 3
-    opt = TrajectoryRegularized(torch.optim.AdamW(net.parameters(), lr=1e-2, fused=fused or None),
-                                tr_lambda=0.5, inner_steps=S)
+    opt = TrajectoryRegularized(base(net.parameters(), lr=1e-2), tr_lambda=0.5, inner_steps=S,
+                                fused=fused)
     assert opt.fused == fused and isinstance(opt, torch.optim.Optimizer)
     anchors = []
     for n, x in enumerate(batches(8)):
@@ -129,39 +168,90 @@ def test_adamw_anchors_refresh_every_s_steps(fused):
     assert "exp_avg" in opt.state[next(net.parameters())]
 
 
-def test_fused_equals_generic_path():
-    data = batches(12)
-    a, b = tiny_net(), tiny_net()
-    plain = TRAdam(a.parameters(), lr=1e-2, betas=(0.5, 0.999), weight_decay=1e-3, amsgrad=True,
-                   tr_lambda=1.0, inner_steps=5, fused=False)
-    fused = TRAdam(b.parameters(), lr=1e-2, betas=(0.5, 0.999), weight_decay=1e-3, amsgrad=True,
-                   tr_lambda=1.0, inner_steps=5, fused=True)
-    want, got = train(a, plain, data), train(b, fused, data)
-    for x, y in zip(want, got):
-        assert torch.allclose(x, y, rtol=1e-5, atol=1e-6), (x - y).abs().max()
-    assert not plain.fused and fused.fused
+SETTINGS = {  # the kernel variants of compiled_adam: plain/refresh, general, amsgrad
+    "plain": dict(),
+    "l2_amsgrad": dict(weight_decay=1e-3, amsgrad=True),
+    "maximize": dict(maximize=True),
+    "adamw": dict(adamw=True, weight_decay=1e-2),
+}
 
 
-def test_fused_blocks_split_tensors_exactly():
-    """Block size does not change the result (blocks cut tensors and pack several per call)."""
-    from pix2pix_tr.optim import fused_adam
-    data = batches(7)
+def make_tr(params, fused, adamw=False, **kw):
+    if adamw:
+        return TrajectoryRegularized(torch.optim.AdamW(params, lr=1e-2, betas=(0.5, 0.999), **kw),
+                                     tr_lambda=1.0, inner_steps=4, fused=fused)
+    return TRAdam(params, lr=1e-2, betas=(0.5, 0.999), tr_lambda=1.0, inner_steps=4, fused=fused,
+                  **kw)
+
+
+@pytest.mark.parametrize("setting", SETTINGS)
+def test_single_pass_equals_generic_path_across_reload(setting):
+    """Three cycles with an lr schedule and a state_dict round trip in the middle of a cycle."""
+    data, kw = batches(12), SETTINGS[setting]
     results = []
-    for block in (None, 37):
-        net = tiny_net()
-        opt = TRAdam(net.parameters(), lr=1e-2, tr_lambda=1.0, inner_steps=4, fused=True)
-        old = dict(fused_adam.CHUNK_NUMEL)
-        if block:
-            fused_adam.CHUNK_NUMEL["cpu"] = block
-        try:
-            results.append(train(net, opt, data))
-        finally:
-            fused_adam.CHUNK_NUMEL.clear()
-            fused_adam.CHUNK_NUMEL.update(old)
-    assert all(torch.allclose(x, y, rtol=1e-6, atol=1e-7) for x, y in zip(*results))
+    for fused in (False, True):
+        net = smooth_net()
+        opt = make_tr(net.parameters(), fused, **kw)
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda e: 0.8 ** e)
+        loop = _Scheduled(opt, sched)
+        train(net, loop, data[:6])
+        opt_sd, sched_sd = opt.state_dict(), sched.state_dict()
+        opt = make_tr(net.parameters(), fused, **kw)
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda e: 0.8 ** e)
+        opt.load_state_dict(opt_sd)
+        sched.load_state_dict(sched_sd)
+        results.append((train(net, _Scheduled(opt, sched), data[6:]), opt))
+    (want, generic), (got, single) = results
+    assert not generic.fused and single.fused
+    assert_relclose(want, got)
+    same_format = [(k, v.dtype, v.device, v.shape) for k, v in generic.state_dict()["state"][0].items()]
+    assert same_format == [(k, v.dtype, v.device, v.shape)
+                           for k, v in single.state_dict()["state"][0].items()]
+    assert single.state_dict()["state"][0]["step"].item() == 12
 
 
-@pytest.mark.parametrize("fused", [False, True])
+class _Scheduled:
+    def __init__(self, opt, sched):
+        self.opt, self.sched = opt, sched
+
+    def zero_grad(self):
+        self.opt.zero_grad()
+
+    def step(self):
+        self.opt.step()
+        self.sched.step()
+
+
+def test_auto_mode_picks_the_single_pass_for_large_models(monkeypatch):
+    params = list(tiny_net().parameters())
+    assert not TRAdam(params).fused  # tiny: no compile
+    monkeypatch.setattr(compiled_adam, "COMPILE_MIN_NUMEL", 10)
+    opt = TRAdam(params)
+    assert opt.fused and not opt.base_optimizer.param_groups[0]["fused"]  # steps stay on the CPU
+
+
+def test_auto_mode_falls_back_when_compiling_fails(monkeypatch):
+    monkeypatch.setattr(compiled_adam, "COMPILE_MIN_NUMEL", 10)
+    monkeypatch.setattr(compiled_adam, "ensure_compiled", lambda *a: "no compiler")
+    data = batches(6)
+    a, b = smooth_net(), smooth_net()
+    want = train(a, TRAdam(a.parameters(), lr=1e-2, fused=False), data)
+    auto = TRAdam(b.parameters(), lr=1e-2)
+    with pytest.warns(RuntimeWarning, match="no compiler"):
+        got = train(b, auto, data)
+    assert not auto.fused and all(torch.equal(x, y) for x, y in zip(want, got))
+    forced = TRAdam(smooth_net().parameters(), lr=1e-2, fused=True)
+    with pytest.raises(RuntimeError, match="no compiler"):
+        _one_step(forced)
+
+
+def _one_step(opt):
+    for p in opt.param_groups[0]["params"]:
+        p.grad = torch.ones_like(p)
+    opt.step()
+
+
+@pytest.mark.parametrize("fused", [False, None, True])
 def test_params_without_grad(fused):
     torch.manual_seed(0)
     used, late, never = (torch.nn.Parameter(torch.randn(5)) for _ in range(3))
@@ -235,3 +325,11 @@ def test_state_dict_restores_lr0_even_if_scheduler_changed_lr():
     assert opt2.param_groups[0]["tr_lr0"] == 1e-2 and opt2.param_groups[0]["tr_step"] == 3
     assert opt2.state is opt2.base_optimizer.state
     del sched
+
+
+def test_build_optimizer_gives_fused_adam_where_the_kernel_supports_it():
+    """torch's own Adam default on CPU is the per-tensor loop; the trainer's adam must be fused."""
+    from pix2pix_tr.optim import build_optimizer
+    params = [torch.nn.Parameter(torch.randn(3, 2))]
+    assert build_optimizer("adam", params, lr=2e-4).param_groups[0]["fused"] is True
+    assert build_optimizer("adam", params, lr=2e-4, fused=False).param_groups[0]["fused"] is None

@@ -3,13 +3,19 @@
 The reference below is written from the formulas (issue 2 / the class docstrings), not from the
 code: anchor at k = n mod S == 0, gradient + 2·λ_n·(θ − anchor), base step with lr_n/(k+1), Adam's
 moments and bias corrections on the global step. The optimizers run in float64, so agreement is
-at rounding level and the 1e-6 relative bound has room.
+at rounding level and the 1e-6 relative bound has room. fused=True is the single-pass path, its
+kernels run eagerly here (the same functions; test_optim_compiled.py covers the real compile).
 """
 import numpy as np
 import pytest
 import torch
 
-from pix2pix_tr.optim import TRAdam, TRSGD
+from pix2pix_tr.optim import TRAdam, TRSGD, compiled_adam
+
+
+@pytest.fixture(autouse=True)
+def eager_kernels(monkeypatch):
+    monkeypatch.setattr(compiled_adam, "USE_COMPILE", False)
 
 SHAPES = [(4, 3), (5,)]
 STEPS = 14
@@ -37,7 +43,7 @@ def lam_of(mode, lam, lr0, lr_n):
 
 
 def reference(kind, theta0, grad, *, lr0, lam, S, mode, betas=(0.5, 0.999), eps=1e-8,
-              momentum=0.9, released_eps=False):
+              momentum=0.9, released_eps=False, inner_lr_decay=True):
     theta = [t.copy() for t in theta0]
     m = [np.zeros_like(t) for t in theta]
     v = [np.zeros_like(t) for t in theta]
@@ -50,7 +56,7 @@ def reference(kind, theta0, grad, *, lr0, lam, S, mode, betas=(0.5, 0.999), eps=
             anchor = [t.copy() for t in theta]
         lam_n = lam_of(mode, lam, lr0, lr_n)
         g = [gi + 2 * lam_n * (t - a) for gi, t, a in zip(grad(theta, n), theta, anchor)]
-        step = lr_n / (k + 1)
+        step = lr_n / (k + 1) if inner_lr_decay else lr_n
         if kind == "adam":
             b1, b2 = betas
             t_ = n + 1
@@ -70,18 +76,21 @@ def reference(kind, theta0, grad, *, lr0, lam, S, mode, betas=(0.5, 0.999), eps=
     return traj
 
 
-def build(kind, params, *, lr0, lam, S, mode, fused, eps=1e-8):
+def build(kind, params, *, lr0, lam, S, mode, fused, eps=1e-8, inner_lr_decay=True):
     if kind == "adam":
         return TRAdam(params, lr=lr0, betas=(0.5, 0.999), eps=eps, tr_lambda=lam, inner_steps=S,
-                      tr_lambda_mode=mode, fused=fused)
-    return TRSGD(params, lr=lr0, momentum=0.9, tr_lambda=lam, inner_steps=S, tr_lambda_mode=mode)
+                      tr_lambda_mode=mode, inner_lr_decay=inner_lr_decay, fused=fused)
+    return TRSGD(params, lr=lr0, momentum=0.9, tr_lambda=lam, inner_steps=S, tr_lambda_mode=mode,
+                 inner_lr_decay=inner_lr_decay)
 
 
-def run(kind, theta0, grad, *, lr0, lam, S, mode, fused, reload_at=None, eps=1e-8):
+def run(kind, theta0, grad, *, lr0, lam, S, mode, fused, reload_at=None, eps=1e-8,
+        inner_lr_decay=True):
     """Drive the optimizer with a LambdaLR; at `reload_at` rebuild everything from state dicts."""
     def fresh(values):
         params = [torch.tensor(t, dtype=torch.float64, requires_grad=True) for t in values]
-        opt = build(kind, params, lr0=lr0, lam=lam, S=S, mode=mode, fused=fused, eps=eps)
+        opt = build(kind, params, lr0=lr0, lam=lam, S=S, mode=mode, fused=fused, eps=eps,
+                    inner_lr_decay=inner_lr_decay)
         sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_factor)
         return params, opt, sched
 
@@ -146,3 +155,36 @@ def test_released_mode_with_zero_eps_is_the_released_step(fused):
                     released_eps=True)
     traj = run("adam", theta0, grad, lr0=0.05, lam=1e-3, S=4, mode="released", fused=fused, eps=0.0)
     assert_close(traj, ref)
+
+
+@pytest.mark.parametrize("kind,fused", [("adam", False), ("adam", True), ("sgd", None)])
+def test_without_inner_lr_decay_only_the_proximal_term_remains(kind, fused):
+    """inner_lr_decay=False (the 'no sawtooth' ablation): base step size lr_n throughout."""
+    theta0, grad = problem(2)
+    lr0 = 0.05 if kind == "adam" else 0.02
+    ref = reference(kind, theta0, grad, lr0=lr0, lam=0.5, S=4, mode="fixed", inner_lr_decay=False)
+    traj = run(kind, theta0, grad, lr0=lr0, lam=0.5, S=4, mode="fixed", fused=fused,
+               reload_at=6, inner_lr_decay=False)
+    assert_close(traj, ref)
+    sawtooth = reference(kind, theta0, grad, lr0=lr0, lam=0.5, S=4, mode="fixed")
+    assert np.max(np.abs(sawtooth[-1][0] - ref[-1][0])) > 1e-3
+
+
+@pytest.mark.parametrize("mode", ["scaled", "released"])
+@pytest.mark.parametrize("fused", [False, True])
+def test_a_schedule_at_lr_zero_moves_nothing_and_keeps_the_state_finite(mode, fused):
+    """The linear policy ends at lr 0; λ_n = λ·lr₀/lr_n would be infinite there. The step must move
+    no parameter, leave every state tensor finite, and training must go on once lr is back up."""
+    params = [torch.randn(4, 3, dtype=torch.float64, requires_grad=True)]
+    opt = TRAdam(params, lr=0.01, tr_lambda=0.1, inner_steps=3, tr_lambda_mode=mode, fused=fused)
+    for n in range(5):
+        params[0].grad = torch.randn(4, 3, dtype=torch.float64)
+        if n == 2:
+            opt.param_groups[0]["lr"] = 0.0
+            before = params[0].detach().clone()
+        opt.step()
+        if n == 2:
+            assert torch.equal(params[0].detach(), before)
+            opt.param_groups[0]["lr"] = 0.01
+        state = opt.state[params[0]]
+        assert all(torch.isfinite(t).all() for t in (state["exp_avg"], state["exp_avg_sq"], params[0]))

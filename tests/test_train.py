@@ -1,7 +1,6 @@
 """train.py end to end on CPU with tiny networks: a step trains both nets, the run leaves pix2pix's
 files, a NaN loss stops training with the last good checkpoint intact, user errors are one line."""
 import json
-import os
 
 import pytest
 import torch

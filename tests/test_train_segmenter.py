@@ -11,7 +11,7 @@ from evaluate import fcn_score, frames, segmenters
 from evaluate.train_segmenter import WEIGHT_POWER, class_weights
 from tests.eval_helpers import write_results
 
-TINY = dict(arch="fpn", steps=80, size=64, batch_size=8, lr=1e-2)   # fast stand-in for the default
+TINY = dict(arch="fpn", steps=150, size=64, batch_size=8, lr=1e-2)   # fast stand-in for the default
 
 
 @pytest.fixture(scope="module")
@@ -48,8 +48,8 @@ def test_first_use_trains_caches_and_separates_real_from_noise(synth, monkeypatc
         os.path.join(seg_dir, "model.safetensors")) == stamp            # cached, not retrained
 
     r, n, gt = out_real["segmenters"][seg_dir], out_noise["segmenters"][seg_dir], out_real["ground_truth"][seg_dir]
-    # measured here: pixel 0.78 vs 0.65, class acc 0.42 vs 0.28, IoU 0.31 vs 0.19 (80 steps on 48 frames;
-    # noise still gets the large grey classes by position and colour)
+    # measured here: pixel 0.78 vs 0.66, class acc 0.38 vs 0.28, IoU 0.29 vs 0.20 (150 steps on 48 frames;
+    # noise still gets the large grey classes by position and colour; 80 steps left pixel acc 0.74 vs 0.67)
     for key in ("pixel_acc", "class_acc", "mean_iou"):
         assert r[key] > n[key] + 0.08, (key, r[key], n[key])
     assert r["pixel_acc"] == gt["pixel_acc"] and r["mean_iou"] == gt["mean_iou"]

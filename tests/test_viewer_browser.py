@@ -39,7 +39,7 @@ def chromium_binary():
         if shutil.which(name):
             return shutil.which(name)
     pytest.fail("headless Chromium is needed for the viewer test: apt-get install -y chromium "
-                "(CI does; see docs/readme/ci_viewer.sh)")
+                "(CI does: see .ci/run)")
 
 
 def unused_port():

@@ -5,26 +5,32 @@ with momentum (0.9). The "tr" names wrap the same base in TrajectoryRegularized.
 """
 import torch
 
-from pix2pix_tr.optim.tradam import TRAdam, TRSGD
+from pix2pix_tr.optim.tradam import TRAdam, TRSGD, fused_adam_available
 from pix2pix_tr.optim.trajectory import InvalidHyperparameter, check_positive
 
 
 def _adam(params, *, lr, beta1, beta2, fused, **_):
-    return torch.optim.Adam(params, lr=lr, betas=(beta1, beta2), fused=fused)
+    params = list(params)
+    if fused is None:  # torch's own default on CPU is the slower per-tensor loop
+        fused = fused_adam_available(params)
+    return torch.optim.Adam(params, lr=lr, betas=(beta1, beta2), fused=fused or None)
 
 
-def _tradam(params, *, lr, beta1, beta2, fused, tr_lambda, inner_steps, tr_lambda_mode, **_):
+def _tradam(params, *, lr, beta1, beta2, fused, tr_lambda, inner_steps, tr_lambda_mode,
+            inner_lr_decay, **_):
     return TRAdam(params, lr=lr, betas=(beta1, beta2), tr_lambda=tr_lambda,
-                  inner_steps=inner_steps, tr_lambda_mode=tr_lambda_mode, fused=fused)
+                  inner_steps=inner_steps, tr_lambda_mode=tr_lambda_mode,
+                  inner_lr_decay=inner_lr_decay, fused=fused)
 
 
 def _sgd(params, *, lr, momentum, fused, **_):
     return torch.optim.SGD(params, lr=lr, momentum=momentum, fused=fused)
 
 
-def _trsgd(params, *, lr, momentum, fused, tr_lambda, inner_steps, tr_lambda_mode, **_):
+def _trsgd(params, *, lr, momentum, fused, tr_lambda, inner_steps, tr_lambda_mode,
+           inner_lr_decay, **_):
     return TRSGD(params, lr=lr, momentum=momentum, tr_lambda=tr_lambda, inner_steps=inner_steps,
-                 tr_lambda_mode=tr_lambda_mode, fused=fused)
+                 tr_lambda_mode=tr_lambda_mode, inner_lr_decay=inner_lr_decay, fused=fused)
 
 
 _BUILDERS = {"adam": _adam, "tradam": _tradam, "sgd": _sgd, "trsgd": _trsgd}
@@ -32,9 +38,10 @@ OPTIMIZERS = tuple(_BUILDERS)
 
 
 def build_optimizer(name, params, *, lr, beta1=0.5, beta2=0.999, momentum=0.9, tr_lambda=0.1,
-                    inner_steps=10, fused=None, tr_lambda_mode="scaled"):
-    """Build optimizer `name` (one of OPTIMIZERS) over `params`. `fused` is passed on (None: each
-    optimizer's default; for tradam that is the fused path where supported). Bad values raise
+                    inner_steps=10, fused=None, tr_lambda_mode="scaled", inner_lr_decay=True):
+    """Build optimizer `name` (one of OPTIMIZERS) over `params`. `fused` is passed on (None: adam
+    uses torch's fused kernel wherever it supports the parameters; tradam the compiled single pass
+    from 2M parameters, else the generic path over torch's fused kernel). Bad values raise
     InvalidHyperparameter (a ValueError and a pix2pix_tr UserError)."""
     if name not in _BUILDERS:
         raise InvalidHyperparameter(f"unknown optimizer {name!r}; choose one of {', '.join(OPTIMIZERS)}")
@@ -46,4 +53,4 @@ def build_optimizer(name, params, *, lr, beta1=0.5, beta2=0.999, momentum=0.9, t
         raise InvalidHyperparameter(f"momentum must be in [0, 1), got {momentum!r}")
     return _BUILDERS[name](params, lr=lr, beta1=beta1, beta2=beta2, momentum=momentum,
                            tr_lambda=tr_lambda, inner_steps=inner_steps,
-                           tr_lambda_mode=tr_lambda_mode, fused=fused)
+                           tr_lambda_mode=tr_lambda_mode, inner_lr_decay=inner_lr_decay, fused=fused)

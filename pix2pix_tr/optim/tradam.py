@@ -5,6 +5,7 @@ here. Use `TrajectoryRegularized(torch.optim.AdamW(...))` for any other base.
 """
 import torch
 
+from pix2pix_tr.optim import compiled_adam
 from pix2pix_tr.optim.trajectory import TrajectoryRegularized
 
 
@@ -50,22 +51,30 @@ class TRAdam(TrajectoryRegularized):
     identical, otherwise they differ only where √v̂ is of the order of ε.
 
     Args: as torch.optim.Adam (lr, betas, eps, weight_decay, amsgrad, maximize) plus
-    tr_lambda, inner_steps, tr_lambda_mode (see TrajectoryRegularized) and
-    fused: None (default) uses torch's fused Adam kernel with the block-wise regularized gradient
-    whenever the kernel supports the parameters (floating point on CPU/CUDA; no compile, so tiny
-    models pay nothing); True requires it; False uses torch's default (foreach) Adam and the
-    generic TR path.
+    tr_lambda, inner_steps, tr_lambda_mode, inner_lr_decay (see TrajectoryRegularized) and
+    fused: True takes the single-pass compiled step (compiled_adam.py: one ``torch.compile``d
+    pass over (θ, g, anchor, m, v), compiled once per process); None (default) does so from
+    ``compiled_adam.COMPILE_MIN_NUMEL`` (2M) parameters on, and below that (tiny models, tests:
+    no compile) uses the generic path over torch's fused Adam kernel where it supports the
+    parameters; False uses the generic path over torch's default (foreach) Adam.
+    The base keeps torch's state format: ``step`` (a 0-dim tensor), ``exp_avg``, ``exp_avg_sq``
+    (``max_exp_avg_sq``), plus ``tr_anchor``.
     """
 
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0,
                  amsgrad=False, *, tr_lambda=0.1, inner_steps=10, tr_lambda_mode="scaled",
-                 maximize=False, fused=None):
+                 inner_lr_decay=True, maximize=False, fused=None):
         params = list(params)
-        use_fused = fused_adam_available(params) if fused is None else bool(fused)
+        single_pass = fused if fused is not None else (
+            sum(t.numel() for t in _tensors(params)) >= compiled_adam.COMPILE_MIN_NUMEL)
+        # the single pass wants torch's default Adam state (step counters on the CPU: no sync);
+        # the generic path below the threshold runs fastest over torch's fused kernel
+        kernel_fused = fused is None and not single_pass and fused_adam_available(params)
         base = torch.optim.Adam(params, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay,
-                                amsgrad=amsgrad, maximize=maximize, fused=use_fused or None)
+                                amsgrad=amsgrad, maximize=maximize, fused=kernel_fused or None)
         super().__init__(base, tr_lambda=tr_lambda, inner_steps=inner_steps,
-                         tr_lambda_mode=tr_lambda_mode, fused=use_fused)
+                         tr_lambda_mode=tr_lambda_mode, inner_lr_decay=inner_lr_decay,
+                         fused=fused)
 
 
 class TRSGD(TrajectoryRegularized):
@@ -80,14 +89,14 @@ class TRSGD(TrajectoryRegularized):
        \end{aligned}
 
     Args: as torch.optim.SGD (lr, momentum, dampening, weight_decay, nesterov, maximize, fused —
-    passed to torch's SGD) plus tr_lambda, inner_steps, tr_lambda_mode (see TrajectoryRegularized).
+    passed to torch's SGD) plus tr_lambda, inner_steps, tr_lambda_mode, inner_lr_decay (see TrajectoryRegularized).
     """
 
     def __init__(self, params, lr=1e-3, momentum=0.0, dampening=0.0, weight_decay=0.0,
                  nesterov=False, *, tr_lambda=0.1, inner_steps=10, tr_lambda_mode="scaled",
-                 maximize=False, fused=None):
+                 inner_lr_decay=True, maximize=False, fused=None):
         base = torch.optim.SGD(params, lr=lr, momentum=momentum, dampening=dampening,
                                weight_decay=weight_decay, nesterov=nesterov, maximize=maximize,
                                fused=fused)
         super().__init__(base, tr_lambda=tr_lambda, inner_steps=inner_steps,
-                         tr_lambda_mode=tr_lambda_mode, fused=False)
+                         tr_lambda_mode=tr_lambda_mode, inner_lr_decay=inner_lr_decay, fused=False)

@@ -4,7 +4,7 @@ its TR version.
 TRAdam and TRSGD (tradam.py) are this wrapper around torch.optim.Adam and torch.optim.SGD; the
 wrapper owns all TR bookkeeping (inner counter, anchors, lr₀, λ_n, the 1/(k+1) step size) and lets the
 base optimizer do its own arithmetic, so any base (AdamW, RMSprop, ...) gets the same method. The only
-specialised arithmetic is `fused_adam.py`, a faster equivalent of the same step for Adam/AdamW.
+specialised arithmetic is `compiled_adam.py`, a faster equivalent of the same step for Adam/AdamW.
 """
 import math
 
@@ -12,10 +12,10 @@ import torch
 from torch.optim import Optimizer
 
 from pix2pix_tr.errors import UserError
-from pix2pix_tr.optim.fused_adam import fused_prox_adam_step
+from pix2pix_tr.optim import compiled_adam
 
 TR_LAMBDA_MODES = ("scaled", "fixed", "released")
-_TR_GROUP_KEYS = ("tr_lambda", "inner_steps", "tr_lambda_mode")
+_TR_GROUP_KEYS = ("tr_lambda", "inner_steps", "tr_lambda_mode", "inner_lr_decay")
 
 
 class InvalidHyperparameter(UserError, ValueError):
@@ -27,8 +27,11 @@ def check_positive(name, value):
         raise InvalidHyperparameter(f"{name} must be > 0, got {value!r}")
 
 
-def check_tr_settings(tr_lambda, inner_steps, tr_lambda_mode):
-    """Raise InvalidHyperparameter unless λ ≥ 0 (finite), S a positive int and the mode known."""
+def check_tr_settings(tr_lambda, inner_steps, tr_lambda_mode, inner_lr_decay=True):
+    """Raise InvalidHyperparameter unless λ ≥ 0 (finite), S a positive int, the mode known and
+    inner_lr_decay a bool."""
+    if not isinstance(inner_lr_decay, bool):
+        raise InvalidHyperparameter(f"inner_lr_decay must be True or False, got {inner_lr_decay!r}")
     if not isinstance(tr_lambda, (int, float)) or not math.isfinite(tr_lambda) or tr_lambda < 0:
         raise InvalidHyperparameter(f"tr_lambda must be a finite number >= 0, got {tr_lambda!r}")
     if isinstance(inner_steps, bool) or not isinstance(inner_steps, int) or inner_steps < 1:
@@ -38,11 +41,14 @@ def check_tr_settings(tr_lambda, inner_steps, tr_lambda_mode):
             f"tr_lambda_mode must be one of {', '.join(TR_LAMBDA_MODES)}, got {tr_lambda_mode!r}")
 
 
-def is_fusable_adam(optimizer):
-    """True when `optimizer` is torch's Adam/AdamW with its fused kernel on in every group."""
-    return isinstance(optimizer, torch.optim.Adam) and all(
-        g.get("fused") and not g.get("capturable") and not g.get("differentiable")
-        for g in optimizer.param_groups)
+def is_compilable_adam(optimizer):
+    """True when `optimizer` is torch's Adam/AdamW (AdamW subclasses Adam), not differentiable."""
+    return isinstance(optimizer, torch.optim.Adam) and not any(
+        g.get("differentiable") for g in optimizer.param_groups)
+
+
+def total_numel(param_groups):
+    return sum(p.numel() for group in param_groups for p in group["params"])
 
 
 class TrajectoryRegularized(Optimizer):
@@ -90,36 +96,46 @@ class TrajectoryRegularized(Optimizer):
             ``tr_anchor``. Param groups may carry their own ``tr_lambda`` / ``inner_steps`` /
             ``tr_lambda_mode``.
         tr_lambda: λ ≥ 0 (default 0.1). inner_steps: S ≥ 1 (default 10).
-        tr_lambda_mode: "scaled" (default), "fixed" or "released", see above.
-        fused: when the base is torch's Adam/AdamW built with ``fused=True``, compute the
-            regularized gradient in cache-sized blocks that torch's fused kernel consumes at once
-            (fused_adam.py) instead of a whole-size temporary. None: on whenever the base allows it;
-            True: require it (ValueError otherwise); False: the generic path.
+        tr_lambda_mode: "scaled" (default), "fixed" or "released", see above. A schedule that
+            brings the lr to 0 makes λ_n 0 in "scaled"/"released" (the step moves nothing anyway).
+        inner_lr_decay: True (the paper) steps with γ_n/(k+1); False keeps γ_n, leaving only the
+            proximal term (an ablation: where does a gain come from?).
+        fused: the single-pass step for a torch.optim.Adam/AdamW base (compiled_adam.py): one
+            ``torch.compile``d pass per parameter over (θ, g, anchor, m, v), compiled once per
+            process and device/dtype, never recompiled as lr, λ_n or the step count change.
+            None (default): on when the base is Adam/AdamW with at least
+            ``compiled_adam.COMPILE_MIN_NUMEL`` parameters in all (2M: the compile, seconds, then
+            pays off) and torch.compile works on the device (else a warning and the generic path);
+            True: always (ValueError for other bases; an error if compiling fails); False: the
+            generic path. Same math as the generic path to float rounding (≤ 1e-6 relative,
+            tested). With a base whose ``step`` tensors live on the GPU (``fused=True`` or
+            ``capturable=True`` Adam) each step reads them back (a device sync); TRAdam's own base
+            keeps them on the CPU as torch's default Adam does.
 
     Works with torch LR schedulers, ``torch.amp.GradScaler`` (a skipped step does not advance k:
     the wrapper does not advertise in-kernel AMP support, so the scaler unscales and skips the whole
     ``step()``), parameters without gradients, DDP (every quantity is a function of the gradients
     and the step count, the same on every rank), CPU and CUDA. Each ``step()`` advances every
     group's counter. Extra memory: one anchor copy of the parameters (plus, on the generic path, a
-    temporary regularized gradient during ``step()``).
+    temporary regularized gradient during ``step()``; none on the single-pass path).
     """
 
     def __init__(self, optimizer, *, tr_lambda=0.1, inner_steps=10, tr_lambda_mode="scaled",
-                 fused=None):
+                 inner_lr_decay=True, fused=None):
         if not isinstance(optimizer, Optimizer):
             raise TypeError(f"TrajectoryRegularized wraps a torch.optim.Optimizer, got {type(optimizer)}")
         if isinstance(optimizer, TrajectoryRegularized):
             raise InvalidHyperparameter("optimizer is already trajectory-regularized")
-        check_tr_settings(tr_lambda, inner_steps, tr_lambda_mode)
-        if fused and not is_fusable_adam(optimizer):
+        check_tr_settings(tr_lambda, inner_steps, tr_lambda_mode, inner_lr_decay)
+        if fused and not is_compilable_adam(optimizer):
             raise InvalidHyperparameter(
-                "fused=True needs a torch.optim.Adam/AdamW base built with fused=True "
-                "(and capturable=False, differentiable=False); pass fused=None or False")
+                "fused=True needs a torch.optim.Adam/AdamW base (differentiable=False); "
+                "pass fused=None or False")
         self.base_optimizer = optimizer
         self._tr_defaults = dict(tr_lambda=tr_lambda, inner_steps=inner_steps,
-                                 tr_lambda_mode=tr_lambda_mode)
+                                 tr_lambda_mode=tr_lambda_mode, inner_lr_decay=inner_lr_decay)
         self._fused_request = fused
-        self._scratch = {}
+        self._compile_failure = None  # auto mode: why the single pass fell back, once it did
         super().__init__(optimizer.param_groups, {**optimizer.defaults, **self._tr_defaults})
         self._share_base()
 
@@ -138,7 +154,8 @@ class TrajectoryRegularized(Optimizer):
     def _init_tr_group(self, group):
         for key in _TR_GROUP_KEYS:
             group.setdefault(key, self._tr_defaults[key])
-        check_tr_settings(group["tr_lambda"], group["inner_steps"], group["tr_lambda_mode"])
+        check_tr_settings(group["tr_lambda"], group["inner_steps"], group["tr_lambda_mode"],
+                          group["inner_lr_decay"])
         check_positive("lr", group["lr"])
         group.setdefault("tr_lr0", float(group["lr"]))
         group.setdefault("tr_step", 0)
@@ -155,28 +172,40 @@ class TrajectoryRegularized(Optimizer):
 
     @property
     def fused(self):
-        """Whether the next step takes the fused Adam path (see the class docstring)."""
-        return self._fused_request is not False and is_fusable_adam(self.base_optimizer)
+        """Whether steps take the single-pass compiled Adam path (see the class docstring)."""
+        if self._fused_request is False or not is_compilable_adam(self.base_optimizer):
+            return False
+        if self._fused_request:
+            return True
+        return (self._compile_failure is None
+                and total_numel(self.param_groups) >= compiled_adam.COMPILE_MIN_NUMEL)
 
     @staticmethod
     def _cycle(group):
         """(k, step-size lr for the base, signed prox coefficient 2·λ_n) for this group now."""
         k = group["tr_step"] % group["inner_steps"]
         lr_now = float(group["lr"])
-        check_positive("lr", lr_now)
+        if not lr_now >= 0:
+            raise InvalidHyperparameter(f"lr must be >= 0 during training, got {group['lr']!r}")
         mode, lam = group["tr_lambda_mode"], group["tr_lambda"]
-        lam_n = {"scaled": lam * group["tr_lr0"] / lr_now if lam else 0.0,
-                 "fixed": lam,
-                 "released": lam / lr_now}[mode]
+        if lr_now == 0 or lam == 0:  # lr 0 (end of a schedule) moves nothing: no 1/lr blow-up
+            lam_n = 0.0 if mode != "fixed" else lam
+        else:
+            lam_n = {"scaled": lam * group["tr_lr0"] / lr_now,
+                     "fixed": lam,
+                     "released": lam / lr_now}[mode]
         coef = 2.0 * lam_n
         if group.get("maximize", False):  # the base negates the gradient; keep the pull inward
             coef = -coef
-        return k, group["lr"] / (k + 1), coef
+        lr_k = group["lr"] / (k + 1) if group["inner_lr_decay"] else group["lr"]
+        return k, lr_k, coef
 
-    def _anchor_group(self, group, k, pending):
-        """Refresh anchors at k = 0 (and anchor newcomers); return the params that need the prox
-        term this step (a fresh anchor equals the parameter, so its prox term is exactly zero)."""
-        prox = []
+    def _anchor_group(self, group, k, pending, defer_refresh=False):
+        """Refresh anchors at k = 0 (and anchor newcomers). Return (prox, deferred): the params that
+        need the prox term this step (a fresh anchor equals the parameter, so its prox term is
+        exactly zero) and, with `defer_refresh`, the params with a grad whose k = 0 anchor copy is
+        left to the caller (the compiled step writes it in its own pass)."""
+        prox, deferred = [], []
         for p in group["params"]:
             state = self.state.get(p)
             anchor = state.get("tr_anchor") if state else None
@@ -192,11 +221,13 @@ class TrajectoryRegularized(Optimizer):
                     state["tr_anchor"] = copy
                 else:  # empty state: bases initialise lazily on len(state) == 0, insert after step
                     pending[p] = copy
+            elif k == 0 and defer_refresh:
+                deferred.append(p)
             elif k == 0:
                 anchor.copy_(p.detach())
             else:
                 prox.append(p)
-        return prox
+        return prox, deferred
 
     # ----------------------------------------------------------------------------- the step
     @torch.no_grad()
@@ -206,8 +237,8 @@ class TrajectoryRegularized(Optimizer):
         if closure is not None:
             with torch.enable_grad():
                 loss = closure()
-        if self.fused:
-            self._fused_adam_step()
+        if self.fused and self._compile_ready():
+            self._compiled_adam_step()
         else:
             self._generic_step()
         for group in self.param_groups:
@@ -220,7 +251,7 @@ class TrajectoryRegularized(Optimizer):
         try:
             for group in self.param_groups:
                 k, lr_k, coef = self._cycle(group)
-                prox = self._anchor_group(group, k, pending)
+                prox, _ = self._anchor_group(group, k, pending)
                 if prox and coef != 0.0:
                     regularized = torch._foreach_sub([p.detach() for p in prox],
                                                      [self.state[p]["tr_anchor"] for p in prox])
@@ -240,25 +271,50 @@ class TrajectoryRegularized(Optimizer):
         for p, anchor in pending.items():
             self.state[p]["tr_anchor"] = anchor
 
-    def _fused_adam_step(self):
-        """The same step for a fused Adam/AdamW base, in one pass through torch's fused kernel."""
+    @staticmethod
+    def _variants(group):
+        return compiled_adam.variants(amsgrad=bool(group["amsgrad"]),
+                                      weight_decay=float(group["weight_decay"]),
+                                      maximize=bool(group["maximize"]))
+
+    def _compile_ready(self):
+        """Compile (once per process) every kernel this step needs, before any state changes; in
+        auto mode a failure means a warning and the generic path from then on."""
+        for group in self.param_groups:
+            needed = {(p.device, torch.view_as_real(p).dtype if p.is_complex() else p.dtype)
+                      for p in group["params"] if p.grad is not None}
+            for device, dtype in needed:
+                for variant in self._variants(group):
+                    failure = compiled_adam.ensure_compiled(device, dtype, variant)
+                    if failure is None:
+                        continue
+                    if self._fused_request:
+                        raise RuntimeError(f"fused=True: torch.compile failed on {device}: {failure}")
+                    self._compile_failure = failure
+                    compiled_adam.warn_fallback(failure)
+                    return False
+        return True
+
+    def _compiled_adam_step(self):
+        """The same step for an Adam/AdamW base, one compiled pass per parameter (compiled_adam.py)."""
         base = self.base_optimizer
         for group in self.param_groups:
             params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, steps = [], [], [], [], [], []
             base._init_group(group, params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, steps)
             k, lr_k, coef = self._cycle(group)
-            prox = set(self._anchor_group(group, k, pending={}))  # states exist: nothing pending
+            fuse_refresh = self._variants(group)[1] is not None
+            prox, deferred = self._anchor_group(group, k, pending={},  # states exist: none pending
+                                                defer_refresh=fuse_refresh)
             if not params:
                 continue
-            torch._foreach_add_(steps, 1)
-            anchors = [self.state[p]["tr_anchor"] if p in prox and coef != 0.0 else None
-                       for p in params]
+            prox, deferred = set(prox), set(deferred)
             beta1, beta2 = group["betas"]
-            fused_prox_adam_step(
-                params, grads, anchors, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, steps,
-                coef=coef, lr=lr_k, beta1=float(beta1), beta2=float(beta2),
-                weight_decay=group["weight_decay"], eps=group["eps"], amsgrad=group["amsgrad"],
-                maximize=group["maximize"],
-                decoupled=group.get("decoupled_weight_decay", False) or isinstance(
-                    base, torch.optim.AdamW),
-                scratch=self._scratch)
+            compiled_adam.prox_adam_step(
+                params, grads, [self.state[p]["tr_anchor"] for p in params], exp_avgs,
+                exp_avg_sqs, max_exp_avg_sqs, steps, prox=[p in prox for p in params],
+                refresh=[p in deferred for p in params], lr=float(lr_k), coef=coef,
+                beta1=float(beta1), beta2=float(beta2), eps=float(group["eps"]),
+                weight_decay=float(group["weight_decay"]), amsgrad=bool(group["amsgrad"]),
+                maximize=bool(group["maximize"]),
+                decoupled=bool(group.get("decoupled_weight_decay", False)
+                               or isinstance(base, torch.optim.AdamW)))
