@@ -42,7 +42,10 @@ from pix2pix_tr.errors import UserError, run_cli  # noqa: E402
 
 GENERATOR_VERSION = 1
 NAME = "synthcity"
-SEGMENTERS = ["checkpoints/segmenters/synthcity"]
+def default_segmenters(size):
+    """SynthCity's FCN-score segmenter, one per image size: evaluate/fcn_score.py trains it on first
+    use and caches it there, so a 128 px dataset never reuses a segmenter made for 256 px."""
+    return [f"checkpoints/segmenters/synthcity_{size}px"]
 VAL_INDEX_OFFSET = 1_000_000          # val frames are indices 1_000_000.. : independent of num_train
 PARAMS_FILE = ".synthcity_params.json"
 
@@ -552,7 +555,7 @@ def generate(output_dir, *, num_train=2000, num_val=500, size=256, seed=0, worke
     layout = PreparedLayout(output_dir)
     layout.write_meta(DatasetMeta(
         name=NAME, classes=names, palette=palette, image_size=[size, size], label_size=[size, size],
-        splits={"train": num_train, "val": num_val}, segmenters=list(SEGMENTERS),
+        splits={"train": num_train, "val": num_val}, segmenters=default_segmenters(size),
         ignore_index=IGNORE_INDEX,
         source={**params, "num_train": num_train, "num_val": num_val,
                 "classes_drawn": [names[c] for c in CLASSES_DRAWN],

@@ -8,7 +8,7 @@ they were made from (pix2pix's evaluation, with smp segmenters instead of Caffe'
 Results are matched to labels/<phase>/ by frame id (`<frame_id>_fake_B.png`); every frame of the
 split must be there, and nothing else. Segmenters default to the dataset's (metadata.json
 "segmenters": the smp-hub SegFormer-B0 and -B5 for Cityscapes; for SynthCity a small one that
-evaluate/train_segmenter.py trains on first use into checkpoints/segmenters/synthcity). Each is
+evaluate/train_segmenter.py trains on first use into checkpoints/segmenters/synthcity_<size>px). Each is
 evaluated at its native scale unless --eval_size is given. Writes fcn_scores.json and
 fcn_scores.md (see evaluate/report.py) into --output_dir (default: the results folder).
 

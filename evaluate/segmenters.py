@@ -1,7 +1,7 @@
 """Segmenters enter through `smp.from_pretrained` only: an smp hub id or a `save_pretrained` folder.
 
     seg = load_segmenter("smp-hub/segformer-b0-512x1024-city-160k", device="cuda")
-    seg = load_segmenter("checkpoints/segmenters/synthcity")        # local folder, works offline
+    seg = load_segmenter("checkpoints/segmenters/synthcity_256px")        # local folder, works offline
     prediction = seg.predict(images_uint8, seg.eval_size(label_size))  # [N, H, W] int64
 
 Preprocessing comes from the checkpoint's own config where it has one:

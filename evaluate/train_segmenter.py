@@ -2,7 +2,7 @@
 one (SynthCity). FCN-score then judges synthesized photos with it, as with the Cityscapes defaults.
 
     python evaluate/train_segmenter.py --dataroot datasets/synthcity \
-        --output_dir checkpoints/segmenters/synthcity
+        --output_dir checkpoints/segmenters/synthcity_256px
 
 Trains `smp.create_model(arch, encoder_name, encoder_weights=None)` (nothing downloads) on the photo
 halves of the train pairs against labels/train and saves it with `save_pretrained` plus the two files

@@ -67,7 +67,7 @@ def generated(tmp_path_factory):
 def test_generate_writes_the_prepared_layout(generated):
     layout = PreparedLayout(generated)
     meta = layout.read_meta()
-    assert meta.name == "synthcity" and meta.segmenters == ["checkpoints/segmenters/synthcity"]
+    assert meta.name == "synthcity" and meta.segmenters == ["checkpoints/segmenters/synthcity_64px"]
     assert meta.splits == {"train": 5, "val": 3} and meta.image_size == [64, 64] == meta.label_size
     assert meta.palette[13] == [0, 0, 142] and meta.classes[7] == "traffic sign"
     assert layout.frame_ids("train") == [f"synthcity_{i:07d}" for i in range(5)]

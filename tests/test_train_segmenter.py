@@ -35,7 +35,7 @@ def test_first_use_trains_caches_and_separates_real_from_noise(synth, monkeypatc
     args = ["--dataroot", dataroot, "--device", "cpu", "--num_workers", "0"]
 
     out_real = fcn_score.main(["--results_dir", real, "--gt", *args])
-    seg_dir = synthcity.SEGMENTERS[0]
+    seg_dir = frames.PreparedLayout(dataroot).read_meta().segmenters[0]
     assert "training synthcity's default segmenter" in capsys.readouterr().out
     assert sorted(os.listdir(seg_dir)) == ["README.md", "albumentations_config_eval.json", "config.json",
                                            "model.safetensors", "segmenter.json"]
