@@ -161,7 +161,7 @@ def prepare_network(net, device, opt):
     so state_dict keys stay pix2pix's. The model applies channels_last to nets and inputs."""
     net = net.to(device)
     if opt.compile:
-        net.compile()
+        net.compile(mode=opt.compile_mode)
     return net
 
 

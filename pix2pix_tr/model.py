@@ -102,8 +102,11 @@ class Pix2PixModel:
         as pix2pix reports it). Raises NonFiniteLossError when one of them is NaN or Inf."""
         real_A = self._to_device(batch["A"])
         real_B = self._to_device(batch["B"])
+        # nets compiled with CUDA graphs (mode="reduce-overhead") reuse their output memory: a new
+        # step may overwrite the last one's, and fake_B outlives later graph runs (D's, G's backward)
+        torch.compiler.cudagraph_mark_step_begin()
         with self._autocast():
-            fake_B = self.netG(real_A)
+            fake_B = self.netG(real_A).clone()
 
         # D: real pairs -> real, generated pairs -> fake.
         self.optimizer_D.zero_grad(set_to_none=True)

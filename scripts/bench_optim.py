@@ -8,6 +8,7 @@ may be shared and noisy: compare the medians of many interleaved steps, not sing
 average is printed with the figures.
 
     python scripts/bench_optim.py [--steps 60] [--inner_steps 10] [--threads N] [--generic]
+    python scripts/bench_optim.py --device cuda       # on a GPU: device-synchronized timings
 """
 import os
 import sys
@@ -45,9 +46,13 @@ def generator_params():
         return [(0.02 * torch.randn(s, generator=g)).requires_grad_() for s in unet_256_shapes()], "same shapes"
 
 
-def timed(opt):
+def timed(opt, device):
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
     t = time.perf_counter()
     opt.step()
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
     return time.perf_counter() - t
 
 
@@ -59,9 +64,17 @@ def _status_kb(key):
     return None
 
 
-def peak_extra_mib(opt):
-    """Peak resident memory during one step above the resident memory before it (Linux: resets
-    the high-water mark through /proc/self/clear_refs); None where that is not available."""
+def peak_extra_mib(opt, device):
+    """Peak memory during one step above the memory before it: the CUDA allocator's on a GPU; on
+    the CPU the resident memory (Linux: resets the high-water mark through /proc/self/clear_refs);
+    None where that is not available."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+        before = torch.cuda.memory_allocated(device)
+        torch.cuda.reset_peak_memory_stats(device)
+        opt.step()
+        torch.cuda.synchronize(device)
+        return (torch.cuda.max_memory_allocated(device) - before) / 2 ** 20
     try:
         with open("/proc/self/clear_refs", "w") as f:
             f.write("5")
@@ -85,7 +98,12 @@ def main(argv=None):
     ap.add_argument("--inner_steps", type=int, default=10)
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--generic", action="store_true", help="also time TRAdam(fused=False)")
+    ap.add_argument("--device", default="cpu", help="cpu | cuda | cuda:N")
     args = ap.parse_args(argv)
+    device = torch.device(args.device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        from pix2pix_tr.errors import UserError
+        raise UserError(f"--device {args.device}: no CUDA GPU here; use --device cpu")
     if args.threads:
         torch.set_num_threads(args.threads)
     base, source = generator_params()
@@ -93,7 +111,7 @@ def main(argv=None):
     names = ["adam", "tradam"] + (["generic"] if args.generic else [])
     opts = {}
     for name in names:
-        params = [p.detach().clone().requires_grad_() for p in base]
+        params = [p.detach().to(device, copy=True).requires_grad_() for p in base]
         for p in params:
             p.grad = 1e-3 * torch.randn_like(p)
         if name == "adam":
@@ -102,7 +120,7 @@ def main(argv=None):
             opts[name] = TRAdam(params, lr=2e-4, betas=(0.5, 0.999), tr_lambda=0.1,
                                 inner_steps=args.inner_steps, fused=name == "tradam")
     print(f"{load_average()} before; compiling ...", flush=True)
-    first = {name: timed(opt) for name, opt in opts.items()}  # state, first anchors, the compile
+    first = {name: timed(opt, device) for name, opt in opts.items()}  # state, first anchors, the compile
     compile_s = {variant: round(seconds, 1)
                  for (_, _, variant), seconds in compiled_adam.COMPILE_SECONDS.items()}
     scheds = {name: torch.optim.lr_scheduler.LambdaLR(opt, lambda e: 0.999 ** e)
@@ -112,12 +130,13 @@ def main(argv=None):
     times = {name: [] for name in opts}
     for _ in tqdm(range(args.steps), desc="interleaved steps", leave=False):
         for name, opt in opts.items():
-            times[name].append(timed(opt))
+            times[name].append(timed(opt, device))
             scheds[name].step()
     recompiles = counters["stats"]["unique_graphs"] - graphs_before
-    peaks = {name: peak_extra_mib(opt) for name, opt in opts.items()}
+    peaks = {name: peak_extra_mib(opt, device) for name, opt in opts.items()}
     adam = times["adam"]
-    print(f"params: {n_params:,} in {len(base)} tensors ({source}); torch {torch.__version__}, "
+    where = torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU"
+    print(f"params: {n_params:,} in {len(base)} tensors ({source}); torch {torch.__version__}, {where}, "
           f"{torch.get_num_threads()} threads, {args.steps} interleaved steps, S = {args.inner_steps}, "
           f"{load_average()} after")
     print(f"compile (first single-pass call, once per process), seconds: {compile_s} "

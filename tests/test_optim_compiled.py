@@ -62,3 +62,25 @@ def test_compiled_step_equals_generic_and_compiles_once():
     assert all(not torch.equal(p, q) for p, q in zip(Tiny().parameters(), got))  # it trained
     a, b = generic.state_dict()["state"], single.state_dict()["state"]
     assert all(a[i].keys() == b[i].keys() and torch.equal(a[i]["step"], b[i]["step"]) for i in a)
+
+
+def test_bucketed_gpu_path_equals_generic_and_compiles_once_per_variant(monkeypatch):
+    """The GPU layout of the same step (one compiled call per bucket of parameters, see
+    compiled_adam.GROUP_DEVICE_TYPES), run here on the CPU: same trajectory as the generic path;
+    one graph for the compile check and one for the real parameter list (the k = 0 anchor copy is
+    a separate multi-tensor copy), and no recompile as lr, the prox coefficient and the step count
+    change or the optimizer is rebuilt."""
+    monkeypatch.setattr(compiled_adam, "GROUP_DEVICE_TYPES", {"cpu"})
+    monkeypatch.setattr(compiled_adam, "_BUCKET_COMPILED", {})
+    torch._dynamo.reset()
+    compiled_adam._READY.clear()
+    counters.clear()
+    g = torch.Generator().manual_seed(2)
+    data = [torch.randn(2, 3, 8, 8, generator=g) for _ in range(9)]
+    want, generic = run(False, data, reload_at=4)
+    got, bucketed = run(True, data, reload_at=4)
+    assert bucketed.fused and set(compiled_adam._READY.values()) == {None}
+    assert counters["stats"]["unique_graphs"] == 2   # the check's and the real list's
+    for x, y in zip(want, got):
+        assert ((x - y).abs().max() / x.abs().max()).item() <= 1e-6
+    assert all(not torch.equal(p, q) for p, q in zip(Tiny().parameters(), got))

@@ -13,9 +13,13 @@ import torch
 from pix2pix_tr.optim import TRAdam, TRSGD, compiled_adam
 
 
-@pytest.fixture(autouse=True)
-def eager_kernels(monkeypatch):
+@pytest.fixture(autouse=True, params=["per-parameter", "bucketed"])
+def eager_kernels(monkeypatch, request):
+    """The single-pass kernels run eagerly, laid out as on a CPU (a call per parameter) and as on
+    a GPU (a call per bucket, the anchor refresh a separate multi-tensor copy)."""
     monkeypatch.setattr(compiled_adam, "USE_COMPILE", False)
+    monkeypatch.setattr(compiled_adam, "GROUP_DEVICE_TYPES",
+                        {"cpu"} if request.param == "bucketed" else set())
 
 SHAPES = [(4, 3), (5,)]
 STEPS = 14

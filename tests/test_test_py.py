@@ -49,7 +49,10 @@ def test_outputs_named_by_frame_id_with_index_html(tmp_path, trained):
         with torch.no_grad():
             want = tensor2im(netG(item["A"][None]))
         got = np.asarray(Image.open(folder / "images" / f"{item['frame_id']}_fake_B.png"))
-        assert np.array_equal(got, want)
+        # test.py ran on its default device: a GPU's convolutions round differently, by at most
+        # one gray level after the uint8 conversion; on the CPU the images are identical
+        tolerance = 1 if torch.cuda.is_available() else 0
+        assert np.abs(got.astype(int) - want.astype(int)).max() <= tolerance
         real_a = np.asarray(Image.open(folder / "images" / f"{item['frame_id']}_real_A.png"))
         assert np.array_equal(real_a, tensor2im(item["A"]))
 

@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Everything in this project that needs a CUDA GPU, in one command per stage, for a GPU machine
+# (CI has none): the CUDA tests, then the GPU benchmarks whose figures the README records.
+#
+#   bash scripts/gpu_check.sh tests        # tests/test_cuda.py + the suites whose default device is cuda
+#   bash scripts/gpu_check.sh bench        # bench_optim + bench_train (fp32; bf16 + channels_last)
+#   bash scripts/gpu_check.sh compile      # bench_train with torch.compile (+ CUDA graphs) and bench_eval
+#
+# Logs and JSON figures go to $OUT (default results/gpu_check).
+set -uo pipefail
+cd "$(dirname "$0")/.."
+OUT=${OUT:-results/gpu_check}
+mkdir -p "$OUT"
+export PYTHONUNBUFFERED=1
+stage=${1:-tests}
+status=0
+run() { echo "+ $*"; "$@" 2>&1 | tee -a "$OUT/$stage.log"; status=$(( status | ${PIPESTATUS[0]} )); }
+
+nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | tee "$OUT/$stage.log"
+python3 -c "import torch; print('torch', torch.__version__, 'cuda', torch.version.cuda, torch.cuda.get_device_name())" \
+    | tee -a "$OUT/$stage.log"
+case $stage in
+  tests)
+    run python3 -m pytest -q -p no:cacheprovider tests/test_cuda.py tests/test_optim_compiled.py
+    run python3 -m pytest -q -p no:cacheprovider -n 8 tests/test_fcn_score.py tests/test_segmenters.py \
+        tests/test_train.py tests/test_test_py.py tests/test_model.py tests/test_optim_contract.py \
+        tests/test_optim_trajectory.py tests/test_metrics.py ;;
+  bench)
+    run python3 scripts/bench_optim.py --device cuda --steps 200 --generic
+    run python3 scripts/bench_train.py --device cuda --rounds 40 --warmup 5 --json "$OUT/train_fp32.json"
+    run python3 scripts/bench_train.py --device cuda --rounds 40 --warmup 5 --amp --channels_last \
+        --variants "plain adam,ours adam,ours tradam" --json "$OUT/train_amp_cl.json" ;;
+  compile)
+    run python3 scripts/bench_train.py --device cuda --rounds 40 --warmup 5 --amp --channels_last --compile \
+        --variants "plain adam,ours adam,ours tradam" --json "$OUT/train_amp_cl_compile.json"
+    run python3 scripts/bench_train.py --device cuda --rounds 40 --warmup 5 --amp --channels_last --compile \
+        --compile_mode reduce-overhead --variants "plain adam,ours adam,ours tradam" \
+        --json "$OUT/train_amp_cl_cudagraphs.json"
+    run python3 scripts/bench_eval.py --device cuda --repeats 3 ;;
+  *) echo "unknown stage $stage (tests | bench | compile)"; exit 2 ;;
+esac
+exit $status
