@@ -228,13 +228,14 @@ def prox_adam_step(params, grads, anchors, exp_avgs, exp_avg_sqs, max_exp_avg_sq
         tensors = [p, grads[i], anchors[i], exp_avgs[i], exp_avg_sqs[i]]
         if regular == "amsgrad":
             tensors.append(max_exp_avg_sqs[i])
-        same_layout = all(t.stride() == p.stride() for t in tensors)
-        if p.device.type in GROUP_DEVICE_TYPES and same_layout and not p.is_complex():
+        if p.device.type in GROUP_DEVICE_TYPES and not p.is_complex():
+            # static sizes and strides, each tensor its own: no flattening, no layout check
             buckets.setdefault(key, []).append((tensors, bool(refresh[i])))
             continue
         variant = at_zero if refresh[i] else regular
         flat = [_flat(t) for t in tensors]
-        if same_layout and p.numel() >= 2 and all(f is not None for f in flat):
+        if (all(t.stride() == p.stride() for t in tensors) and p.numel() >= 2
+                and all(f is not None for f in flat)):
             _kernel(variant)(*flat, packed_cache[key])
         else:  # sizes 0/1 would recompile; odd layouts: the same math, eagerly
             _EAGER[variant](*(torch.view_as_real(t) if torch.is_complex(t) else t
