@@ -18,7 +18,7 @@ the peak memory (CUDA allocator peak per variant; on CPU the process's peak RSS)
 
     python scripts/bench_train.py                          # CPU, all four variants
     python scripts/bench_train.py --device cuda --amp --channels_last --compile
-    python scripts/bench_train.py --loader --preload       # add the loader throughput
+    python scripts/bench_train.py --loader                 # add the loader throughput (with and without --preload)
 """
 import os, sys; sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # noqa: E401,E702
 
