@@ -174,6 +174,8 @@ class BaseOptions:
             raise UserError(f"--num_threads {opt.num_threads}: must be >= 0")
         if not opt.max_dataset_size >= 1:
             raise UserError(f"--max_dataset_size {opt.max_dataset_size}: must be >= 1")
+        if opt.compile_mode and not opt.compile:
+            raise UserError(f"--compile_mode {opt.compile_mode} needs --compile")
         resolve_device(opt.device)
         return opt
 

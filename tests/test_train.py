@@ -94,6 +94,8 @@ def test_explicit_missing_dataroot_is_one_line_error(tmp_path, capsys):
     (["--lr_policy", "plateau"], "--lr_policy"),
     (["--tr_inner_steps", "0"], "--tr_inner_steps"),
     (["--netG", "unet_256", "--crop_size", "128"], "--crop_size"),
+    (["--compile_mode", "reduce-overhead"], "--compile"),
+    (["--compile", "--compile_mode", "fast"], "--compile_mode"),
 ])
 def test_bad_option_values_are_one_line_errors(argv, culprit, capsys):
     with pytest.raises(SystemExit) as exit_info:
