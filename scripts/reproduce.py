@@ -128,8 +128,9 @@ class Plan:
         self.outcomes = {}            # cell name -> runner.Outcome of this invocation
 
 
-def code_version():
-    """The repository's commit (and whether files differ from it), for the report."""
+def code_version(report_dir=None):
+    """The repository's commit (and whether files differ from it), for the report. The report's
+    own folder does not count: rewriting a committed report is not a change of the code."""
     import subprocess
 
     def git(*args):
@@ -137,7 +138,10 @@ def code_version():
     commit = git("rev-parse", "--short", "HEAD")
     if not commit:
         return "unknown (not a git checkout)"
-    dirty = git("status", "--porcelain", "--untracked-files=no")
+    exclude = []
+    if report_dir and os.path.abspath(report_dir).startswith(os.path.abspath(commands.REPO) + os.sep):
+        exclude = [":(exclude)" + os.path.relpath(os.path.abspath(report_dir), commands.REPO)]
+    dirty = git("status", "--porcelain", "--untracked-files=no", "--", ".", *exclude)
     return commit + (" with uncommitted changes" if dirty else "")
 
 
@@ -148,7 +152,7 @@ def write_report(plan):
         results=collect.collect(plan.grid, paths, scale.curve_epochs(), scale.total_epochs),
         ground_truth=collect.ground_truth(plan.grid, paths),
         status=cell_status(plan.grid, paths, plan.unsupported, plan.outcomes),
-        invocation=plan.invocation, code_version=code_version(),
+        invocation=plan.invocation, code_version=code_version(plan.report_dir),
         prepare_commands=[commands.shell_line(s.argv) for s in plan.prepare],
         cell_commands={n: [commands.shell_line(s.argv) for s in st] for n, st in plan.stages.items()},
         paths=paths)

@@ -47,3 +47,24 @@ def test_report_only_on_an_empty_work_dir(tmp_path):
 def test_user_errors(tmp_path, argv, message):
     with pytest.raises(UserError, match=message):
         reproduce.main([*argv, "--work_dir", str(tmp_path)])
+
+
+def test_code_version_ignores_the_report_folder_but_not_the_code(tmp_path, monkeypatch):
+    import subprocess
+
+    def git(*args):
+        subprocess.run(["git", "-c", "user.email=t@t", "-c", "user.name=t", *args], cwd=tmp_path,
+                       check=True, capture_output=True)
+    (tmp_path / "report").mkdir()
+    (tmp_path / "report" / "report.md").write_text("old\n")
+    (tmp_path / "train.py").write_text("code\n")
+    git("init", "-q")
+    git("add", ".")
+    git("commit", "-qm", "x")
+    monkeypatch.setattr(reproduce.commands, "REPO", str(tmp_path))
+    (tmp_path / "report" / "report.md").write_text("new\n")       # the grid rewrites its report
+    clean = reproduce.code_version(str(tmp_path / "report"))
+    assert clean and "uncommitted" not in clean
+    assert "uncommitted" in reproduce.code_version()               # without the exclusion: dirty
+    (tmp_path / "train.py").write_text("changed\n")
+    assert "uncommitted" in reproduce.code_version(str(tmp_path / "report"))
