@@ -36,7 +36,7 @@ case $stage in
     run python3 scripts/bench_train.py --device cuda --rounds 40 --warmup 5 --amp --channels_last --compile \
         --compile_mode reduce-overhead --variants "plain adam,ours adam,ours tradam" \
         --json "$OUT/train_amp_cl_cudagraphs.json"
-    run python3 scripts/bench_eval.py --device cuda --repeats 3 ;;
+    run python3 scripts/bench_eval.py --device cuda --repeats 3 --frames 200 ;;   # 16 frames: worker start-up dominates
   *) echo "unknown stage $stage (tests | bench | compile)"; exit 2 ;;
 esac
 exit $status
