@@ -44,22 +44,31 @@ def run(fused, data, reload_at):
     return [p.detach().clone() for p in net.parameters()], opt
 
 
-def test_compiled_step_equals_generic_and_compiles_once():
+def fresh_compiles_and_data(seed):
+    """No compiled kernel, compile check or dynamo counter left from other tests; 9 inputs."""
     torch._dynamo.reset()
     compiled_adam._COMPILED.clear()
     compiled_adam._READY.clear()
     counters.clear()
-    g = torch.Generator().manual_seed(1)
-    data = [torch.randn(2, 3, 8, 8, generator=g) for _ in range(9)]
+    g = torch.Generator().manual_seed(seed)
+    return [torch.randn(2, 3, 8, 8, generator=g) for _ in range(9)]
+
+
+def assert_same_trained_weights(want, got):
+    for x, y in zip(want, got):
+        assert ((x - y).abs().max() / x.abs().max()).item() <= 1e-6
+    assert all(not torch.equal(p, q) for p, q in zip(Tiny().parameters(), got))  # it trained
+
+
+def test_compiled_step_equals_generic_and_compiles_once():
+    data = fresh_compiles_and_data(1)
     want, generic = run(False, data, reload_at=4)
     with torch._dynamo.config.patch(error_on_recompile=True):
         got, single = run(True, data, reload_at=4)
     assert single.fused and not generic.fused
     assert set(compiled_adam._READY.values()) == {None}
     assert counters["stats"]["unique_graphs"] == 2  # the regular and the k = 0 kernel, once each
-    for x, y in zip(want, got):
-        assert ((x - y).abs().max() / x.abs().max()).item() <= 1e-6
-    assert all(not torch.equal(p, q) for p, q in zip(Tiny().parameters(), got))  # it trained
+    assert_same_trained_weights(want, got)
     a, b = generic.state_dict()["state"], single.state_dict()["state"]
     assert all(a[i].keys() == b[i].keys() and torch.equal(a[i]["step"], b[i]["step"]) for i in a)
 
@@ -72,15 +81,9 @@ def test_bucketed_gpu_path_equals_generic_and_compiles_once_per_variant(monkeypa
     change or the optimizer is rebuilt."""
     monkeypatch.setattr(compiled_adam, "GROUP_DEVICE_TYPES", {"cpu"})
     monkeypatch.setattr(compiled_adam, "_BUCKET_COMPILED", {})
-    torch._dynamo.reset()
-    compiled_adam._READY.clear()
-    counters.clear()
-    g = torch.Generator().manual_seed(2)
-    data = [torch.randn(2, 3, 8, 8, generator=g) for _ in range(9)]
+    data = fresh_compiles_and_data(2)
     want, generic = run(False, data, reload_at=4)
     got, bucketed = run(True, data, reload_at=4)
     assert bucketed.fused and set(compiled_adam._READY.values()) == {None}
     assert counters["stats"]["unique_graphs"] == 2   # the check's and the real list's
-    for x, y in zip(want, got):
-        assert ((x - y).abs().max() / x.abs().max()).item() <= 1e-6
-    assert all(not torch.equal(p, q) for p, q in zip(Tiny().parameters(), got))
+    assert_same_trained_weights(want, got)
