@@ -20,7 +20,7 @@ from tqdm import tqdm
 from data.aligned import AlignedDataset
 from data.default import resolve_dataroot
 from options import TrainOptions, resolve_device, save_options
-from pix2pix_tr import checkpoint, distributed
+from pix2pix_tr import allocator, checkpoint, distributed
 from pix2pix_tr.errors import UserError, run_cli
 from pix2pix_tr.model import NonFiniteLossError, Pix2PixModel
 from pix2pix_tr.networks import define_D, define_G
@@ -36,6 +36,7 @@ class TrainingDiverged(UserError):
 def main(argv=None):
     options = TrainOptions()
     opt = options.parse(argv)
+    allocator.tune_malloc()                            # CPU steps reuse freed memory: no page faults
     device = distributed.init_distributed(resolve_device(opt.device))  # torchrun: one process per device
     main_process = distributed.is_main_process()       # rank 0 alone logs, saves and displays
     if not main_process:

@@ -12,6 +12,11 @@ the figures are medians over rounds.
     ours adam      Pix2PixModel + build_optimizer("adam") with this project's speed settings
     ours tradam    Pix2PixModel + build_optimizer("tradam") (fused TR step) with the same settings
 
+The process's malloc is glibc's default unless `--malloc tuned`, which tunes it as train.py does
+(freed memory kept for reuse: no page faults per step) for every variant alike; the plain step gains
+more from it (its unfused Adam allocates per-parameter temporaries), so both settings are worth
+reading.
+
 It also reports the optimizer state (TRAdam adds exactly one copy of the parameters: the anchors),
 the peak memory (CUDA allocator peak per variant; on CPU the process's peak RSS), and, with
 --loader, the data loader's throughput against the measured iteration rate.
@@ -35,6 +40,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
+from pix2pix_tr import allocator
 from pix2pix_tr.atomic import write_json
 from pix2pix_tr.errors import UserError, run_cli
 from pix2pix_tr.model import Pix2PixModel
@@ -262,6 +268,9 @@ def main(argv=None):
                         help="torch.compile mode, e.g. max-autotune-no-cudagraphs or reduce-overhead (CUDA graphs)")
     parser.add_argument("--mkldnn", default="default", choices=("default", "on", "off"),
                         help="ours on CPU: oneDNN convolutions on/off (default: torch's, on)")
+    parser.add_argument("--malloc", default="default", choices=("default", "tuned"),
+                        help="glibc malloc for the whole process (every variant): its defaults, or "
+                             "tuned as train.py tunes it (pix2pix_tr/allocator.py)")
     parser.add_argument("--fused", default="on", choices=("auto", "on", "off"),
                         help="ours: fused optimizer path (auto: each optimizer's default; torch.optim.Adam's is unfused on CPU)")
     parser.add_argument("--loader", action="store_true", help="also measure the data loader's throughput")
@@ -276,6 +285,8 @@ def main(argv=None):
     if unknown:
         raise UserError(f"--variants: unknown {unknown}; choose from {', '.join(VARIANTS)}")
     args.fused = {"auto": None, "on": True, "off": False}[args.fused]
+    if args.malloc == "tuned" and not allocator.tune_malloc():
+        raise UserError("--malloc tuned: no glibc malloc to tune here (Linux with glibc only)")
     device = torch.device(args.device)
     if device.type == "cuda":
         if not torch.cuda.is_available():
@@ -292,7 +303,8 @@ def main(argv=None):
              "B": torch.rand(1, 3, args.size, args.size, generator=gen) * 2 - 1,
              "frame_id": ["bench"], "A_paths": ["bench"], "B_paths": ["bench"]}
     settings = (f"amp={args.amp} channels_last={args.channels_last} mkldnn={args.mkldnn} compile={args.compile}"
-                f"{'(' + args.compile_mode + ')' if args.compile_mode else ''} fused={args.fused}")
+                f"{'(' + args.compile_mode + ')' if args.compile_mode else ''} fused={args.fused}; "
+                f"every variant: malloc={args.malloc}")
     print(f"device: {describe_device(device)}; torch {torch.__version__}")
     print(f"iteration: {args.netG} + {args.netD} D, ngf {args.ngf} ndf {args.ndf}, batch 1, {args.size}x{args.size}; "
           f"ours: {settings}; {args.warmup} warm-up steps, {args.rounds} interleaved rounds")
