@@ -36,7 +36,7 @@ class TrainingDiverged(UserError):
 def main(argv=None):
     options = TrainOptions()
     opt = options.parse(argv)
-    allocator.tune_malloc()                            # CPU steps reuse freed memory: no page faults
+    allocator.tune_malloc()                            # CPU steps reuse freed memory (docs/speed.md)
     device = distributed.init_distributed(resolve_device(opt.device))  # torchrun: one process per device
     main_process = distributed.is_main_process()       # rank 0 alone logs, saves and displays
     if not main_process:

@@ -22,6 +22,7 @@ import time  # noqa: E402
 import torch  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
+from pix2pix_tr.errors import UserError  # noqa: E402
 from pix2pix_tr.optim import TRAdam, compiled_adam  # noqa: E402
 
 LABELS = {"adam": "torch Adam(fused=True)", "tradam": "TRAdam (fused=True: compiled single pass)",
@@ -102,7 +103,6 @@ def main(argv=None):
     args = ap.parse_args(argv)
     device = torch.device(args.device)
     if device.type == "cuda" and not torch.cuda.is_available():
-        from pix2pix_tr.errors import UserError
         raise UserError(f"--device {args.device}: no CUDA GPU here; use --device cpu")
     if args.threads:
         torch.set_num_threads(args.threads)

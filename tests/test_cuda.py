@@ -1,8 +1,9 @@
 """The CUDA paths, run only where a GPU is: TRAdam's three step paths on the GPU against the float64
 restatement of test_optim_trajectory.py, the training step on the GPU against the same step on the
 CPU (fp32), the bf16 autocast + channels_last step, the confusion matrix built on the GPU, and
-train.py / fcn_score.py end to end with --device cuda. CI has no GPU: there these tests are skipped
-(they cover hardware, not a missing feature); `scripts/gpu_check.sh` runs them on a GPU machine.
+train.py end to end with --device cuda (fcn_score.py and test.py run on the GPU through their own
+suites, whose default device becomes cuda: `scripts/gpu_check.sh tests` runs both). CI has no GPU:
+there these tests are skipped (they cover hardware, not a missing feature).
 """
 import copy
 import json
