@@ -20,7 +20,7 @@ from tqdm import tqdm
 from data.aligned import AlignedDataset
 from data.default import resolve_dataroot
 from options import TrainOptions, resolve_device, save_options
-from pix2pix_tr import allocator, checkpoint, distributed
+from pix2pix_tr import allocator, checkpoint, conv_backends, distributed
 from pix2pix_tr.errors import UserError, run_cli
 from pix2pix_tr.model import NonFiniteLossError, Pix2PixModel
 from pix2pix_tr.networks import define_D, define_G
@@ -70,6 +70,8 @@ def main(argv=None):
                   for k, o in optimizers.items()}
     model = Pix2PixModel(netG, netD, optimizers["G"], optimizers["D"], gan_mode=opt.gan_mode,
                          lambda_L1=opt.lambda_L1, device=device, amp=opt.amp, channels_last=opt.channels_last)
+    if conv_backends.applies(device, amp=opt.amp, compile=opt.compile):
+        plan_convolutions(opt, run_dir, model, main_process)
 
     # --- where to start: epoch, samples of it already consumed, total samples ---
     epoch, skip, total_iters, rng_state = opt.epoch_count, 0, 0, None
@@ -164,6 +166,37 @@ def prepare_network(net, device, opt):
     if opt.compile:
         net.compile(mode=opt.compile_mode)
     return net
+
+
+def plan_convolutions(opt, run_dir, model, main_process):
+    """CPU fp32: each convolution's forward and backward on oneDNN or ATen's native kernels,
+    whichever is faster here (docs/speed.md). Rank 0 decides for all ranks and keeps the plan
+    in the run folder, so --continue_train runs the same kernels (an exact resume)."""
+    shape = (opt.batch_size, opt.input_nc, opt.crop_size, opt.crop_size)
+    gen = torch.Generator().manual_seed(0)
+    example_A = torch.randn(shape, generator=gen).to(memory_format=model.memory_format)
+    example_AB = torch.randn((opt.batch_size, opt.input_nc + opt.output_nc) + shape[2:],
+                             generator=gen).to(memory_format=model.memory_format)
+    plans, how, source, error = None, None, None, None
+    if main_process:
+        try:
+            plans, how, source = conv_backends.plan_run(
+                opt.cpu_conv_plan, run_dir, {"G": (model.netG, example_A), "D": (model.netD, example_AB)},
+                resuming=opt.continue_train)
+        except UserError as err:
+            error = str(err)                            # every rank stops, none waits for the plan
+    plans, how, source, error = distributed.broadcast_object((plans, how, source, error))
+    if error:
+        raise UserError(error)
+    if plans is None:
+        return
+    for name, net in model.networks().items():
+        conv_backends.apply_plan(net, plans[name])
+    own = os.path.join(run_dir, conv_backends.PLAN_FILE)
+    if main_process and not (source and os.path.abspath(source) == os.path.abspath(own)):
+        os.makedirs(run_dir, exist_ok=True)
+        conv_backends.save_plan(own, plans)
+    print(f"convolutions: {conv_backends.summary(plans)} ({how})")
 
 
 def make_optimizer(net, opt):

@@ -66,6 +66,11 @@ class TrainOptions(BaseOptions):
         parser.add_argument("--phase", default="train", help="split to train on")
         parser.add_argument("--sync_bn", action="store_true",
                             help="under torchrun on GPUs: BatchNorm statistics over all ranks (SyncBatchNorm)")
+        # --- speed ---
+        parser.add_argument("--cpu_conv_plan", default="auto",
+                            help="CPU fp32: which convolutions run ATen's native kernels instead of oneDNN. "
+                                 "auto = measured at start (a resumed run reuses its own); onednn = torch's "
+                                 "default everywhere; or a run's cpu_conv_plan.json (bit-identical fresh runs)")
         return parser
 
     def complete(self, opt):

@@ -1,12 +1,15 @@
 """--continue_train resumes exactly: a run stopped and resumed ends with the same weights, bit for
 bit on CPU, as one that ran straight through -- stopped at an epoch end that falls inside a TR
-inner cycle (TRAdam S=3, 5 samples per epoch), and stopped mid-epoch at a --save_latest_freq save."""
+inner cycle (TRAdam S=3, 5 samples per epoch), and stopped mid-epoch at a --save_latest_freq save.
+Both runs take one fixed convolution plan mixing oneDNN and native kernels (--cpu_conv_plan FILE);
+the resumed run, told `auto`, must find and reuse its own copy of it."""
 import shutil
 
 import pytest
 import torch
 
-from pix2pix_tr import checkpoint
+from pix2pix_tr import checkpoint, conv_backends
+from pix2pix_tr.networks import define_D, define_G
 from pix2pix_tr.errors import UserError
 from tests.trainer_helpers import TINY_RUN, assert_same_tensors, load_module, load_weights, make_synthcity
 
@@ -36,18 +39,32 @@ def dataroot(tmp_path_factory):
     return make_synthcity(tmp_path_factory.mktemp("synth") / "synthcity", num_train=NUM_FRAMES, num_val=1)
 
 
-def run_args(dataroot, ckpt):
+@pytest.fixture(scope="module")
+def mixed_plan(tmp_path_factory):
+    """A plan for TINY_RUN's nets with native kernels in some forward and some backward passes."""
+    nets = {"G": define_G(3, 3, 8, "unet_128"), "D": define_D(6, 8, "basic")}
+    choices = [(conv_backends.NATIVE if i % 2 else conv_backends.ONEDNN,
+                conv_backends.NATIVE if i % 3 else conv_backends.ONEDNN) for i in range(100)]
+    plans = {name: {layer: choices[i] for i, (layer, _) in enumerate(conv_backends.convolutions(net))}
+             for name, net in nets.items()}
+    path = tmp_path_factory.mktemp("plan") / "plan.json"
+    conv_backends.save_plan(str(path), plans)
+    return str(path)
+
+
+def run_args(dataroot, ckpt, plan):
     # Linear policy: lr decays at epoch 2, which the TR step size and lambda see. Dropout on,
     # random crops and flips on: every RNG matters.
     return ["--dataroot", dataroot, "--name", "run", "--checkpoints_dir", str(ckpt), *TINY_RUN,
             "--optimizer", "tradam", "--tr_inner_steps", str(INNER_STEPS), "--lr", "0.001",
-            "--n_epochs", "1", "--n_epochs_decay", "1", "--save_latest_freq", "4", "--seed", "3"]
+            "--n_epochs", "1", "--n_epochs_decay", "1", "--save_latest_freq", "4", "--seed", "3",
+            "--cpu_conv_plan", plan]
 
 
 @pytest.fixture(scope="module")
-def straight_run(tmp_path_factory, dataroot):
+def straight_run(tmp_path_factory, dataroot, mixed_plan):
     ckpt = tmp_path_factory.mktemp("straight")
-    train.main(run_args(dataroot, ckpt))
+    train.main(run_args(dataroot, ckpt, mixed_plan))
     return ckpt / "run"
 
 
@@ -62,18 +79,20 @@ def crash_after_save(monkeypatch, when):
     monkeypatch.setattr(checkpoint, "save_checkpoint", save_then_maybe_crash)
 
 
-def stop_and_resume(tmp_path, dataroot, monkeypatch, when):
-    """Run until the first save where when(state) holds, 'crash', then --continue_train alone.
-    Returns the run folder, the saved (epoch, epoch_iter) and the steps the resumed run took."""
+def stop_and_resume(tmp_path, dataroot, monkeypatch, plan, when):
+    """Run until the first save where when(state) holds, 'crash', then --continue_train alone
+    (with `--cpu_conv_plan auto`: the run's own plan). Returns the run folder, the saved
+    (epoch, epoch_iter) and the steps the resumed run took."""
     ckpt = tmp_path / "ckpt"
     with monkeypatch.context() as patch:
         crash_after_save(patch, when)
         with pytest.raises(Crash):
-            train.main(run_args(dataroot, ckpt))
+            train.main(run_args(dataroot, ckpt, plan))
     saved = checkpoint.load_training_state(str(ckpt / "run"))
     monkeypatch.setattr(train, "Pix2PixModel", CountingModel)
+    monkeypatch.setattr(conv_backends, "autotune", None)      # measuring again would be a bug
     CountingModel.steps = 0
-    train.main(["--name", "run", "--checkpoints_dir", str(ckpt), "--continue_train"])
+    train.main(["--name", "run", "--checkpoints_dir", str(ckpt), "--continue_train", "--cpu_conv_plan", "auto"])
     return ckpt / "run", (saved["epoch"], saved["epoch_iter"]), CountingModel.steps
 
 
@@ -90,17 +109,17 @@ def assert_same_run(run, straight):
                 assert torch.equal(sa[key], sb[key]), key
 
 
-def test_resume_at_epoch_end_inside_an_inner_cycle(tmp_path, dataroot, monkeypatch, straight_run):
+def test_resume_at_epoch_end_inside_an_inner_cycle(tmp_path, dataroot, monkeypatch, straight_run, mixed_plan):
     run, saved_at, resumed_steps = stop_and_resume(
-        tmp_path, dataroot, monkeypatch, when=lambda s: s["epoch"] == 2 and s["epoch_iter"] == 0)
+        tmp_path, dataroot, monkeypatch, mixed_plan, when=lambda s: s["epoch"] == 2 and s["epoch_iter"] == 0)
     assert saved_at == (2, 0) and NUM_FRAMES % INNER_STEPS != 0
     assert resumed_steps == NUM_FRAMES                       # only epoch 2 ran again
     assert_same_run(run, straight_run)
 
 
-def test_resume_mid_epoch_at_save_latest_freq(tmp_path, dataroot, monkeypatch, straight_run):
+def test_resume_mid_epoch_at_save_latest_freq(tmp_path, dataroot, monkeypatch, straight_run, mixed_plan):
     run, saved_at, resumed_steps = stop_and_resume(
-        tmp_path, dataroot, monkeypatch, when=lambda s: s["epoch_iter"] != 0)
+        tmp_path, dataroot, monkeypatch, mixed_plan, when=lambda s: s["epoch_iter"] != 0)
     assert saved_at == (1, 4)                                # --save_latest_freq 4, mid epoch 1
     assert resumed_steps == 2 * NUM_FRAMES - 4               # the consumed 4 samples were skipped
     assert_same_run(run, straight_run)

@@ -1,0 +1,296 @@
+"""Per-layer CPU convolution backends: oneDNN or ATen's native (im2col + GEMM) kernels, chosen
+separately for each layer's forward and backward pass by timing both, as cudnn.benchmark does on
+a GPU.
+
+Why: on a CPU torch sends every fp32 convolution to oneDNN, which is fastest for the large,
+activation-bound layers but not for pix2pix's inner ones. At batch 1 unet_256's inner layers see
+1x1 to 8x8 maps with 4-8M weights each; there oneDNN reorders the weights on every call and ATen's
+native GEMM path is up to 2x faster (measured on the 2-core AMD EPYC, 2 threads, forward+backward
+of the 1024->512 ConvTranspose2d at 4x4: 32.6 ms oneDNN, 21.9 ms native). Which backend wins depends
+on the CPU, the thread count and the shape, so it is measured, not guessed.
+
+How: `autotune(net, example)` runs the net once to record every convolution's input, then times
+each layer's forward and backward under both backends and returns a `plan` (layer name ->
+(forward backend, backward backend)); `apply_plan(net, plan)` switches those layers' class to
+`PlannedConv2d` / `PlannedConvTranspose2d`, whose forward is an autograd Function that runs
+`aten.convolution` and `aten.convolution_backward` under the chosen backend. Parameters, buffers,
+state_dict keys and `isinstance(m, nn.Conv2d)` are untouched; `remove_plan` restores the stock
+classes. The two backends differ only in rounding; a plan is a JSON-able dict, so a run stores it
+and a resumed run reuses it (same kernels, same bits).
+
+Scope: CPU, fp32, no autocast (bf16 convolutions go to oneDNN, which is the fast path there).
+Layers in a planned net fall back to the stock forward under autocast or off the CPU.
+"""
+import copy
+import json
+import os
+import platform
+import time
+
+import torch
+from torch import nn
+
+from pix2pix_tr import atomic
+from pix2pix_tr.errors import UserError
+
+ONEDNN, NATIVE = "onednn", "native"
+BACKENDS = (ONEDNN, NATIVE)
+
+
+class _backend:
+    """Context: route convolutions to oneDNN (enabled) or to ATen's native kernels. The switch is
+    torch's global one (what torch.backends.mkldnn.flags sets), without that helper's other flags."""
+
+    def __init__(self, name):
+        self.enabled = name == ONEDNN
+
+    def __enter__(self):
+        self.previous = torch._C._get_mkldnn_enabled()
+        torch._C._set_mkldnn_enabled(self.enabled)
+
+    def __exit__(self, *exc):
+        torch._C._set_mkldnn_enabled(self.previous)
+
+
+class _PlannedConvolution(torch.autograd.Function):
+    """aten.convolution with the forward and the backward each under a chosen backend."""
+
+    @staticmethod
+    def forward(ctx, x, weight, bias, geometry, forward_backend, backward_backend):
+        stride, padding, dilation, transposed, output_padding, groups = geometry
+        with _backend(forward_backend):
+            out = torch.ops.aten.convolution(x, weight, bias, stride, padding, dilation, transposed,
+                                             output_padding, groups)
+        ctx.save_for_backward(x, weight)
+        ctx.geometry, ctx.backward_backend = geometry, backward_backend
+        ctx.bias_sizes = None if bias is None else list(bias.shape)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad_out):
+        x, weight = ctx.saved_tensors
+        stride, padding, dilation, transposed, output_padding, groups = ctx.geometry
+        mask = [ctx.needs_input_grad[0], ctx.needs_input_grad[1],
+                ctx.bias_sizes is not None and ctx.needs_input_grad[2]]
+        with _backend(ctx.backward_backend):
+            grad_x, grad_w, grad_b = torch.ops.aten.convolution_backward(
+                grad_out, x, weight, ctx.bias_sizes, stride, padding, dilation, transposed,
+                output_padding, groups, mask)
+        return grad_x, grad_w, grad_b, None, None, None
+
+
+def _planned(module, x, weight, bias, transposed, output_padding):
+    if x.device.type != "cpu" or x.dtype != torch.float32 or torch.is_autocast_enabled("cpu"):
+        return None
+    geometry = (list(module.stride), list(module.padding), list(module.dilation), transposed,
+                list(output_padding), module.groups)
+    return _PlannedConvolution.apply(x, weight, bias, geometry, module.forward_backend,
+                                     module.backward_backend)
+
+
+class PlannedConv2d(nn.Conv2d):
+    """nn.Conv2d whose CPU fp32 forward/backward run on the backends of its plan entry."""
+
+    forward_backend = backward_backend = ONEDNN
+
+    def _conv_forward(self, input, weight, bias):
+        if self.padding_mode == "zeros":
+            out = _planned(self, input, weight, bias, False, (0, 0))
+            if out is not None:
+                return out
+        return super()._conv_forward(input, weight, bias)
+
+
+class PlannedConvTranspose2d(nn.ConvTranspose2d):
+    """nn.ConvTranspose2d whose CPU fp32 forward/backward run on the backends of its plan entry."""
+
+    forward_backend = backward_backend = ONEDNN
+
+    def forward(self, input, output_size=None):
+        output_padding = self._output_padding(input, output_size, self.stride, self.padding,
+                                              self.kernel_size, 2, self.dilation)
+        out = _planned(self, input, self.weight, self.bias, True, output_padding)
+        return out if out is not None else super().forward(input, output_size)
+
+
+_PLANNED = {nn.Conv2d: PlannedConv2d, nn.ConvTranspose2d: PlannedConvTranspose2d}
+_STOCK = {planned: stock for stock, planned in _PLANNED.items()}
+
+
+def convolutions(net):
+    """(name, module) of every 2-D convolution the plan can steer, in module order."""
+    return [(name, m) for name, m in net.named_modules()
+            if type(m) in _PLANNED or type(m) in _STOCK]
+
+
+def apply_plan(net, plan):
+    """Give each listed convolution of `net` its (forward, backward) backends, in place; returns net.
+    Names not in `net` are an error (a plan made for another architecture)."""
+    layers = dict(convolutions(_module(net)))
+    unknown = sorted(set(plan) - set(layers))
+    if unknown:
+        raise ValueError(f"conv backend plan names layers this net does not have: {unknown[:3]}")
+    for name, (forward_backend, backward_backend) in plan.items():
+        if forward_backend not in BACKENDS or backward_backend not in BACKENDS:
+            raise ValueError(f"conv backend plan: layer {name!r} has backends "
+                             f"{forward_backend!r}/{backward_backend!r}; each must be one of {BACKENDS}")
+        module = layers[name]
+        module.__class__ = _PLANNED.get(type(module), type(module))
+        module.forward_backend, module.backward_backend = forward_backend, backward_backend
+    return net
+
+
+def remove_plan(net):
+    """Stock classes again (oneDNN everywhere, torch's default)."""
+    for _, module in convolutions(_module(net)):
+        if type(module) in _STOCK:
+            for attribute in ("forward_backend", "backward_backend"):
+                module.__dict__.pop(attribute, None)
+            module.__class__ = _STOCK[type(module)]
+    return net
+
+
+def _median_ms(run, repeats):
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        run()
+        times.append(time.perf_counter() - start)
+    return sorted(times)[len(times) // 2] * 1e3
+
+
+def _time_layer(module, x, repeats):
+    """{(pass, backend): median ms} of one layer on its recorded input."""
+    transposed = isinstance(module, nn.ConvTranspose2d)
+    output_padding = module._output_padding(x, None, module.stride, module.padding, module.kernel_size,
+                                            2, module.dilation) if transposed else (0, 0)
+    args = (list(module.stride), list(module.padding), list(module.dilation), transposed,
+            list(output_padding), module.groups)
+    weight, bias = module.weight.detach(), None if module.bias is None else module.bias.detach()
+    mask = [x.requires_grad, True, bias is not None]
+    x = x.detach()
+    bias_sizes = None if bias is None else list(bias.shape)
+    timings = {}
+    with torch.no_grad():
+        out = torch.ops.aten.convolution(x, weight, bias, *args)
+        grad_out = torch.randn(out.shape, generator=torch.Generator().manual_seed(0)).to(out)
+        for backend in BACKENDS:
+            with _backend(backend):
+                forward = lambda: torch.ops.aten.convolution(x, weight, bias, *args)  # noqa: E731
+                backward = lambda: torch.ops.aten.convolution_backward(  # noqa: E731
+                    grad_out, x, weight, bias_sizes, *args, mask)
+                forward(), backward()                      # warm-up: oneDNN primitives, buffers
+                timings["forward", backend] = _median_ms(forward, repeats)
+                timings["backward", backend] = _median_ms(backward, repeats)
+    return timings
+
+
+def _module(net):
+    return net.module if isinstance(net, nn.parallel.DistributedDataParallel) else net
+
+
+def record_inputs(net, example):
+    """Run `net(example)` once and return {layer name: a copy of each convolution's input, flagged
+    requires_grad as in training: all but the layers fed the net's input itself}. The net runs in
+    eval mode without gradients, so neither batch-norm statistics nor the RNG (dropout) move."""
+    net = _module(net)
+    inputs, hooks = {}, []
+
+    def keep(name, x):
+        if name not in inputs:
+            inputs[name] = x.detach().clone().requires_grad_(x is not example)
+
+    for name, module in convolutions(net):
+        hooks.append(module.register_forward_pre_hook(lambda m, args, name=name: keep(name, args[0])))
+    was_training = net.training
+    try:
+        net.eval()
+        with torch.no_grad():
+            net(example)
+    finally:
+        net.train(was_training)
+        for hook in hooks:
+            hook.remove()
+    return inputs
+
+
+def autotune(net, example, *, repeats=5, margin=0.05):
+    """Time every convolution of `net` (as it runs on `example`) under both backends, forward and
+    backward separately; return the plan {name: (forward backend, backward backend)}. The native
+    kernels are taken only where they are faster by more than `margin`, so near-ties stay with
+    torch's default. The net's parameters, buffers and the global RNG are left as they were."""
+    plan = {}
+    layers = dict(convolutions(_module(net)))
+    for name, x in record_inputs(net, example).items():
+        timings = _time_layer(layers[name], x, repeats)
+        plan[name] = tuple(
+            NATIVE if timings[p, NATIVE] < (1 - margin) * timings[p, ONEDNN] else ONEDNN
+            for p in ("forward", "backward"))
+    return plan
+
+
+# ------------------------------------------------------------------------- a training run's plan
+PLAN_FILE = "cpu_conv_plan.json"
+CHOICES_HELP = "auto | onednn | PATH of a plan JSON (a run's cpu_conv_plan.json)"
+
+
+def applies(device, *, amp, compile):
+    """Plans steer CPU fp32 convolutions of eager nets only (autocast and torch.compile take
+    their own kernels, and a GPU has cudnn.benchmark)."""
+    return torch.device(device).type == "cpu" and not amp and not compile and torch.backends.mkldnn.is_available()
+
+
+def load_plan(path, nets):
+    """The {net name: plan} stored at `path`, checked against `nets` ({name: module}); UserError
+    naming the file when it is missing, unreadable or made for other networks."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            stored = json.load(f)["plans"]
+        plans = {name: {layer: tuple(choice) for layer, choice in stored[name].items()} for name in nets}
+        for name, net in nets.items():
+            missing = sorted(set(dict(convolutions(_module(net)))) - set(plans[name]))
+            if missing:
+                raise ValueError(f"net {name} has layers the plan lacks: {missing[:3]}")
+            apply_plan(copy.deepcopy(_module(net)), plans[name])   # validates names and backends
+    except FileNotFoundError:
+        raise UserError(f"--cpu_conv_plan {path}: no such file") from None
+    except (ValueError, KeyError, TypeError) as err:
+        raise UserError(f"--cpu_conv_plan {path}: not a plan for these networks ({err})") from None
+    return plans
+
+
+def plan_run(choice, run_dir, examples, *, resuming):
+    """(plans {net name: plan} or None, how they were obtained, the file they were read from or None)
+    for a training run.
+
+    choice: "onednn" (torch's default: no plan), "auto" (the run's own cpu_conv_plan.json when
+    resuming, so a resumed run keeps its kernels; else measured now), or a path to a stored plan
+    (bit-identical fresh runs need the same kernels). examples: {net name: (net, example input)}."""
+    nets = {name: net for name, (net, _) in examples.items()}
+    if choice == "onednn":
+        return None, "oneDNN for every convolution (torch's default)", None
+    own = os.path.join(run_dir, PLAN_FILE)
+    path = choice if choice != "auto" else own if resuming and os.path.isfile(own) else None
+    if path is not None:
+        return load_plan(path, nets), f"read from {path}", path
+    start = time.perf_counter()
+    plans = {name: autotune(net, example) for name, (net, example) in examples.items()}
+    return plans, f"measured in {time.perf_counter() - start:.1f} s", None
+
+
+def save_plan(path, plans):
+    """Write the plans with what they were measured on (a plan is specific to CPU and threads)."""
+    native = sum(NATIVE in choice for plan in plans.values() for choice in plan.values())
+    atomic.write_json(path, {
+        "threads": torch.get_num_threads(), "cpu": platform.processor() or platform.machine(),
+        "torch": torch.__version__, "layers_with_native_kernels": native,
+        "plans": {name: {layer: list(choice) for layer, choice in plan.items()} for name, plan in plans.items()}})
+
+
+def summary(plans):
+    """One line: how many convolutions run which backend, forward / backward."""
+    if not plans:
+        return "oneDNN everywhere"
+    choices = [choice for plan in plans.values() for choice in plan.values()]
+    return (f"native kernels in {sum(f == NATIVE for f, _ in choices)} forward and "
+            f"{sum(b == NATIVE for _, b in choices)} backward passes of {len(choices)} convolutions")
