@@ -11,8 +11,12 @@ the figures are medians over rounds.
     paper tradam   the same plain step with the paper's TRAdam: a per-parameter Python loop (below)
     ours adam      Pix2PixModel + build_optimizer("adam") with this project's speed settings
     ours tradam    Pix2PixModel + build_optimizer("tradam") (fused TR step) with the same settings
+    ours tradam onednn   (not run by default) ours tradam with oneDNN for every convolution: what the
+                   per-layer kernel plan below gives, side by side
 
-The process's malloc is glibc's default unless `--malloc tuned`, which tunes it as train.py does
+Ours also runs each CPU fp32 convolution on the kernels train.py would pick (`--cpu_conv_plan auto`:
+oneDNN or ATen's native ones, per layer and pass, measured once here; pix2pix_tr/conv_backends.py);
+`--cpu_conv_plan onednn` leaves torch's default. The process's malloc is glibc's default unless `--malloc tuned`, which tunes it as train.py does
 (freed memory kept for reuse: no page faults per step) for every variant alike; the plain step gains
 more from it (its unfused Adam allocates per-parameter temporaries), so both settings are worth
 reading.
@@ -40,7 +44,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from pix2pix_tr import allocator
+from pix2pix_tr import allocator, conv_backends
 from pix2pix_tr.atomic import write_json
 from pix2pix_tr.errors import UserError, run_cli
 from pix2pix_tr.model import Pix2PixModel
@@ -49,6 +53,7 @@ from pix2pix_tr.optim import build_optimizer
 
 LR, BETAS = 0.0002, (0.5, 0.999)
 VARIANTS = ("plain adam", "paper tradam", "ours adam", "ours tradam")
+EXTRA_VARIANTS = ("ours adam onednn", "ours tradam onednn")
 
 
 # ----------------------------------------------------------------------------- the paper's TRAdam
@@ -144,7 +149,25 @@ def build_variants(args, device):
                              gan_mode="vanilla", lambda_L1=100.0, device=device, amp=args.amp,
                              channels_last=args.channels_last)
         variants[name] = WithMkldnn(model, args.mkldnn == "on") if args.mkldnn != "default" else model
+    plans = conv_plans(args, device, G0, D0) if any(n.startswith("ours") for n in variants) else None
+    for name, step in variants.items():
+        if plans and name.startswith("ours") and not name.endswith("onednn"):
+            conv_backends.apply_plan(step.netG, plans["G"])
+            conv_backends.apply_plan(step.netD, plans["D"])
     return variants
+
+
+def conv_plans(args, device, netG, netD):
+    """The per-layer CPU convolution backends train.py would measure (None where it would not)."""
+    if (args.cpu_conv_plan == "onednn" or args.mkldnn != "default"
+            or not conv_backends.applies(device, amp=args.amp, compile=args.compile)):
+        return None
+    gen = torch.Generator().manual_seed(args.seed)
+    start = time.perf_counter()
+    plans = {"G": conv_backends.autotune(netG, torch.randn(1, 3, args.size, args.size, generator=gen)),
+             "D": conv_backends.autotune(netD, torch.randn(1, 6, args.size, args.size, generator=gen))}
+    print(f"ours' convolutions: {conv_backends.summary(plans)} (measured in {time.perf_counter() - start:.1f} s)")
+    return plans
 
 
 class WithMkldnn:
@@ -253,7 +276,8 @@ def main(argv=None):
     parser.add_argument("--device", default="cpu", help="cpu | cuda | cuda:N")
     parser.add_argument("--rounds", type=int, default=15, help="timed rounds (each runs every variant once)")
     parser.add_argument("--warmup", type=int, default=3, help="untimed steps per variant first")
-    parser.add_argument("--variants", default=",".join(VARIANTS), help=f"comma-separated subset of: {', '.join(VARIANTS)}")
+    parser.add_argument("--variants", default=",".join(VARIANTS),
+                        help=f"comma-separated subset of: {', '.join(VARIANTS + EXTRA_VARIANTS)}")
     parser.add_argument("--netG", default="unet_256")
     parser.add_argument("--netD", default="basic")
     parser.add_argument("--ngf", type=int, default=64)
@@ -268,6 +292,9 @@ def main(argv=None):
                         help="torch.compile mode, e.g. max-autotune-no-cudagraphs or reduce-overhead (CUDA graphs)")
     parser.add_argument("--mkldnn", default="default", choices=("default", "on", "off"),
                         help="ours on CPU: oneDNN convolutions on/off (default: torch's, on)")
+    parser.add_argument("--cpu_conv_plan", default="auto", choices=("auto", "onednn"),
+                        help="ours on CPU fp32: per-layer oneDNN/native convolution kernels as train.py "
+                             "measures them (auto), or oneDNN everywhere (torch's default)")
     parser.add_argument("--malloc", default="default", choices=("default", "tuned"),
                         help="glibc malloc for the whole process (every variant): its defaults, or "
                              "tuned as train.py tunes it (pix2pix_tr/allocator.py)")
@@ -281,9 +308,9 @@ def main(argv=None):
     parser.add_argument("--json", default=None, help="also write the figures to this JSON file")
     args = parser.parse_args(argv)
     args.variants = [v.strip() for v in args.variants.split(",") if v.strip()]
-    unknown = [v for v in args.variants if v not in VARIANTS]
+    unknown = [v for v in args.variants if v not in VARIANTS + EXTRA_VARIANTS]
     if unknown:
-        raise UserError(f"--variants: unknown {unknown}; choose from {', '.join(VARIANTS)}")
+        raise UserError(f"--variants: unknown {unknown}; choose from {', '.join(VARIANTS + EXTRA_VARIANTS)}")
     args.fused = {"auto": None, "on": True, "off": False}[args.fused]
     if args.malloc == "tuned" and not allocator.tune_malloc():
         raise UserError("--malloc tuned: no glibc malloc to tune here (Linux with glibc only)")
@@ -302,7 +329,8 @@ def main(argv=None):
     batch = {"A": torch.rand(1, 3, args.size, args.size, generator=gen) * 2 - 1,
              "B": torch.rand(1, 3, args.size, args.size, generator=gen) * 2 - 1,
              "frame_id": ["bench"], "A_paths": ["bench"], "B_paths": ["bench"]}
-    settings = (f"amp={args.amp} channels_last={args.channels_last} mkldnn={args.mkldnn} compile={args.compile}"
+    settings = (f"amp={args.amp} channels_last={args.channels_last} mkldnn={args.mkldnn} "
+                f"cpu_conv_plan={args.cpu_conv_plan} compile={args.compile}"
                 f"{'(' + args.compile_mode + ')' if args.compile_mode else ''} fused={args.fused}; "
                 f"every variant: malloc={args.malloc}")
     print(f"device: {describe_device(device)}; torch {torch.__version__}")
@@ -312,7 +340,7 @@ def main(argv=None):
 
     median = {n: statistics.median(t) for n, t in times.items()}
     reference = median.get("plain adam")
-    print(f"\n{'variant':14s} {'median ms':>10s} {'min ms':>8s} {'x plain adam':>13s} {'optim state MB':>15s} "
+    print(f"\n{'variant':19s} {'median ms':>10s} {'min ms':>8s} {'x plain adam':>13s} {'optim state MB':>15s} "
           f"{'state/params':>13s}{' peak CUDA MB' if peak else ''}")
     report = {"device": describe_device(device), "torch": torch.__version__, "settings": settings,
               "rounds": args.rounds, "variants": {}}
@@ -320,7 +348,7 @@ def main(argv=None):
         state = sum(optimizer_state_bytes(o) for o in optimizers_of(step))
         params = sum(parameter_bytes(o) for o in optimizers_of(step))
         ratio = median[name] / reference if reference else float("nan")
-        line = (f"{name:14s} {median[name] * 1e3:10.0f} {min(times[name]) * 1e3:8.0f} {ratio:13.3f} "
+        line = (f"{name:19s} {median[name] * 1e3:10.0f} {min(times[name]) * 1e3:8.0f} {ratio:13.3f} "
                 f"{state / 2**20:15.1f} {state / params:13.3f}")
         if peak:
             line += f" {peak[name] / 2**20:12.0f}"
