@@ -59,6 +59,35 @@ def test_tradam_on_cuda_follows_the_restatement(fused, dtype, tol):
         assert compiled_adam._READY[("cuda", dtype, "plain")] is None  # really compiled, no fallback
 
 
+@pytest.mark.parametrize("combo_kernels", [True, False], ids=["combo-kernels", "separate-kernels"])
+def test_bucketed_step_over_unet_256_parameters_equals_the_eager_step(monkeypatch, combo_kernels):
+    """The GPU's one-call-per-bucket TR step over a whole channels_last unet_256 (43 tensors, 1-D
+    and 4-D, an anchor refresh every 2 steps) against the same math run eagerly per parameter:
+    every parameter must move, and by the same amount. Written to pin down why
+    test_bf16_autocast_channels_last_step_on_cuda saw a parameter left unchanged on an H100."""
+    monkeypatch.setattr(compiled_adam, "BUCKET_COMPILE_OPTIONS", {"combo_kernels": combo_kernels})
+    monkeypatch.setattr(compiled_adam, "_BUCKET_COMPILED", {})
+    torch.manual_seed(0)
+    net = tiny_nets(netG="unet_256")[0].to(CUDA, memory_format=torch.channels_last)
+    results = []
+    for compiled in (True, False):
+        monkeypatch.setattr(compiled_adam, "USE_COMPILE", compiled)
+        copy_ = copy.deepcopy(net)
+        before = [p.detach().clone() for p in copy_.parameters()]
+        opt = TRAdam(copy_.parameters(), lr=2e-4, fused=True, inner_steps=2)
+        gen = torch.Generator().manual_seed(1)
+        for _ in range(5):
+            for p in copy_.parameters():
+                p.grad = torch.randn(p.shape, generator=gen).to(CUDA, memory_format=(
+                    torch.channels_last if p.dim() == 4 else torch.contiguous_format))
+            opt.step()
+        results.append([(name, b, p.detach()) for (name, p), b in zip(copy_.named_parameters(), before)])
+    unchanged = [name for name, b, p in results[0] if torch.equal(b, p)]
+    assert not unchanged, f"compiled bucket left unchanged: {unchanged}"
+    off = [name for (name, _, a), (_, _, b) in zip(*results) if not torch.allclose(a, b, rtol=1e-5, atol=1e-7)]
+    assert not off, f"compiled bucket differs from the eager step in: {off}"
+
+
 def test_fp32_training_step_on_cuda_equals_the_cpu_step():
     netG, netD = tiny_nets()
     data = batch(n=2)
