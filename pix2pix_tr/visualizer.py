@@ -113,14 +113,51 @@ class Visualizer:
         if plot["legend"] is None:
             plot["legend"] = list(losses)
         plot["X"].append(epoch + counter_ratio)
-        values = (float(losses.get(k, math.nan)) for k in plot["legend"])
-        plot["Y"].append([v if math.isfinite(v) else math.nan for v in values])  # gaps, not JSON Infinity
+        values = (losses.get(k) for k in plot["legend"])
+        plot["Y"].append([_plot_value(v) for v in values])
+        self._send_plot()
+
+    def _send_plot(self):
+        plot = self._plot
         x = np.array(plot["X"], dtype=np.float64)
         self.display.send(
-            "line", X=np.stack([x] * len(plot["legend"]), axis=1), Y=np.array(plot["Y"]),
+            "line", X=np.stack([x] * len(plot["legend"]), axis=1), Y=np.array(plot["Y"], dtype=np.float64),
             win=str(self.display_id),
             opts=dict(title=f"{self.name} loss over time", legend=plot["legend"],
                       xlabel="epoch", ylabel="loss"))
+
+    def restore_loss_plot(self, dataset_size, *, epoch, epoch_iter):
+        """After --continue_train: put the points this run logged up to its resume point back on
+        the plot, so the line goes on where it stopped instead of starting over. They come from
+        loss_log.jsonl (x = epoch + iters / dataset_size, as plotted). Left out: points logged
+        after the checkpoint (steps a crash lost, which run again), the lost points of earlier
+        resumes, and those of an earlier run under the same name (the log only appends), i.e.
+        every point not below the next one kept. Returns the number of points."""
+        if self.display is None or not os.path.isfile(self.loss_jsonl_path):
+            return 0
+        records = []
+        with open(self.loss_jsonl_path, encoding="utf-8") as f:
+            for line in f:
+                try:
+                    record = json.loads(line)
+                    position = (int(record["epoch"]), int(record["iters"]))
+                    losses = dict(record["losses"])
+                except (ValueError, KeyError, TypeError):
+                    continue                            # a torn last line, or not a record
+                if position <= (epoch, epoch_iter):
+                    records.append((position, losses))
+        run = records[-1:]        # walking back from the resume point, positions must fall:
+        for position, losses in reversed(records[:-1]):   # others were redone or another run's
+            if position < run[0][0]:
+                run.insert(0, (position, losses))
+        if not run:
+            return 0
+        legend = list(run[-1][1])
+        self._plot = {"X": [e + i / dataset_size for (e, i), _ in run],
+                      "Y": [[_plot_value(losses.get(k)) for k in legend] for _, losses in run],
+                      "legend": legend}
+        self._send_plot()
+        return len(run)
 
     def print_current_losses(self, epoch, iters, losses, t_comp, t_data):
         """Log one pix2pix-style line; append it to loss_log.txt and a record to loss_log.jsonl."""
@@ -134,6 +171,16 @@ class Visualizer:
             f.write(message + "\n")
         with open(self.loss_jsonl_path, "a", encoding="utf-8") as f:
             f.write(json.dumps(record, allow_nan=False) + "\n")
+
+
+def _plot_value(value):
+    """A loss as a plotted float: NaN (a gap) for a missing, non-finite or "nan"/"inf" value, since
+    visdom's JSON has no Infinity."""
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        return math.nan
+    return value if math.isfinite(value) else math.nan
 
 
 def _json_number(value):

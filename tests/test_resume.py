@@ -154,3 +154,14 @@ def test_pix2pix_style_continue_without_state_loads_weights_only(tmp_path, strai
     state = checkpoint.load_training_state(str(run))
     assert (state["epoch"], state["total_iters"]) == (4, NUM_FRAMES)
     assert model is not None
+
+
+def test_resume_puts_the_loss_plot_back(tmp_path, straight_run, monkeypatch):
+    run = tmp_path / "ckpt" / "run"
+    shutil.copytree(straight_run, run)
+    calls = []
+    monkeypatch.setattr(train.Visualizer, "restore_loss_plot",
+                        lambda self, size, **where: calls.append((size, where)))
+    train.main(["--name", "run", "--checkpoints_dir", str(tmp_path / "ckpt"), "--continue_train",
+                "--n_epochs_decay", "2", "--display_id", "1", "--display_port", "9"])  # no server there
+    assert calls == [(NUM_FRAMES, {"epoch": 3, "epoch_iter": 0})]

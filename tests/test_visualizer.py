@@ -239,3 +239,39 @@ def test_a_server_that_is_not_visdom_is_treated_as_no_server(tmp_path):
         server.server_close()
     assert len(messages) == 1 and "does not answer as visdom does" in messages[0]
     assert vis.display.client is None
+
+
+class RecordingDisplay:
+    def __init__(self):
+        self.sent = []
+
+    def send(self, method, *args, **kwargs):
+        self.sent.append((method, kwargs))
+
+
+def test_a_resumed_run_continues_its_loss_plot(tmp_path):
+    """restore_loss_plot puts back this run's points up to the resume point: not the abandoned run
+    logged earlier under the same name, not the points a crash lost (logged after the checkpoint
+    and redone), not a torn last line; then new points are added to the same line."""
+    run = tmp_path / "again"
+    run.mkdir()
+    lines = [(1, 2, 9.0), (1, 4, 9.5), (2, 2, 9.9),          # an earlier run under this name, abandoned
+             (1, 2, 1.0), (1, 4, 2.0), (2, 2, 3.0),          # this run ...
+             (2, 4, 99.0),                                    # ... lost: after the (2, 2) checkpoint
+             (2, 4, 4.0), (3, 2, "nan"),                      # redone after an earlier resume
+             (3, 4, 77.0)]                                    # lost again: the resume point is (3, 2)
+    text = "".join(json.dumps({"epoch": e, "iters": i, "losses": {"G_GAN": v, "D_real": 0.5}}) + "\n"
+                   for e, i, v in lines) + '{"epoch": 3, "ite'
+    (run / "loss_log.jsonl").write_text(text)
+    vis = Visualizer("again", checkpoints_dir=tmp_path, display_id=0, log=lambda m: None)
+    assert vis.restore_loss_plot(4, epoch=3, epoch_iter=2) == 0        # no display: nothing to do
+    vis.display = RecordingDisplay()
+    assert vis.restore_loss_plot(4, epoch=3, epoch_iter=2) == 5
+    method, sent = vis.display.sent[-1]
+    assert method == "line" and sent["opts"]["legend"] == ["G_GAN", "D_real"]
+    np.testing.assert_array_equal(sent["X"][:, 0], [1.5, 2.0, 2.5, 3.0, 3.5])
+    np.testing.assert_array_equal(sent["Y"], [[1.0, 0.5], [2.0, 0.5], [3.0, 0.5], [4.0, 0.5], [np.nan, 0.5]])
+    vis.plot_current_losses(3, 0.75, {"G_GAN": 5.0, "D_real": 0.25})
+    _, sent = vis.display.sent[-1]
+    np.testing.assert_array_equal(sent["X"][:, 1], [1.5, 2.0, 2.5, 3.0, 3.5, 3.75])
+    np.testing.assert_array_equal(sent["Y"][-1], [5.0, 0.25])
