@@ -150,13 +150,10 @@ def remove_plan(net):
     return net
 
 
-def _median_ms(run, repeats):
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        run()
-        times.append(time.perf_counter() - start)
-    return sorted(times)[len(times) // 2] * 1e3
+def _seconds(run):
+    start = time.perf_counter()
+    run()
+    return time.perf_counter() - start
 
 
 def _time_layer(module, x, repeats):
@@ -170,19 +167,20 @@ def _time_layer(module, x, repeats):
     mask = [x.requires_grad, True, bias is not None]
     x = x.detach()
     bias_sizes = None if bias is None else list(bias.shape)
-    timings = {}
     with torch.no_grad():
         out = torch.ops.aten.convolution(x, weight, bias, *args)
         grad_out = torch.randn(out.shape, generator=torch.Generator().manual_seed(0)).to(out)
-        for backend in BACKENDS:
-            with _backend(backend):
-                forward = lambda: torch.ops.aten.convolution(x, weight, bias, *args)  # noqa: E731
-                backward = lambda: torch.ops.aten.convolution_backward(  # noqa: E731
-                    grad_out, x, weight, bias_sizes, *args, mask)
-                forward(), backward()                      # warm-up: oneDNN primitives, buffers
-                timings["forward", backend] = _median_ms(forward, repeats)
-                timings["backward", backend] = _median_ms(backward, repeats)
-    return timings
+        runs = {("forward", b): lambda: torch.ops.aten.convolution(x, weight, bias, *args) for b in BACKENDS}
+        runs.update({("backward", b): lambda: torch.ops.aten.convolution_backward(
+            grad_out, x, weight, bias_sizes, *args, mask) for b in BACKENDS})
+        times = {key: [] for key in runs}
+        for round_ in range(repeats + 1):              # round 0 warms up (oneDNN primitives, buffers)
+            for (kind, backend), run in runs.items():  # interleaved: a busy spell hits both backends
+                with _backend(backend):
+                    seconds = _seconds(run)
+                if round_:
+                    times[kind, backend].append(seconds)
+    return {key: sorted(t)[len(t) // 2] * 1e3 for key, t in times.items()}
 
 
 def _module(net):
