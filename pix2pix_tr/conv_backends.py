@@ -9,14 +9,15 @@ native GEMM path is up to 2x faster (measured on the 2-core AMD EPYC, 2 threads,
 of the 1024->512 ConvTranspose2d at 4x4: 32.6 ms oneDNN, 21.9 ms native). Which backend wins depends
 on the CPU, the thread count and the shape, so it is measured, not guessed.
 
-How: `autotune(net, example)` runs the net once to record every convolution's input, then times
-each layer's forward and backward under both backends and returns a `plan` (layer name ->
-(forward backend, backward backend)); `apply_plan(net, plan)` switches those layers' class to
-`PlannedConv2d` / `PlannedConvTranspose2d`, whose forward is an autograd Function that runs
-`aten.convolution` and `aten.convolution_backward` under the chosen backend. Parameters, buffers,
-state_dict keys and `isinstance(m, nn.Conv2d)` are untouched; `remove_plan` restores the stock
-classes. The two backends differ only in rounding; a plan is a JSON-able dict, so a run stores it
-and a resumed run reuses it (same kernels, same bits).
+How: `autotune(net, example)` runs the net forward and backward a few times, its layers
+alternating between oneDNN and the native kernels, times each layer's passes where they run
+(inside the step's memory traffic, not on a hot cache), and returns a `plan` (layer name -> (forward backend,
+backward backend)); `apply_plan(net, plan)` switches those layers' class to `PlannedConv2d` /
+`PlannedConvTranspose2d`, whose forward is an autograd Function that runs `aten.convolution` and
+`aten.convolution_backward` under the chosen backend. Parameters, buffers, state_dict keys and
+`isinstance(m, nn.Conv2d)` are untouched; `remove_plan` restores the stock classes. The two
+backends differ only in rounding; a plan is a JSON-able dict, so a run stores it and a resumed
+run reuses it (same kernels, same bits).
 
 Scope: CPU, fp32, no autocast (bf16 convolutions go to oneDNN, which is the fast path there).
 Layers in a planned net fall back to the stock forward under autocast or off the CPU.
@@ -52,17 +53,27 @@ class _backend:
         torch._C._set_mkldnn_enabled(self.previous)
 
 
+_RECORDER = None   # while autotune measures: {(layer module, pass): [seconds, ...]}
+
+
+def _record(module, kind, start):
+    if _RECORDER is not None:
+        _RECORDER.setdefault((module, kind), []).append(time.perf_counter() - start)
+
+
 class _PlannedConvolution(torch.autograd.Function):
     """aten.convolution with the forward and the backward each under a chosen backend."""
 
     @staticmethod
-    def forward(ctx, x, weight, bias, geometry, forward_backend, backward_backend):
+    def forward(ctx, x, weight, bias, geometry, forward_backend, backward_backend, module):
         stride, padding, dilation, transposed, output_padding, groups = geometry
+        start = time.perf_counter()
         with _backend(forward_backend):
             out = torch.ops.aten.convolution(x, weight, bias, stride, padding, dilation, transposed,
                                              output_padding, groups)
+        _record(module, "forward", start)
         ctx.save_for_backward(x, weight)
-        ctx.geometry, ctx.backward_backend = geometry, backward_backend
+        ctx.geometry, ctx.backward_backend, ctx.module = geometry, backward_backend, module
         ctx.bias_sizes = None if bias is None else list(bias.shape)
         return out
 
@@ -72,11 +83,13 @@ class _PlannedConvolution(torch.autograd.Function):
         stride, padding, dilation, transposed, output_padding, groups = ctx.geometry
         mask = [ctx.needs_input_grad[0], ctx.needs_input_grad[1],
                 ctx.bias_sizes is not None and ctx.needs_input_grad[2]]
+        start = time.perf_counter()
         with _backend(ctx.backward_backend):
             grad_x, grad_w, grad_b = torch.ops.aten.convolution_backward(
                 grad_out, x, weight, ctx.bias_sizes, stride, padding, dilation, transposed,
                 output_padding, groups, mask)
-        return grad_x, grad_w, grad_b, None, None, None
+        _record(ctx.module, "backward", start)
+        return grad_x, grad_w, grad_b, None, None, None, None
 
 
 def _planned(module, x, weight, bias, transposed, output_padding):
@@ -85,7 +98,7 @@ def _planned(module, x, weight, bias, transposed, output_padding):
     geometry = (list(module.stride), list(module.padding), list(module.dilation), transposed,
                 list(output_padding), module.groups)
     return _PlannedConvolution.apply(x, weight, bias, geometry, module.forward_backend,
-                                     module.backward_backend)
+                                     module.backward_backend, module)
 
 
 class PlannedConv2d(nn.Conv2d):
@@ -150,81 +163,69 @@ def remove_plan(net):
     return net
 
 
-def _seconds(run):
-    start = time.perf_counter()
-    run()
-    return time.perf_counter() - start
-
-
-def _time_layer(module, x, repeats):
-    """{(pass, backend): median ms} of one layer on its recorded input."""
-    transposed = isinstance(module, nn.ConvTranspose2d)
-    output_padding = module._output_padding(x, None, module.stride, module.padding, module.kernel_size,
-                                            2, module.dilation) if transposed else (0, 0)
-    args = (list(module.stride), list(module.padding), list(module.dilation), transposed,
-            list(output_padding), module.groups)
-    weight, bias = module.weight.detach(), None if module.bias is None else module.bias.detach()
-    mask = [x.requires_grad, True, bias is not None]
-    x = x.detach()
-    bias_sizes = None if bias is None else list(bias.shape)
-    with torch.no_grad():
-        out = torch.ops.aten.convolution(x, weight, bias, *args)
-        grad_out = torch.randn(out.shape, generator=torch.Generator().manual_seed(0)).to(out)
-        runs = {("forward", b): lambda: torch.ops.aten.convolution(x, weight, bias, *args) for b in BACKENDS}
-        runs.update({("backward", b): lambda: torch.ops.aten.convolution_backward(
-            grad_out, x, weight, bias_sizes, *args, mask) for b in BACKENDS})
-        times = {key: [] for key in runs}
-        for round_ in range(repeats + 1):              # round 0 warms up (oneDNN primitives, buffers)
-            for (kind, backend), run in runs.items():  # interleaved: a busy spell hits both backends
-                with _backend(backend):
-                    seconds = _seconds(run)
-                if round_:
-                    times[kind, backend].append(seconds)
-    return {key: sorted(t)[len(t) // 2] * 1e3 for key, t in times.items()}
-
-
 def _module(net):
     return net.module if isinstance(net, nn.parallel.DistributedDataParallel) else net
 
 
-def record_inputs(net, example):
-    """Run `net(example)` once and return {layer name: a copy of each convolution's input, flagged
-    requires_grad as in training: all but the layers fed the net's input itself}. The net runs in
-    eval mode without gradients, so neither batch-norm statistics nor the RNG (dropout) move."""
+def autotune(net, example, *, repeats=4, margin=0.05):
+    """Time every convolution of `net` in place and return the plan {name: (forward backend,
+    backward backend)} that takes the native kernels wherever they were faster by more than
+    `margin` (near-ties stay with torch's default).
+
+    Timed inside the net, not layer by layer on a hot cache: a step streams all the weights from
+    memory and allocates fresh activations, which isolated timings miss (unet_256's inner
+    1024->512 deconvolution: 6.8 ms forward alone, 11-29 ms within the net). Parameters, their
+    .grad, batch-norm statistics, the RNG (dropout) and each layer's current plan are left as
+    they were."""
+    timings = measure_in_net(net, example, repeats=repeats)
+    return {name: tuple(NATIVE if t[kind, NATIVE] < (1 - margin) * t[kind, ONEDNN] else ONEDNN
+                        for kind in ("forward", "backward"))
+            for name, t in timings.items()}
+
+
+def measure_in_net(net, example, *, repeats=4):
+    """{layer name: {(pass, backend): median ms}}: the net run forward and backward on `example`
+    twice per round, the layers alternating between the backends (even ones oneDNN and odd ones
+    native, then the other way round), `repeats` rounds after a warm-up. Eval mode and
+    torch.autograd.grad: nothing of the net's state moves. A pass a layer never ran (no gradient
+    wanted) counts 0 ms."""
+    global _RECORDER
     net = _module(net)
-    inputs, hooks = {}, []
-
-    def keep(name, x):
-        if name not in inputs:
-            inputs[name] = x.detach().clone().requires_grad_(x is not example)
-
-    for name, module in convolutions(net):
-        hooks.append(module.register_forward_pre_hook(lambda m, args, name=name: keep(name, args[0])))
+    layers = convolutions(net)
+    before = [(m, type(m), dict(m.__dict__)) for _, m in layers]
+    params = [p for p in net.parameters() if p.requires_grad]
     was_training = net.training
+    seconds = {}
     try:
         net.eval()
-        with torch.no_grad():
-            net(example)
+        for round_ in range(repeats + 1):              # round 0 warms up (oneDNN primitives, buffers)
+            for shift in (0, 1):                       # layers alternate backends within a pass,
+                backend_of = {m: BACKENDS[(i + shift) % 2] for i, (_, m) in enumerate(layers)}
+                apply_plan(net, {name: (backend_of[m],) * 2 for name, m in layers})
+                _RECORDER = {}                         # so a busy spell hits both alike
+                out = net(example.detach())
+                if params:
+                    torch.autograd.grad(out.float().sum(), params)
+                if round_:
+                    for (module, kind), values in _RECORDER.items():
+                        seconds.setdefault((module, kind, backend_of[module]), []).append(sum(values))
     finally:
+        _RECORDER = None
         net.train(was_training)
-        for hook in hooks:
-            hook.remove()
-    return inputs
+        for module, cls, attributes in before:
+            module.__class__ = cls
+            for attribute in ("forward_backend", "backward_backend"):
+                module.__dict__.pop(attribute, None)
+                if attribute in attributes:
+                    setattr(module, attribute, attributes[attribute])
 
+    def median_ms(module, kind, backend):
+        values = sorted(seconds.get((module, kind, backend), [0.0]))
+        return values[len(values) // 2] * 1e3
 
-def autotune(net, example, *, repeats=5, margin=0.05):
-    """Time every convolution of `net` (as it runs on `example`) under both backends, forward and
-    backward separately; return the plan {name: (forward backend, backward backend)}. The native
-    kernels are taken only where they are faster by more than `margin`, so near-ties stay with
-    torch's default. The net's parameters, buffers and the global RNG are left as they were."""
-    plan = {}
-    layers = dict(convolutions(_module(net)))
-    for name, x in record_inputs(net, example).items():
-        timings = _time_layer(layers[name], x, repeats)
-        plan[name] = tuple(
-            NATIVE if timings[p, NATIVE] < (1 - margin) * timings[p, ONEDNN] else ONEDNN
-            for p in ("forward", "backward"))
-    return plan
+    return {name: {(kind, backend): median_ms(m, kind, backend)
+                   for kind in ("forward", "backward") for backend in BACKENDS}
+            for name, m in layers}
 
 
 # ------------------------------------------------------------------------- a training run's plan

@@ -149,9 +149,10 @@ def build_variants(args, device):
                              gan_mode="vanilla", lambda_L1=100.0, device=device, amp=args.amp,
                              channels_last=args.channels_last)
         variants[name] = WithMkldnn(model, args.mkldnn == "on") if args.mkldnn != "default" else model
-    plans = conv_plans(args, device, G0, D0) if any(n.startswith("ours") for n in variants) else None
+    planned = [n for n in variants if n.startswith("ours") and not n.endswith("onednn")]
+    plans = conv_plans(args, device, G0, D0) if planned else None
     for name, step in variants.items():
-        if plans and name.startswith("ours") and not name.endswith("onednn"):
+        if plans and name in planned:
             conv_backends.apply_plan(step.netG, plans["G"])
             conv_backends.apply_plan(step.netD, plans["D"])
     return variants

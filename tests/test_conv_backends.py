@@ -168,40 +168,42 @@ def test_gradient_penalty_differentiates_through_planned_layers():
 
 
 def fake_timings(native_forward_ms, native_backward_ms):
-    def time_layer(module, x, repeats):
-        return {("forward", cb.ONEDNN): 10.0, ("backward", cb.ONEDNN): 10.0,
-                ("forward", cb.NATIVE): native_forward_ms, ("backward", cb.NATIVE): native_backward_ms}
-    return time_layer
+    def measure(net, example, repeats):
+        return {name: {("forward", cb.ONEDNN): 10.0, ("backward", cb.ONEDNN): 10.0,
+                       ("forward", cb.NATIVE): native_forward_ms, ("backward", cb.NATIVE): native_backward_ms}
+                for name, _ in cb.convolutions(net)}
+    return measure
 
 
 @pytest.mark.parametrize("native_ms,expected", [((5.0, 12.0), (cb.NATIVE, cb.ONEDNN)),
                                                 ((9.7, 9.0), (cb.ONEDNN, cb.NATIVE)),
                                                 ((10.0, 11.0), (cb.ONEDNN, cb.ONEDNN))])
 def test_autotune_takes_native_kernels_only_when_clearly_faster(monkeypatch, native_ms, expected):
-    monkeypatch.setattr(cb, "_time_layer", fake_timings(*native_ms))
+    monkeypatch.setattr(cb, "measure_in_net", fake_timings(*native_ms))
     net = define_D(6, 8, "basic")
     plan = cb.autotune(net, torch.zeros(1, 6, 64, 64), margin=0.05)
     assert plan == {name: expected for name, _ in cb.convolutions(net)}
 
 
-def test_autotune_measures_every_layer_and_disturbs_nothing():
+def test_measuring_times_every_pass_and_disturbs_nothing():
     torch.manual_seed(0)
     netG = define_G(3, 3, 8, "unet_128", use_dropout=True)
-    state = {k: v.clone() for k, v in netG.state_dict().items()}  # incl. batch-norm running stats
+    first = next(m for m in netG.modules() if isinstance(m, nn.Conv2d))
+    cb.apply_plan(netG, {"model.model.0": (cb.NATIVE, cb.ONEDNN)})     # a plan already in place
+    for p in netG.parameters():
+        p.grad = torch.full_like(p, 7.0)
+    state = {k: v.clone() for k, v in netG.state_dict().items()}      # incl. batch-norm running stats
     example = torch.randn(1, 3, 128, 128)
     rng = torch.get_rng_state()
-    plan = cb.autotune(netG, example, repeats=1)
-    assert set(plan) == {name for name, _ in cb.convolutions(netG)}
-    assert all(f in cb.BACKENDS and b in cb.BACKENDS for f, b in plan.values())
+    timings = cb.measure_in_net(netG, example, repeats=1)
+    assert set(timings) == {name for name, _ in cb.convolutions(netG)}
+    assert all(ms > 0 for t in timings.values() for ms in t.values())   # every pass ran, both ways
     assert all(torch.equal(v, state[k]) for k, v in netG.state_dict().items())
+    assert all(torch.equal(p.grad, torch.full_like(p, 7.0)) for p in netG.parameters())
     assert torch.equal(torch.get_rng_state(), rng) and netG.training
-
-
-def test_record_inputs_flags_the_layers_fed_the_net_input():
-    netD = define_D(6, 8, "basic")
-    inputs = cb.record_inputs(netD, torch.zeros(1, 6, 64, 64))
-    assert [x.requires_grad for x in inputs.values()] == [False] + [True] * (len(inputs) - 1)
-    assert list(inputs["model.0"].shape) == [1, 6, 64, 64]
+    assert type(first) is cb.PlannedConv2d and (first.forward_backend, first.backward_backend) == (cb.NATIVE, cb.ONEDNN)
+    others = [m for name, m in cb.convolutions(netG) if name != "model.model.0"]
+    assert all(type(m) in (nn.Conv2d, nn.ConvTranspose2d) for m in others)
 
 
 # ----------------------------------------------------------------------------- train.py
