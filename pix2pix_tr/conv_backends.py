@@ -22,7 +22,6 @@ run reuses it (same kernels, same bits).
 Scope: CPU, fp32, no autocast (bf16 convolutions go to oneDNN, which is the fast path there).
 Layers in a planned net fall back to the stock forward under autocast or off the CPU.
 """
-import copy
 import json
 import os
 import platform
@@ -130,23 +129,33 @@ _PLANNED = {nn.Conv2d: PlannedConv2d, nn.ConvTranspose2d: PlannedConvTranspose2d
 _STOCK = {planned: stock for stock, planned in _PLANNED.items()}
 
 
+def _module(net):
+    return net.module if isinstance(net, nn.parallel.DistributedDataParallel) else net
+
+
 def convolutions(net):
     """(name, module) of every 2-D convolution the plan can steer, in module order."""
     return [(name, m) for name, m in net.named_modules()
             if type(m) in _PLANNED or type(m) in _STOCK]
 
 
+def check_plan(net, plan):
+    """ValueError unless `plan` names only convolutions of `net`, each with two known backends."""
+    unknown = sorted(set(plan) - set(dict(convolutions(_module(net)))))
+    if unknown:
+        raise ValueError(f"conv backend plan names layers this net does not have: {unknown[:3]}")
+    for name, choice in plan.items():
+        if len(choice) != 2 or not all(backend in BACKENDS for backend in choice):
+            raise ValueError(f"conv backend plan: layer {name!r} has backends {tuple(choice)!r}; "
+                             f"each of the two must be one of {BACKENDS}")
+
+
 def apply_plan(net, plan):
     """Give each listed convolution of `net` its (forward, backward) backends, in place; returns net.
     Names not in `net` are an error (a plan made for another architecture)."""
+    check_plan(net, plan)
     layers = dict(convolutions(_module(net)))
-    unknown = sorted(set(plan) - set(layers))
-    if unknown:
-        raise ValueError(f"conv backend plan names layers this net does not have: {unknown[:3]}")
     for name, (forward_backend, backward_backend) in plan.items():
-        if forward_backend not in BACKENDS or backward_backend not in BACKENDS:
-            raise ValueError(f"conv backend plan: layer {name!r} has backends "
-                             f"{forward_backend!r}/{backward_backend!r}; each must be one of {BACKENDS}")
         module = layers[name]
         module.__class__ = _PLANNED.get(type(module), type(module))
         module.forward_backend, module.backward_backend = forward_backend, backward_backend
@@ -161,10 +170,6 @@ def remove_plan(net):
                 module.__dict__.pop(attribute, None)
             module.__class__ = _STOCK[type(module)]
     return net
-
-
-def _module(net):
-    return net.module if isinstance(net, nn.parallel.DistributedDataParallel) else net
 
 
 def autotune(net, example, *, repeats=4, margin=0.05):
@@ -192,7 +197,8 @@ def measure_in_net(net, example, *, repeats=4):
     global _RECORDER
     net = _module(net)
     layers = convolutions(net)
-    before = [(m, type(m), dict(m.__dict__)) for _, m in layers]
+    kept = ("forward_backend", "backward_backend")
+    before = [(m, type(m), {a: m.__dict__[a] for a in kept if a in m.__dict__}) for _, m in layers]
     params = [p for p in net.parameters() if p.requires_grad]
     was_training = net.training
     seconds = {}
@@ -214,10 +220,9 @@ def measure_in_net(net, example, *, repeats=4):
         net.train(was_training)
         for module, cls, attributes in before:
             module.__class__ = cls
-            for attribute in ("forward_backend", "backward_backend"):
+            for attribute in kept:
                 module.__dict__.pop(attribute, None)
-                if attribute in attributes:
-                    setattr(module, attribute, attributes[attribute])
+            module.__dict__.update(attributes)
 
     def median_ms(module, kind, backend):
         values = sorted(seconds.get((module, kind, backend), [0.0]))
@@ -230,7 +235,6 @@ def measure_in_net(net, example, *, repeats=4):
 
 # ------------------------------------------------------------------------- a training run's plan
 PLAN_FILE = "cpu_conv_plan.json"
-CHOICES_HELP = "auto | onednn | PATH of a plan JSON (a run's cpu_conv_plan.json)"
 
 
 def applies(device, *, amp, compile):
@@ -250,7 +254,7 @@ def load_plan(path, nets):
             missing = sorted(set(dict(convolutions(_module(net)))) - set(plans[name]))
             if missing:
                 raise ValueError(f"net {name} has layers the plan lacks: {missing[:3]}")
-            apply_plan(copy.deepcopy(_module(net)), plans[name])   # validates names and backends
+            check_plan(net, plans[name])
     except FileNotFoundError:
         raise UserError(f"--cpu_conv_plan {path}: no such file") from None
     except (ValueError, KeyError, TypeError) as err:
