@@ -16,7 +16,9 @@ the figures are medians over rounds.
 
 Ours also runs each CPU fp32 convolution on the kernels train.py would pick (`--cpu_conv_plan auto`:
 oneDNN or ATen's native ones, per layer and pass, measured once here; pix2pix_tr/conv_backends.py);
-`--cpu_conv_plan onednn` leaves torch's default. The process's malloc is glibc's default unless `--malloc tuned`, which tunes it as train.py does
+`--cpu_conv_plan onednn` leaves torch's default.
+
+The process's malloc is glibc's default unless `--malloc tuned`, which tunes it as train.py does
 (freed memory kept for reuse: no page faults per step) for every variant alike; the plain step gains
 more from it (its unfused Adam allocates per-parameter temporaries), so both settings are worth
 reading.
