@@ -39,5 +39,9 @@ def test_tuned_malloc_reuses_freed_blocks_without_page_faults():
     _, default_faults = faults("default")
     tuned, tuned_faults = faults("tuned")
     assert tuned == "True"
-    assert default_faults > 10 * 1000            # glibc hands blocks back: pages faulted anew each step
-    assert tuned_faults < default_faults / 4     # measured: 34,817 vs 4,096
+    # one step touches 31,744 pages. Measured over 10 steps: glibc's defaults 34,816 to 317,152
+    # faults (how much it trims back to the kernel varies from run to run), tuned 2,048 to 10,240
+    # (the first steps' heap growth; the kernel's reclaim now and then)
+    assert default_faults > 10 * 1000            # glibc hands blocks back: pages faulted anew
+    assert tuned_faults < 16 * 1000              # tuned: under half a step's pages in 10 steps
+    assert tuned_faults * 2 < default_faults
