@@ -71,7 +71,7 @@ def main(argv=None):
     model = Pix2PixModel(netG, netD, optimizers["G"], optimizers["D"], gan_mode=opt.gan_mode,
                          lambda_L1=opt.lambda_L1, device=device, amp=opt.amp, channels_last=opt.channels_last)
     if conv_backends.applies(device, amp=opt.amp, compile=opt.compile):
-        plan_convolutions(opt, run_dir, model, main_process)
+        plan_convolutions(opt, run_dir, model, main_process, typed="cpu_conv_plan" in options.explicit)
 
     # --- where to start: epoch, samples of it already consumed, total samples ---
     epoch, skip, total_iters, rng_state = opt.epoch_count, 0, 0, None
@@ -170,7 +170,7 @@ def prepare_network(net, device, opt):
     return net
 
 
-def plan_convolutions(opt, run_dir, model, main_process):
+def plan_convolutions(opt, run_dir, model, main_process, typed):
     """CPU fp32: each convolution's forward and backward on oneDNN or ATen's native kernels,
     whichever is faster here (docs/speed.md). Rank 0 decides for all ranks and keeps the plan
     in the run folder, so --continue_train runs the same kernels (an exact resume)."""
@@ -184,7 +184,7 @@ def plan_convolutions(opt, run_dir, model, main_process):
         try:
             plans, how, source = conv_backends.plan_run(
                 opt.cpu_conv_plan, run_dir, {"G": (model.netG, example_A), "D": (model.netD, example_AB)},
-                resuming=opt.continue_train)
+                resuming=opt.continue_train, typed=typed)
         except UserError as err:
             error = str(err)                            # every rank stops, none waits for the plan
     plans, how, source, error = distributed.broadcast_object((plans, how, source, error))

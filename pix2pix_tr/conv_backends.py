@@ -262,20 +262,22 @@ def load_plan(path, nets):
     return plans
 
 
-def plan_run(choice, run_dir, examples, *, resuming):
+def plan_run(choice, run_dir, examples, *, resuming, typed=True):
     """(plans {net name: plan} or None, how they were obtained, the file they were read from or None)
     for a training run.
 
-    choice: "onednn" (torch's default: no plan), "auto" (the run's own cpu_conv_plan.json when
-    resuming, so a resumed run keeps its kernels; else measured now), or a path to a stored plan
-    (bit-identical fresh runs need the same kernels). examples: {net name: (net, example input)}."""
+    choice: "onednn" (torch's default: no plan), "auto" (measured now), or a path to a stored plan
+    (bit-identical fresh runs need the same kernels). A resumed run takes its own
+    cpu_conv_plan.json, the kernels it ran so far, unless `choice` was typed anew (`typed`) and is
+    not "auto". examples: {net name: (net, example input)}."""
     nets = {name: net for name, (net, _) in examples.items()}
+    own = os.path.join(run_dir, PLAN_FILE)
+    if resuming and os.path.isfile(own) and (choice == "auto" or not typed):
+        return load_plan(own, nets), f"the run's own, read from {own}", own
     if choice == "onednn":
         return None, "oneDNN for every convolution (torch's default)", None
-    own = os.path.join(run_dir, PLAN_FILE)
-    path = choice if choice != "auto" else own if resuming and os.path.isfile(own) else None
-    if path is not None:
-        return load_plan(path, nets), f"read from {path}", path
+    if choice != "auto":
+        return load_plan(choice, nets), f"read from {choice}", choice
     start = time.perf_counter()
     plans = {name: autotune(net, example) for name, (net, example) in examples.items()}
     return plans, f"measured in {time.perf_counter() - start:.1f} s", None

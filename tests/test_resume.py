@@ -3,6 +3,7 @@ bit on CPU, as one that ran straight through -- stopped at an epoch end that fal
 inner cycle (TRAdam S=3, 5 samples per epoch), and stopped mid-epoch at a --save_latest_freq save.
 Both runs take one fixed convolution plan mixing oneDNN and native kernels (--cpu_conv_plan FILE);
 the resumed run, told `auto`, must find and reuse its own copy of it."""
+import json
 import shutil
 
 import pytest
@@ -165,3 +166,19 @@ def test_resume_puts_the_loss_plot_back(tmp_path, straight_run, monkeypatch):
     train.main(["--name", "run", "--checkpoints_dir", str(tmp_path / "ckpt"), "--continue_train",
                 "--n_epochs_decay", "2", "--display_id", "1", "--display_port", "9"])  # no server there
     assert calls == [(NUM_FRAMES, {"epoch": 3, "epoch_iter": 0})]
+
+
+def test_resume_takes_the_runs_own_plan_when_the_original_file_is_gone(tmp_path, straight_run, monkeypatch):
+    """The run was started with --cpu_conv_plan FILE (saved in train_opt.json); that file moved
+    since. The resumed run, with no --cpu_conv_plan typed, runs its own copy and measures nothing."""
+    run = tmp_path / "ckpt" / "run"
+    shutil.copytree(straight_run, run)
+    options = json.loads((run / "train_opt.json").read_text())
+    options["cpu_conv_plan"] = str(tmp_path / "moved-away.json")
+    (run / "train_opt.json").write_text(json.dumps(options))
+    monkeypatch.setattr(conv_backends, "autotune", None)
+    model = train.main(["--name", "run", "--checkpoints_dir", str(tmp_path / "ckpt"), "--continue_train",
+                        "--n_epochs_decay", "2"])
+    own = json.loads((run / conv_backends.PLAN_FILE).read_text())["plans"]["G"]
+    planned = {name: [m.forward_backend, m.backward_backend] for name, m in conv_backends.convolutions(model.netG)}
+    assert planned == own and any(conv_backends.NATIVE in choice for choice in own.values())
