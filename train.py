@@ -101,7 +101,7 @@ def main(argv=None):
         return f"{'/'.join(labels)} (epoch {next_epoch}, {epoch_iter} samples in)" if epoch_iter else \
                f"{'/'.join(labels)} (end of epoch {next_epoch - 1})"
 
-    if visualizer is not None and opt.continue_train and opt.display_id > 0:
+    if visualizer is not None and opt.continue_train:
         visualizer.restore_loss_plot(len(dataset), epoch=epoch, epoch_iter=skip)   # the line goes on
     last_good = "the latest one, resumed from" if opt.continue_train else "none: no checkpoint was saved yet"
     if rng_state is not None:

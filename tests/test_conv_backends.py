@@ -240,14 +240,13 @@ def test_train_py_with_onednn_leaves_the_stock_layers(tmp_path, dataroot):
 
 
 def test_train_py_takes_a_given_plan_file(tmp_path, dataroot):
-    first = run(dataroot, tmp_path / "a")
+    run(dataroot, tmp_path / "a")
     path = tmp_path / "a" / "run" / cb.PLAN_FILE
     plans = json.loads(path.read_text())
     plans["plans"]["G"] = {k: [cb.NATIVE, cb.ONEDNN] for k in plans["plans"]["G"]}
     path.write_text(json.dumps(plans))
     second = run(dataroot, tmp_path / "b", "--cpu_conv_plan", str(path))
     assert set(planned_backends(second.netG).values()) == {(cb.NATIVE, cb.ONEDNN)}
-    assert first is not second
 
 
 def test_train_py_refuses_a_missing_or_foreign_plan(tmp_path, dataroot):
