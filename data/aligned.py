@@ -11,6 +11,8 @@ Each file `<root>/<phase>/<frame_id>.jpg` holds A | B side by side (the prepared
     none                  round each side to a multiple of 4 (bicubic)
 
 then a random horizontal flip unless no_flip, the same crop and flip for A and B, and [-1, 1].
+As in pix2pix, a side whose network takes one channel (`input_nc` for A, `output_nc` for B) is
+converted to grayscale (PIL's "L") before the resize; the pairs themselves are always read as RGB.
 
 Unlike pix2pix, the crop position and flip of sample `index` come from its own generator seeded
 with (seed, epoch, index) (`set_epoch` before each epoch), not from a global random state: the data
@@ -57,7 +59,10 @@ def _resize_deterministic(img, preprocess, load_size, crop_size):
 
 
 def _to_uint8_chw(img):
-    return torch.from_numpy(np.asarray(img, dtype=np.uint8).copy()).permute(2, 0, 1).contiguous()
+    array = np.asarray(img, dtype=np.uint8)
+    if array.ndim == 2:                                    # grayscale ("L"): one channel
+        array = array[:, :, None]
+    return torch.from_numpy(array.copy()).permute(2, 0, 1).contiguous()
 
 
 class AlignedDataset(torch.utils.data.Dataset):
@@ -65,9 +70,13 @@ class AlignedDataset(torch.utils.data.Dataset):
 
     def __init__(self, root, phase="train", *, direction="AtoB", preprocess="resize_and_crop",
                  load_size=286, crop_size=256, no_flip=False, max_dataset_size=float("inf"), seed=0,
-                 preload=False):
+                 preload=False, input_nc=3, output_nc=3):
         if direction not in DIRECTIONS:
             raise UserError(f"--direction {direction!r} must be one of {', '.join(DIRECTIONS)}")
+        for flag, nc in (("--input_nc", input_nc), ("--output_nc", output_nc)):
+            if nc not in (1, 3):
+                raise UserError(f"the images in {root} have 3 channels (RGB) while {flag} is {nc}; use "
+                                f"{flag} 3, or 1 to convert them to grayscale as pix2pix does")
         if preprocess not in PREPROCESS_MODES:
             raise UserError(f"--preprocess {preprocess!r} must be one of {', '.join(PREPROCESS_MODES)}")
         if "crop" in preprocess and load_size < crop_size:
@@ -75,6 +84,8 @@ class AlignedDataset(torch.utils.data.Dataset):
         self.root, self.phase = str(root), phase
         self.direction, self.preprocess = direction, preprocess
         self.load_size, self.crop_size, self.no_flip = load_size, crop_size, no_flip
+        a_gray, b_gray = input_nc == 1, output_nc == 1     # left | right halves: A | B unless BtoA
+        self._gray = (a_gray, b_gray) if direction == "AtoB" else (b_gray, a_gray)
         self.seed, self.epoch = seed, 0
         layout = PreparedLayout(root)
         files = layout.pair_files(phase)
@@ -146,6 +157,7 @@ class AlignedDataset(torch.utils.data.Dataset):
         w, h = ab.size
         w2 = int(w / 2)
         halves = [ab.crop((0, 0, w2, h)), ab.crop((w2, 0, w, h))]
+        halves = [x.convert("L") if gray else x for x, gray in zip(halves, self._gray)]   # pix2pix's Grayscale(1)
         left, right = (_to_uint8_chw(_resize_deterministic(x, self.preprocess, self.load_size,
                                                            self.crop_size)) for x in halves)
         return left, right, (w2, h)

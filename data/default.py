@@ -4,7 +4,9 @@
 wrote it), else SynthCity under `datasets/synthcity`, generating it the first time (and saying so),
 so `python train.py` works out of the box. An explicit dataroot must exist. A folder without
 metadata (pix2pix's own prepared `cityscapes`: train/ val/ of photo|label pairs) trains, but has no
-evaluation labels: `require_eval_labels` says how to get them.
+evaluation labels: `require_eval_labels` says how to get them. A folder whose preparation was
+interrupted (a preparer's parameters file or labels/, but no metadata.json) is neither: it is
+refused with the command that finishes it.
 """
 import os
 
@@ -29,10 +31,13 @@ def resolve_dataroot(dataroot, datasets_dir="datasets", log=print):
             raise UserError(f"--dataroot {dataroot} does not exist; prepare a dataset there with "
                             "data/prepare_cityscapes.py or data/synthcity.py, or leave --dataroot out "
                             "to use SynthCity")
-        if not PreparedLayout(dataroot).is_prepared():
+        layout = PreparedLayout(dataroot)
+        layout.check_finished()            # an interrupted preparation is not a pix2pix folder
+        if not layout.is_prepared():
             log(PIX2PIX_FOLDER_NOTE.format(root=dataroot))
         return dataroot
     cityscapes = os.path.join(datasets_dir, CITYSCAPES_DIR)
+    PreparedLayout(cityscapes).check_finished()   # finish it rather than train on SynthCity unawares
     if PreparedLayout(cityscapes).is_prepared():
         log(f"dataset: prepared Cityscapes in {cityscapes}")
         return cityscapes
@@ -50,6 +55,7 @@ def resolve_dataroot(dataroot, datasets_dir="datasets", log=print):
 def require_eval_labels(root, split):
     """The evaluation labels folder of `split`, or a UserError saying how to get it."""
     layout = PreparedLayout(root)
+    layout.check_finished()
     if not layout.has_labels(split):
         if not layout.is_prepared():
             raise UserError(f"{root} has no evaluation labels (labels/{split}/): FCN-score needs the "

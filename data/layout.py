@@ -27,6 +27,15 @@ LABEL_EXTENSION = ".png"
 IGNORE_INDEX = 255
 SPLITS = ("train", "val")
 
+# The file each preparer writes first (its parameters, see `check_same_params`) -> the command that
+# resumes it. One of them (or labels/) without metadata.json: a preparation that was interrupted.
+PREPARERS = {
+    ".prepare_params.json": "python data/prepare_cityscapes.py --gtFine_dir ... --leftImg8bit_dir ... "
+                            "--output_dir {root}",
+    ".synthcity_params.json": "python data/synthcity.py --output_dir {root} (with its earlier --num_train, "
+                              "--num_val, --size, --seed)",
+}
+
 
 def cityscapes_classes():
     """The 19 evaluated Cityscapes classes as (names, palette), ordered by trainId, from the
@@ -90,9 +99,29 @@ class PreparedLayout:
     def has_labels(self, split):
         return os.path.isdir(self.label_dir(split))
 
+    def is_unfinished(self):
+        """True if a preparer started here but never wrote metadata.json (it was interrupted):
+        its parameters file or labels/ is there. pix2pix's own prepared folder has neither."""
+        if self.is_prepared():
+            return False
+        return (any(os.path.isfile(os.path.join(self.root, f)) for f in PREPARERS)
+                or os.path.isdir(os.path.join(self.root, "labels")))
+
+    def check_finished(self):
+        """A UserError saying how to resume if the preparation of this folder was interrupted."""
+        if not self.is_unfinished():
+            return
+        commands = [cmd.format(root=self.root) for f, cmd in PREPARERS.items()
+                    if os.path.isfile(os.path.join(self.root, f))]
+        how = commands[0] if commands else ("the command that prepared it (data/prepare_cityscapes.py "
+                                            f"or data/synthcity.py) with --output_dir {self.root}")
+        raise UserError(f"{self.root} is an unfinished preparation (no {METADATA_FILE} yet: it was "
+                        f"interrupted); rerun {how}: it skips the frames already written and finishes")
+
     def read_meta(self):
         """The dataset's metadata, or a UserError naming the folder if it was never prepared."""
         if not self.is_prepared():
+            self.check_finished()
             raise UserError(f"{self.root} is not a prepared dataset (no {METADATA_FILE}); "
                             "prepare it with data/prepare_cityscapes.py or data/synthcity.py")
         try:
@@ -124,6 +153,23 @@ class PreparedLayout:
 def frame_id_of(path):
     """The frame id a file is named by: its base name without extension."""
     return os.path.splitext(os.path.basename(path))[0]
+
+
+def check_output_dir(path, flag="--output_dir"):
+    """A UserError if a preparer's output folder is an existing file (before any work is done)."""
+    if os.path.exists(path) and not os.path.isdir(path):
+        raise UserError(f"{flag} {path} is an existing file, not a folder; pass a folder path "
+                        "(it is created if missing)")
+
+
+def make_output_dir(path, flag="--output_dir"):
+    """Create a preparer's output folder, or a UserError if the path is a file or cannot be made."""
+    check_output_dir(path, flag)
+    try:
+        os.makedirs(path, exist_ok=True)
+    except OSError as err:
+        raise UserError(f"{flag} {path} cannot be created ({err.strerror}); pass a folder you can "
+                        "write to") from None
 
 
 def check_same_params(root, params_file, params, what):

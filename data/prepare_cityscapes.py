@@ -31,7 +31,7 @@ import numpy as np  # noqa: E402
 from PIL import Image  # noqa: E402
 
 from data.layout import (IGNORE_INDEX, SPLITS, DatasetMeta, PreparedLayout, check_same_params,  # noqa: E402
-                         cityscapes_classes)
+                         check_output_dir, cityscapes_classes, make_output_dir)
 from pix2pix_tr import atomic  # noqa: E402
 from pix2pix_tr.errors import UserError, run_cli  # noqa: E402
 
@@ -107,8 +107,11 @@ def prepare_frame(job):
     layout = PreparedLayout(root)
     pair_path, label_path = layout.pair_path(split, fid), layout.label_path(split, fid)
     if os.path.exists(pair_path) and os.path.exists(label_path):
-        with Image.open(label_path) as img:
-            return fid, [img.height, img.width], False
+        try:
+            with Image.open(pair_path), Image.open(label_path) as img:
+                return fid, [img.height, img.width], False
+        except (OSError, SyntaxError, ValueError):     # an empty or damaged file: write the frame again
+            pass
     ids_img = _open(labelids_path, None)
     if ids_img.mode not in ("L", "P", "I", "I;16"):
         raise UserError(f"{labelids_path} has mode {ids_img.mode}: labelIds must be a one-channel "
@@ -141,11 +144,15 @@ def prepare(gtfine_dir, leftimg_dir, output_dir, *, image_size=256, workers=None
     """Prepare the official Cityscapes folders into `output_dir`. Returns a summary dict."""
     from tqdm import tqdm
 
+    if image_size < 1:
+        raise UserError(f"--image_size {image_size}: must be a positive number of pixels (the side of "
+                        "each half of a pair; pix2pix uses 256)")
     for folder, flag in ((gtfine_dir, "--gtFine_dir"), (leftimg_dir, "--leftImg8bit_dir")):
         if not os.path.isdir(folder):
             raise UserError(f"{flag} {folder} does not exist")
+    check_output_dir(output_dir)
     frames = {split: find_frames(gtfine_dir, leftimg_dir, split) for split in splits}
-    os.makedirs(output_dir, exist_ok=True)
+    make_output_dir(output_dir)
     check_same_params(output_dir, PARAMS_FILE, {"image_size": image_size}, "prepared Cityscapes")
     jobs = [(output_dir, split, *frame, image_size) for split in splits for frame in frames[split]]
     workers = max(1, min(workers or os.cpu_count() or 1, len(jobs)))

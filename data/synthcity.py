@@ -36,7 +36,7 @@ import numpy as np  # noqa: E402
 from PIL import Image  # noqa: E402
 
 from data.layout import (IGNORE_INDEX, DatasetMeta, PreparedLayout, check_same_params,  # noqa: E402
-                         cityscapes_classes)
+                         cityscapes_classes, make_output_dir)
 from pix2pix_tr import atomic  # noqa: E402
 from pix2pix_tr.errors import UserError, run_cli  # noqa: E402
 
@@ -533,7 +533,7 @@ def generate(output_dir, *, num_train=2000, num_val=500, size=256, seed=0, worke
     if size < 32 or size % 4:
         raise UserError(f"--size {size} must be a multiple of 4 and at least 32")
     params = {"generator_version": GENERATOR_VERSION, "seed": seed, "size": size}
-    os.makedirs(output_dir, exist_ok=True)
+    make_output_dir(output_dir)
     check_same_params(output_dir, PARAMS_FILE, params, "SynthCity")
     splits = {"train": range(0, num_train), "val": range(VAL_INDEX_OFFSET, VAL_INDEX_OFFSET + num_val)}
     chunk = 16

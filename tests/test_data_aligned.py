@@ -182,3 +182,39 @@ def test_pair_disagreeing_with_metadata(tmp_path):
 def test_bad_options(tmp_path, kw, match):
     with pytest.raises(UserError, match=match):
         AlignedDataset(write_pairs(tmp_path), **kw)
+
+
+@pytest.mark.parametrize("direction,nc", [("AtoB", (1, 3)), ("BtoA", (1, 3)), ("AtoB", (3, 1)), ("AtoB", (1, 1))])
+def test_one_channel_side_is_grayscale_as_in_pix2pix(tmp_path, direction, nc):
+    """pix2pix's AlignedDataset: get_transform(grayscale=(nc == 1)) puts Grayscale(1) before the resize
+    and normalises one channel; A gets --input_nc, B --output_nc (after the direction swap)."""
+    input_nc, output_nc = nc
+    ds = AlignedDataset(write_pairs(tmp_path), direction=direction, load_size=26, crop_size=16,
+                        input_nc=input_nc, output_nc=output_nc)
+    ds.set_epoch(1)
+    for i in range(len(ds)):
+        x, y, flip = ds.transform_params(i)
+        ab = Image.open(ds.paths[i]).convert("RGB")
+        w, h = ab.size
+        left, right = ab.crop((0, 0, w // 2, h)), ab.crop((w // 2, 0, w, h))
+        a, b = (left, right) if direction == "AtoB" else (right, left)
+        item = ds[i]
+        for key, half, channels in (("A", a, input_nc), ("B", b, output_nc)):
+            ops = [transforms.Grayscale(1)] if channels == 1 else []
+            ops += [transforms.Resize([26, 26], transforms.InterpolationMode.BICUBIC),
+                    transforms.Lambda(lambda im: im.crop((x, y, x + 16, y + 16)))]
+            if flip:
+                ops.append(transforms.Lambda(lambda im: im.transpose(Image.FLIP_LEFT_RIGHT)))
+            ops += [transforms.ToTensor(), transforms.Normalize((0.5,) * channels, (0.5,) * channels)]
+            want = transforms.Compose(ops)(half)
+            assert item[key].shape == (channels, 16, 16)
+            torch.testing.assert_close(item[key], want, atol=1e-6, rtol=0)
+
+
+@pytest.mark.parametrize("flag", ["input_nc", "output_nc"])
+def test_channel_counts_other_than_1_or_3_are_one_line(tmp_path, flag):
+    root = write_pairs(tmp_path)
+    with pytest.raises(UserError) as err:
+        AlignedDataset(root, load_size=24, crop_size=16, **{flag: 4})
+    assert str(err.value) == (f"the images in {root} have 3 channels (RGB) while --{flag} is 4; use --{flag} 3, "
+                              "or 1 to convert them to grayscale as pix2pix does")

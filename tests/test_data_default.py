@@ -72,3 +72,39 @@ def test_synthcity_is_generated_once_then_reused(tmp_path, monkeypatch):
     assert calls == [root] and "using SynthCity" in said[0]
     item = AlignedDataset(root, "val", load_size=32, crop_size=32)[0]
     assert item["A"].shape == (3, 32, 32) and torch.isfinite(item["B"]).all()
+
+
+def test_interrupted_synthcity_says_to_rerun_its_command(tmp_path, monkeypatch):
+    root = str(tmp_path / "synth")
+    real = synthcity._write_frames
+    calls = []
+
+    def dies_on_second(job):
+        calls.append(job)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real(job)
+
+    monkeypatch.setattr(synthcity, "_write_frames", dies_on_second)
+    with pytest.raises(KeyboardInterrupt):
+        synthcity.generate(root, num_train=17, num_val=1, size=32, workers=1, log=lambda *a: None)
+    assert os.path.isdir(os.path.join(root, "train")) and not PreparedLayout(root).is_prepared()
+    said = []
+    with pytest.raises(UserError) as err:
+        default.resolve_dataroot(root, log=said.append)
+    assert said == [] and "\n" not in str(err.value)
+    assert str(err.value).startswith(f"{root} is an unfinished preparation (no metadata.json yet: it was "
+                                     f"interrupted); rerun python data/synthcity.py --output_dir {root} ")
+    with pytest.raises(UserError, match="unfinished preparation"):
+        default.require_eval_labels(root, "val")
+
+
+def test_unfinished_default_cityscapes_is_not_replaced_by_synthcity(tmp_path):
+    cityscapes = tmp_path / "cityscapes"
+    os.makedirs(cityscapes / "labels" / "train")              # a preparation that stopped early
+    os.makedirs(cityscapes / "train")
+    (cityscapes / ".prepare_params.json").write_text('{"image_size": 256}')
+    with pytest.raises(UserError, match=r"cityscapes is an unfinished preparation .* rerun python "
+                                        r"data/prepare_cityscapes.py --gtFine_dir \.\.\."):
+        default.resolve_dataroot(None, str(tmp_path), log=lambda *a: None)
+    assert not (tmp_path / "synthcity").exists()

@@ -195,3 +195,74 @@ def test_trainid_table_comes_from_cityscapesscripts():
     lut, defined = prep.label_id_to_train_id()
     assert {i: int(lut[i]) for i in ID_TO_TRAIN} == ID_TO_TRAIN
     assert defined[:34].all() and not defined[34:].any()
+
+
+def test_image_size_zero_is_one_line(official, tmp_path, capsys):
+    root, _ = official
+    from pix2pix_tr.errors import run_cli
+    with pytest.raises(SystemExit) as exit_:
+        run_cli(prep.main, ["--gtFine_dir", str(root / "gtFine"), "--leftImg8bit_dir", str(root / "leftImg8bit"),
+                            "--output_dir", str(tmp_path / "out"), "--image_size", "0"])
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: --image_size 0: must be a positive number") and err.count("\n") == 1
+    assert not (tmp_path / "out").exists()
+
+
+def test_output_dir_that_is_a_file_is_refused_and_kept(official, tmp_path):
+    root, _ = official
+    target = tmp_path / "notes.txt"
+    target.write_text("mine")
+    with pytest.raises(UserError) as err:
+        run(root, target, workers=1)
+    assert str(err.value) == (f"--output_dir {target} is an existing file, not a folder; pass a folder path "
+                              "(it is created if missing)")
+    assert target.read_text() == "mine"
+
+
+def test_rerun_rewrites_a_zero_byte_label(official, tmp_path):
+    root, truth = official
+    out = tmp_path / "out"
+    run(root, out, workers=1)
+    layout = PreparedLayout(out)
+    fid = FRAMES["val"][0]
+    path = layout.label_path("val", fid)
+    open(path, "wb").close()
+    assert run(root, out, workers=1) == {"frames": 5, "written": 1, "skipped": 4}
+    np.testing.assert_array_equal(np.asarray(Image.open(path)), np.vectorize(ID_TO_TRAIN.get)(truth[fid][0]))
+
+
+def test_interrupted_preparation_is_not_read_as_a_pix2pix_folder(official, tmp_path, monkeypatch):
+    """train/ and val/ exist but metadata.json does not: train.py must say to rerun the preparation
+    (not read it as pix2pix's folder with --direction BtoA advice)."""
+    from data import default
+    from tests.trainer_helpers import TINY_RUN, load_module
+
+    root, _ = official
+    out = tmp_path / "out"
+    real = prep.prepare_frame
+    calls = []
+
+    def dies_on_last(job):
+        calls.append(job)
+        if len(calls) == 5:                     # 3 train and 1 val frame written
+            raise KeyboardInterrupt
+        return real(job)
+
+    monkeypatch.setattr(prep, "prepare_frame", dies_on_last)
+    with pytest.raises(KeyboardInterrupt):
+        run(root, out, workers=1)
+    assert (out / "train").is_dir() and (out / "val").is_dir() and not (out / "metadata.json").exists()
+    said = []
+    with pytest.raises(UserError) as err:
+        default.resolve_dataroot(str(out), log=said.append)
+    assert said == []
+    assert str(err.value).startswith(f"{out} is an unfinished preparation (no metadata.json yet: it was "
+                                     "interrupted); rerun python data/prepare_cityscapes.py --gtFine_dir ")
+    assert "\n" not in str(err.value)
+    train = load_module("train")
+    with pytest.raises(UserError, match="unfinished preparation.*rerun python data/prepare_cityscapes.py"):
+        train.main(["--dataroot", str(out), "--checkpoints_dir", str(tmp_path / "ckpt"), *TINY_RUN])
+    monkeypatch.setattr(prep, "prepare_frame", real)
+    run(root, out, workers=1)                      # the advice works: the rerun finishes it
+    assert default.resolve_dataroot(str(out), log=said.append) == str(out) and said == []
