@@ -21,14 +21,13 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-import argparse  # noqa: E402
-
 import torch  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
 from data.layout import PreparedLayout  # noqa: E402
 from evaluate import frames, report, segmenters  # noqa: E402
 from evaluate.metrics import ConfusionMatrix  # noqa: E402
+from options.base_options import OptionParser, resolve_device  # noqa: E402
 from pix2pix_tr import distributed  # noqa: E402
 from pix2pix_tr.errors import UserError, run_cli  # noqa: E402
 
@@ -37,14 +36,14 @@ TRAINABLE_DEFAULTS = {"synthcity": {}}
 
 
 def parse_args(argv):
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p = OptionParser(description=__doc__.split("\n")[0])   # argparse whose errors are one UserError line
     p.add_argument("--results_dir", help="test.py's results/<name>/<phase>_<epoch> folder (or its images/)")
     p.add_argument("--dataroot", help="prepared dataset with labels/<phase>/ (data/layout.py)")
     p.add_argument("--phase", default="val", help="split the results were synthesized from")
     p.add_argument("--segmenter", action="append", default=None,
                    help="smp hub id or save_pretrained folder; repeat for several (default: the dataset's)")
     p.add_argument("--gt", action="store_true", help="also score the dataset's real photos (ground-truth row)")
-    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    p.add_argument("--device", default="auto", help="auto (cuda if a GPU is usable, else cpu) | cpu | cuda | cuda:N")
     p.add_argument("--batch_size", type=int, default=1)
     p.add_argument("--num_workers", type=int, default=min(4, os.cpu_count() or 1))
     p.add_argument("--eval_size", type=int, nargs=2, metavar=("H", "W"), default=None,
@@ -58,6 +57,9 @@ def parse_args(argv):
         p.error("--results_dir and --dataroot are required (or --compare DIR ...)")
     if args.batch_size < 1 or args.num_workers < 0:
         p.error("--batch_size must be >= 1 and --num_workers >= 0")
+    if args.eval_size is not None and min(args.eval_size) < 1:
+        p.error(f"--eval_size {args.eval_size[0]} {args.eval_size[1]}: height and width must be positive "
+                "(e.g. --eval_size 512 1024), or leave it out to use each segmenter's native size")
     return args
 
 
@@ -117,6 +119,7 @@ def main(argv=None):
     args = parse_args(argv)
     if args.compare:
         return compare_main(args)
+    args.device = resolve_device(args.device)       # --device gpu, or cuda without a GPU: one line
     layout = PreparedLayout(args.dataroot)
     meta = layout.read_meta()
     labels = frames.label_paths(args.dataroot, args.phase)
@@ -136,7 +139,8 @@ def main(argv=None):
     common = dict(num_classes=meta.num_classes, class_names=meta.classes, device=args.device,
                   batch_size=args.batch_size, num_workers=args.num_workers)
 
-    by_seg = score(frames.LabelledImages(frame_ids, results, labels), loaded, sizes,
+    checks = dict(num_classes=meta.num_classes, ignore_index=meta.ignore_index)   # labelIds are refused
+    by_seg = score(frames.LabelledImages(frame_ids, results, labels, **checks), loaded, sizes,
                    desc=f"FCN-score of {len(frame_ids)} results", **common)
     out = {"run": args.label or run_name(args.results_dir), "dataset": meta.name, "phase": args.phase,
            "num_frames": len(frame_ids), "results_dir": os.path.normpath(args.results_dir),
@@ -145,7 +149,7 @@ def main(argv=None):
     if args.gt:
         photos = frames.photo_paths(args.dataroot, args.phase)
         gt_ids = frames.match_frames(photos, labels, f"{args.phase} pairs")
-        gt = score(frames.LabelledImages(gt_ids, photos, labels, frames.photo_half(meta)), loaded, sizes,
+        gt = score(frames.LabelledImages(gt_ids, photos, labels, frames.photo_half(meta), **checks), loaded, sizes,
                    desc=f"FCN-score of {len(gt_ids)} real photos", **common)
         out["ground_truth"] = {name: {"eval_size": list(size), **s} for (name, s), size in zip(gt.items(), sizes)}
 

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from data.layout import PreparedLayout, frame_id_of
+from data.layout import IGNORE_INDEX, PreparedLayout, frame_id_of
 from pix2pix_tr.errors import UserError
 
 RESULT_SUFFIX = "_fake_B"
@@ -108,28 +108,59 @@ class LabelledImages(torch.utils.data.Dataset):
     `photo_half` None reads the whole image; "left"/"right" reads that half of an aligned pair.
     """
 
-    def __init__(self, frame_ids, image_paths, label_paths, photo_half=None):
+    def __init__(self, frame_ids, image_paths, label_paths, photo_half=None, *, num_classes=None,
+                 ignore_index=IGNORE_INDEX):
         self.frame_ids = list(frame_ids)
         self.image_paths = [image_paths[f] for f in self.frame_ids]
         self.label_paths = [label_paths[f] for f in self.frame_ids]
         self.photo_half = photo_half
+        self.num_classes, self.ignore_index = num_classes, ignore_index
 
     def __len__(self):
         return len(self.frame_ids)
 
     def __getitem__(self, i):
         image = read_rgb(self.image_paths[i], self.photo_half)
-        label = np.asarray(Image.open(self.label_paths[i]))
-        if label.ndim != 2:
-            raise UserError(f"{self.label_paths[i]} is not a single-channel trainId label image")
+        label = read_label(self.label_paths[i], self.num_classes, self.ignore_index)
         return {"image": torch.from_numpy(image).permute(2, 0, 1).contiguous(),
-                "label": torch.from_numpy(label.copy()), "frame_id": self.frame_ids[i]}
+                "label": torch.from_numpy(label), "frame_id": self.frame_ids[i]}
+
+
+def read_label(path, num_classes=None, ignore_index=IGNORE_INDEX):
+    """HxW array of a trainId label image; a UserError naming it if it is unreadable, not one channel,
+    or (given `num_classes`) holds values other than 0..num_classes-1 and `ignore_index`: Cityscapes'
+    labelIds (0..33) instead of trainIds (0..18, 255) would otherwise be scored silently wrong."""
+    try:
+        with Image.open(path) as im:
+            label = np.array(im)
+    except (OSError, SyntaxError, ValueError) as err:     # empty, truncated, not an image
+        raise UserError(f"{path} is not a readable label image ({err}); re-create it by re-running "
+                        "the dataset's preparation (data/prepare_cityscapes.py or data/synthcity.py)") from None
+    if label.ndim != 2:
+        raise UserError(f"{path} is not a single-channel trainId label image")
+    if num_classes is not None:
+        bad = (label >= num_classes) & (label != ignore_index)     # vectorized: ~1 ms for 1024x2048
+        if label.dtype.kind == "i":
+            bad |= label < 0
+        if bad.any():
+            values = np.unique(label[bad])
+            shown = ", ".join(str(v) for v in values[:5]) + (", ..." if len(values) > 5 else "")
+            raise UserError(f"{path} holds label values {shown} outside the trainIds 0..{num_classes - 1} "
+                            f"and {ignore_index}: it looks like a labelIds image rather than trainIds; "
+                            "pass the labels/ that data/prepare_cityscapes.py writes (it maps labelIds "
+                            "to trainIds)")
+    return label
 
 
 def read_rgb(path, half=None):
-    """HxWx3 uint8 of an image, or of the left/right half of an aligned pair."""
-    with Image.open(path) as im:
-        image = np.array(im.convert("RGB"))
+    """HxWx3 uint8 of an image, or of the left/right half of an aligned pair; a UserError naming
+    the file if it cannot be decoded (empty, truncated, not an image)."""
+    try:
+        with Image.open(path) as im:
+            image = np.array(im.convert("RGB"))
+    except (OSError, SyntaxError, ValueError) as err:
+        raise UserError(f"{path} is not a readable image ({err}); re-create it (test.py writes the "
+                        "results, the dataset's preparation the pairs) or remove it") from None
     if half is not None:
         w = image.shape[1] // 2
         image = image[:, :w] if half == "left" else image[:, w:2 * w]

@@ -23,6 +23,7 @@ import os
 
 import torch
 import torch.nn.functional as F
+from safetensors import SafetensorError
 
 from pix2pix_tr.errors import UserError
 
@@ -36,6 +37,7 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 ALBUMENTATIONS_FILE = "albumentations_config_eval.json"
 SEGMENTER_FILE = "segmenter.json"
 CONFIG_FILE = "config.json"
+WEIGHTS_FILE = "model.safetensors"        # what save_pretrained writes and from_pretrained reads
 
 
 @dataclasses.dataclass
@@ -133,6 +135,10 @@ def load_segmenter(spec, *, device="cpu"):
                             "model.save_pretrained() or evaluate/train_segmenter.py, or an smp hub id")
         try:
             model = smp.from_pretrained(spec)
+        except SafetensorError as err:          # the weights file is cut short, empty or not safetensors
+            raise UserError(f"{os.path.join(spec, WEIGHTS_FILE)} is not a readable weights file "
+                            f"({_first_line(err)}): it is truncated or damaged; copy the segmenter again "
+                            "or write it again with model.save_pretrained()") from None
         except (OSError, KeyError, ValueError, RuntimeError, AttributeError, TypeError) as err:
             raise UserError(f"{spec} is not a complete smp segmenter ({type(err).__name__}: "
                             f"{_first_line(err)}); write it again with model.save_pretrained()") from None

@@ -40,10 +40,8 @@ import argparse  # noqa: E402
 import shutil  # noqa: E402
 import time  # noqa: E402
 
-import numpy as np  # noqa: E402
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
-from PIL import Image  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
 from data.layout import PreparedLayout  # noqa: E402
@@ -74,7 +72,7 @@ def load_split(dataroot, split, size, max_frames=None):
     photos, masks = [], []
     for fid in tqdm(ids, desc=f"reading {split}", unit="frame", leave=False):
         photo = torch.from_numpy(frames.read_rgb(pairs[fid], half)).permute(2, 0, 1)[None]
-        label = torch.from_numpy(np.asarray(Image.open(labels[fid])).copy())[None]
+        label = torch.from_numpy(frames.read_label(labels[fid], meta.num_classes, meta.ignore_index))[None]
         x = F.interpolate(photo.float(), size=size, mode="bilinear", align_corners=False, antialias=True)
         photos.append(x.round_().clamp_(0, 255).to(torch.uint8))
         masks.append(segmenters.resize_labels(label, size).to(torch.uint8))

@@ -1,0 +1,186 @@
+"""Issue #14: every bad input ends in one line naming the culprit (a file or a flag) and the fix.
+
+Each case runs the real entry point (fcn_score.main, test.py's main, the launchers as commands) on
+tiny data and checks the UserError (or exit status 2 with one line on stderr) names its culprit.
+The data/ preparation cases live in test_prepare_cityscapes.py, the dataset's in test_data_aligned.py.
+"""
+import os
+import shutil
+import socket
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from data.layout import PreparedLayout
+from evaluate import fcn_score, train_segmenter
+from options import TrainOptions
+from pix2pix_tr.errors import UserError
+from pix2pix_tr.networks import define_G
+from tests.eval_helpers import make_dataset, tiny_segmenter, write_results
+from tests.trainer_helpers import REPO, load_module
+
+test_entry = load_module("test")
+ENV = dict(os.environ, OMP_NUM_THREADS="1", HF_HUB_OFFLINE="1")
+
+
+def one_line(err):
+    text = str(err.value)
+    assert "\n" not in text and "Traceback" not in text, text
+    return text
+
+
+def run_cli(args, timeout=120):
+    """A command from the repository root: (exit status, stderr); a user error is exit 2, one line."""
+    proc = subprocess.run([sys.executable, *args], cwd=REPO, env=ENV, capture_output=True, text=True,
+                          timeout=timeout)
+    return proc.returncode, proc.stderr
+
+
+def assert_one_error_line(rc, stderr, *needles):
+    """Exit 2 and one `error:` line, the last one (a progress bar may come before it)."""
+    assert rc == 2, stderr
+    lines = stderr.strip().splitlines()
+    errors = [line for line in lines if "error" in line.lower() or "Traceback" in line]
+    assert errors == [lines[-1]] and lines[-1].startswith("error: "), stderr
+    for needle in needles:
+        assert needle in lines[-1], lines[-1]
+
+
+# --- evaluate/fcn_score.py -------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def segmenter(tmp_path_factory):
+    folder = str(tmp_path_factory.mktemp("seg") / "seg")
+    tiny_segmenter(folder)
+    return folder
+
+
+@pytest.fixture
+def world(tmp_path):
+    """A fresh prepared dataset (3 val frames, 64 px: the tiny FPN's smallest) and a results folder."""
+    layout = make_dataset(tmp_path / "data", n_val=3, size=64, label_size=(64, 64))
+    rng = np.random.default_rng(0)
+    results = write_results(str(tmp_path / "res" / "run" / "val_latest"),
+                            {f: rng.integers(0, 256, (64, 64, 3), dtype=np.uint8) for f in layout.frame_ids("val")})
+    return layout, results
+
+
+def score(world, segmenter, *extra):
+    layout, results = world
+    return fcn_score.main(["--results_dir", results, "--dataroot", layout.root, "--segmenter", segmenter,
+                           "--device", "cpu", "--num_workers", "0", *extra])
+
+
+def truncate(path, keep=0.5):
+    data = open(path, "rb").read()
+    with open(path, "wb") as f:
+        f.write(data[:int(len(data) * keep)])
+
+
+def test_truncated_result_png_is_named(world, segmenter):
+    path = os.path.join(world[1], "images", "frame_001_fake_B.png")
+    truncate(path)
+    with Image.open(path) as im:                   # the header still reads: only decoding fails
+        assert im.size == (64, 64)
+    with pytest.raises(UserError) as err:
+        score(world, segmenter)
+    assert one_line(err).startswith(f"{path} is not a readable image")
+
+
+def test_truncated_result_png_in_a_loader_worker_is_one_line_from_the_cli(world, segmenter):
+    layout, results = world
+    path = os.path.join(results, "images", "frame_002_fake_B.png")
+    truncate(path)
+    rc, stderr = run_cli(["evaluate/fcn_score.py", "--results_dir", results, "--dataroot", layout.root,
+                          "--segmenter", segmenter, "--device", "cpu", "--num_workers", "1"])
+    assert_one_error_line(rc, stderr, f"{path} is not a readable image")
+
+
+@pytest.mark.parametrize("damage", ["truncated", "garbage", "empty"])
+def test_damaged_segmenter_weights_are_named(world, segmenter, tmp_path, damage):
+    copy = str(tmp_path / "seg_copy")
+    shutil.copytree(segmenter, copy)
+    weights = os.path.join(copy, "model.safetensors")
+    if damage == "truncated":
+        truncate(weights, 0.7)
+    else:
+        with open(weights, "wb") as f:
+            f.write(os.urandom(4096) if damage == "garbage" else b"")
+    with pytest.raises(UserError) as err:
+        score(world, copy)
+    assert one_line(err).startswith(f"{weights} is not a readable weights file")
+    assert "save_pretrained" in str(err.value)
+
+
+@pytest.mark.parametrize("frame", ["frame_000", "frame_002"])   # the first label is read for its size
+def test_zero_byte_evaluation_label_is_named(world, segmenter, frame):
+    path = world[0].label_path("val", frame)
+    open(path, "wb").close()
+    with pytest.raises(UserError) as err:
+        score(world, segmenter)
+    assert one_line(err).startswith(f"{path} is not a readable")
+
+
+def test_zero_byte_label_while_training_the_segmenter_is_named(world):
+    layout = world[0]
+    path = layout.label_path("val", "frame_001")
+    open(path, "wb").close()
+    with pytest.raises(UserError) as err:
+        train_segmenter.load_split(layout.root, "val", (64, 64))
+    assert one_line(err).startswith(f"{path} is not a readable label image")
+
+
+def test_labelids_instead_of_trainids_are_refused(world, segmenter):
+    layout = world[0]
+    path = layout.label_path("val", "frame_001")
+    label = np.asarray(Image.open(path)).copy()
+    label[4:8, :] = 26                             # car's labelId (trainId 13); 0..18 stay valid
+    label[8:12, :] = 33
+    Image.fromarray(label).save(path)
+    with pytest.raises(UserError) as err:
+        score(world, segmenter)
+    msg = one_line(err)
+    assert msg.startswith(f"{path} holds label values 26, 33 outside the trainIds 0..18 and 255")
+    assert "looks like a labelIds image rather than trainIds" in msg
+
+
+def test_trainids_with_ignore_are_accepted(world, segmenter):
+    layout = world[0]
+    path = layout.label_path("val", "frame_001")
+    label = np.asarray(Image.open(path)).copy()
+    label[:4], label[4:8] = 18, 255
+    Image.fromarray(label).save(path)
+    assert score(world, segmenter)["num_frames"] == 3
+
+
+@pytest.mark.parametrize("size", [("0", "0"), ("64", "-8")])
+def test_eval_size_must_be_positive(world, segmenter, size):
+    with pytest.raises(UserError) as err:
+        score(world, segmenter, "--eval_size", *size)
+    assert one_line(err).startswith(f"--eval_size {size[0]} {size[1]}: height and width must be positive")
+
+
+def test_unknown_device_name(world, segmenter):
+    with pytest.raises(UserError) as err:
+        score(world, segmenter, "--device", "gpu")
+    assert one_line(err).startswith("--device gpu: expected auto, cpu, cuda or cuda:N")
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without a GPU")
+def test_cuda_device_without_gpu(world, segmenter):
+    with pytest.raises(UserError) as err:
+        score(world, segmenter, "--device", "cuda")
+    assert one_line(err).startswith("--device cuda: no CUDA GPU is usable here")
+
+
+def test_unfinished_preparation_is_named_by_fcn_score(world, segmenter):
+    layout = world[0]
+    os.remove(layout.metadata_path)                # labels/ and val/ written, metadata.json not yet
+    with pytest.raises(UserError) as err:
+        score(world, segmenter)
+    assert one_line(err).startswith(f"{layout.root} is an unfinished preparation")
+    assert "rerun" in str(err.value)
