@@ -170,6 +170,11 @@ class BaseOptions:
             if opt.crop_size % step:
                 raise UserError(f"--netG {opt.netG} needs --crop_size a multiple of {step}, got "
                                 f"{opt.crop_size}" + ("; use --netG unet_128" if step == 256 and opt.crop_size % 128 == 0 else ""))
+            if opt.preprocess == "scale_width" and opt.load_size % step:   # no crop: the width stays load_size
+                raise UserError(f"--preprocess scale_width --load_size {opt.load_size}: images are scaled to "
+                                f"width {opt.load_size}, but --netG {opt.netG} needs a multiple of {step} "
+                                f"(2**{UNET_DOWNSAMPLINGS[opt.netG]}); use --load_size "
+                                f"{max(step, round(opt.load_size / step) * step)} or --preprocess scale_width_and_crop")
         if opt.num_threads < 0:
             raise UserError(f"--num_threads {opt.num_threads}: must be >= 0")
         if not opt.max_dataset_size >= 1:

@@ -19,6 +19,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import argparse  # noqa: E402
 import logging  # noqa: E402
+import socket  # noqa: E402
 
 from pix2pix_tr.errors import UserError, run_cli  # noqa: E402
 from scripts.install_visdom_assets import missing_assets, visdom_static_dir  # noqa: E402
@@ -38,8 +39,24 @@ def build_parser():
     return parser
 
 
+def check_port(hostname, port):
+    """A UserError if --port is no TCP port, or if another program already listens on it there."""
+    if not 1 <= port <= 65535:
+        raise UserError(f"--port {port} is not a TCP port: pick one in 1..65535 (default 8097)")
+    try:
+        infos = socket.getaddrinfo(hostname or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+        family, kind, proto, _, address = infos[0]
+        with socket.socket(family, kind, proto) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)   # as tornado binds
+            probe.bind(address)
+    except OSError as err:
+        raise UserError(f"cannot listen on {hostname}:{port} ({err.strerror or err}): pick another "
+                        "--port, or stop the server that holds it (another visdom server?)") from None
+
+
 def main(argv=None):
     args = build_parser().parse_args(argv)
+    check_port(args.hostname, args.port)
     missing = missing_assets(visdom_static_dir())
     if missing:
         raise UserError(f"visdom's web assets are not installed ({len(missing)} files missing, e.g. "

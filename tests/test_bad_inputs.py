@@ -184,3 +184,36 @@ def test_unfinished_preparation_is_named_by_fcn_score(world, segmenter):
         score(world, segmenter)
     assert one_line(err).startswith(f"{layout.root} is an unfinished preparation")
     assert "rerun" in str(err.value)
+
+
+# --- options: scale_width and the U-Net ------------------------------------------------------
+
+def test_scale_width_to_a_width_the_unet_cannot_take():
+    with pytest.raises(UserError) as err:
+        TrainOptions().parse(["--preprocess", "scale_width", "--load_size", "100", "--device", "cpu"])
+    msg = one_line(err)
+    assert msg.startswith("--preprocess scale_width --load_size 100: images are scaled to width 100")
+    assert "--netG unet_256 needs a multiple of 256" in msg
+    opt = TrainOptions().parse(["--preprocess", "scale_width", "--load_size", "256", "--device", "cpu"])
+    assert opt.load_size == 256
+    opt = TrainOptions().parse(["--preprocess", "scale_width", "--load_size", "100", "--netG", "resnet_9blocks",
+                                "--device", "cpu"])
+    assert opt.load_size == 100
+
+
+# --- scripts/visdom_server.py -----------------------------------------------------------------
+
+@pytest.mark.parametrize("port", ["99999", "0", "-1"])
+def test_visdom_server_refuses_a_port_outside_1_65535(tmp_path, port):
+    rc, stderr = run_cli(["scripts/visdom_server.py", "--port", port, "--env_path", str(tmp_path)], timeout=60)
+    assert_one_error_line(rc, stderr, f"--port {port} is not a TCP port", "1..65535")
+
+
+def test_visdom_server_names_a_busy_port(tmp_path):
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        rc, stderr = run_cli(["scripts/visdom_server.py", "--port", str(port), "--env_path", str(tmp_path)],
+                             timeout=60)
+    assert_one_error_line(rc, stderr, f"cannot listen on 127.0.0.1:{port}", "pick another --port")
