@@ -28,6 +28,9 @@ VISUAL_NAMES = ("fake_B", "real_A", "real_B")
 
 def main(argv=None):
     opt = TestOptions().parse(argv)
+    if opt.num_test != float("inf") and not (opt.num_test >= 1 and opt.num_test == int(opt.num_test)):
+        raise UserError(f"--num_test {opt.num_test:g}: must be a positive integer (the number of frames "
+                        "to synthesize), or left out for all")
     device = torch.device(resolve_device(opt.device))
     run_dir = os.path.join(opt.checkpoints_dir, opt.name)
     if not opt.saved_options_found:
@@ -37,7 +40,8 @@ def main(argv=None):
     dataroot = resolve_dataroot(opt.dataroot)
     dataset = AlignedDataset(dataroot, opt.phase, direction=opt.direction, preprocess=opt.preprocess,
                              load_size=opt.load_size, crop_size=opt.crop_size, no_flip=True,
-                             max_dataset_size=opt.num_test, seed=opt.seed)
+                             max_dataset_size=opt.num_test, seed=opt.seed, input_nc=opt.input_nc,
+                             output_nc=opt.output_nc)
     loader = torch.utils.data.DataLoader(dataset, batch_size=opt.batch_size, shuffle=False,
                                          num_workers=min(opt.num_threads, os.cpu_count() or 1),
                                          pin_memory=device.type == "cuda")

@@ -201,6 +201,53 @@ def test_scale_width_to_a_width_the_unet_cannot_take():
     assert opt.load_size == 100
 
 
+# --- test.py ----------------------------------------------------------------------------------
+
+TEST_FLAGS = ["--netG", "unet_128", "--ngf", "8", "--crop_size", "128", "--norm", "instance",
+              "--num_threads", "0", "--device", "cpu"]
+
+
+@pytest.fixture
+def run_dir(tmp_path):
+    """A prepared dataset and checkpoints/run/latest_net_G.pth of a tiny unet_128 (no train_opt.json)."""
+    layout = make_dataset(tmp_path / "data", n_val=2, size=64, label_size=(64, 64))
+    folder = tmp_path / "ckpt" / "run"
+    folder.mkdir(parents=True)
+    torch.manual_seed(0)
+    torch.save(define_G(3, 3, 8, "unet_128", norm="instance").state_dict(), folder / "latest_net_G.pth")
+    return layout, folder
+
+
+def synthesize(tmp_path, layout, *extra):
+    return test_entry.main(["--dataroot", layout.root, "--name", "run", "--checkpoints_dir",
+                            str(tmp_path / "ckpt"), "--results_dir", str(tmp_path / "results"),
+                            *TEST_FLAGS, *extra])
+
+
+def test_test_py_runs_on_the_tiny_checkpoint(tmp_path, run_dir):
+    out = synthesize(tmp_path, run_dir[0], "--num_test", "1")
+    assert len(os.listdir(os.path.join(out, "images"))) == 3
+
+
+@pytest.mark.parametrize("value", ["-3", "0", "1.5"])
+def test_num_test_must_be_a_positive_integer(tmp_path, run_dir, value):
+    with pytest.raises(UserError) as err:
+        synthesize(tmp_path, run_dir[0], "--num_test", value)
+    assert one_line(err).startswith(f"--num_test {value}: must be a positive integer")
+    assert not (tmp_path / "results").exists()
+
+
+def test_test_py_with_one_input_channel(tmp_path, run_dir):
+    """pix2pix converts A to grayscale when --input_nc is 1: test.py runs a 1-channel generator."""
+    layout, folder = run_dir
+    torch.save(define_G(1, 3, 8, "unet_128", norm="instance").state_dict(), folder / "latest_net_G.pth")
+    out = synthesize(tmp_path, layout, "--input_nc", "1", "--num_test", "1")
+    fid = PreparedLayout(layout.root).frame_ids("val")[0]
+    real_a = np.asarray(Image.open(os.path.join(out, "images", f"{fid}_real_A.png")))
+    assert real_a.shape == (128, 128, 3)
+    assert (real_a[..., 0] == real_a[..., 1]).all() and (real_a[..., 1] == real_a[..., 2]).all()
+
+
 # --- scripts/visdom_server.py -----------------------------------------------------------------
 
 @pytest.mark.parametrize("port", ["99999", "0", "-1"])
