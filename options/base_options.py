@@ -118,7 +118,7 @@ class BaseOptions:
         parser.add_argument("--n_layers_D", type=positive_int, default=3, help="used if --netD n_layers")
         parser.add_argument("--norm", default="batch", choices=["batch", "instance", "none"])
         parser.add_argument("--init_type", default="normal", choices=["normal", "xavier", "kaiming", "orthogonal"])
-        parser.add_argument("--init_gain", type=float, default=0.02, help="scale of the initialisation")
+        parser.add_argument("--init_gain", type=positive_float, default=0.02, help="scale of the initialisation")
         parser.add_argument("--no_dropout", action="store_true", help="no dropout in the generator")
         parser.add_argument("--display_winsize", type=positive_int, default=256,
                             help="display size of images in visdom and HTML")
@@ -175,6 +175,7 @@ class BaseOptions:
                                 f"width {opt.load_size}, but --netG {opt.netG} needs a multiple of {step} "
                                 f"(2**{UNET_DOWNSAMPLINGS[opt.netG]}); use --load_size "
                                 f"{max(step, round(opt.load_size / step) * step)} or --preprocess scale_width_and_crop")
+        check_run_name(opt.name)
         if opt.num_threads < 0:
             raise UserError(f"--num_threads {opt.num_threads}: must be >= 0")
         if not opt.max_dataset_size >= 1:
@@ -183,6 +184,17 @@ class BaseOptions:
             raise UserError(f"--compile_mode {opt.compile_mode} needs --compile")
         resolve_device(opt.device)
         return opt
+
+
+def check_run_name(name):
+    """A run name is a folder under --checkpoints_dir (and --results_dir): never empty, absolute or
+    climbing out with '..'."""
+    if name is None:
+        return
+    parts = name.replace("\\", "/").split("/")
+    if not name.strip() or os.path.isabs(name) or ".." in parts or all(p in ("", ".") for p in parts):
+        raise UserError(f"--name {name!r}: a run name must be a folder name inside --checkpoints_dir "
+                        "(letters, digits, -, _; no '..', no absolute path)")
 
 
 def explicit_keys(parser, argv):

@@ -8,13 +8,18 @@ import os
 
 from pix2pix_tr.errors import UserError
 from pix2pix_tr.optim import OPTIMIZERS, TR_LAMBDA_MODES
-from options.base_options import (BaseOptions, load_saved_options, non_negative_float, positive_float,
-                                  positive_int)
+from options.base_options import (ARCHITECTURE_KEYS, BaseOptions, load_saved_options, non_negative_float,
+                                  positive_float, positive_int)
 
 LR_POLICIES = ("linear", "step", "cosine")
 
 # Flags that say which run to continue: never taken from the saved run on --continue_train.
 PER_INVOCATION_KEYS = {"continue_train", "epoch", "checkpoints_dir", "name"}
+# --continue_train with a flag whose value differs from the checkpoint's (docs/train.md, Resuming):
+# the schedule flags rebuild the LR schedule from the current epoch; these are refused;
+# every other flag is read afresh by each run and simply applies.
+RESCHEDULE_KEYS = ("lr", "lr_policy", "n_epochs", "n_epochs_decay", "lr_decay_iters")
+FIXED_ON_RESUME = ARCHITECTURE_KEYS + ("optimizer", "seed", "epoch_count")
 
 
 class TrainOptions(BaseOptions):
@@ -67,10 +72,14 @@ class TrainOptions(BaseOptions):
         parser.add_argument("--sync_bn", action="store_true",
                             help="under torchrun on GPUs: BatchNorm statistics over all ranks (SyncBatchNorm)")
         # --- speed ---
-        parser.add_argument("--cpu_conv_plan", default="auto",
+        parser.add_argument("--cpu_conv_plan", default="onednn",
                             help="CPU fp32: which convolutions run ATen's native kernels instead of oneDNN. "
-                                 "auto = measured at start (a resumed run reuses its own); onednn = torch's "
-                                 "default everywhere; or a run's cpu_conv_plan.json (bit-identical fresh runs)")
+                                 "onednn = torch's default everywhere; auto = the faster of the two per layer, "
+                                 "timed at start (a few %% faster; timings decide the rounding, so two fresh runs "
+                                 "may differ; a resumed run reuses its own); or a run's cpu_conv_plan.json")
+        parser.add_argument("--cudnn_benchmark", action="store_true",
+                            help="CUDA: let cuDNN time its convolution algorithms and take the fastest "
+                                 "(faster; timings decide the arithmetic, so runs may differ)")
         return parser
 
     def complete(self, opt):

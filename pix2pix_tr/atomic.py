@@ -3,11 +3,17 @@
 Everything the project writes that a later step trusts (checkpoints, prepared images, metadata,
 reports) goes through `atomic_path`: the data are written to a temporary name in the same folder
 and renamed into place, so an interrupted run never leaves a half-written file that looks done.
+A write that fails (full disk, file-size limit, read-only folder) is one UserError line naming the
+file; the file it would have replaced stays as it was. A process killed mid-write leaves only a
+dot-prefixed temporary, which `remove_leftovers` clears when the folder is next used.
 """
 import contextlib
 import json
 import os
+import shutil
 import tempfile
+
+from pix2pix_tr.errors import UserError
 
 _UMASK = os.umask(0)
 os.umask(_UMASK)
@@ -18,18 +24,50 @@ def atomic_path(path):
     """Yield a temporary path beside `path`; on success rename it onto `path`, else delete it."""
     path = os.fspath(path)
     folder = os.path.dirname(path) or "."
-    os.makedirs(folder, exist_ok=True)
     base, ext = os.path.splitext(os.path.basename(path))
-    fd, tmp = tempfile.mkstemp(prefix=f".{base}.", suffix=f".tmp{ext}", dir=folder)
+    try:
+        os.makedirs(folder, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{base}.", suffix=f"{TEMP_MARK}{ext}", dir=folder)
+    except OSError as err:
+        raise write_error(path, err) from None
     os.close(fd)
     os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; give the mode a plain open() would
     try:
         yield tmp
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as err:
         with contextlib.suppress(FileNotFoundError):
             os.remove(tmp)
+        if isinstance(err, OSError):
+            raise write_error(path, err) from None
         raise
+
+
+TEMP_MARK = ".tmp"
+
+
+def write_error(path, err):
+    """One line for a failed write: the file, the system's reason, and the free space left."""
+    reason = err.strerror if isinstance(err, OSError) and err.strerror else str(err).strip().splitlines()[0]
+    try:
+        free = f"; {shutil.disk_usage(os.path.dirname(path) or '.').free / 2**20:.0f} MiB free there"
+    except OSError:
+        free = ""
+    return UserError(f"cannot write {path}: {reason}{free} (full disk, file-size limit or no write "
+                     "permission?); the previous file, if any, is kept")
+
+
+def remove_leftovers(folder):
+    """Delete the temporaries of writes that a killed process left in `folder`; returns their names.
+    Call it only while no other process writes there (train.py holds the run's lock)."""
+    if not os.path.isdir(folder):
+        return []
+    stale = [name for name in os.listdir(folder)
+             if name.startswith(".") and TEMP_MARK in name and os.path.isfile(os.path.join(folder, name))]
+    for name in stale:
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(os.path.join(folder, name))
+    return stale
 
 
 def write_text(path, text):
@@ -51,7 +89,15 @@ def save_image(path, image, **save_kwargs):
 
 
 def torch_save(path, obj):
+    """torch.save, atomically and flushed to disk before the rename (a checkpoint survives a crash
+    of the machine too)."""
     import torch
 
     with atomic_path(path) as tmp:
-        torch.save(obj, tmp)
+        try:
+            with open(tmp, "wb") as f:
+                torch.save(obj, f)
+                f.flush()
+                os.fsync(f.fileno())
+        except RuntimeError as err:  # torch's zip writer: "file write failed", "unexpected pos ..."
+            raise write_error(path, err) from None

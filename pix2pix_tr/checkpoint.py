@@ -1,33 +1,39 @@
-"""Checkpoints and exact resume.
+"""Checkpoints and exact resume: one checkpoint is one consistent unit.
 
 A run's folder holds pix2pix's weight files, written by the model's `save_networks`:
 
     <epoch>_net_G.pth  <epoch>_net_D.pth     every --save_epoch_freq epochs
     latest_net_G.pth   latest_net_D.pth      at every save
 
-and ONE training-state file, latest_state.pth, with everything else a resumed run needs to go on
-bit for bit as if it had never stopped: both optimizers (their trajectory-regularization anchors
-and counters included), both schedulers, the epoch, the samples already consumed in it, the total
-iteration count, every random number generator (python, numpy, torch CPU, CUDA) and the options.
-Every file is written atomically; the state is written last and carries a fingerprint of the
-weights it belongs to, so weights and state from different moments (a save cut short between
-files) are refused instead of resumed silently wrong. The state holds only tensors, dicts, lists,
-numbers and strings: it loads with `torch.load(..., weights_only=True)`.
-
-`ResumableSampler` is the data order that makes resuming mid-epoch exact: the permutation of an
-epoch depends only on (seed, epoch), and a resumed epoch skips the samples already consumed.
+and ONE training-state file, latest_state.pth: the resume unit. It holds both networks' weights
+and everything else a resumed run needs to go on bit for bit as if it had never stopped: both
+optimizers (their trajectory-regularization anchors and counters included), both schedulers, the
+epoch, the samples already consumed in it, the total iteration count, every random number
+generator (python, numpy, torch CPU, CUDA) and the options. One file is renamed into place at once
+(pix2pix_tr/atomic.py), so the weights and the state of one moment are there together or not at
+all, and the previous checkpoint stays whole until the next is complete: a kill at any moment
+leaves a checkpoint that resumes. The pix2pix weight files are written after it, for test.py and
+pix2pix; a resume rewrites them from the state when a kill left them from another moment.
+The state holds only tensors, dicts, lists, numbers and strings: it loads with
+`torch.load(..., weights_only=True)`. Version 1 states (weights beside, not inside) still resume.
 """
+import contextlib
+import fcntl
 import os
 import random
+import socket
 
 import numpy as np
 import torch
 
 from pix2pix_tr import atomic
+from pix2pix_tr.distributed import unwrap
 from pix2pix_tr.errors import UserError
+from pix2pix_tr.networks import load_pix2pix_state_dict
 
 STATE_FILE = "latest_state.pth"
-STATE_VERSION = 1
+STATE_VERSION = 2
+READABLE_VERSIONS = (1, 2)   # 1: weights only in latest_net_*.pth, matched by a fingerprint
 
 
 # --- random number generators ---------------------------------------------------------------
@@ -77,11 +83,27 @@ def fingerprints_match(a, b):
     return a.shape == b.shape and torch.allclose(a, b, rtol=1e-9, atol=1e-12)
 
 
+# --- weight files ------------------------------------------------------------------------------
+def read_weights(path):
+    """A weights file's state dict; a missing, empty, truncated or foreign file is one UserError line."""
+    if not os.path.isfile(path):
+        raise UserError(f"no checkpoint {path}; check --name, --checkpoints_dir and --epoch")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # zero-byte, truncated, garbage, or a pickle weights_only refuses
+        raise UserError(f"{path} is not a readable checkpoint ({type(err).__name__}: "
+                        f"{str(err).splitlines()[0] if str(err) else 'empty'}); restore it or pick "
+                        "another --epoch") from None
+    if not isinstance(state, dict) or not all(torch.is_tensor(v) for v in state.values()):
+        raise UserError(f"{path} holds no state dict of tensors; is it a weights file (<label>_net_G.pth)?")
+    return state
+
+
 # --- save / load ------------------------------------------------------------------------------
 def training_state(*, optimizers, schedulers, epoch, epoch_iter, total_iters, options, nets,
                    scaler=None):
     """The resume state as a dict: `epoch` is the epoch to run (or go on with), `epoch_iter` the
-    samples of it already consumed (0 at an epoch boundary)."""
+    samples of it already consumed (0 at an epoch boundary); `nets` maps "G"/"D" to the modules."""
     state = {
         "version": STATE_VERSION,
         "optimizers": {k: opt.state_dict() for k, opt in optimizers.items()},
@@ -89,20 +111,30 @@ def training_state(*, optimizers, schedulers, epoch, epoch_iter, total_iters, op
         "epoch": int(epoch), "epoch_iter": int(epoch_iter), "total_iters": int(total_iters),
         "rng": capture_rng_state(),
         "options": dict(options),
-        "weights_fingerprint": weights_fingerprint(*nets),
+        "nets": {name: network_state(net) for name, net in nets.items()},
     }
     if scaler is not None:
         state["scaler"] = scaler.state_dict()
     return state
 
 
-def save_checkpoint(run_dir, model, labels, state):
-    """Weights under each label (pix2pix's <label>_net_{G,D}.pth via `model.save_networks`), then
-    the training state last: a state file on disk always has its weights beside it."""
+def network_state(net):
+    """A module's state dict as pix2pix saves it: CPU, contiguous, without DDP's `module.` prefix."""
+    return {k: v.detach().cpu().contiguous() for k, v in unwrap(net).state_dict().items()}
+
+
+def save_checkpoint(run_dir, labels, state):
+    """The resume unit first (latest_state.pth, weights inside, one rename), then pix2pix's
+    <label>_net_{G,D}.pth for each label, from the same weights."""
     os.makedirs(run_dir, exist_ok=True)
-    for label in labels:
-        model.save_networks(run_dir, label)
     atomic.torch_save(os.path.join(run_dir, STATE_FILE), state)
+    write_weight_files(run_dir, labels, state["nets"])
+
+
+def write_weight_files(run_dir, labels, nets_state):
+    for label in labels:
+        for name, weights in nets_state.items():
+            atomic.torch_save(os.path.join(run_dir, f"{label}_net_{name}.pth"), weights)
 
 
 def load_training_state(run_dir):
@@ -112,22 +144,32 @@ def load_training_state(run_dir):
         return None
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:                                   # truncated or foreign file
-        raise UserError(f"cannot read {path} ({type(err).__name__}: {err}); "
-                        "delete it to continue from the weights alone") from None
-    if state.get("version") != STATE_VERSION:
-        raise UserError(f"{path} has state version {state.get('version')}, expected {STATE_VERSION}")
+    except Exception as err:                                   # zero-byte, truncated or foreign file
+        reason = str(err).strip().splitlines()[0] if str(err).strip() else "empty file"
+        raise UserError(f"cannot read {path} ({type(err).__name__}: {reason}); delete it to continue "
+                        "from the weights alone (fresh optimizer state)") from None
+    if not isinstance(state, dict) or state.get("version") not in READABLE_VERSIONS:
+        version = state.get("version") if isinstance(state, dict) else None
+        raise UserError(f"{path} has state version {version}, expected one of {READABLE_VERSIONS}; "
+                        "delete it to continue from the weights alone (fresh optimizer state)")
     return state
 
 
 def restore_training_state(state, *, optimizers, schedulers, nets, scaler=None, run_dir="."):
-    """Load optimizers, schedulers (after them, torch's order) and the scaler, after checking the
-    weights already loaded into `nets` are the ones the state was saved with. The RNGs are left to
-    the caller: restore them (`restore_rng_state(state["rng"])`) just before the first step, after
-    everything that draws random numbers while being built."""
-    if not fingerprints_match(weights_fingerprint(*nets), state["weights_fingerprint"]):
-        raise UserError(f"the latest weights in {run_dir} do not belong to its {STATE_FILE} "
-                        "(a save was cut short); delete the state file to continue from the weights alone")
+    """Load the weights (from the state; a version 1 state: from latest_net_*.pth, checked against
+    its fingerprint), then optimizers, schedulers (after them, torch's order) and the scaler.
+    `nets` maps "G"/"D" to the modules. The RNGs are left to the caller: restore them
+    (`restore_rng_state(state["rng"])`) just before the first step, after everything that draws
+    random numbers while being built."""
+    if "nets" in state:
+        for name, net in nets.items():
+            unwrap(net).load_state_dict(state["nets"][name])
+    else:
+        for name, net in nets.items():
+            load_pix2pix_state_dict(unwrap(net), read_weights(os.path.join(run_dir, f"latest_net_{name}.pth")))
+        if not fingerprints_match(weights_fingerprint(*nets.values()), state["weights_fingerprint"]):
+            raise UserError(f"the latest weights in {run_dir} do not belong to its {STATE_FILE} "
+                            "(a save was cut short); delete the state file to continue from the weights alone")
     for key, opt in optimizers.items():
         opt.load_state_dict(state["optimizers"][key])
     for key, sch in schedulers.items():
@@ -136,29 +178,43 @@ def restore_training_state(state, *, optimizers, schedulers, nets, scaler=None, 
         scaler.load_state_dict(state["scaler"])
 
 
-# --- data order -------------------------------------------------------------------------------
-class ResumableSampler(torch.utils.data.Sampler):
-    """Indices of one epoch: a permutation drawn from (seed, epoch) alone (or 0..n-1 when not
-    shuffling), starting after the `skip` samples a resumed epoch already consumed.
+def weight_files_match(run_dir, state):
+    """Whether latest_net_{G,D}.pth hold exactly the state's weights (a kill between the state and
+    the weight files leaves them from the moment before)."""
+    for name, expected in state["nets"].items():
+        try:
+            found = read_weights(os.path.join(run_dir, f"latest_net_{name}.pth"))
+        except UserError:
+            return False
+        if found.keys() != expected.keys() or not all(torch.equal(found[k], v) for k, v in expected.items()):
+            return False
+    return True
 
-    Call `set_epoch(epoch, skip=0)` before iterating each epoch. It never touches the global RNG.
-    """
 
-    def __init__(self, num_samples, *, seed=0, shuffle=True):
-        self.num_samples, self.seed, self.shuffle = num_samples, seed, shuffle
-        self.epoch, self.skip = 0, 0
+# --- one trainer per run folder ---------------------------------------------------------------------
+LOCK_FILE = "train.lock"
 
-    def set_epoch(self, epoch, skip=0):
-        self.epoch, self.skip = epoch, skip
 
-    def order(self, epoch):
-        if not self.shuffle:
-            return list(range(self.num_samples))
-        generator = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
-        return torch.randperm(self.num_samples, generator=generator).tolist()
-
-    def __iter__(self):
-        return iter(self.order(self.epoch)[self.skip:])
-
-    def __len__(self):
-        return max(0, self.num_samples - self.skip)
+@contextlib.contextmanager
+def run_lock(run_dir):
+    """Hold the run folder for this process: a second trainer on it gets one UserError line naming
+    the holder's pid. The lock is the kernel's (flock), so it dies with its process: a run killed
+    with -9 leaves a lock file that the next trainer simply takes over."""
+    os.makedirs(run_dir, exist_ok=True)
+    path = os.path.join(run_dir, LOCK_FILE)
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as err:
+        raise atomic.write_error(path, err) from None
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 200, 0).decode(errors="replace").split()
+            raise UserError(f"{run_dir} is in use by another train.py (pid {holder[0] if holder else '?'}); "
+                            "wait for it to finish, stop it, or choose another --name") from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()} {socket.gethostname()}\n".encode(), 0)
+        yield path
+    finally:
+        os.close(fd)                                     # releases the flock

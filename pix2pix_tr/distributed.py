@@ -133,6 +133,19 @@ def mean_over_ranks(values, device="cpu"):
     return dict(zip(names, packed.tolist()))
 
 
+def any_rank(flag, device="cpu"):
+    """True on every rank when `flag` is true on any (a stop signal may reach the ranks at
+    different steps; all must stop at the same one). A no-op without torchrun."""
+    if not is_distributed():
+        return bool(flag)
+    return bool(all_reduce_sum(torch.tensor([float(bool(flag))], device=device)).item())
+
+
+def epoch_seed(seed, epoch):
+    """The one seed of an epoch's data order and loader workers: a function of (seed, epoch) only."""
+    return int(seed) * 1_000_003 + int(epoch)
+
+
 def broadcast_object(obj, src=0):
     """Rank `src`'s Python object on every rank (e.g. a run name or a resume decision)."""
     if not is_distributed():
@@ -178,7 +191,7 @@ def shard_indices(num_samples, *, rank, world_size, seed=0, epoch=0, shuffle=Tru
     """
     if shuffle:
         generator = torch.Generator()
-        generator.manual_seed(int(seed) * 1_000_003 + int(epoch))  # = checkpoint.ResumableSampler
+        generator.manual_seed(epoch_seed(seed, epoch))
         order = torch.randperm(num_samples, generator=generator).tolist()
     else:
         order = list(range(num_samples))

@@ -22,6 +22,8 @@ import torch
 import torch.nn.functional as F
 
 from pix2pix_tr import atomic
+from pix2pix_tr.checkpoint import network_state, read_weights
+from pix2pix_tr.distributed import unwrap
 from pix2pix_tr.errors import UserError
 from pix2pix_tr.losses import GANLoss, gradient_penalty
 from pix2pix_tr.networks import StateDictMismatch, load_pix2pix_state_dict
@@ -43,11 +45,6 @@ class NonFiniteLossError(UserError):
 
 def _finite(value):
     return value == value and value not in (float("inf"), float("-inf"))
-
-
-def _unwrap(net):
-    """The module whose state_dict has pix2pix's keys (without DDP's `module.` prefix)."""
-    return net.module if isinstance(net, torch.nn.parallel.DistributedDataParallel) else net
 
 
 class Pix2PixModel:
@@ -171,7 +168,7 @@ class Pix2PixModel:
         """Write <label>_net_G.pth and <label>_net_D.pth (CPU, contiguous state dicts, pix2pix keys)."""
         paths = []
         for name, net in self.networks().items():
-            state = {k: v.detach().cpu().contiguous() for k, v in _unwrap(net).state_dict().items()}
+            state = network_state(net)
             path = os.path.join(save_dir, f"{epoch_label}_net_{name}.pth")
             atomic.torch_save(path, state)
             paths.append(path)
@@ -181,12 +178,13 @@ class Pix2PixModel:
         """Load <label>_net_{G,D}.pth, from this project or from pix2pix, strictly."""
         nets = self.networks()
         for name in which:
-            path = os.path.join(save_dir, f"{epoch_label}_net_{name}.pth")
-            if not os.path.isfile(path):
-                raise UserError(f"no checkpoint {path}; check --name, --checkpoints_dir and --epoch")
-            state = torch.load(path, map_location="cpu", weights_only=True)
-            try:
-                load_pix2pix_state_dict(_unwrap(nets[name]), state)
-            except StateDictMismatch as err:
-                raise UserError(f"{path} does not fit net{name} as configured ({err}); check --netG/"
-                                "--netD, --ngf/--ndf, --norm, --n_layers_D, --input_nc/--output_nc") from err
+            load_network(unwrap(nets[name]), os.path.join(save_dir, f"{epoch_label}_net_{name}.pth"), name)
+
+
+def load_network(net, path, name="G"):
+    """Load one pix2pix weights file into `net` (pix2pix's own files too), or one UserError line."""
+    try:
+        load_pix2pix_state_dict(net, read_weights(path))
+    except StateDictMismatch as err:
+        raise UserError(f"{path} does not fit net{name} as configured ({err}); check --netG/"
+                        "--netD, --ngf/--ndf, --norm, --n_layers_D, --input_nc/--output_nc") from None

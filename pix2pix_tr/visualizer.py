@@ -45,6 +45,8 @@ SERVER_COMMAND = "python scripts/visdom_server.py --port {port}"
 IMAGE_NAME = "epoch{epoch:03d}_{label}.png"
 _IMAGE_NAME_RE = re.compile(r"^epoch(\d+)_(.+)\.png$")
 
+LOSS_JSONL = "loss_log.jsonl"
+
 
 class Visualizer:
     """Live view, HTML page and loss logs of one run, `checkpoints_dir/name/`."""
@@ -61,7 +63,7 @@ class Visualizer:
         self.web_dir = os.path.join(self.run_dir, "web")
         self.img_dir = os.path.join(self.web_dir, "images")
         self.loss_log_path = os.path.join(self.run_dir, "loss_log.txt")
-        self.loss_jsonl_path = os.path.join(self.run_dir, "loss_log.jsonl")
+        self.loss_jsonl_path = os.path.join(self.run_dir, LOSS_JSONL)
         os.makedirs(self.img_dir if use_html else self.run_dir, exist_ok=True)
         self._last_saved_epoch = None
         self._plot = {"X": [], "Y": [], "legend": None}
@@ -126,6 +128,12 @@ class Visualizer:
             opts=dict(title=f"{self.name} loss over time", legend=plot["legend"],
                       xlabel="epoch", ylabel="loss"))
 
+    @staticmethod
+    def last_logged_position(run_dir):
+        """(epoch, samples into it) of the last loss record in a run's loss_log.jsonl, or None."""
+        records = read_loss_records(os.path.join(run_dir, LOSS_JSONL))
+        return records[-1][0] if records else None
+
     def restore_loss_plot(self, dataset_size, *, epoch, epoch_iter):
         """After --continue_train: put the points this run logged up to its resume point back on
         the plot, so the line goes on where it stopped instead of starting over. They come from
@@ -133,19 +141,10 @@ class Visualizer:
         after the checkpoint (steps a crash lost, which run again), the lost points of earlier
         resumes, and those of an earlier run under the same name (the log only appends), i.e.
         every point not below the next one kept. Returns the number of points."""
-        if self.display is None or not os.path.isfile(self.loss_jsonl_path):
+        if self.display is None:
             return 0
-        records = []
-        with open(self.loss_jsonl_path, encoding="utf-8") as f:
-            for line in f:
-                try:
-                    record = json.loads(line)
-                    position = (int(record["epoch"]), int(record["iters"]))
-                    losses = dict(record["losses"])
-                except (ValueError, KeyError, TypeError):
-                    continue                            # a torn last line, or not a record
-                if position <= (epoch, epoch_iter):
-                    records.append((position, losses))
+        records = [(position, losses) for position, losses in read_loss_records(self.loss_jsonl_path)
+                   if position <= (epoch, epoch_iter)]
         run = records[-1:]        # walking back from the resume point, positions must fall:
         for position, losses in reversed(records[:-1]):   # others were redone or another run's
             if position < run[0][0]:
@@ -293,3 +292,18 @@ if visdom is not None:
             response = self.session.post(url, data={} if data is None else data,
                                          timeout=self._request_timeout)
             return response.text
+
+
+def read_loss_records(path):
+    """[((epoch, iters), {loss: value})] of loss_log.jsonl in file order; torn or foreign lines skipped."""
+    if not os.path.isfile(path):
+        return []
+    records = []
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            try:
+                record = json.loads(line)
+                records.append(((int(record["epoch"]), int(record["iters"])), dict(record["losses"])))
+            except (ValueError, KeyError, TypeError):
+                continue                            # a torn last line, or not a record
+    return records

@@ -35,3 +35,29 @@ def test_failure_keeps_the_previous_complete_file(tmp_path):
             raise RuntimeError("interrupted")
     assert path.read_text() == "old"
     assert [p.name for p in tmp_path.iterdir()] == ["out.txt"]
+
+
+def test_a_write_past_the_file_size_limit_is_one_line_and_keeps_the_previous_file(tmp_path):
+    """A real EFBIG (ulimit -f): torch's zip writer fails mid-file; the error names the file."""
+    import resource
+    import subprocess
+    import sys
+
+    path = tmp_path / "latest_state.pth"
+    path.write_bytes(b"previous")
+    code = ("import sys, torch; from pix2pix_tr import atomic; from pix2pix_tr.errors import run_cli; "
+            f"run_cli(lambda argv: atomic.torch_save({str(path)!r}, torch.zeros(1 << 20)))")
+    limit = lambda: resource.setrlimit(resource.RLIMIT_FSIZE, (256 * 1024, resource.RLIM_INFINITY))  # noqa: E731
+    proc = subprocess.run([sys.executable, "-c", code], preexec_fn=limit, capture_output=True, text=True,
+                          cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    assert proc.returncode == 2, proc.stderr
+    line, = proc.stderr.strip().splitlines()
+    assert line.startswith(f"error: cannot write {path}: ") and "file-size limit" in line
+    assert path.read_bytes() == b"previous" and [p.name for p in tmp_path.iterdir()] == [path.name]
+
+
+def test_a_folder_that_cannot_be_written_is_one_line(tmp_path):
+    blocker = tmp_path / "checkpoints"
+    blocker.write_text("a file where the folder should be")
+    with pytest.raises(atomic.UserError, match=f"cannot write {blocker}/run/x.json: "):
+        atomic.write_json(blocker / "run" / "x.json", {})

@@ -137,7 +137,8 @@ def train_py_worker(rank, world_size, port, dataroot, out_dir):
     torch.set_num_threads(1)
     model = load_module("train").main(
         ["--dataroot", dataroot, "--name", "ddp", "--checkpoints_dir", out_dir, *TINY_RUN,
-         "--optimizer", "tradam", "--tr_inner_steps", "2", "--n_epochs", "1", "--n_epochs_decay", "0"])
+         "--optimizer", "tradam", "--tr_inner_steps", "2", "--n_epochs", "1", "--n_epochs_decay", "0",
+         "--cpu_conv_plan", "auto"])
     plans = {name: {layer: [m.forward_backend, m.backward_backend]
                     for layer, m in conv_backends.convolutions(distributed.unwrap(net))}
              for name, net in model.networks().items()}

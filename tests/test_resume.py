@@ -72,8 +72,8 @@ def straight_run(tmp_path_factory, dataroot, mixed_plan):
 def crash_after_save(monkeypatch, when):
     real_save = checkpoint.save_checkpoint
 
-    def save_then_maybe_crash(run_dir, model, labels, state):
-        real_save(run_dir, model, labels, state)
+    def save_then_maybe_crash(run_dir, labels, state):
+        real_save(run_dir, labels, state)
         if when(state):
             raise Crash()
 
@@ -126,14 +126,51 @@ def test_resume_mid_epoch_at_save_latest_freq(tmp_path, dataroot, monkeypatch, s
     assert_same_run(run, straight_run)
 
 
-def test_weights_from_another_moment_are_refused(tmp_path, straight_run):
-    run = tmp_path / "ckpt" / "run"
-    shutil.copytree(straight_run, run)
-    weights = load_weights(run / "latest_net_G.pth")
-    torch.save({k: v * 1.01 if v.is_floating_point() else v for k, v in weights.items()}, run / "latest_net_G.pth")
+def test_weight_files_from_another_moment_are_rewritten_and_the_resume_is_exact(
+        tmp_path, dataroot, monkeypatch, straight_run, mixed_plan):
+    """A kill between latest_state.pth and the weight files leaves latest_net_*.pth of the moment
+    before: the resume takes the weights inside the state, puts the files right, and ends exactly."""
+    def stale_weight_files(state):
+        if state["epoch_iter"] == 4:                       # the mid-epoch save at iteration 4 ...
+            nets = {k: {n: t * 1.01 if t.is_floating_point() else t for n, t in v.items()}
+                    for k, v in state["nets"].items()}
+            checkpoint.write_weight_files(str(tmp_path / "ckpt" / "run"), ["latest"], nets)
+            return True                                    # ... whose weight files were not written
+        return False
+
+    run, saved_at, _ = stop_and_resume(tmp_path, dataroot, monkeypatch, mixed_plan, when=stale_weight_files)
+    assert saved_at == (1, 4)
+    assert_same_run(run, straight_run)
+
+
+def test_a_version_1_state_with_weights_beside_it_resumes_exactly(tmp_path, dataroot, monkeypatch,
+                                                                  straight_run, mixed_plan):
+    """States written before the weights moved inside (version 1: a fingerprint of the weight
+    files) still resume exactly, and weight files from another moment are still refused."""
+    ckpt = tmp_path / "ckpt"
+    with monkeypatch.context() as patch:
+        crash_after_save(patch, lambda state: state["epoch_iter"] == 4)
+        with pytest.raises(Crash):
+            train.main(run_args(dataroot, ckpt, mixed_plan))
+    path = ckpt / "run" / checkpoint.STATE_FILE
+    state = torch.load(path, weights_only=True)
+    nets = state.pop("nets")
+    modules = []
+    for name, builder in (("G", lambda: define_G(3, 3, 8, "unet_128")), ("D", lambda: define_D(6, 8, "basic"))):
+        module = builder()
+        module.load_state_dict(nets[name])
+        modules.append(module)
+    state["version"], state["weights_fingerprint"] = 1, checkpoint.weights_fingerprint(*modules)
+    torch.save(state, path)
+    train.main(["--name", "run", "--checkpoints_dir", str(ckpt), "--continue_train"])
+    assert_same_run(ckpt / "run", straight_run)
+
+    state = torch.load(path, weights_only=True)             # the finished run's, as version 1 ...
+    state.pop("nets")
+    state["version"], state["weights_fingerprint"] = 1, torch.zeros(3, dtype=torch.float64)  # ... of other weights
+    torch.save(state, path)
     with pytest.raises(UserError, match="do not belong"):
-        train.main(["--name", "run", "--checkpoints_dir", str(tmp_path / "ckpt"), "--continue_train",
-                    "--n_epochs_decay", "2"])
+        train.main(["--name", "run", "--checkpoints_dir", str(ckpt), "--continue_train", "--n_epochs_decay", "2"])
 
 
 def test_continue_without_checkpoint_is_an_error(tmp_path, dataroot):

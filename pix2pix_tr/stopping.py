@@ -1,0 +1,51 @@
+"""Stop a training run cleanly on SIGINT (Ctrl-C) or SIGTERM (what clusters send before a kill).
+
+The first signal only raises a flag: the loop finishes the step in flight, saves latest and exits
+with one line saying where a resume restarts, so nothing since the last periodic save is lost. A
+second signal stops at once (KeyboardInterrupt); a save it interrupts leaves the previous
+checkpoint whole (checkpoints are written atomically). DataLoader workers ignore both signals
+(`ignore_stop_signals` as their worker_init_fn): a terminal's Ctrl-C or a cluster's SIGTERM reaches
+the whole process group, and a worker that died of it would fail the step in flight.
+"""
+import signal
+import sys
+import threading
+
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+class GracefulStop:
+    """Context manager: while active, `requested` turns true on the first SIGINT/SIGTERM."""
+
+    def __init__(self, message="stopping: finishing this step, then saving latest "
+                               "(Ctrl-C again to stop at once)"):
+        self.message = message
+        self.signum = None
+        self._previous = {}
+
+    @property
+    def requested(self):
+        return self.signum is not None
+
+    def _handle(self, signum, frame):
+        if self.signum is not None:
+            raise KeyboardInterrupt
+        self.signum = signum
+        print(f"\n{signal.Signals(signum).name}: {self.message}", file=sys.stderr, flush=True)
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():  # signals reach the main thread only
+            self._previous = {s: signal.signal(s, self._handle) for s in STOP_SIGNALS}
+        return self
+
+    def __exit__(self, *exc):
+        for signum, handler in self._previous.items():
+            signal.signal(signum, handler)
+        self._previous = {}
+        return False
+
+
+def ignore_stop_signals(worker_id=None):
+    """worker_init_fn for DataLoader workers: leave SIGINT/SIGTERM to the main process."""
+    for signum in STOP_SIGNALS:
+        signal.signal(signum, signal.SIG_IGN)
