@@ -11,6 +11,7 @@
 """
 import json
 import os
+import shutil
 
 import pytest
 
@@ -129,3 +130,38 @@ def test_the_lock_of_a_dead_process_is_taken_over_and_leftovers_cleaned(tmp_path
 def test_run_names_outside_the_checkpoints_folder_are_refused(tmp_path, dataroot, name):
     with pytest.raises(UserError, match="--name"):
         train.main(args(dataroot, tmp_path, name))
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory, dataroot):
+    ckpt = tmp_path_factory.mktemp("finished")
+    train.main(args(dataroot, ckpt, "run", "--n_epochs", "1", "--n_epochs_decay", "0"))
+    return ckpt / "run"
+
+
+def corrupt(path, how):
+    data = path.read_bytes()
+    path.write_bytes({"empty": b"", "truncated": data[: len(data) // 2], "garbage": os.urandom(512)}[how])
+
+
+@pytest.mark.parametrize("how", ["empty", "truncated", "garbage"])
+def test_an_unreadable_state_is_one_line_naming_it(tmp_path, finished_run, how):
+    shutil.copytree(finished_run, tmp_path / "run")
+    corrupt(tmp_path / "run" / checkpoint.STATE_FILE, how)
+    with pytest.raises(UserError) as err:
+        resume(tmp_path, "--n_epochs", "2")
+    assert str(tmp_path / "run" / checkpoint.STATE_FILE) in str(err.value) and "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize("how", ["empty", "truncated", "garbage"])
+def test_unreadable_weight_files(tmp_path, finished_run, how, capsys):
+    """Beside a state, they are rewritten from it; alone (a pix2pix run), one line names them."""
+    shutil.copytree(finished_run, tmp_path / "run")
+    corrupt(tmp_path / "run" / "latest_net_G.pth", how)
+    resume(tmp_path, "--n_epochs", "2")
+    assert "rewritten from the checkpoint" in capsys.readouterr().out
+    assert load_weights(tmp_path / "run" / "latest_net_G.pth")
+    corrupt(tmp_path / "run" / "latest_net_G.pth", how)
+    (tmp_path / "run" / checkpoint.STATE_FILE).unlink()
+    with pytest.raises(UserError, match=f"{tmp_path / 'run' / 'latest_net_G.pth'} is not a readable checkpoint"):
+        resume(tmp_path, "--n_epochs", "3")
