@@ -20,7 +20,8 @@ from options import TestOptions, resolve_device
 from pix2pix_tr import atomic
 from pix2pix_tr.errors import UserError, run_cli
 from pix2pix_tr.html import HTML
-from pix2pix_tr.networks import define_G, load_pix2pix_state_dict
+from pix2pix_tr.model import load_network
+from pix2pix_tr.networks import define_G
 from pix2pix_tr.imageutil import tensor2im
 
 VISUAL_NAMES = ("fake_B", "real_A", "real_B")
@@ -75,16 +76,9 @@ def main(argv=None):
 
 
 def load_generator(netG, run_dir, epoch):
-    """Load <epoch>_net_G.pth into netG (a pix2pix file without num_batches_tracked loads too)."""
-    path = os.path.join(run_dir, f"{epoch}_net_G.pth")
-    if not os.path.isfile(path):
-        raise UserError(f"no {path}: check --name, --checkpoints_dir and --epoch")
-    state = torch.load(path, map_location="cpu", weights_only=True)
-    try:
-        load_pix2pix_state_dict(netG, state)
-    except RuntimeError:
-        raise UserError(f"{path} does not fit this --netG/--ngf/--norm; pass the flags the run "
-                        "was trained with") from None
+    """Load <epoch>_net_G.pth into netG (a pix2pix file without num_batches_tracked loads too); a
+    missing, empty, truncated or foreign file, or another architecture, is one UserError line."""
+    load_network(netG, os.path.join(run_dir, f"{epoch}_net_G.pth"), "G")
 
 
 if __name__ == "__main__":

@@ -237,6 +237,37 @@ def test_num_test_must_be_a_positive_integer(tmp_path, run_dir, value):
     assert not (tmp_path / "results").exists()
 
 
+@pytest.mark.parametrize("damage", ["empty", "truncated", "garbage"])
+def test_damaged_generator_checkpoint_is_one_line(tmp_path, run_dir, damage):
+    layout, folder = run_dir
+    path = folder / "latest_net_G.pth"
+    if damage == "truncated":
+        truncate(path)
+    else:
+        path.write_bytes(b"" if damage == "empty" else os.urandom(3000))
+    with pytest.raises(UserError) as err:
+        synthesize(tmp_path, layout)
+    assert one_line(err).startswith(f"{path} is not a readable checkpoint")
+
+
+def test_checkpoint_of_another_architecture_is_one_line(tmp_path, run_dir):
+    layout, folder = run_dir
+    path = folder / "latest_net_G.pth"
+    torch.save(define_G(3, 3, 16, "unet_128", norm="instance").state_dict(), path)   # ngf 16, not 8
+    with pytest.raises(UserError) as err:
+        synthesize(tmp_path, layout)
+    msg = one_line(err)
+    assert msg.startswith(f"{path} does not fit netG as configured") and "--ngf" in msg
+
+
+def test_test_py_cli_prints_one_line_for_an_empty_checkpoint(tmp_path, run_dir):
+    layout, folder = run_dir
+    (folder / "latest_net_G.pth").write_bytes(b"")
+    rc, stderr = run_cli(["test.py", "--dataroot", layout.root, "--name", "run", "--checkpoints_dir",
+                          str(tmp_path / "ckpt"), "--results_dir", str(tmp_path / "results"), *TEST_FLAGS])
+    assert_one_error_line(rc, stderr, f"{folder / 'latest_net_G.pth'} is not a readable checkpoint")
+
+
 def test_test_py_with_one_input_channel(tmp_path, run_dir):
     """pix2pix converts A to grayscale when --input_nc is 1: test.py runs a 1-channel generator."""
     layout, folder = run_dir
