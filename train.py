@@ -64,7 +64,8 @@ def train(opt, options, device, run_dir, main_process):
     dataroot = resolve_dataroot(opt.dataroot)
     dataset = AlignedDataset(dataroot, opt.phase, direction=opt.direction, preprocess=opt.preprocess,
                              load_size=opt.load_size, crop_size=opt.crop_size, no_flip=opt.no_flip,
-                             max_dataset_size=opt.max_dataset_size, seed=opt.seed, preload=opt.preload)
+                             max_dataset_size=opt.max_dataset_size, seed=opt.seed, preload=opt.preload,
+                             input_nc=opt.input_nc, output_nc=opt.output_nc)
     sampler = distributed.ShardedSampler(len(dataset), seed=opt.seed, shuffle=not opt.serial_batches)
     worker_seeds = torch.Generator()                   # reseeded per epoch; the global RNG is never drawn
     loader = torch.utils.data.DataLoader(
@@ -242,7 +243,7 @@ def plan_convolutions(opt, run_dir, model, main_process, typed):
 def make_optimizer(net, opt):
     return build_optimizer(opt.optimizer, net.parameters(), lr=opt.lr, beta1=opt.beta1,
                            tr_lambda=opt.tr_lambda, inner_steps=opt.tr_inner_steps,
-                           tr_lambda_mode=opt.tr_lambda_mode,
+                           tr_lambda_mode=opt.tr_lambda_mode, compiled=None,   # from 2M parameters
                            inner_lr_decay=not opt.tr_no_inner_lr_decay)
 
 

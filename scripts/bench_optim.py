@@ -25,8 +25,8 @@ from tqdm import tqdm  # noqa: E402
 from pix2pix_tr.errors import UserError  # noqa: E402
 from pix2pix_tr.optim import TRAdam, compiled_adam  # noqa: E402
 
-LABELS = {"adam": "torch Adam(fused=True)", "tradam": "TRAdam (fused=True: compiled single pass)",
-          "generic": "TRAdam (fused=False: generic path)"}
+LABELS = {"adam": "torch Adam(fused=True)", "tradam": "TRAdam (compiled=True: single pass)",
+          "generic": "TRAdam (compiled=False: generic path)"}
 
 
 def unet_256_shapes():
@@ -98,7 +98,7 @@ def main(argv=None):
     ap.add_argument("--steps", type=int, default=60)
     ap.add_argument("--inner_steps", type=int, default=10)
     ap.add_argument("--threads", type=int, default=None)
-    ap.add_argument("--generic", action="store_true", help="also time TRAdam(fused=False)")
+    ap.add_argument("--generic", action="store_true", help="also time TRAdam(compiled=False)")
     ap.add_argument("--device", default="cpu", help="cpu | cuda | cuda:N")
     args = ap.parse_args(argv)
     device = torch.device(args.device)
@@ -118,7 +118,7 @@ def main(argv=None):
             opts[name] = torch.optim.Adam(params, lr=2e-4, betas=(0.5, 0.999), fused=True)
         else:
             opts[name] = TRAdam(params, lr=2e-4, betas=(0.5, 0.999), tr_lambda=0.1,
-                                inner_steps=args.inner_steps, fused=name == "tradam")
+                                inner_steps=args.inner_steps, compiled=name == "tradam")
     print(f"{load_average()} before; compiling ...", flush=True)
     first = {name: timed(opt, device) for name, opt in opts.items()}  # state, first anchors, the compile
     compile_s = {variant: round(seconds, 1)

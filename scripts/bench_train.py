@@ -10,7 +10,7 @@ the figures are medians over rounds.
                    it (no foreach/fused flag), fp32, NCHW, no tricks
     paper tradam   the same plain step with the paper's TRAdam: a per-parameter Python loop (below)
     ours adam      Pix2PixModel + build_optimizer("adam") with this project's speed settings
-    ours tradam    Pix2PixModel + build_optimizer("tradam") (fused TR step) with the same settings
+    ours tradam    Pix2PixModel + build_optimizer("tradam") (compiled TR step) with the same settings
     ours tradam onednn   (not run by default) ours tradam with oneDNN for every convolution: what the
                    per-layer kernel plan below gives, side by side
 
@@ -146,7 +146,8 @@ def build_variants(args, device):
             netG.compile(mode=args.compile_mode)
             netD.compile(mode=args.compile_mode)
         optimizer = name.split()[1]
-        make = lambda ps: build_optimizer(optimizer, ps, lr=LR, beta1=BETAS[0], beta2=BETAS[1], fused=args.fused)  # noqa: E731
+        make = lambda ps: build_optimizer(optimizer, ps, lr=LR, beta1=BETAS[0], beta2=BETAS[1],  # noqa: E731
+                                          compiled=args.compiled)
         model = Pix2PixModel(netG, netD, make(netG.parameters()), make(netD.parameters()),
                              gan_mode="vanilla", lambda_L1=100.0, device=device, amp=args.amp,
                              channels_last=args.channels_last)
@@ -301,8 +302,8 @@ def main(argv=None):
     parser.add_argument("--malloc", default="default", choices=("default", "tuned"),
                         help="glibc malloc for the whole process (every variant): its defaults, or "
                              "tuned as train.py tunes it (pix2pix_tr/allocator.py)")
-    parser.add_argument("--fused", default="on", choices=("auto", "on", "off"),
-                        help="ours: fused optimizer path (auto: each optimizer's default; torch.optim.Adam's is unfused on CPU)")
+    parser.add_argument("--compiled", default="on", choices=("auto", "on", "off"),
+                        help="ours tradam: the compiled single-pass TR step (auto: from 2M parameters, as train.py)")
     parser.add_argument("--loader", action="store_true", help="also measure the data loader's throughput")
     parser.add_argument("--loader_frames", type=int, default=64)
     parser.add_argument("--loader_epochs", type=int, default=3)
@@ -314,7 +315,7 @@ def main(argv=None):
     unknown = [v for v in args.variants if v not in VARIANTS + EXTRA_VARIANTS]
     if unknown:
         raise UserError(f"--variants: unknown {unknown}; choose from {', '.join(VARIANTS + EXTRA_VARIANTS)}")
-    args.fused = {"auto": None, "on": True, "off": False}[args.fused]
+    args.compiled = {"auto": None, "on": True, "off": False}[args.compiled]
     if args.malloc == "tuned" and not allocator.tune_malloc():
         raise UserError("--malloc tuned: no glibc malloc to tune here (Linux with glibc only)")
     device = torch.device(args.device)
@@ -334,7 +335,7 @@ def main(argv=None):
              "frame_id": ["bench"], "A_paths": ["bench"], "B_paths": ["bench"]}
     settings = (f"amp={args.amp} channels_last={args.channels_last} mkldnn={args.mkldnn} "
                 f"cpu_conv_plan={args.cpu_conv_plan} compile={args.compile}"
-                f"{'(' + args.compile_mode + ')' if args.compile_mode else ''} fused={args.fused}; "
+                f"{'(' + args.compile_mode + ')' if args.compile_mode else ''} compiled={args.compiled}; "
                 f"every variant: malloc={args.malloc}")
     print(f"device: {describe_device(device)}; torch {torch.__version__}")
     print(f"iteration: {args.netG} + {args.netD} D, ngf {args.ngf} ndf {args.ndf}, batch 1, {args.size}x{args.size}; "

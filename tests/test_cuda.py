@@ -34,18 +34,20 @@ def strict_fp32():
     torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = old
 
 
-@pytest.mark.parametrize("fused", [True, False, None], ids=["compiled", "generic-foreach", "generic-fused"])
+@pytest.mark.parametrize("compiled,fused", [(True, None), (False, None), (False, True)],
+                         ids=["compiled", "generic-foreach", "generic-fused"])
 @pytest.mark.parametrize("dtype,tol", [(torch.float64, 1e-6), (torch.float32, 2e-5)])
-def test_tradam_on_cuda_follows_the_restatement(fused, dtype, tol):
-    """fused=True: the torch.compile'd (Triton) single pass; False: the generic path over torch's
-    foreach Adam; None on a tiny model: the generic path over torch's fused CUDA Adam kernel."""
+def test_tradam_on_cuda_follows_the_restatement(compiled, fused, dtype, tol):
+    """compiled=True: the torch.compile'd (Triton) single pass; False: the generic path over torch's
+    default (foreach) Adam, or with fused=True over torch's fused CUDA Adam kernel."""
     theta0, grad = problem(3)
     lr0, lam, S = 0.05, 0.5, 4
     ref = reference("adam", theta0, grad, lr0=lr0, lam=lam, S=S, mode="scaled")
     params = [torch.tensor(t, dtype=dtype, device=CUDA, requires_grad=True) for t in theta0]
-    opt = TRAdam(params, lr=lr0, betas=(0.5, 0.999), tr_lambda=lam, inner_steps=S, fused=fused)
+    opt = TRAdam(params, lr=lr0, betas=(0.5, 0.999), tr_lambda=lam, inner_steps=S, compiled=compiled,
+                 fused=fused)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_factor)
-    assert opt.fused == bool(fused)
+    assert opt.compiled == bool(compiled)
     for n in range(STEPS):
         grads = grad([p.detach().cpu().double().numpy() for p in params], n)
         for p, g in zip(params, grads):
@@ -55,7 +57,7 @@ def test_tradam_on_cuda_follows_the_restatement(fused, dtype, tol):
         for got, want in zip(params, ref[n]):
             err = np.max(np.abs(got.detach().cpu().double().numpy() - want)) / np.max(np.abs(want))
             assert err <= tol, f"step {n}: relative error {err:.2e}"
-    if fused:
+    if compiled:
         assert compiled_adam._READY[("cuda", dtype, "plain")] is None  # really compiled, no fallback
 
 
@@ -74,7 +76,7 @@ def test_bucketed_step_over_unet_256_parameters_equals_the_eager_step(monkeypatc
         monkeypatch.setattr(compiled_adam, "USE_COMPILE", compiled)
         copy_ = copy.deepcopy(net)
         before = [p.detach().clone() for p in copy_.parameters()]
-        opt = TRAdam(copy_.parameters(), lr=2e-4, fused=True, inner_steps=2)
+        opt = TRAdam(copy_.parameters(), lr=2e-4, compiled=True, inner_steps=2)
         gen = torch.Generator().manual_seed(1)
         for _ in range(5):
             for p in copy_.parameters():
@@ -113,8 +115,8 @@ def test_fp32_training_step_on_cuda_equals_the_cpu_step():
 
 def test_bf16_autocast_channels_last_step_on_cuda():
     netG, netD = tiny_nets(netG="unet_256")
-    model = Pix2PixModel(netG.to(CUDA), netD.to(CUDA), TRAdam(netG.parameters(), lr=2e-4, fused=True),
-                         TRAdam(netD.parameters(), lr=2e-4, fused=True), device=CUDA, amp=True,
+    model = Pix2PixModel(netG.to(CUDA), netD.to(CUDA), TRAdam(netG.parameters(), lr=2e-4, compiled=True),
+                         TRAdam(netD.parameters(), lr=2e-4, compiled=True), device=CUDA, amp=True,
                          channels_last=True)
     before = {name: p.detach().clone() for name, p in netG.named_parameters()}
     for _ in range(3):   # batch 2: at batch 1 unet_256's innermost batch norm sees one value

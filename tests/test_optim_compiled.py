@@ -23,12 +23,12 @@ class Tiny(torch.nn.Module):
         return self.gain * self.head(torch.tanh(self.conv(x)))
 
 
-def run(fused, data, reload_at):
+def run(compiled, data, reload_at):
     net = Tiny()
 
     def build():
         opt = TRAdam(net.parameters(), lr=1e-2, betas=(0.5, 0.999), tr_lambda=1.0, inner_steps=3,
-                     fused=fused)
+                     compiled=compiled)
         return opt, torch.optim.lr_scheduler.LambdaLR(opt, lambda e: 0.9 ** e)
     opt, sched = build()
     for n, x in enumerate(data):
@@ -65,7 +65,7 @@ def test_compiled_step_equals_generic_and_compiles_once():
     want, generic = run(False, data, reload_at=4)
     with torch._dynamo.config.patch(error_on_recompile=True):
         got, single = run(True, data, reload_at=4)
-    assert single.fused and not generic.fused
+    assert single.compiled and not generic.compiled
     assert set(compiled_adam._READY.values()) == {None}
     assert counters["stats"]["unique_graphs"] == 2  # the regular and the k = 0 kernel, once each
     assert_same_trained_weights(want, got)
@@ -84,6 +84,6 @@ def test_bucketed_gpu_path_equals_generic_and_compiles_once_per_variant(monkeypa
     data = fresh_compiles_and_data(2)
     want, generic = run(False, data, reload_at=4)
     got, bucketed = run(True, data, reload_at=4)
-    assert bucketed.fused and set(compiled_adam._READY.values()) == {None}
+    assert bucketed.compiled and set(compiled_adam._READY.values()) == {None}
     assert counters["stats"]["unique_graphs"] == 2   # the check's and the real list's
     assert_same_trained_weights(want, got)

@@ -50,17 +50,16 @@ def train(net, opt, data, before_step=None):
     return [p.detach().clone() for p in net.parameters()]
 
 
-@pytest.mark.parametrize("fused", [False, None])
+@pytest.mark.parametrize("fused", [None, True])
 def test_s1_is_exactly_torch_adam(fused):
-    """Generic path: over torch's foreach Adam (False) or, for a tiny model, its fused kernel."""
+    """Generic path: over torch's default Adam (fused=None) or its fused kernel (fused=True)."""
     data = batches(6)
     a, b = tiny_net(), tiny_net()
-    want = train(a, torch.optim.Adam(a.parameters(), lr=1e-2, betas=(0.5, 0.999),
-                                     fused=fused is None or None), data)
+    want = train(a, torch.optim.Adam(a.parameters(), lr=1e-2, betas=(0.5, 0.999), fused=fused), data)
     tr = TRAdam(b.parameters(), lr=1e-2, betas=(0.5, 0.999), tr_lambda=0.3, inner_steps=1,
                 fused=fused)
     got = train(b, tr, data)
-    assert not tr.fused and all(torch.equal(x, y) for x, y in zip(want, got))
+    assert not tr.compiled and all(torch.equal(x, y) for x, y in zip(want, got))
 
 
 def test_s1_single_pass_is_torch_adam():
@@ -68,9 +67,9 @@ def test_s1_single_pass_is_torch_adam():
     a, b = smooth_net(), smooth_net()
     want = train(a, torch.optim.Adam(a.parameters(), lr=1e-2, betas=(0.5, 0.999)), data)
     tr = TRAdam(b.parameters(), lr=1e-2, betas=(0.5, 0.999), tr_lambda=0.3, inner_steps=1,
-                fused=True)
+                compiled=True)
     got = train(b, tr, data)
-    assert tr.fused
+    assert tr.compiled
     assert_relclose(want, got)
 
 
@@ -85,7 +84,7 @@ def test_s1_is_exactly_torch_sgd():
 def test_zero_lambda_leaves_only_the_sawtooth():
     data, S, lr = batches(9), 4, 1e-2
     a, b = tiny_net(), tiny_net()
-    adam = torch.optim.Adam(a.parameters(), lr=lr, fused=True)
+    adam = torch.optim.Adam(a.parameters(), lr=lr)
 
     def sawtooth(n):
         adam.param_groups[0]["lr"] = lr / (n % S + 1)
@@ -94,10 +93,10 @@ def test_zero_lambda_leaves_only_the_sawtooth():
     assert all(torch.equal(x, y) for x, y in zip(want, got))
 
 
-@pytest.mark.parametrize("fused", [False, True])
-def test_grad_scaler_skip_does_not_advance_k(fused):
+@pytest.mark.parametrize("compiled", [False, True])
+def test_grad_scaler_skip_does_not_advance_k(compiled):
     net = tiny_net()
-    opt = TRAdam(net.parameters(), lr=1e-2, inner_steps=3, fused=fused)
+    opt = TRAdam(net.parameters(), lr=1e-2, inner_steps=3, compiled=compiled)
     scaler = torch.amp.GradScaler("cpu", init_scale=2.0 ** 8)
     for n, x in enumerate(batches(5)):
         opt.zero_grad()
@@ -122,12 +121,12 @@ def test_param_groups_keep_their_own_lr_and_lambda():
     w, rest = split(a)
     grouped = TRAdam([{"params": w, "lr": 3e-2, "tr_lambda": 2.0},
                       {"params": rest, "tr_lambda_mode": "fixed"}],
-                     lr=1e-2, tr_lambda=0.5, inner_steps=3, fused=False)
+                     lr=1e-2, tr_lambda=0.5, inner_steps=3, compiled=False)
     got = train(a, grouped, data)
     w, rest = split(b)
-    only_w = TRAdam(w, lr=3e-2, tr_lambda=2.0, inner_steps=3, fused=False)
+    only_w = TRAdam(w, lr=3e-2, tr_lambda=2.0, inner_steps=3, compiled=False)
     only_rest = TRAdam(rest, lr=1e-2, tr_lambda=0.5, inner_steps=3, tr_lambda_mode="fixed",
-                       fused=False)
+                       compiled=False)
 
     class Both:
         def zero_grad(self):
@@ -141,20 +140,20 @@ def test_param_groups_keep_their_own_lr_and_lambda():
     assert grouped.param_groups[0]["tr_lr0"] == 3e-2 and grouped.param_groups[1]["tr_lr0"] == 1e-2
     # and the settings matter: one group with the defaults differs
     c = tiny_net()
-    other = train(c, TRAdam(c.parameters(), lr=1e-2, tr_lambda=0.5, inner_steps=3, fused=False), data)
+    other = train(c, TRAdam(c.parameters(), lr=1e-2, tr_lambda=0.5, inner_steps=3, compiled=False), data)
     assert not torch.equal(other[0], got[0])
 
 
-@pytest.mark.parametrize("base,fused", [
+@pytest.mark.parametrize("base,compiled", [
     (torch.optim.AdamW, False),
     (torch.optim.AdamW, True),  # single pass, eager anchor copy (AdamW: weight decay)
     (torch.optim.Adam, True),   # single pass, anchor written by the k = 0 kernel
 ])
-def test_adam_anchors_refresh_every_s_steps(base, fused):
+def test_adam_anchors_refresh_every_s_steps(base, compiled):
     net, S = tiny_net(), 3
     opt = TrajectoryRegularized(base(net.parameters(), lr=1e-2), tr_lambda=0.5, inner_steps=S,
-                                fused=fused)
-    assert opt.fused == fused and isinstance(opt, torch.optim.Optimizer)
+                                compiled=compiled)
+    assert opt.compiled == compiled and isinstance(opt, torch.optim.Optimizer)
     anchors = []
     for n, x in enumerate(batches(8)):
         opt.zero_grad()
@@ -176,11 +175,11 @@ SETTINGS = {  # the kernel variants of compiled_adam: plain/refresh, general, am
 }
 
 
-def make_tr(params, fused, adamw=False, **kw):
+def make_tr(params, compiled, adamw=False, **kw):
     if adamw:
         return TrajectoryRegularized(torch.optim.AdamW(params, lr=1e-2, betas=(0.5, 0.999), **kw),
-                                     tr_lambda=1.0, inner_steps=4, fused=fused)
-    return TRAdam(params, lr=1e-2, betas=(0.5, 0.999), tr_lambda=1.0, inner_steps=4, fused=fused,
+                                     tr_lambda=1.0, inner_steps=4, compiled=compiled)
+    return TRAdam(params, lr=1e-2, betas=(0.5, 0.999), tr_lambda=1.0, inner_steps=4, compiled=compiled,
                   **kw)
 
 
@@ -189,20 +188,20 @@ def test_single_pass_equals_generic_path_across_reload(setting):
     """Three cycles with an lr schedule and a state_dict round trip in the middle of a cycle."""
     data, kw = batches(12), SETTINGS[setting]
     results = []
-    for fused in (False, True):
+    for compiled in (False, True):
         net = smooth_net()
-        opt = make_tr(net.parameters(), fused, **kw)
+        opt = make_tr(net.parameters(), compiled, **kw)
         sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda e: 0.8 ** e)
         loop = _Scheduled(opt, sched)
         train(net, loop, data[:6])
         opt_sd, sched_sd = opt.state_dict(), sched.state_dict()
-        opt = make_tr(net.parameters(), fused, **kw)
+        opt = make_tr(net.parameters(), compiled, **kw)
         sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda e: 0.8 ** e)
         opt.load_state_dict(opt_sd)
         sched.load_state_dict(sched_sd)
         results.append((train(net, _Scheduled(opt, sched), data[6:]), opt))
     (want, generic), (got, single) = results
-    assert not generic.fused and single.fused
+    assert not generic.compiled and single.compiled
     assert_relclose(want, got)
     same_format = [(k, v.dtype, v.device, v.shape) for k, v in generic.state_dict()["state"][0].items()]
     assert same_format == [(k, v.dtype, v.device, v.shape)
@@ -222,12 +221,15 @@ class _Scheduled:
         self.sched.step()
 
 
-def test_auto_mode_picks_the_single_pass_for_large_models(monkeypatch):
+def test_the_compiled_pass_is_opt_in_and_auto_mode_picks_it_for_large_models(monkeypatch):
     params = list(tiny_net().parameters())
-    assert not TRAdam(params).fused  # tiny: no compile
+    assert not TRAdam(params, compiled=None).compiled  # tiny: no compile
     monkeypatch.setattr(compiled_adam, "COMPILE_MIN_NUMEL", 10)
-    opt = TRAdam(params)
-    assert opt.fused and not opt.base_optimizer.param_groups[0]["fused"]  # steps stay on the CPU
+    assert not TRAdam(params).compiled                 # the default: never, whatever the size
+    opt = TRAdam(params, compiled=None)
+    assert opt.compiled and not opt.base_optimizer.param_groups[0]["fused"]  # steps stay on the CPU
+    trainer = build_optimizer("tradam", params, lr=2e-4, compiled=None)   # what train.py asks
+    assert trainer.compiled and not trainer.base_optimizer.param_groups[0]["fused"]
 
 
 def test_auto_mode_falls_back_when_compiling_fails(monkeypatch):
@@ -235,12 +237,12 @@ def test_auto_mode_falls_back_when_compiling_fails(monkeypatch):
     monkeypatch.setattr(compiled_adam, "ensure_compiled", lambda *a: "no compiler")
     data = batches(6)
     a, b = smooth_net(), smooth_net()
-    want = train(a, TRAdam(a.parameters(), lr=1e-2, fused=False), data)
-    auto = TRAdam(b.parameters(), lr=1e-2)
+    want = train(a, TRAdam(a.parameters(), lr=1e-2, compiled=False), data)
+    auto = TRAdam(b.parameters(), lr=1e-2, compiled=None)
     with pytest.warns(RuntimeWarning, match="no compiler"):
         got = train(b, auto, data)
-    assert not auto.fused and all(torch.equal(x, y) for x, y in zip(want, got))
-    forced = TRAdam(smooth_net().parameters(), lr=1e-2, fused=True)
+    assert not auto.compiled and all(torch.equal(x, y) for x, y in zip(want, got))
+    forced = TRAdam(smooth_net().parameters(), lr=1e-2, compiled=True)
     with pytest.raises(RuntimeError, match="no compiler"):
         _one_step(forced)
 
@@ -251,11 +253,11 @@ def _one_step(opt):
     opt.step()
 
 
-@pytest.mark.parametrize("fused", [False, None, True])
-def test_params_without_grad(fused):
+@pytest.mark.parametrize("compiled", [False, None, True])
+def test_params_without_grad(compiled):
     torch.manual_seed(0)
     used, late, never = (torch.nn.Parameter(torch.randn(5)) for _ in range(3))
-    opt = TRAdam([used, late, never], lr=1e-2, tr_lambda=0.5, inner_steps=4, fused=fused)
+    opt = TRAdam([used, late, never], lr=1e-2, tr_lambda=0.5, inner_steps=4, compiled=compiled)
     never0 = never.detach().clone()
     for n in range(7):
         opt.zero_grad()
@@ -295,7 +297,7 @@ def test_build_optimizer_names_and_defaults():
     lambda p: TRAdam(p, tr_lambda_mode="bogus"),
     lambda p: TRAdam(p, lr=0.0),
     lambda p: TRSGD(p, lr=-1.0),
-    lambda p: TrajectoryRegularized(torch.optim.SGD(p, lr=0.1), fused=True),
+    lambda p: TrajectoryRegularized(torch.optim.SGD(p, lr=0.1), compiled=True),
     lambda p: TRAdam([{"params": p, "inner_steps": 0}]),
     lambda p: build_optimizer("rmsprop", p, lr=1e-3),
     lambda p: build_optimizer("adam", p, lr=1e-3, beta1=1.0),
@@ -328,7 +330,7 @@ def test_state_dict_restores_lr0_even_if_scheduler_changed_lr():
 
 
 def test_build_optimizer_gives_fused_adam_where_the_kernel_supports_it():
-    """torch's own Adam default on CPU is the per-tensor loop; the trainer's adam must be fused."""
+    """torch's own Adam default on CPU is the per-tensor loop; the trainer's adam must be compiled."""
     from pix2pix_tr.optim import build_optimizer
     params = [torch.nn.Parameter(torch.randn(3, 2))]
     assert build_optimizer("adam", params, lr=2e-4).param_groups[0]["fused"] is True

@@ -3,7 +3,7 @@
 The reference below is written from the formulas (issue 2 / the class docstrings), not from the
 code: anchor at k = n mod S == 0, gradient + 2·λ_n·(θ − anchor), base step with lr_n/(k+1), Adam's
 moments and bias corrections on the global step. The optimizers run in float64, so agreement is
-at rounding level and the 1e-6 relative bound has room. fused=True is the single-pass path, its
+at rounding level and the 1e-6 relative bound has room. compiled=True is the single-pass path, its
 kernels run eagerly here (the same functions; test_optim_compiled.py covers the real compile).
 """
 import numpy as np
@@ -80,20 +80,20 @@ def reference(kind, theta0, grad, *, lr0, lam, S, mode, betas=(0.5, 0.999), eps=
     return traj
 
 
-def build(kind, params, *, lr0, lam, S, mode, fused, eps=1e-8, inner_lr_decay=True):
+def build(kind, params, *, lr0, lam, S, mode, compiled, eps=1e-8, inner_lr_decay=True):
     if kind == "adam":
         return TRAdam(params, lr=lr0, betas=(0.5, 0.999), eps=eps, tr_lambda=lam, inner_steps=S,
-                      tr_lambda_mode=mode, inner_lr_decay=inner_lr_decay, fused=fused)
+                      tr_lambda_mode=mode, inner_lr_decay=inner_lr_decay, compiled=compiled)
     return TRSGD(params, lr=lr0, momentum=0.9, tr_lambda=lam, inner_steps=S, tr_lambda_mode=mode,
                  inner_lr_decay=inner_lr_decay)
 
 
-def run(kind, theta0, grad, *, lr0, lam, S, mode, fused, reload_at=None, eps=1e-8,
+def run(kind, theta0, grad, *, lr0, lam, S, mode, compiled, reload_at=None, eps=1e-8,
         inner_lr_decay=True):
     """Drive the optimizer with a LambdaLR; at `reload_at` rebuild everything from state dicts."""
     def fresh(values):
         params = [torch.tensor(t, dtype=torch.float64, requires_grad=True) for t in values]
-        opt = build(kind, params, lr0=lr0, lam=lam, S=S, mode=mode, fused=fused, eps=eps,
+        opt = build(kind, params, lr0=lr0, lam=lam, S=S, mode=mode, compiled=compiled, eps=eps,
                     inner_lr_decay=inner_lr_decay)
         sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_factor)
         return params, opt, sched
@@ -124,7 +124,7 @@ def assert_close(traj, ref, tol=1e-6):
             assert err <= tol, f"step {n}: relative error {err:.2e}"
 
 
-CASES = [  # (kind, mode, S, lam, fused)
+CASES = [  # (kind, mode, S, lam, compiled)
     ("adam", "scaled", 3, 0.1, False),
     ("adam", "scaled", 5, 1.0, True),
     ("adam", "fixed", 4, 0.5, False),
@@ -137,13 +137,13 @@ CASES = [  # (kind, mode, S, lam, fused)
 ]
 
 
-@pytest.mark.parametrize("kind,mode,S,lam,fused", CASES)
-def test_trajectory_matches_reference_across_reload(kind, mode, S, lam, fused):
+@pytest.mark.parametrize("kind,mode,S,lam,compiled", CASES)
+def test_trajectory_matches_reference_across_reload(kind, mode, S, lam, compiled):
     theta0, grad = problem()
     lr0 = 0.05 if kind == "adam" else 0.02
     ref = reference(kind, theta0, grad, lr0=lr0, lam=lam, S=S, mode=mode)
     reload_at = S + 2  # in the middle of the second cycle
-    traj = run(kind, theta0, grad, lr0=lr0, lam=lam, S=S, mode=mode, fused=fused,
+    traj = run(kind, theta0, grad, lr0=lr0, lam=lam, S=S, mode=mode, compiled=compiled,
                reload_at=reload_at)
     assert_close(traj, ref)
     # the prox term and the schedule matter: plain Adam/SGD would be far off
@@ -151,23 +151,23 @@ def test_trajectory_matches_reference_across_reload(kind, mode, S, lam, fused):
     assert np.max(np.abs(plain[-1][0] - ref[-1][0])) > 1e-3
 
 
-@pytest.mark.parametrize("fused", [False, True])
-def test_released_mode_with_zero_eps_is_the_released_step(fused):
+@pytest.mark.parametrize("compiled", [False, True])
+def test_released_mode_with_zero_eps_is_the_released_step(compiled):
     """With ε = 0 the released code's form (√v + ε, bias correction in the step size) coincides."""
     theta0, grad = problem(1)
     ref = reference("adam", theta0, grad, lr0=0.05, lam=1e-3, S=4, mode="released", eps=0.0,
                     released_eps=True)
-    traj = run("adam", theta0, grad, lr0=0.05, lam=1e-3, S=4, mode="released", fused=fused, eps=0.0)
+    traj = run("adam", theta0, grad, lr0=0.05, lam=1e-3, S=4, mode="released", compiled=compiled, eps=0.0)
     assert_close(traj, ref)
 
 
-@pytest.mark.parametrize("kind,fused", [("adam", False), ("adam", True), ("sgd", None)])
-def test_without_inner_lr_decay_only_the_proximal_term_remains(kind, fused):
+@pytest.mark.parametrize("kind,compiled", [("adam", False), ("adam", True), ("sgd", None)])
+def test_without_inner_lr_decay_only_the_proximal_term_remains(kind, compiled):
     """inner_lr_decay=False (the 'no sawtooth' ablation): base step size lr_n throughout."""
     theta0, grad = problem(2)
     lr0 = 0.05 if kind == "adam" else 0.02
     ref = reference(kind, theta0, grad, lr0=lr0, lam=0.5, S=4, mode="fixed", inner_lr_decay=False)
-    traj = run(kind, theta0, grad, lr0=lr0, lam=0.5, S=4, mode="fixed", fused=fused,
+    traj = run(kind, theta0, grad, lr0=lr0, lam=0.5, S=4, mode="fixed", compiled=compiled,
                reload_at=6, inner_lr_decay=False)
     assert_close(traj, ref)
     sawtooth = reference(kind, theta0, grad, lr0=lr0, lam=0.5, S=4, mode="fixed")
@@ -175,12 +175,12 @@ def test_without_inner_lr_decay_only_the_proximal_term_remains(kind, fused):
 
 
 @pytest.mark.parametrize("mode", ["scaled", "released"])
-@pytest.mark.parametrize("fused", [False, True])
-def test_a_schedule_at_lr_zero_moves_nothing_and_keeps_the_state_finite(mode, fused):
+@pytest.mark.parametrize("compiled", [False, True])
+def test_a_schedule_at_lr_zero_moves_nothing_and_keeps_the_state_finite(mode, compiled):
     """The linear policy ends at lr 0; λ_n = λ·lr₀/lr_n would be infinite there. The step must move
     no parameter, leave every state tensor finite, and training must go on once lr is back up."""
     params = [torch.randn(4, 3, dtype=torch.float64, requires_grad=True)]
-    opt = TRAdam(params, lr=0.01, tr_lambda=0.1, inner_steps=3, tr_lambda_mode=mode, fused=fused)
+    opt = TRAdam(params, lr=0.01, tr_lambda=0.1, inner_steps=3, tr_lambda_mode=mode, compiled=compiled)
     for n in range(5):
         params[0].grad = torch.randn(4, 3, dtype=torch.float64)
         if n == 2:

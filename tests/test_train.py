@@ -117,3 +117,11 @@ def test_main_without_flags_names_generated_default_dataset(tmp_path, monkeypatc
     with pytest.raises(UserError, match="stop here"):
         train.main(["--checkpoints_dir", str(tmp_path), *TINY_RUN])
     assert seen == {"dataroot": None}
+
+
+def test_one_input_channel_trains_on_grayscale_labels_as_pix2pix(tmp_path, dataroot):
+    """--input_nc 1 on RGB data: the label side is converted to grayscale, as pix2pix does."""
+    model = train.main(["--dataroot", dataroot, "--name", "gray", "--checkpoints_dir", str(tmp_path), *TINY_RUN,
+                        "--input_nc", "1", "--n_epochs", "1", "--n_epochs_decay", "0", "--max_dataset_size", "1"])
+    assert model.netG.state_dict()["model.model.0.weight"].shape[1] == 1
+    assert model.visuals()["real_A"].shape[1] == 1

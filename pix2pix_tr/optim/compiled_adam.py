@@ -23,7 +23,7 @@ The bias corrections are computed on the host in double precision from the step 
 (non-capturable) Adam does; the state keeps torch's format (`step` is the base optimizer's own
 0-dim tensor, incremented here as torch would).
 
-`COMPILE_MIN_NUMEL` is the size from which `TrajectoryRegularized(fused=None)` takes this path:
+`COMPILE_MIN_NUMEL` is the size from which `TrajectoryRegularized(compiled=None)` takes this path:
 compiling costs seconds (tens when the inductor cache is cold), which only pays off for models with
 millions of parameters; tiny models and tests keep the generic path. `USE_COMPILE = False` runs the
 same functions eagerly (slow, same math; for tests and debugging).

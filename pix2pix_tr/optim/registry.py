@@ -5,8 +5,30 @@ with momentum (0.9). The "tr" names wrap the same base in TrajectoryRegularized.
 """
 import torch
 
-from pix2pix_tr.optim.tradam import TRAdam, TRSGD, fused_adam_available
+from pix2pix_tr.optim import compiled_adam
+from pix2pix_tr.optim.tradam import TRAdam, TRSGD
 from pix2pix_tr.optim.trajectory import InvalidHyperparameter, check_positive
+
+
+def _tensors(params):
+    out = []
+    for item in params:
+        if isinstance(item, dict):
+            out.extend(_tensors(item["params"] if not torch.is_tensor(item["params"])
+                                else [item["params"]]))
+        elif isinstance(item, tuple):  # named parameters
+            out.append(item[1])
+        else:
+            out.append(item)
+    return out
+
+
+def fused_adam_available(params):
+    """True when torch's fused Adam kernel supports every parameter (floating point, CPU/CUDA/...)."""
+    from torch.utils._foreach_utils import _get_fused_kernels_supported_devices
+    devices = _get_fused_kernels_supported_devices()
+    tensors = _tensors(params)
+    return bool(tensors) and all(t.is_floating_point() and t.device.type in devices for t in tensors)
 
 
 def _adam(params, *, lr, beta1, beta2, fused, **_):
@@ -16,11 +38,16 @@ def _adam(params, *, lr, beta1, beta2, fused, **_):
     return torch.optim.Adam(params, lr=lr, betas=(beta1, beta2), fused=fused or None)
 
 
-def _tradam(params, *, lr, beta1, beta2, fused, tr_lambda, inner_steps, tr_lambda_mode,
+def _tradam(params, *, lr, beta1, beta2, fused, compiled, tr_lambda, inner_steps, tr_lambda_mode,
             inner_lr_decay, **_):
+    params = list(params)
+    single_pass = compiled or (compiled is None and sum(
+        p.numel() for p in params) >= compiled_adam.COMPILE_MIN_NUMEL)
+    if fused is None:  # the generic path runs fastest over the fused kernel; the single pass wants
+        fused = not single_pass and fused_adam_available(params)   # torch's default state
     return TRAdam(params, lr=lr, betas=(beta1, beta2), tr_lambda=tr_lambda,
                   inner_steps=inner_steps, tr_lambda_mode=tr_lambda_mode,
-                  inner_lr_decay=inner_lr_decay, fused=fused)
+                  inner_lr_decay=inner_lr_decay, fused=fused or None, compiled=compiled)
 
 
 def _sgd(params, *, lr, momentum, fused, **_):
@@ -38,10 +65,11 @@ OPTIMIZERS = tuple(_BUILDERS)
 
 
 def build_optimizer(name, params, *, lr, beta1=0.5, beta2=0.999, momentum=0.9, tr_lambda=0.1,
-                    inner_steps=10, fused=None, tr_lambda_mode="scaled", inner_lr_decay=True):
-    """Build optimizer `name` (one of OPTIMIZERS) over `params`. `fused` is passed on (None: adam
-    uses torch's fused kernel wherever it supports the parameters; tradam the compiled single pass
-    from 2M parameters, else the generic path over torch's fused kernel). Bad values raise
+                    inner_steps=10, fused=None, compiled=False, tr_lambda_mode="scaled",
+                    inner_lr_decay=True):
+    """Build optimizer `name` (one of OPTIMIZERS) over `params`. `fused` is torch's fused kernel of
+    the base (None here: wherever it supports the parameters and serves the step); `compiled` is
+    TRAdam's single compiled pass (None: from 2M parameters on, as train.py asks). Bad values raise
     InvalidHyperparameter (a ValueError and a pix2pix_tr UserError)."""
     if name not in _BUILDERS:
         raise InvalidHyperparameter(f"unknown optimizer {name!r}; choose one of {', '.join(OPTIMIZERS)}")
@@ -53,4 +81,5 @@ def build_optimizer(name, params, *, lr, beta1=0.5, beta2=0.999, momentum=0.9, t
         raise InvalidHyperparameter(f"momentum must be in [0, 1), got {momentum!r}")
     return _BUILDERS[name](params, lr=lr, beta1=beta1, beta2=beta2, momentum=momentum,
                            tr_lambda=tr_lambda, inner_steps=inner_steps,
-                           tr_lambda_mode=tr_lambda_mode, inner_lr_decay=inner_lr_decay, fused=fused)
+                           tr_lambda_mode=tr_lambda_mode, inner_lr_decay=inner_lr_decay, fused=fused,
+                           compiled=compiled)

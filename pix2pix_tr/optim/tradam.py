@@ -5,29 +5,7 @@ here. Use `TrajectoryRegularized(torch.optim.AdamW(...))` for any other base.
 """
 import torch
 
-from pix2pix_tr.optim import compiled_adam
 from pix2pix_tr.optim.trajectory import TrajectoryRegularized
-
-
-def _tensors(params):
-    out = []
-    for item in params:
-        if isinstance(item, dict):
-            out.extend(_tensors(item["params"] if not torch.is_tensor(item["params"])
-                                else [item["params"]]))
-        elif isinstance(item, tuple):  # named parameters
-            out.append(item[1])
-        else:
-            out.append(item)
-    return out
-
-
-def fused_adam_available(params):
-    """True when torch's fused Adam kernel supports every parameter (floating point, CPU/CUDA/...)."""
-    from torch.utils._foreach_utils import _get_fused_kernels_supported_devices
-    devices = _get_fused_kernels_supported_devices()
-    tensors = _tensors(params)
-    return bool(tensors) and all(t.is_floating_point() and t.device.type in devices for t in tensors)
 
 
 class TRAdam(TrajectoryRegularized):
@@ -50,31 +28,22 @@ class TRAdam(TrajectoryRegularized):
     into the step size, i.e. torch's form with ε/√(1−β₂ᵗ) in place of ε; with ε = 0 the two are
     identical, otherwise they differ only where √v̂ is of the order of ε.
 
-    Args: as torch.optim.Adam (lr, betas, eps, weight_decay, amsgrad, maximize) plus
-    tr_lambda, inner_steps, tr_lambda_mode, inner_lr_decay (see TrajectoryRegularized) and
-    fused: True takes the single-pass compiled step (compiled_adam.py: one ``torch.compile``d
-    pass over (θ, g, anchor, m, v), compiled once per process); None (default) does so from
-    ``compiled_adam.COMPILE_MIN_NUMEL`` (2M) parameters on, and below that (tiny models, tests:
-    no compile) uses the generic path over torch's fused Adam kernel where it supports the
-    parameters; False uses the generic path over torch's default (foreach) Adam.
+    Args: as torch.optim.Adam (lr, betas, eps, weight_decay, amsgrad, maximize, fused — passed to
+    torch's Adam: its fused kernel runs the base's step on the generic path) plus tr_lambda,
+    inner_steps, tr_lambda_mode, inner_lr_decay and compiled (see TrajectoryRegularized: True or
+    None takes the single-pass compiled step, which wants torch's default ``fused=None``).
     The base keeps torch's state format: ``step`` (a 0-dim tensor), ``exp_avg``, ``exp_avg_sq``
     (``max_exp_avg_sq``), plus ``tr_anchor``.
     """
 
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0,
                  amsgrad=False, *, tr_lambda=0.1, inner_steps=10, tr_lambda_mode="scaled",
-                 inner_lr_decay=True, maximize=False, fused=None):
-        params = list(params)
-        single_pass = fused if fused is not None else (
-            sum(t.numel() for t in _tensors(params)) >= compiled_adam.COMPILE_MIN_NUMEL)
-        # the single pass wants torch's default Adam state (step counters on the CPU: no sync);
-        # the generic path below the threshold runs fastest over torch's fused kernel
-        kernel_fused = fused is None and not single_pass and fused_adam_available(params)
+                 inner_lr_decay=True, maximize=False, fused=None, compiled=False):
         base = torch.optim.Adam(params, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay,
-                                amsgrad=amsgrad, maximize=maximize, fused=kernel_fused or None)
+                                amsgrad=amsgrad, maximize=maximize, fused=fused)
         super().__init__(base, tr_lambda=tr_lambda, inner_steps=inner_steps,
                          tr_lambda_mode=tr_lambda_mode, inner_lr_decay=inner_lr_decay,
-                         fused=fused)
+                         compiled=compiled)
 
 
 class TRSGD(TrajectoryRegularized):
@@ -99,4 +68,4 @@ class TRSGD(TrajectoryRegularized):
                                weight_decay=weight_decay, nesterov=nesterov, maximize=maximize,
                                fused=fused)
         super().__init__(base, tr_lambda=tr_lambda, inner_steps=inner_steps,
-                         tr_lambda_mode=tr_lambda_mode, inner_lr_decay=inner_lr_decay, fused=False)
+                         tr_lambda_mode=tr_lambda_mode, inner_lr_decay=inner_lr_decay)

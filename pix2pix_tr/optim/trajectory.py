@@ -100,17 +100,16 @@ class TrajectoryRegularized(Optimizer):
             brings the lr to 0 makes λ_n 0 in "scaled"/"released" (the step moves nothing anyway).
         inner_lr_decay: True (the paper) steps with γ_n/(k+1); False keeps γ_n, leaving only the
             proximal term (an ablation: where does a gain come from?).
-        fused: the single-pass step for a torch.optim.Adam/AdamW base (compiled_adam.py): one
+        compiled: the single-pass step for a torch.optim.Adam/AdamW base (compiled_adam.py): one
             ``torch.compile``d pass per parameter over (θ, g, anchor, m, v), compiled once per
             process and device/dtype, never recompiled as lr, λ_n or the step count change.
-            None (default): on when the base is Adam/AdamW with at least
-            ``compiled_adam.COMPILE_MIN_NUMEL`` parameters in all (2M: the compile, seconds, then
-            pays off) and torch.compile works on the device (else a warning and the generic path);
-            True: always (ValueError for other bases; an error if compiling fails); False: the
-            generic path. Same math as the generic path to float rounding (≤ 1e-6 relative,
-            tested). With a base whose ``step`` tensors live on the GPU (``fused=True`` or
-            ``capturable=True`` Adam) each step reads them back (a device sync); TRAdam's own base
-            keeps them on the CPU as torch's default Adam does.
+            False (default): the generic path, no compiler involved. True: always (ValueError for
+            other bases; an error if compiling fails). None: on when the base is Adam/AdamW with at
+            least ``compiled_adam.COMPILE_MIN_NUMEL`` parameters in all (2M: the compile, seconds,
+            then pays off) and torch.compile works on the device, else a warning and the generic
+            path (what train.py uses). Same math as the generic path to float rounding (≤ 1e-6
+            relative, tested). With a base whose ``step`` tensors live on the GPU (torch's
+            ``fused=True`` or ``capturable=True`` Adam) each step reads them back (a device sync).
 
     Works with torch LR schedulers, ``torch.amp.GradScaler`` (a skipped step does not advance k:
     the wrapper does not advertise in-kernel AMP support, so the scaler unscales and skips the whole
@@ -121,20 +120,20 @@ class TrajectoryRegularized(Optimizer):
     """
 
     def __init__(self, optimizer, *, tr_lambda=0.1, inner_steps=10, tr_lambda_mode="scaled",
-                 inner_lr_decay=True, fused=None):
+                 inner_lr_decay=True, compiled=False):
         if not isinstance(optimizer, Optimizer):
             raise TypeError(f"TrajectoryRegularized wraps a torch.optim.Optimizer, got {type(optimizer)}")
         if isinstance(optimizer, TrajectoryRegularized):
             raise InvalidHyperparameter("optimizer is already trajectory-regularized")
         check_tr_settings(tr_lambda, inner_steps, tr_lambda_mode, inner_lr_decay)
-        if fused and not is_compilable_adam(optimizer):
+        if compiled and not is_compilable_adam(optimizer):
             raise InvalidHyperparameter(
-                "fused=True needs a torch.optim.Adam/AdamW base (differentiable=False); "
-                "pass fused=None or False")
+                "compiled=True needs a torch.optim.Adam/AdamW base (differentiable=False); "
+                "pass compiled=None or False")
         self.base_optimizer = optimizer
         self._tr_defaults = dict(tr_lambda=tr_lambda, inner_steps=inner_steps,
                                  tr_lambda_mode=tr_lambda_mode, inner_lr_decay=inner_lr_decay)
-        self._fused_request = fused
+        self._compiled_request = compiled
         self._compile_failure = None  # auto mode: why the single pass fell back, once it did
         super().__init__(optimizer.param_groups, {**optimizer.defaults, **self._tr_defaults})
         self._share_base()
@@ -171,11 +170,11 @@ class TrajectoryRegularized(Optimizer):
             group.setdefault("tr_step", 0)
 
     @property
-    def fused(self):
+    def compiled(self):
         """Whether steps take the single-pass compiled Adam path (see the class docstring)."""
-        if self._fused_request is False or not is_compilable_adam(self.base_optimizer):
+        if self._compiled_request is False or not is_compilable_adam(self.base_optimizer):
             return False
-        if self._fused_request:
+        if self._compiled_request:
             return True
         return (self._compile_failure is None
                 and total_numel(self.param_groups) >= compiled_adam.COMPILE_MIN_NUMEL)
@@ -237,7 +236,7 @@ class TrajectoryRegularized(Optimizer):
         if closure is not None:
             with torch.enable_grad():
                 loss = closure()
-        if self.fused and self._compile_ready():
+        if self.compiled and self._compile_ready():
             self._compiled_adam_step()
         else:
             self._generic_step()
@@ -288,8 +287,8 @@ class TrajectoryRegularized(Optimizer):
                     failure = compiled_adam.ensure_compiled(device, dtype, variant)
                     if failure is None:
                         continue
-                    if self._fused_request:
-                        raise RuntimeError(f"fused=True: torch.compile failed on {device}: {failure}")
+                    if self._compiled_request:
+                        raise RuntimeError(f"compiled=True: torch.compile failed on {device}: {failure}")
                     self._compile_failure = failure
                     compiled_adam.warn_fallback(failure)
                     return False
