@@ -9,8 +9,10 @@ import argparse
 import json
 import os
 
+from data.aligned import DIRECTIONS, PREPROCESS_MODES
 from pix2pix_tr import atomic
 from pix2pix_tr.errors import UserError
+from pix2pix_tr.networks import DISCRIMINATORS, GENERATORS, INITIALIZERS, NORMS, UNET_DOWNSAMPLINGS
 
 OPTIONS_JSON = "train_opt.json"
 OPTIONS_TEXT = "train_opt.txt"
@@ -19,8 +21,6 @@ OPTIONS_TEXT = "train_opt.txt"
 ARCHITECTURE_KEYS = ("input_nc", "output_nc", "ngf", "ndf", "netG", "netD", "n_layers_D", "norm",
                      "init_type", "init_gain", "no_dropout", "direction")
 
-# How many times each U-Net generator halves its input: the crop must be a multiple of 2**n.
-UNET_DOWNSAMPLINGS = {"unet_256": 8, "unet_128": 7}
 
 
 class OptionParser(argparse.ArgumentParser):
@@ -82,10 +82,10 @@ class BaseOptions:
         parser.add_argument("--dataroot", default=None,
                             help="prepared dataset folder (train/ val/ of A|B pairs); default: "
                                  "datasets/cityscapes if prepared, else SynthCity generated under datasets/")
-        parser.add_argument("--direction", default="AtoB", choices=["AtoB", "BtoA"],
+        parser.add_argument("--direction", default="AtoB", choices=DIRECTIONS,
                             help="AtoB = labels -> photos in the prepared layout")
         parser.add_argument("--preprocess", default="resize_and_crop",
-                            choices=["resize_and_crop", "crop", "scale_width", "scale_width_and_crop", "none"],
+                            choices=PREPROCESS_MODES,
                             help="scaling and cropping of images at load time")
         parser.add_argument("--load_size", type=positive_int, default=286, help="scale images to this size")
         parser.add_argument("--crop_size", type=positive_int, default=256, help="then crop to this size")
@@ -112,12 +112,12 @@ class BaseOptions:
         parser.add_argument("--ngf", type=positive_int, default=64, help="generator filters in the last conv layer")
         parser.add_argument("--ndf", type=positive_int, default=64, help="discriminator filters in the first conv layer")
         parser.add_argument("--netG", default="unet_256",
-                            choices=["unet_256", "unet_128", "resnet_9blocks", "resnet_6blocks"])
-        parser.add_argument("--netD", default="basic", choices=["basic", "n_layers", "pixel"],
+                            choices=list(GENERATORS))
+        parser.add_argument("--netD", default="basic", choices=list(DISCRIMINATORS),
                             help="basic = 70x70 PatchGAN")
         parser.add_argument("--n_layers_D", type=positive_int, default=3, help="used if --netD n_layers")
-        parser.add_argument("--norm", default="batch", choices=["batch", "instance", "none"])
-        parser.add_argument("--init_type", default="normal", choices=["normal", "xavier", "kaiming", "orthogonal"])
+        parser.add_argument("--norm", default="batch", choices=list(NORMS))
+        parser.add_argument("--init_type", default="normal", choices=list(INITIALIZERS))
         parser.add_argument("--init_gain", type=positive_float, default=0.02, help="scale of the initialisation")
         parser.add_argument("--no_dropout", action="store_true", help="no dropout in the generator")
         parser.add_argument("--display_winsize", type=positive_int, default=256,

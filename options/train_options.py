@@ -7,11 +7,11 @@ With --continue_train the run's saved train_opt.json fills in every flag not typ
 import os
 
 from pix2pix_tr.errors import UserError
+from pix2pix_tr.losses import GAN_MODES
+from pix2pix_tr.schedulers import SCHEDULERS
 from pix2pix_tr.optim import OPTIMIZERS, TR_LAMBDA_MODES
 from options.base_options import (ARCHITECTURE_KEYS, BaseOptions, load_saved_options, non_negative_float,
                                   positive_float, positive_int)
-
-LR_POLICIES = ("linear", "step", "cosine")
 
 # Flags that say which run to continue: never taken from the saved run on --continue_train.
 PER_INVOCATION_KEYS = {"continue_train", "epoch", "checkpoints_dir", "name"}
@@ -41,7 +41,7 @@ class TrainOptions(BaseOptions):
                             help="TR: lambda*lr0/lr (scaled), lambda (fixed), or lambda/lr as the paper's released code")
         parser.add_argument("--tr_no_inner_lr_decay", action="store_true",
                             help="TR ablation: keep lr (not lr/(k+1)) inside a cycle: proximal term only")
-        parser.add_argument("--lr_policy", default="linear", choices=LR_POLICIES,
+        parser.add_argument("--lr_policy", default="linear", choices=list(SCHEDULERS),
                             help="linear = constant for --n_epochs, then to 0 over --n_epochs_decay")
         parser.add_argument("--lr_decay_iters", type=positive_int, default=50,
                             help="step policy: multiply by 0.1 every this many epochs")
@@ -50,7 +50,7 @@ class TrainOptions(BaseOptions):
         parser.add_argument("--epoch_count", type=positive_int, default=1,
                             help="first epoch number (a pix2pix run continued without a state file)")
         # --- losses ---
-        parser.add_argument("--gan_mode", default="vanilla", choices=["vanilla", "lsgan", "wgangp"])
+        parser.add_argument("--gan_mode", default="vanilla", choices=list(GAN_MODES))
         parser.add_argument("--lambda_L1", type=non_negative_float, default=100.0, help="weight of the L1 loss")
         # --- display and logs ---
         parser.add_argument("--display_freq", type=positive_int, default=400, help="show images every N iterations")

@@ -213,9 +213,13 @@ class PixelDiscriminator(nn.Module):
 # Registries and initialization
 # --------------------------------------------------------------------------------------------------
 
+# How many times each U-Net halves its input: its input size must be a multiple of 2**n.
+UNET_DOWNSAMPLINGS = {"unet_256": 8, "unet_128": 7}
+
 GENERATORS = {
-    "unet_256": lambda i, o, ngf, norm, drop: UnetGenerator(i, o, 8, ngf, norm=norm, use_dropout=drop),
-    "unet_128": lambda i, o, ngf, norm, drop: UnetGenerator(i, o, 7, ngf, norm=norm, use_dropout=drop),
+    **{name: functools.partial(lambda n, i, o, ngf, norm, drop: UnetGenerator(i, o, n, ngf, norm=norm,
+                                                                           use_dropout=drop), downs)
+       for name, downs in UNET_DOWNSAMPLINGS.items()},
     "resnet_9blocks": lambda i, o, ngf, norm, drop: ResnetGenerator(i, o, ngf, n_blocks=9, norm=norm,
                                                                     use_dropout=drop),
     "resnet_6blocks": lambda i, o, ngf, norm, drop: ResnetGenerator(i, o, ngf, n_blocks=6, norm=norm,
