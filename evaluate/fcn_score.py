@@ -1,20 +1,26 @@
 """FCN-score of synthesized photos: segment them with pretrained segmenters, compare with the labels
-they were made from (pix2pix's evaluation, with smp segmenters instead of Caffe's FCN-8s).
+they were made from (pix2pix's evaluation): pix2pix's own Caffe FCN-8s, smp segmenters, or both.
 
     python evaluate/fcn_score.py --results_dir results/city_tradam/val_latest \
         --dataroot datasets/cityscapes --gt
+    python evaluate/fcn_score.py --results_dir results/city_tradam/val_latest \
+        --dataroot datasets/cityscapes --segmenter path/fcn-8s-cityscapes.caffemodel --gt
     python evaluate/fcn_score.py --compare results/adam_seed*/val_latest results/tradam_seed*/val_latest
 
 Results are matched to labels/<phase>/ by frame id (`<frame_id>_fake_B.png`); every frame of the
 split must be there, and nothing else. Segmenters default to the dataset's (metadata.json
 "segmenters": the smp-hub SegFormer-B0 and -B5 for Cityscapes; for SynthCity a small one that
 evaluate/train_segmenter.py trains on first use into checkpoints/segmenters/synthcity_<size>px). Each is
-evaluated at its native scale unless --eval_size is given. Writes fcn_scores.json and
-fcn_scores.md (see evaluate/report.py) into --output_dir (default: the results folder).
+evaluated under its protocol (evaluate/protocols.py): a .caffemodel is pix2pix's FCN-8s under
+pix2pix's protocol, an smp-hub Cityscapes SegFormer under NVlabs' official test config, any other smp
+segmenter at its native scale (or --eval_size). Writes fcn_scores.json and fcn_scores.md (see
+evaluate/report.py) into --output_dir (default: the results folder).
 
 Speed: a DataLoader's workers decode images into pinned memory while the device segments; resizing,
 normalising and the confusion matrices stay on the device, read back once at the end. One pass over
-the images serves every segmenter.
+the images serves every segmenter. pix2pix's upsampling (PIL, to the labels' resolution) runs in the
+workers too; its FCN-8s at 2048x1024 takes tens of seconds a frame on a CPU core (the progress bar
+shows the ETA).
 """
 import os
 import sys
@@ -25,7 +31,7 @@ import torch  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
 from data.layout import PreparedLayout  # noqa: E402
-from evaluate import frames, report, segmenters  # noqa: E402
+from evaluate import fcn8s, frames, protocols, report, segmenters  # noqa: E402
 from evaluate.metrics import ConfusionMatrix  # noqa: E402
 from options.base_options import OptionParser, resolve_device  # noqa: E402
 from pix2pix_tr import distributed  # noqa: E402
@@ -41,7 +47,10 @@ def parse_args(argv):
     p.add_argument("--dataroot", help="prepared dataset with labels/<phase>/ (data/layout.py)")
     p.add_argument("--phase", default="val", help="split the results were synthesized from")
     p.add_argument("--segmenter", action="append", default=None,
-                   help="smp hub id or save_pretrained folder; repeat for several (default: the dataset's)")
+                   help="smp hub id, save_pretrained folder or pix2pix's fcn-8s-cityscapes.caffemodel; "
+                        "repeat for several (default: the dataset's)")
+    p.add_argument("--segmenter_cache", default=fcn8s.DEFAULT_CACHE_DIR,
+                   help="where a .caffemodel's PyTorch conversion is cached (safetensors, by the file's hash)")
     p.add_argument("--gt", action="store_true", help="also score the dataset's real photos (ground-truth row)")
     p.add_argument("--device", default="auto", help="auto (cuda if a GPU is usable, else cpu) | cpu | cuda | cuda:N")
     p.add_argument("--batch_size", type=int, default=1)
@@ -88,21 +97,25 @@ def resolve_segmenters(requested, meta, dataroot, log=print):
     return list(meta.segmenters)
 
 
-def score(dataset, loaded, sizes, *, num_classes, class_names, device, batch_size, num_workers, desc):
-    """Scores of every segmenter on one dataset in one pass: {segmenter name: scores dict}."""
+def score(dataset, evaluators, *, num_classes, class_names, device, batch_size, num_workers, desc,
+          real_photos=False):
+    """Scores of every segmenter (an evaluate/protocols.py Evaluator) on one dataset in one pass:
+    {segmenter name: scores dict}. `real_photos`: the dataset holds the real photos (pix2pix's
+    protocol resizes them to 256x256 first)."""
     device = torch.device(device)
+    if any(e.needs_fcn8s_input for e in evaluators):
+        dataset = protocols.WithFCN8sInput(dataset, real_photos)
     dataset = torch.utils.data.Subset(dataset, distributed.shard_range(len(dataset)))  # torchrun: this rank's frames
     loader = frames.loader(dataset, batch_size=batch_size, num_workers=num_workers,
                            pin_memory=device.type == "cuda")
-    matrices = [ConfusionMatrix(num_classes, device=device) for _ in loaded]
+    matrices = [ConfusionMatrix(num_classes, device=device) for _ in evaluators]
     for batch in tqdm(loader, desc=desc, unit="batch", total=len(loader), disable=not distributed.is_main_process()):
-        images = batch["image"].to(device, non_blocking=True)
-        labels = batch["label"].to(device, non_blocking=True)
-        for seg, size, matrix in zip(loaded, sizes, matrices):
-            matrix.update(seg.predict(images, size), segmenters.resize_labels(labels, size))
+        batch = {k: v.to(device, non_blocking=True) for k, v in batch.items() if torch.is_tensor(v)}
+        for evaluator, matrix in zip(evaluators, matrices):
+            matrix.update(*evaluator.evaluate(batch))
     for matrix in matrices:
         distributed.all_reduce_sum(matrix.counts)  # every frame counted once over all ranks
-    return {seg.name: matrix.scores(class_names) for seg, matrix in zip(loaded, matrices)}
+    return {e.name: e.scores(matrix.matrix.cpu().tolist(), class_names) for e, matrix in zip(evaluators, matrices)}
 
 
 def check_classes(seg, meta):
@@ -130,28 +143,35 @@ def main(argv=None):
 
     specs = resolve_segmenters(args.segmenter, meta, args.dataroot)
     args.device = str(distributed.init_distributed(args.device))  # torchrun: one device per rank
-    loaded = [segmenters.load_segmenter(spec, device=args.device) for spec in specs]
-    for seg in loaded:
-        check_classes(seg, meta)
-    sizes = [seg.eval_size(label_size, args.eval_size) for seg in loaded]
+    evaluators = [protocols.load(spec, device=args.device, label_size=label_size, eval_size=args.eval_size,
+                                 cache_dir=args.segmenter_cache) for spec in specs]
+    for evaluator in evaluators:
+        if hasattr(evaluator, "segmenter"):
+            check_classes(evaluator.segmenter, meta)
+        protocols.check_dataset(evaluator, meta)
     if torch.device(args.device).type == "cuda":
         torch.backends.cudnn.benchmark = True
+        torch.backends.cudnn.allow_tf32 = False     # fp32 convolutions as Caffe and mmseg ran them
+    elif any(isinstance(e, protocols.Pix2PixFCN8s) for e in evaluators):
+        print(f"pix2pix's FCN-8s segments at the labels' {label_size[0]}x{label_size[1]} on the CPU: about "
+              "30-40 s a 2048x1024 frame per core (the progress bar shows the ETA); a GPU, well under 1 s")
     common = dict(num_classes=meta.num_classes, class_names=meta.classes, device=args.device,
                   batch_size=args.batch_size, num_workers=args.num_workers)
 
     checks = dict(num_classes=meta.num_classes, ignore_index=meta.ignore_index)   # labelIds are refused
-    by_seg = score(frames.LabelledImages(frame_ids, results, labels, **checks), loaded, sizes,
+    by_seg = score(frames.LabelledImages(frame_ids, results, labels, **checks), evaluators,
                    desc=f"FCN-score of {len(frame_ids)} results", **common)
+    described = {e.name: {"eval_size": list(e.eval_size(label_size)), "protocol": e.protocol(label_size)}
+                 for e in evaluators}
     out = {"run": args.label or run_name(args.results_dir), "dataset": meta.name, "phase": args.phase,
            "num_frames": len(frame_ids), "results_dir": os.path.normpath(args.results_dir),
-           "segmenters": {name: {"eval_size": list(size), **s}
-                          for (name, s), size in zip(by_seg.items(), sizes)}}
+           "segmenters": {name: {**described[name], **s} for name, s in by_seg.items()}}
     if args.gt:
         photos = frames.photo_paths(args.dataroot, args.phase)
         gt_ids = frames.match_frames(photos, labels, f"{args.phase} pairs")
-        gt = score(frames.LabelledImages(gt_ids, photos, labels, frames.photo_half(meta), **checks), loaded, sizes,
-                   desc=f"FCN-score of {len(gt_ids)} real photos", **common)
-        out["ground_truth"] = {name: {"eval_size": list(size), **s} for (name, s), size in zip(gt.items(), sizes)}
+        gt = score(frames.LabelledImages(gt_ids, photos, labels, frames.photo_half(meta), **checks), evaluators,
+                   desc=f"FCN-score of {len(gt_ids)} real photos", real_photos=True, **common)
+        out["ground_truth"] = {name: {**described[name], **s} for name, s in gt.items()}
 
     if not distributed.is_main_process():  # rank 0 alone writes the report
         distributed.cleanup()

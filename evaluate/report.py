@@ -3,8 +3,13 @@
 fcn_scores.json:
     {"run": "<name>", "dataset": ..., "phase": ..., "num_frames": N, "results_dir": ...,
      "segmenters": {<segmenter>: {"eval_size": [H, W], "pixel_acc", "class_acc", "mean_iou",
-                                  "per_class": {<class>: {"acc", "iou", "pixels"}}, "absent": [...]}},
+                                  "per_class": {<class>: {"acc", "iou", "pixels"}}, "absent": [...],
+                                  "averaging": ..., "protocol": {"name", "description",
+                                  "comparable_with", "averaging", "input_size", ["published"]}}},
      "ground_truth": {<segmenter>: {...same...}}            (with --gt)}
+
+Each segmenter's protocol (evaluate/protocols.py) is named in the report; where figures were published
+under it (pix2pix's FCN-8s), those rows follow the table, labelled as published.
 
 Comparing runs: each run is labelled by its run name with a trailing `_seed<N>` removed
 (`adam_seed0`, `adam_seed1` -> `adam`); runs with one label become one row, mean ± sample std
@@ -45,14 +50,34 @@ def _header(segmenter_names, first="Method"):
     return ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
 
 
+def published_rows(by_seg):
+    """[(row label, {segmenter: {metric: value}})] of the figures published under the segmenters'
+    protocols (their report records' "published"), in order of appearance."""
+    rows = {}
+    for seg, v in by_seg.items():
+        for label, values in (v.get("protocol") or {}).get("published", []):
+            rows.setdefault(label, {})[seg] = values
+    return list(rows.items())
+
+
+def _protocol_lines(by_seg):
+    lines = []
+    for s, v in by_seg.items():
+        p = v.get("protocol")
+        if p:
+            lines.append(f"- **{short(s)}** ({p['name']} protocol): {p['description']}. Means: {p['averaging']}. "
+                         f"Comparable with: {p['comparable_with']}.")
+        else:
+            lines.append(f"- **{short(s)}**: at {v['eval_size'][0]}x{v['eval_size'][1]}.")
+    return lines
+
+
 def markdown(report):
-    """fcn_scores.md: the paper's table (rows method / ground truth, columns per segmenter) and a
-    per-class table."""
+    """fcn_scores.md: the paper's table (rows method / ground truth / published figures, columns per
+    segmenter), the protocol of each segmenter, and a per-class table."""
     segs = list(report["segmenters"])
-    sizes = ", ".join(f"{short(s)} at {v['eval_size'][0]}x{v['eval_size'][1]}"
-                      for s, v in report["segmenters"].items())
     lines = [f"# FCN-scores: {report['run']}", "",
-             f"{report['dataset']} {report['phase']}, {report['num_frames']} frames; segmenters {sizes}.",
+             f"{report['dataset']} {report['phase']}, {report['num_frames']} frames.",
              f"Results: `{report['results_dir']}`", ""]
     lines += _header(segs)
     rows = [(report["run"], report["segmenters"])]
@@ -60,9 +85,18 @@ def markdown(report):
         rows.append((GT_ROW, report["ground_truth"]))
     for name, by_seg in rows:
         lines.append("| " + " | ".join([name] + [_fmt(by_seg[s][m]) for s in segs for m, _ in METRICS]) + " |")
+    for name, by_seg in published_rows(report["segmenters"]):
+        lines.append("| " + " | ".join([f"*{name}*"] + [_fmt(by_seg.get(s, {}).get(m)) for s in segs
+                                                         for m, _ in METRICS]) + " |")
+    lines += ["", "Protocols:", ""] + _protocol_lines(report["segmenters"])
     absent = sorted({c for v in report["segmenters"].values() for c in v["absent"]})
     if absent:
-        lines += ["", f"Absent from the labels (left out of the means): {', '.join(absent)}."]
+        counted = [short(s) for s, v in report["segmenters"].items() if v.get("averaging") == "pix2pix"]
+        how = "left out of the means"
+        if counted:
+            how = f"counted as 0 in the class means of {', '.join(counted)}, as pix2pix's protocol does" + (
+                ", left out of the others'" if len(counted) < len(segs) else "")
+        lines += ["", f"Absent from the labels ({how}): {', '.join(absent)}."]
     lines += ["", "## Per class (accuracy / IoU)", ""]
     cols = ["Class"] + [f"{short(s)}: {name}" for s in segs for name, _ in rows]
     lines += ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
@@ -123,7 +157,8 @@ def compare(reports):
             s: {m: _mean_std([r["ground_truth"][s][m] for r in gt_runs if s in r["ground_truth"]])
                 for m, _ in METRICS} for s in segs}}
     datasets = sorted({f"{r['dataset']} {r['phase']}" for r in reports})
-    return {"segmenters": segs, "datasets": datasets, "rows": rows}
+    published = published_rows({s: v for r in reports for s, v in r["segmenters"].items()})
+    return {"segmenters": segs, "datasets": datasets, "rows": rows, "published": published}
 
 
 def compare_markdown(table):
@@ -138,5 +173,8 @@ def compare_markdown(table):
                 cells.append("–" if v is None else f"{v['mean']:.3f} ± {v['std']:.3f}" if v["n"] > 1
                              else f"{v['mean']:.3f}")
         lines.append("| " + " | ".join(cells) + " |")
+    for name, by_seg in table.get("published", []):
+        lines.append("| " + " | ".join([f"*{name}*"] + [_fmt(by_seg.get(s, {}).get(m)) for s in table["segmenters"]
+                                                         for m, _ in METRICS]) + " |")
     lines += ["", "Runs: " + "; ".join(f"{k}: {', '.join(v['runs'])}" for k, v in table["rows"].items())]
     return "\n".join(lines) + "\n"

@@ -9,10 +9,10 @@ Preprocessing comes from the checkpoint's own config where it has one:
     `Compose.save_pretrained`): its Resize gives the native size, its Normalize the mean/std;
   - `segmenter.json` (what evaluate/train_segmenter.py writes beside it): class names and native size;
   - otherwise ImageNet mean/std, and the label size as the evaluation size.
-The Cityscapes defaults are named by their hub repos; their native evaluation scales are listed in
-`NATIVE_SIZES` (b5's config resizes to its 1024x1024 training crop, but it is evaluated on whole
-1024x2048 frames). The table is keyed by the repo's name, so a local copy made with
-`hf download <id> --local-dir <name>` keeps its scale.
+How a segmenter is evaluated (sizes, sliding windows, the means) is its protocol's business
+(evaluate/protocols.py): the smp-hub Cityscapes SegFormers, recognised by their repo's name (so a
+local copy made with `hf download <id> --local-dir <name>` keeps it), get NVlabs' official test
+configs there; the others are evaluated at `eval_size`.
 
 Images are resized bilinearly (antialiased) on the device, labels by nearest neighbour; logits
 that come out at another size are resized bilinearly to the labels' before the argmax.
@@ -28,10 +28,6 @@ from safetensors import SafetensorError
 from pix2pix_tr.errors import UserError
 
 CITYSCAPES_DEFAULTS = ("smp-hub/segformer-b0-512x1024-city-160k", "smp-hub/segformer-b5-1024x1024-city-160k")
-NATIVE_SIZES = {                                  # repo name -> (H, W) the segmenter is evaluated at
-    "segformer-b0-512x1024-city-160k": (512, 1024),
-    "segformer-b5-1024x1024-city-160k": (1024, 2048),
-}
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 ALBUMENTATIONS_FILE = "albumentations_config_eval.json"
@@ -200,9 +196,6 @@ def read_preprocessing(spec, read):
         pre.classes = info.get("classes")
         if info.get("native_size"):
             pre.native_size = tuple(info["native_size"])
-    name = os.path.basename(os.path.normpath(spec))
-    if name in NATIVE_SIZES:
-        pre.native_size = NATIVE_SIZES[name]
     return pre
 
 

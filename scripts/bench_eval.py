@@ -6,10 +6,15 @@ naive per-image loop (PIL resize, numpy normalise, numpy confusion matrix), side
     python scripts/bench_eval.py --device cuda --eval_size 512 1024 --frames 100
     python scripts/bench_eval.py --dataroot datasets/cityscapes \
         --segmenter smp-hub/segformer-b0-512x1024-city-160k --device cuda
+    python scripts/bench_eval.py --fcn8s --size 256    # pix2pix's FCN-8s (random weights) at the labels' size
+    python scripts/bench_eval.py --segmenter path/fcn-8s-cityscapes.caffemodel --dataroot datasets/cityscapes
 
-Without --dataroot it generates a small SynthCity val split in a temporary folder; without
---segmenter it saves an untrained smp model of --arch/--encoder there (speed does not depend on the
-weights). The real photos serve as the results. Each mode runs --repeats times; the best is kept.
+Without --dataroot it generates a small SynthCity val split (--size) in a temporary folder; without
+--segmenter it saves an untrained smp model of --arch/--encoder there, or with --fcn8s a random-weight
+caffemodel of pix2pix's FCN-8s (speed does not depend on the weights). The real photos serve as the
+results. smp segmenters run at --eval_size; the FCN-8s under pix2pix's protocol, at the labels' own
+size, its "forward alone" being the network on inputs already upsampled and preprocessed. Each mode
+runs --repeats times; the best is kept.
 
 Measured (CPU, `python scripts/bench_eval.py --threads 1 --repeats 3`, shared 2-core machine, load
 average ~5): forward alone 3.67 images/s, fcn_score 3.45 (0.94 of it), naive loop 3.49. Before the
@@ -30,9 +35,9 @@ import torch  # noqa: E402
 from PIL import Image  # noqa: E402
 
 from data.layout import PreparedLayout  # noqa: E402
-from evaluate import fcn_score, frames, segmenters  # noqa: E402
+from evaluate import fcn8s, fcn_score, frames, protocols  # noqa: E402
 from evaluate.metrics import scores_from_matrix  # noqa: E402
-from pix2pix_tr.errors import run_cli  # noqa: E402
+from pix2pix_tr.errors import UserError, run_cli  # noqa: E402
 
 
 def sync(device):
@@ -40,37 +45,67 @@ def sync(device):
         torch.cuda.synchronize(device)
 
 
-def forward_alone(seg, images, size, batch_size, device):
-    """The segmenter's forward + argmax on images already normalised on the device."""
-    batches = [seg.normalize(images[i:i + batch_size].to(device), size) for i in range(0, len(images), batch_size)]
+def network_inputs(ev, dataset, batch_size, device):
+    """What the segmenter's network consumes, made in advance on the device: the FCN-8s's upsampled,
+    BGR-minus-mean images at the labels' size; an smp segmenter's normalised images at its size."""
+    batches = []
+    for i in range(0, len(dataset), batch_size):
+        items = [dataset[j] for j in range(i, min(i + batch_size, len(dataset)))]
+        if isinstance(ev, protocols.Pix2PixFCN8s):
+            up = torch.stack([torch.from_numpy(protocols.upsample_like_pix2pix(
+                it["image"].permute(1, 2, 0).numpy(), it["label"].shape)).permute(2, 0, 1) for it in items])
+            batches.append(fcn8s.preprocess(up.to(device)).contiguous(memory_format=ev.memory_format))
+        else:
+            batches.append(ev.segmenter.normalize(torch.stack([it["image"] for it in items]).to(device), ev.size))
+    return batches
+
+
+def network(ev):
+    return ev.model if isinstance(ev, protocols.Pix2PixFCN8s) else ev.segmenter.model
+
+
+def forward_alone(ev, batches, device):
+    """The segmenter's forward + argmax on inputs already prepared on the device."""
+    model = network(ev)
     sync(device)
     t = time.perf_counter()
     with torch.no_grad():
         for x in batches:
-            seg.model(x).argmax(1)
+            model(x).argmax(1)
     sync(device)
-    return len(images) / (time.perf_counter() - t)
+    return sum(len(x) for x in batches) / (time.perf_counter() - t)
 
 
-def pipeline(seg, dataset, size, meta, batch_size, num_workers, device):
+def pipeline(ev, dataset, meta, batch_size, num_workers, device):
     t = time.perf_counter()
-    fcn_score.score(dataset, [seg], [size], num_classes=meta.num_classes, class_names=meta.classes, device=device,
+    fcn_score.score(dataset, [ev], num_classes=meta.num_classes, class_names=meta.classes, device=device,
                     batch_size=batch_size, num_workers=num_workers, desc="fcn_score pipeline")
     return len(dataset) / (time.perf_counter() - t)
 
 
-def naive(seg, dataset, size, meta, device):
-    """One image at a time: PIL bilinear resize, numpy normalisation, numpy confusion matrix."""
+def naive(ev, dataset, meta, device):
+    """One image at a time: PIL bilinear resize, numpy normalisation, numpy confusion matrix (labels at
+    the labels' size for the FCN-8s, resized by nearest neighbour to the segmenter's size otherwise)."""
     k = meta.num_classes
-    mean, std = np.array(seg.preprocessing.mean, np.float32), np.array(seg.preprocessing.std, np.float32)
+    fcn = isinstance(ev, protocols.Pix2PixFCN8s)
+    if not fcn:
+        pre = ev.segmenter.preprocessing
+        mean, std = np.array(pre.mean, np.float32), np.array(pre.std, np.float32)
+    model = network(ev)
     hist = np.zeros((k, k + 1), np.int64)
     t = time.perf_counter()
     for path, label_path in zip(dataset.image_paths, dataset.label_paths):
+        label = Image.open(label_path)
+        size = (label.height, label.width) if fcn else ev.size
         image = Image.fromarray(frames.read_rgb(path, dataset.photo_half)).resize((size[1], size[0]), Image.BILINEAR)
-        x = (np.asarray(image, np.float32) / 255 - mean) / std
+        if fcn:
+            x = np.asarray(image, np.float32)[:, :, ::-1] - np.array(fcn8s.BGR_MEAN, np.float32)
+        else:
+            x = (np.asarray(image, np.float32) / 255 - mean) / std
         with torch.no_grad():
-            pred = seg.model(torch.from_numpy(x).permute(2, 0, 1)[None].to(device)).argmax(1)[0].cpu().numpy()
-        label = np.asarray(Image.open(label_path).resize((size[1], size[0]), Image.NEAREST)).astype(np.int64)
+            pred = model(torch.from_numpy(np.ascontiguousarray(x)).permute(2, 0, 1)[None].to(device)).argmax(1)[0]
+        pred = pred.cpu().numpy()
+        label = np.asarray(label if fcn else label.resize((size[1], size[0]), Image.NEAREST)).astype(np.int64)
         keep = label < k
         pred = np.where(pred < k, pred, k)
         hist += np.bincount(label[keep] * (k + 1) + pred[keep], minlength=k * (k + 1)).reshape(k, k + 1)
@@ -84,8 +119,14 @@ def main(argv=None):
     p.add_argument("--segmenter", default=None, help="hub id or folder (default: untrained --arch/--encoder)")
     p.add_argument("--arch", default="segformer")
     p.add_argument("--encoder", default="mit_b0")
+    p.add_argument("--fcn8s", action="store_true",
+                   help="without --segmenter: a random-weight caffemodel of pix2pix's FCN-8s (537 MB, temporary)")
+    p.add_argument("--segmenter_cache", default=fcn8s.DEFAULT_CACHE_DIR,
+                   help="where a .caffemodel's conversion is cached (default fcn_score.py's)")
     p.add_argument("--frames", type=int, default=16, help="val frames to use")
-    p.add_argument("--eval_size", type=int, nargs=2, default=(256, 512), metavar=("H", "W"))
+    p.add_argument("--size", type=int, default=256, help="side of the temporary SynthCity frames")
+    p.add_argument("--eval_size", type=int, nargs=2, default=(256, 512), metavar=("H", "W"),
+                   help="size smp segmenters run at (the FCN-8s runs at the labels' size)")
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--batch_size", type=int, default=1)
     p.add_argument("--num_workers", type=int, default=min(4, os.cpu_count() or 1))
@@ -103,9 +144,13 @@ def main(argv=None):
             from data import synthcity
 
             dataroot = synthcity.generate(os.path.join(tmp, "synthcity"), num_train=1, num_val=args.frames,
-                                          size=256, workers=1, log=lambda *a: None)
-        spec = args.segmenter
-        if spec is None:
+                                          size=args.size, workers=1, log=lambda *a: None)
+        spec, cache_dir = args.segmenter, args.segmenter_cache
+        if spec is None and args.fcn8s:
+            spec, cache_dir = os.path.join(tmp, "fcn-8s-random.caffemodel"), os.path.join(tmp, "cache")
+            torch.manual_seed(0)
+            fcn8s.write_caffemodel(fcn8s.FCN8s(), spec)
+        elif spec is None:
             import segmentation_models_pytorch as smp
 
             spec = os.path.join(tmp, "segmenter")
@@ -116,21 +161,29 @@ def main(argv=None):
         photos = frames.photo_paths(dataroot, "val")
         ids = frames.match_frames(photos, labels, "val pairs")[:args.frames]
         dataset = frames.LabelledImages(ids, photos, labels, frames.photo_half(meta))
-        seg = segmenters.load_segmenter(spec, device=device)
-        size = seg.eval_size(None, args.eval_size)
+        label_size = frames.check_one_size([labels[ids[0]]], "labels")
+        fcn = protocols.is_caffemodel(spec)
+        ev = protocols.load(spec, device=device, label_size=label_size, eval_size=None if fcn else args.eval_size,
+                            cache_dir=cache_dir, log=lambda *a: None)
+        if not isinstance(ev, (protocols.Pix2PixFCN8s, protocols.NativeSize)):
+            raise UserError(f"bench_eval times the FCN-8s and segmenters at --eval_size, not {type(ev).__name__}")
+        size = ev.eval_size(label_size)
         if device.type == "cuda":
             torch.backends.cudnn.benchmark = True
-        images = torch.stack([dataset[i]["image"] for i in range(len(dataset))])
-        forward_alone(seg, images[:1], size, 1, device)                       # warm-up
+            torch.backends.cudnn.allow_tf32 = False
+        batches = network_inputs(ev, dataset, args.batch_size, device)
+        forward_alone(ev, batches[:1], device)                                # warm-up
         best = {"forward alone": 0.0, "fcn_score": 0.0, "naive loop": 0.0}
         for _ in range(args.repeats):
-            best["forward alone"] = max(best["forward alone"], forward_alone(seg, images, size, args.batch_size, device))
-            best["fcn_score"] = max(best["fcn_score"], pipeline(seg, dataset, size, meta, args.batch_size,
+            best["forward alone"] = max(best["forward alone"], forward_alone(ev, batches, device))
+            best["fcn_score"] = max(best["fcn_score"], pipeline(ev, dataset, meta, args.batch_size,
                                                                args.num_workers, device))
-            best["naive loop"] = max(best["naive loop"], naive(seg, dataset, size, meta, device))
+            best["naive loop"] = max(best["naive loop"], naive(ev, dataset, meta, device))
+        name = "random FCN-8s" if args.fcn8s and not args.segmenter else \
+            spec if args.segmenter else args.arch + "/" + args.encoder
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-    print(f"\n{len(dataset)} frames at {size[0]}x{size[1]}, segmenter {spec if args.segmenter else args.arch + '/' + args.encoder}, "
-          f"device {device}, batch {args.batch_size}, workers {args.num_workers}, torch threads "
+    print(f"\n{len(dataset)} frames at {size[0]}x{size[1]}, segmenter {name} ({ev.protocol(label_size)['name']} "
+          f"protocol), device {device}, batch {args.batch_size}, workers {args.num_workers}, torch threads "
           f"{torch.get_num_threads()}, load average {load:.1f}")
     print(f"{'mode':<16}{'images/s':>10}{'vs forward':>12}")
     for mode, ips in best.items():

@@ -1,6 +1,6 @@
 """Segmenters enter through smp.from_pretrained: local save_pretrained folders with their
-preprocessing configs, the Cityscapes defaults' scales, and one-line errors for an unreachable hub,
-a folder without a segmenter, and a wrong class count."""
+preprocessing configs, and one-line errors for an unreachable hub, a folder without a segmenter, and
+a wrong class count. (The Cityscapes SegFormers' official scales: tests/test_protocols.py.)"""
 import json
 import os
 import subprocess
@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from evaluate import segmenters
-from evaluate.segmenters import load_segmenter, read_preprocessing, resize_labels
+from evaluate.segmenters import load_segmenter, resize_labels
 from pix2pix_tr.errors import UserError
 from tests.eval_helpers import make_dataset, tiny_segmenter, write_results
 
@@ -50,15 +50,6 @@ def test_without_configs_imagenet_and_label_size(tmp_path):
     seg = load_segmenter(folder)
     assert seg.preprocessing.mean == segmenters.IMAGENET_MEAN and seg.preprocessing.native_size is None
     assert seg.eval_size((128, 256)) == (128, 256)
-
-
-def test_cityscapes_defaults_keep_their_scale_as_local_copies(tmp_path):
-    b5 = tmp_path / "segformer-b5-1024x1024-city-160k"
-    b5.mkdir()
-    (b5 / "albumentations_config_eval.json").write_text(json.dumps(segmenters.albumentations_config((1024, 1024))))
-    pre = read_preprocessing(str(b5), lambda name: str(b5 / name) if (b5 / name).exists() else None)
-    assert pre.native_size == (1024, 2048)     # whole frames, not the 1024x1024 training crop
-    assert segmenters.NATIVE_SIZES["segformer-b0-512x1024-city-160k"] == (512, 1024)
 
 
 def test_labels_resize_nearest_like_pil():
