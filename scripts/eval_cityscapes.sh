@@ -9,6 +9,8 @@
 # Writes results/<NAME>/val_<EPOCH>/{images/,fcn_scores.json,fcn_scores.md}; with several names also
 # results/cityscapes_compare/. The segmenters come from the model hub (first use downloads them);
 # offline, pass local save_pretrained folders: SEGMENTERS="--segmenter DIR1 --segmenter DIR2".
+# The papers' unit, pix2pix's FCN-8s (its download_fcn8s.sh fetches the file):
+#   SEGMENTERS="--segmenter path/fcn-8s-cityscapes.caffemodel --segmenter smp-hub/segformer-b5-1024x1024-city-160k"
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ "$#" -lt 1 ]; then
