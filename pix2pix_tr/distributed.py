@@ -23,13 +23,14 @@ Data. `ShardedSampler` gives each rank a disjoint shard of one permutation that 
 samples already consumed in a mid-epoch resume.
 """
 import datetime
-import math
+import itertools
 import os
 
 import torch
 import torch.distributed as dist
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data.distributed import DistributedSampler
 
 from pix2pix_tr.errors import UserError
 
@@ -183,28 +184,6 @@ def unwrap(module):
 
 
 # ----------------------------------------------------------------------------- data
-def shard_indices(num_samples, *, rank, world_size, seed=0, epoch=0, shuffle=True, drop_last=False):
-    """This rank's indices of one epoch: a (seed, epoch) permutation dealt round-robin to the ranks.
-
-    Every rank gets the same count: the permutation is padded by wrapping around (or cut, with
-    drop_last) to a multiple of world_size, as torch's DistributedSampler does.
-    """
-    if shuffle:
-        generator = torch.Generator()
-        generator.manual_seed(epoch_seed(seed, epoch))
-        order = torch.randperm(num_samples, generator=generator).tolist()
-    else:
-        order = list(range(num_samples))
-    if drop_last:
-        total = (num_samples // world_size) * world_size
-        order = order[:total]
-    else:
-        total = math.ceil(num_samples / world_size) * world_size
-        while len(order) < total:
-            order += order[: total - len(order)]
-    return order[rank:total:world_size]
-
-
 def shard_range(num_items, *, rank=None, world_size=None):
     """This rank's share of `num_items` for evaluation: every item exactly once over all ranks.
 
@@ -216,35 +195,29 @@ def shard_range(num_items, *, rank=None, world_size=None):
     return range(rank, num_items, world_size)
 
 
-class ShardedSampler(torch.utils.data.Sampler):
-    """Distributed, resumable sampler: rank r of W reads every W-th index of a (seed, epoch) permutation.
+class ShardedSampler(DistributedSampler):
+    """torch's DistributedSampler, resumable mid-epoch: rank r of W reads every W-th index of a
+    (seed, epoch) permutation, padded by wrapping around (or cut, with drop_last) to a multiple of W.
 
     `set_epoch(epoch, skip=0)` chooses the epoch's permutation and drops the first `skip` indices of
     this rank's shard (the ones a mid-epoch checkpoint already consumed, counted in samples per rank).
-    With world_size 1 it is a seeded shuffle that resumes exactly. The order depends on nothing
-    but (seed, epoch): not on the global RNG, the number of workers, or the history of the run.
+    The order depends on nothing but `epoch_seed(seed, epoch)`: not on the global RNG, the number of
+    workers, or the history of the run. (DistributedSampler seeds with seed + epoch; given
+    epoch_seed(seed, 0) it seeds with epoch_seed(seed, epoch), so seeds 0 and 1 never share orders.)
     """
 
     def __init__(self, num_samples, *, rank=None, world_size=None, seed=0, shuffle=True, drop_last=False):
-        self.num_samples = int(num_samples)
-        self.rank = get_rank() if rank is None else int(rank)
-        self.world_size = get_world_size() if world_size is None else int(world_size)
-        if not 0 <= self.rank < self.world_size:
-            raise ValueError(f"rank {self.rank} outside world_size {self.world_size}")
-        self.seed, self.shuffle, self.drop_last = seed, shuffle, drop_last
-        self.epoch, self.skip = 0, 0
+        super().__init__(range(int(num_samples)), num_replicas=get_world_size() if world_size is None else world_size,
+                         rank=get_rank() if rank is None else rank, shuffle=shuffle,
+                         seed=epoch_seed(seed, 0), drop_last=drop_last)
+        self.skip = 0
 
     def set_epoch(self, epoch, skip=0):
-        self.epoch, self.skip = int(epoch), int(skip)
-
-    def shard(self):
-        return shard_indices(self.num_samples, rank=self.rank, world_size=self.world_size, seed=self.seed,
-                             epoch=self.epoch, shuffle=self.shuffle, drop_last=self.drop_last)
+        super().set_epoch(int(epoch))
+        self.skip = int(skip)
 
     def __iter__(self):
-        return iter(self.shard()[self.skip:])
+        return itertools.islice(super().__iter__(), self.skip, None)
 
     def __len__(self):
-        per_rank = (self.num_samples // self.world_size if self.drop_last
-                    else math.ceil(self.num_samples / self.world_size))
-        return max(per_rank - self.skip, 0)
+        return max(super().__len__() - self.skip, 0)
