@@ -18,18 +18,11 @@ MobileNetV3-small-0.5 encoder (0.8 M parameters; decoder 96-64-32-24-16 channels
 resolution), 2000 steps of 8 crops, AdamW with a one-cycle lr, cross-entropy weighted by class
 frequency^-WEIGHT_POWER, flips and brightness jitter, channels_last (oneDNN's fast layout: ~2x per
 step on CPU), 1 torch thread (`--threads`): two threads on two cores shared with other jobs
-spin-wait on each other (measured 8 s/step instead of 0.24), and one thread keeps the result
-independent of the machine. Same command and seed give the same weights on one machine and torch
+spin-wait on each other (30x slower steps), and one thread keeps the result independent of the
+machine. Same command and seed give the same weights on one machine and torch
 version.
 
-Measured on SynthCity 256x256 (600 train, 100 val frames; `data/synthcity.py --num_train 600
---num_val 100`), shared 2-core machine, `uptime` load average 3.5-4.5 (other engineers' jobs):
-`python evaluate/train_segmenter.py --dataroot /tmp/sc --output_dir /tmp/seg` took 603 s (reading
-the train split included; 10 min 11 s wall with the val scoring, 7 min 51 s CPU) and scored, on the
-100 val photos at 256x256, pixel acc 0.963, class acc 0.901, mean IoU 0.757 (IoU: road 0.99,
-sidewalk 0.80, building 0.87, pole 0.36, traffic sign 0.68, vegetation 0.93, terrain 0.63, sky 0.95,
-person 0.50, car 0.86). The former default (whole images shrunk to 128x128, 1500 steps, narrower
-decoder, no channels_last) scored 0.952 / 0.670 in 13 min at load 6-7.
+Its figures on SynthCity (scores, time) are in the README's figures table and docs/evaluate.md.
 """
 import os
 import sys

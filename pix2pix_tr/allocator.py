@@ -3,10 +3,9 @@ page faults for memory the last step already used.
 
 Why: a pix2pix iteration on the CPU allocates and frees hundreds of MB (activations, gradients,
 optimizer temporaries) in blocks of up to 16 MB. glibc hands such blocks back to the kernel (mmap
-above its threshold, heap trimming above another), so the next step touches fresh pages: measured
-on the build machine (2 cores, unet_256, batch 1) 64,000-87,000 minor page faults per iteration and
-about 10% of its time. Raising the mmap threshold to glibc's maximum and not trimming the heap keeps
-those pages in the process and reuses them: 0 (plain step) to ~1,400 (ours) faults per step. The resident memory
+above its threshold, heap trimming above another), so the next step faults in fresh pages, about a
+tenth of a unet_256 iteration (figures in docs/speed.md). Raising the mmap threshold to glibc's
+maximum and not trimming the heap keeps those pages in the process for reuse. The resident memory
 stays at the step's peak, which every step reaches anyway.
 
 This is process-wide and belongs to the application (train.py calls it), not to library import.

@@ -5,9 +5,9 @@ a GPU.
 Why: on a CPU torch sends every fp32 convolution to oneDNN, which is fastest for the large,
 activation-bound layers but not for pix2pix's inner ones. At batch 1 unet_256's inner layers see
 1x1 to 8x8 maps with 4-8M weights each; there oneDNN reorders the weights on every call and ATen's
-native GEMM path is up to 2x faster (measured on the 2-core AMD EPYC, 2 threads, forward+backward
-of the 1024->512 ConvTranspose2d at 4x4: 32.6 ms oneDNN, 21.9 ms native). Which backend wins depends
-on the CPU, the thread count and the shape, so it is measured, not guessed.
+native GEMM path is up to 2x faster (docs/speed.md). Which backend wins depends on the CPU, the
+thread count and the shape, so it is measured, not guessed; and since a timing decides the rounding,
+train.py takes a plan only when asked (`--cpu_conv_plan auto`).
 
 How: `autotune(net, example)` runs the net forward and backward a few times, its layers
 alternating between oneDNN and the native kernels, times each layer's passes where they run
@@ -178,8 +178,8 @@ def autotune(net, example, *, repeats=4, margin=0.05):
     `margin` (near-ties stay with torch's default).
 
     Timed inside the net, not layer by layer on a hot cache: a step streams all the weights from
-    memory and allocates fresh activations, which isolated timings miss (unet_256's inner
-    1024->512 deconvolution: 6.8 ms forward alone, 11-29 ms within the net). Parameters, their
+    memory and allocates fresh activations, which isolated timings miss (by 2-4x for unet_256's
+    inner deconvolutions). Parameters, their
     .grad, batch-norm statistics, the RNG (dropout) and each layer's current plan are left as
     they were."""
     timings = measure_in_net(net, example, repeats=repeats)
