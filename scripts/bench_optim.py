@@ -2,8 +2,7 @@
 parameters (54,413,955 in 43 tensors), interleaved, median ratio printed; plus the one-off compile
 time of the single-pass path and the peak extra memory of a step.
 
-Uses define_G's unet_256 when pix2pix_tr/networks.py exists, else tensors of the same shapes. Steps
-run over whole TR cycles (k = 0 steps copy the anchor), so the ratio includes that cost. The machine
+Steps run over whole TR cycles (k = 0 steps copy the anchor), so the ratio includes that cost. The machine
 may be shared and noisy: compare the medians of many interleaved steps, not single steps; the load
 average is printed with the figures.
 
@@ -23,28 +22,16 @@ import torch  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
 from pix2pix_tr.errors import UserError  # noqa: E402
+from pix2pix_tr.networks import define_G  # noqa: E402
 from pix2pix_tr.optim import TRAdam, compiled_adam  # noqa: E402
 
 LABELS = {"adam": "torch Adam(fused=True)", "tradam": "TRAdam (compiled=True: single pass)",
           "generic": "TRAdam (compiled=False: generic path)"}
 
 
-def unet_256_shapes():
-    """Parameter shapes of pix2pix's UnetGenerator(3, 3, 8 downs, ngf 64, batch norm)."""
-    shapes = [(64, 3, 4, 4), (128, 3, 4, 4), (3,)]  # outermost down, up (+ bias)
-    for outer, inner in [(64, 128), (128, 256), (256, 512), (512, 512), (512, 512), (512, 512)]:
-        shapes += [(inner, outer, 4, 4), (inner,), (inner,), (2 * inner, outer, 4, 4), (outer,), (outer,)]
-    shapes += [(512, 512, 4, 4), (512, 512, 4, 4), (512,), (512,)]  # innermost
-    return shapes
-
-
 def generator_params():
-    try:
-        from pix2pix_tr.networks import define_G
-        return [p.detach().clone().requires_grad_() for p in define_G(3, 3, 64, "unet_256").parameters()], "define_G"
-    except ImportError:
-        g = torch.Generator().manual_seed(0)
-        return [(0.02 * torch.randn(s, generator=g)).requires_grad_() for s in unet_256_shapes()], "same shapes"
+    """pix2pix's unet_256 generator parameters, detached copies."""
+    return [p.detach().clone().requires_grad_() for p in define_G(3, 3, 64, "unet_256").parameters()]
 
 
 def timed(opt, device):
@@ -106,7 +93,7 @@ def main(argv=None):
         raise UserError(f"--device {args.device}: no CUDA GPU here; use --device cpu")
     if args.threads:
         torch.set_num_threads(args.threads)
-    base, source = generator_params()
+    base = generator_params()
     n_params = sum(p.numel() for p in base)
     names = ["adam", "tradam"] + (["generic"] if args.generic else [])
     opts = {}
@@ -136,7 +123,7 @@ def main(argv=None):
     peaks = {name: peak_extra_mib(opt, device) for name, opt in opts.items()}
     adam = times["adam"]
     where = torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU"
-    print(f"params: {n_params:,} in {len(base)} tensors ({source}); torch {torch.__version__}, {where}, "
+    print(f"params: {n_params:,} in {len(base)} tensors (unet_256); torch {torch.__version__}, {where}, "
           f"{torch.get_num_threads()} threads, {args.steps} interleaved steps, S = {args.inner_steps}, "
           f"{load_average()} after")
     print(f"compile (first single-pass call, once per process), seconds: {compile_s} "
