@@ -38,7 +38,9 @@ class TrainOptions(BaseOptions):
         parser.add_argument("--tr_inner_steps", type=positive_int, default=10,
                             help="TR: S, steps between anchor refreshes")
         parser.add_argument("--tr_lambda_mode", default="scaled", choices=TR_LAMBDA_MODES,
-                            help="TR: lambda*lr0/lr (scaled), lambda (fixed), or lambda/lr as the paper's released code")
+                            help="TR: lambda*lr0/lr (scaled: what the paper's released experiments ran), lambda (fixed), "
+                                 "or lambda/lr with lambda as given (released: lambda passed straight to the "
+                                 "released TRAdam class, an ablation)")
         parser.add_argument("--tr_no_inner_lr_decay", action="store_true",
                             help="TR ablation: keep lr (not lr/(k+1)) inside a cycle: proximal term only")
         parser.add_argument("--lr_policy", default="linear", choices=list(SCHEDULERS),

@@ -78,10 +78,11 @@ class TrajectoryRegularized(Optimizer):
     f(w) + λ_n‖w − w_t‖² with a step size that decays as 1/(k+1). S = 1 is exactly the base
     optimizer; λ = 0 leaves only the 1/(k+1) sawtooth of the step size.
 
-    **λ modes.** The issue's formula is "scaled", λ_n = λ·γ₀/γ_n (λ itself while the lr is unchanged,
-    growing when a schedule decays the lr). The paper's released code (huiqu18/TRAlgorithm) uses
-    λ/γ_n, which is mode "released": ``tr_lambda=0.1, tr_lambda_mode="released"`` is the released
-    code's coefficient exactly (equivalently "scaled" with tr_lambda = 0.1/γ₀). "fixed" keeps λ.
+    **λ modes.** "scaled", λ_n = λ·γ₀/γ_n (λ itself while the lr is unchanged, growing when a
+    schedule decays the lr), is what the paper's released experiments ran (huiqu18/TRAlgorithm: its
+    options set λ = 0.1·γ₀ and its TRAdam divides that by the current lr). "released" is λ/γ_n with
+    λ as given: λ = 0.1 passed straight to the released class, which its experiments never do (an
+    ablation). "fixed" keeps λ.
 
     **Differences from the released code, on purpose.** The optimizer counts k itself (``step()``
     takes no iteration); ``p.grad`` is left untouched (the regularized gradient is a temporary);

@@ -12,8 +12,9 @@ Groups, in the order they run (the most important first):
                    TRAdam without the sawtooth (proximal term only); Adam at TRAdam's mean step
                    size, lr·H_S/S (H_S the S-th harmonic number, the mean of 1/(k+1) over k < S);
                    and TRAdam at Adam's mean step size, lr·S/H_S
-    lambda_mode    λ under LR decay: train.py's default (scaled: λ·lr0/lr) against a fixed λ and
-                   the released code's coefficient λ/lr (--tr_lambda_mode released)
+    lambda_mode    λ under LR decay: train.py's default (scaled: λ·lr0/lr, as the released
+                   experiments ran) against a fixed λ and λ/lr with λ = 0.1 (--tr_lambda_mode
+                   released: λ passed straight to the released class)
     batch_size     Adam vs TRAdam at batch 1, 4, 8
     tr_lambda      λ ∈ {0, 0.01, 0.1, 1}
     inner_steps    S ∈ {1, 5, 10, 20, 50} (S = 1 is Adam by construction: a check, run last)
@@ -81,7 +82,7 @@ class Variant:
         else:
             text = f"TRAdam S={self.inner_steps} λ={_num(self.tr_lambda)}"
             if self.lambda_mode != "scaled":
-                text += f" ({self.lambda_mode} λ)"
+                text += {"released": " (λ/lr)"}.get(self.lambda_mode, f" ({self.lambda_mode} λ)")
             if not self.inner_lr_decay:
                 text += " (no sawtooth)"
             if self.lr_factor != 1.0:

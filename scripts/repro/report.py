@@ -147,8 +147,10 @@ ABLATION_TEXT = {
                      "TRAdam's mean step size, and 'TRAdam, lr × S/H_S' is TRAdam at Adam's (the "
                      "sawtooth's mean of 1/(k+1) over a cycle is H_S/S = 0.293 for S = 10).",
     "lambda_mode": "How λ follows the LR: 'scaled' (train.py's default) uses λ·lr0/lr, so λ grows as the "
-                   "linear decay shrinks lr; 'fixed λ' keeps λ; 'released λ' is the released code's "
-                   "coefficient λ/lr (with λ = 0.1 and lr = 0.0002 that is 500 from the first step).",
+                   "linear decay shrinks lr, and is what the paper's released experiments ran; 'fixed λ' keeps "
+                   "λ; 'λ/lr, λ = 0.1' passes λ = 0.1 straight to the released TRAdam class, which "
+                   "divides it by lr (500 at lr = 0.0002 from the first step): not what the released "
+                   "experiments ran.",
     "inner_steps": "Inner steps S between anchor refreshes. S = 1 is plain Adam by construction, so its "
                    "distance from the Adam row shows how far float-level differences (another "
                    "optimizer implementation) carry a GAN run: a yardstick for noise.",
