@@ -204,8 +204,10 @@ def world(tmp_path_factory, opencv4):
     ours_in.update({f"photo_{f}": protocols.upsample_like_pix2pix(photos[f], label_size, protocols.PIX2PIX_GT_SIZE)
                     for f in fids})
     ours = {k: evaluator.logits(torch.from_numpy(v).permute(2, 0, 1)[None])[0].numpy() for k, v in ours_in.items()}
-    return dict(root=root, model=str(model_path), cache=cache, layout=layout, fids=fids, results=results,
-                labels=labels, opencv=opencv, ours=ours, label_size=label_size)
+    yield dict(root=root, model=str(model_path), cache=cache, layout=layout, fids=fids, results=results,
+               labels=labels, opencv=opencv, ours=ours, label_size=label_size)
+    model_path.unlink()                                  # pytest keeps the last runs' temp folders: 1 GB less
+    shutil.rmtree(cache, ignore_errors=True)
 
 
 def _load(world, **kw):
