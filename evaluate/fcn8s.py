@@ -40,6 +40,7 @@ VGG_DEPTHS = (2, 2, 3, 3, 3)
 VGG_WIDTHS = (64, 128, 256, 512, 512)
 FC_WIDTH = 4096
 CROPS = {"score_pool4": 5, "score_pool3": 9, "score": 31}
+HEAD_LAYERS = ("fc6_cs", "fc7_cs", "score_fr", "upscore2", "score_pool4", "upscore_pool4", "score_pool3", "upscore8")
 DOWNLOAD_HINT = ("pix2pix's fcn-8s-cityscapes.caffemodel (537 MB), fetched by pix2pix's "
                  "scripts/eval_cityscapes/download_fcn8s.sh")
 
@@ -86,9 +87,12 @@ class FCN8s(nn.Module):
     def caffe_layers(self):
         """[(caffe layer name, module)] of every layer with weights, score_fr first (its output count
         is the first thing to check), then in network order."""
-        names = ["score_fr"] + [n for block in self.blocks for n in block] + ["fc6_cs", "fc7_cs", "upscore2", "score_pool4",
-                                                  "upscore_pool4", "score_pool3", "upscore8"]
+        names = ["score_fr"] + [n for n in self.layer_names() if n != "score_fr"]
         return [(n, getattr(self, n)) for n in names]
+
+    def layer_names(self):
+        """The Caffe names of the layers with weights, in network order."""
+        return [n for block in self.blocks for n in block] + list(HEAD_LAYERS)
 
 
 def _crop(t, like, offset):
@@ -229,10 +233,8 @@ def write_caffemodel(model, path, **spelling):
     """Write a module's weights as a .caffemodel (Caffe's layer names and layouts, network order);
     `spelling` as evaluate/caffe.py's write_caffemodel (v1, double, legacy_dims). Stand-in models
     for benchmarks; `load_fcn8s` reads them back."""
-    order = [n for block in model.blocks for n in block] + ["fc6_cs", "fc7_cs", "score_fr", "upscore2",
-                                                             "score_pool4", "upscore_pool4", "score_pool3", "upscore8"]
     layers = []
-    for name in order:
+    for name in model.layer_names():
         module = getattr(model, name)
         blobs = [module.weight.detach().cpu().numpy()]
         if module.bias is not None:

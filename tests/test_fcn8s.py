@@ -64,10 +64,12 @@ def random_weights(seed, widths=(64, 128, 256, 512, 512), fc=4096, only=None):
         if kind == "Pooling" or (only is not None and name not in only):
             continue
         if kind == "Deconvolution":      # Caffe: [in, out, kh, kw], no bias
-            w = rng.standard_normal((c_in, c_out, k, k), dtype=np.float32) * np.float32(np.sqrt(2 * stride ** 2 / (c_in * k * k)))
+            std = np.float32(np.sqrt(2 * stride ** 2 / (c_in * k * k)))
+            w = rng.standard_normal((c_in, c_out, k, k), dtype=np.float32) * std
             out.append((name, kind, [w], [bottom], [name]))
         else:
-            w = rng.standard_normal((c_out, c_in, k, k), dtype=np.float32) * np.float32(np.sqrt(2 / (c_in * k * k)))
+            std = np.float32(np.sqrt(2 / (c_in * k * k)))
+            w = rng.standard_normal((c_out, c_in, k, k), dtype=np.float32) * std
             b = rng.standard_normal(c_out, dtype=np.float32) * 0.1
             out.append((name, kind, [w, b], [bottom], [name]))
     return out

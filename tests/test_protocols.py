@@ -136,7 +136,8 @@ def test_hub_named_segformer_gets_its_protocol_not_the_square_resize(tmp_path, m
     ev = protocols.load(str(b1), device="cpu", label_size=(1024, 2048))
     assert isinstance(ev, protocols.SegFormerOfficial)
     described = ev.protocol((1024, 2048))
-    assert described["input_size"] == [1024, 2048] and "sliding 1024x1024 window, stride 768" in described["description"]
+    assert described["input_size"] == [1024, 2048]
+    assert "sliding 1024x1024 window, stride 768" in described["description"]
     assert ev.eval_size((1024, 2048)) == (1024, 2048)          # scored at the labels' full resolution
     # the same code path at a scale a CPU test affords: window 64, stride 48 over 64x128 frames
     monkeypatch.setitem(protocols.SEGFORMER_CITYSCAPES, b1.name,
