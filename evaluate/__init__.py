@@ -7,6 +7,8 @@
     protocols.py        how each segmenter is scored: pix2pix's FCN-8s protocol, SegFormers' official
                         test configs, native size; the class means each protocol takes
     frames.py           results and dataset photos matched to labels by frame id (DataLoaders)
+    fid.py              FID and KID (--fid) of the results against the real photos: torchmetrics on the
+                        TF FID Inception's features, weights downloaded or from --fid_weights
     report.py           fcn_scores.json / fcn_scores.md, and --compare tables over runs
     fcn_score.py        the CLI that ties them together
     train_segmenter.py  trains a small smp segmenter for datasets without a public one (SynthCity)

@@ -5,6 +5,8 @@ they were made from (pix2pix's evaluation): pix2pix's own Caffe FCN-8s, smp segm
         --dataroot datasets/cityscapes --gt
     python evaluate/fcn_score.py --results_dir results/city_tradam/val_latest \
         --dataroot datasets/cityscapes --segmenter path/fcn-8s-cityscapes.caffemodel --gt
+    python evaluate/fcn_score.py --results_dir results/city_tradam/val_latest \
+        --dataroot datasets/cityscapes --fid                      # + FID and KID against the real photos
     python evaluate/fcn_score.py --compare results/adam_seed*/val_latest results/tradam_seed*/val_latest
 
 Results are matched to labels/<phase>/ by frame id (`<frame_id>_fake_B.png`); every frame of the
@@ -14,7 +16,10 @@ evaluate/train_segmenter.py trains on first use into checkpoints/segmenters/synt
 evaluated under its protocol (evaluate/protocols.py): a .caffemodel is pix2pix's FCN-8s under
 pix2pix's protocol, an smp-hub Cityscapes SegFormer under NVlabs' official test config, any other smp
 segmenter at its native scale (or --eval_size). Writes fcn_scores.json and fcn_scores.md (see
-evaluate/report.py) into --output_dir (default: the results folder).
+evaluate/report.py) into --output_dir (default: the results folder). With --fid the same report
+also holds FID and KID of the results against the real photos of the split at the same resolution
+(evaluate/fid.py: torchmetrics on the TF FID Inception's features; --fid_weights PATH reads its
+weights from a local file instead of downloading them).
 
 Speed: a DataLoader's workers decode images into pinned memory while the device segments; resizing,
 normalising and the confusion matrices stay on the device, read back once at the end. One pass over
@@ -31,7 +36,7 @@ import torch  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
 from data.layout import PreparedLayout  # noqa: E402
-from evaluate import fcn8s, frames, protocols, report, segmenters  # noqa: E402
+from evaluate import fcn8s, fid, frames, protocols, report, segmenters  # noqa: E402
 from evaluate.metrics import ConfusionMatrix  # noqa: E402
 from options.base_options import OptionParser, resolve_device  # noqa: E402
 from pix2pix_tr import distributed  # noqa: E402
@@ -59,6 +64,17 @@ def parse_args(argv):
                    help="evaluate at this size instead of each segmenter's native one")
     p.add_argument("--output_dir", default=None, help="where fcn_scores.json/.md go (default: the results folder)")
     p.add_argument("--label", default=None, help="row name of this run (default: the run's name)")
+    p.add_argument("--fid", action="store_true",
+                   help="also FID and KID of the results against the real photos of the split (same resolution)")
+    p.add_argument("--fid_weights", default=None, metavar="PATH",
+                   help="local Inception weights for --fid (torch-fidelity's weights-inception-2015-12-05-"
+                        "6726825d.pth or pytorch-fid's pt_inception-2015-12-05-6726825d.pth); default: "
+                        "download torch-fidelity's (torchmetrics' URL) once into torch.hub's cache")
+    p.add_argument("--fid_batch_size", type=int, default=32, help="images per Inception batch for --fid")
+    p.add_argument("--kid_subsets", type=int, default=fid.KID_SUBSETS, help="KID: number of random subsets")
+    p.add_argument("--kid_subset_size", type=int, default=None,
+                   help=f"KID: frames per subset (default {fid.KID_MAX_SUBSET_SIZE}, or half the frames when "
+                        f"there are fewer than {2 * fid.KID_MAX_SUBSET_SIZE})")
     p.add_argument("--compare", nargs="+", metavar="DIR", default=None,
                    help="instead of scoring: put these runs' fcn_scores.json in one table")
     args = p.parse_args(argv)
@@ -66,6 +82,10 @@ def parse_args(argv):
         p.error("--results_dir and --dataroot are required (or --compare DIR ...)")
     if args.batch_size < 1 or args.num_workers < 0:
         p.error("--batch_size must be >= 1 and --num_workers >= 0")
+    if args.fid_batch_size < 1 or args.kid_subsets < 1:
+        p.error("--fid_batch_size and --kid_subsets must be >= 1")
+    if (args.fid_weights or args.kid_subset_size is not None) and not args.fid:
+        p.error("--fid_weights and --kid_subset_size go with --fid")
     if args.eval_size is not None and min(args.eval_size) < 1:
         p.error(f"--eval_size {args.eval_size[0]} {args.eval_size[1]}: height and width must be positive "
                 "(e.g. --eval_size 512 1024), or leave it out to use each segmenter's native size")
@@ -140,6 +160,11 @@ def main(argv=None):
     frame_ids = frames.match_frames(results, labels, "result images")
     frames.check_one_size([results[f] for f in frame_ids], f"the images in {args.results_dir}")
     label_size = frames.check_one_size([labels[frame_ids[0]]], "labels")
+    fid_inputs = None
+    if args.fid:    # every check and the weights before any image is segmented
+        fid_inputs = fid.prepare(results, labels, results_dir=args.results_dir, dataroot=args.dataroot,
+                                 phase=args.phase, meta=meta, weights=args.fid_weights,
+                                 kid_subset_size=args.kid_subset_size)
 
     specs = resolve_segmenters(args.segmenter, meta, args.dataroot)
     args.device = str(distributed.init_distributed(args.device))  # torchrun: one device per rank
@@ -172,6 +197,10 @@ def main(argv=None):
         gt = score(frames.LabelledImages(gt_ids, photos, labels, frames.photo_half(meta), **checks), evaluators,
                    desc=f"FCN-score of {len(gt_ids)} real photos", real_photos=True, **common)
         out["ground_truth"] = {name: {**described[name], **s} for name, s in gt.items()}
+    if fid_inputs is not None:
+        out["fid_kid"] = fid.evaluate(fid_inputs, dataset_name=meta.name, device=args.device,
+                                      batch_size=args.fid_batch_size, num_workers=args.num_workers,
+                                      kid_subsets=args.kid_subsets, kid_subset_size=args.kid_subset_size)
 
     if not distributed.is_main_process():  # rank 0 alone writes the report
         distributed.cleanup()

@@ -1,6 +1,6 @@
 """What gets scored: images matched to their evaluation labels by frame id, as DataLoaders.
 
-Two sources of images, one label side:
+Two sources of images, one label side (FID reads the same two, matched the same way, as `Images`):
   - results: test.py's `results/<name>/<phase>_<epoch>/images/<frame_id>_fake_B.png`
     (`find_results` accepts the `<phase>_<epoch>` folder or its `images/`);
   - the dataset's real photos (`--gt`): the photo half of each aligned pair of the split.
@@ -124,6 +124,22 @@ class LabelledImages(torch.utils.data.Dataset):
         label = read_label(self.label_paths[i], self.num_classes, self.ignore_index)
         return {"image": torch.from_numpy(image).permute(2, 0, 1).contiguous(),
                 "label": torch.from_numpy(label), "frame_id": self.frame_ids[i]}
+
+
+class Images(torch.utils.data.Dataset):
+    """(image, frame_id) per frame without labels (FID's input): the image as LabelledImages reads it."""
+
+    def __init__(self, frame_ids, image_paths, photo_half=None):
+        self.frame_ids = list(frame_ids)
+        self.image_paths = [image_paths[f] for f in self.frame_ids]
+        self.photo_half = photo_half
+
+    def __len__(self):
+        return len(self.frame_ids)
+
+    def __getitem__(self, i):
+        image = read_rgb(self.image_paths[i], self.photo_half)
+        return {"image": torch.from_numpy(image).permute(2, 0, 1).contiguous(), "frame_id": self.frame_ids[i]}
 
 
 def read_label(path, num_classes=None, ignore_index=IGNORE_INDEX):

@@ -6,10 +6,14 @@ fcn_scores.json:
                                   "per_class": {<class>: {"acc", "iou", "pixels"}}, "absent": [...],
                                   "averaging": ..., "protocol": {"name", "description",
                                   "comparable_with", "averaging", "input_size", ["published"]}}},
-     "ground_truth": {<segmenter>: {...same...}}            (with --gt)}
+     "ground_truth": {<segmenter>: {...same...}},           (with --gt)
+     "fid_kid": {"fid", "kid", "kid_std", "kid_subsets", "kid_subset_size", "kid_seed", "num_results",
+                 "num_real", "size": [H, W], "weights_sha256", "protocol": {...}}   (with --fid)}
 
 Each segmenter's protocol (evaluate/protocols.py) is named in the report; where figures were published
-under it (pix2pix's FCN-8s), those rows follow the table, labelled as published.
+under it (pix2pix's FCN-8s), those rows follow the table, labelled as published. FID and KID
+(evaluate/fid.py) are two more columns of the same table, filled on the results' rows; KID is shown
+as its mean ± std over subsets (in a --compare row: mean ± std over runs).
 
 Comparing runs: each run is labelled by its run name with a trailing `_seed<N>` removed
 (`adam_seed0`, `adam_seed1` -> `adam`); runs with one label become one row, mean ± sample std
@@ -28,6 +32,7 @@ MD_FILE = "fcn_scores.md"
 COMPARE_JSON = "fcn_compare.json"
 COMPARE_MD = "fcn_compare.md"
 METRICS = (("pixel_acc", "Per-pixel acc."), ("class_acc", "Per-class acc."), ("mean_iou", "Class IOU"))
+FID_METRICS = (("fid", "FID"), ("kid", "KID"))
 GT_ROW = "Ground truth"
 SEED_SUFFIX = re.compile(r"_seed\d+$")
 
@@ -45,9 +50,27 @@ def _fmt(value):
     return "–" if value is None else f"{value:.3f}"
 
 
-def _header(segmenter_names, first="Method"):
+def _header(segmenter_names, first="Method", fid=False):
     cols = [first] + [f"{short(s)}: {title}" for s in segmenter_names for _, title in METRICS]
+    cols += [title for _, title in FID_METRICS] if fid else []
     return ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+
+
+def _fid_cells(values):
+    """FID and KID cells of a report row: {"fid", "kid", ["kid_std"]} or None."""
+    if not values:
+        return ["–"] * len(FID_METRICS)
+    kid = values.get("kid")
+    kid = "–" if kid is None else f"{kid:.4f}" + (f" ± {values['kid_std']:.4f}" if values.get("kid_std") is not None
+                                                   else "")
+    return ["–" if values.get("fid") is None else f"{values['fid']:.2f}", kid]
+
+
+def _fid_protocol_line(values):
+    p = values["protocol"]
+    return (f"- **FID, KID** ({p['name']}, weights {p['weights']}): {p['description']}; KID over "
+            f"{values['kid_subsets']} subsets of {values['kid_subset_size']} frames. "
+            f"Comparable with: {p['comparable_with']}.")
 
 
 def published_rows(by_seg):
@@ -79,16 +102,23 @@ def markdown(report):
     lines = [f"# FCN-scores: {report['run']}", "",
              f"{report['dataset']} {report['phase']}, {report['num_frames']} frames.",
              f"Results: `{report['results_dir']}`", ""]
-    lines += _header(segs)
+    fid = report.get("fid_kid")
+    lines += _header(segs, fid=bool(fid))
     rows = [(report["run"], report["segmenters"])]
     if report.get("ground_truth"):
         rows.append((GT_ROW, report["ground_truth"]))
     for name, by_seg in rows:
-        lines.append("| " + " | ".join([name] + [_fmt(by_seg[s][m]) for s in segs for m, _ in METRICS]) + " |")
+        cells = [name] + [_fmt(by_seg[s][m]) for s in segs for m, _ in METRICS]
+        cells += _fid_cells(fid if by_seg is report["segmenters"] else None) if fid else []
+        lines.append("| " + " | ".join(cells) + " |")
+    blank_fid = _fid_cells(None) if fid else []
     for name, by_seg in published_rows(report["segmenters"]):
         lines.append("| " + " | ".join([f"*{name}*"] + [_fmt(by_seg.get(s, {}).get(m)) for s in segs
-                                                         for m, _ in METRICS]) + " |")
-    lines += ["", "Protocols:", ""] + _protocol_lines(report["segmenters"])
+                                                         for m, _ in METRICS] + blank_fid) + " |")
+    for name, values in (fid or {}).get("protocol", {}).get("published", []):    # FID published at this size
+        cells = [f"*{name}*"] + ["–"] * (len(segs) * len(METRICS)) + _fid_cells(values)
+        lines.append("| " + " | ".join(cells) + " |")
+    lines += ["", "Protocols:", ""] + _protocol_lines(report["segmenters"]) + ([_fid_protocol_line(fid)] if fid else [])
     absent = sorted({c for v in report["segmenters"].values() for c in v["absent"]})
     if absent:
         counted = [short(s) for s, v in report["segmenters"].items() if v.get("averaging") == "pix2pix"]
@@ -151,6 +181,11 @@ def compare(reports):
         rows[label] = {"runs": [r["run"] for r in runs], "scores": {
             s: {m: _mean_std([r["segmenters"][s][m] for r in runs if s in r["segmenters"]]) for m, _ in METRICS}
             for s in segs}}
+    has_fid = any(r.get("fid_kid") for r in reports)
+    if has_fid:
+        for label, runs in groups.items():
+            rows[label]["fid_kid"] = {m: _mean_std([r["fid_kid"][m] for r in runs if r.get("fid_kid")])
+                                      for m, _ in FID_METRICS}
     gt_runs = [r for r in reports if r.get("ground_truth")]
     if gt_runs:
         rows[GT_ROW] = {"runs": [r["run"] for r in gt_runs], "scores": {
@@ -158,23 +193,42 @@ def compare(reports):
                 for m, _ in METRICS} for s in segs}}
     datasets = sorted({f"{r['dataset']} {r['phase']}" for r in reports})
     published = published_rows({s: v for r in reports for s, v in r["segmenters"].items()})
-    return {"segmenters": segs, "datasets": datasets, "rows": rows, "published": published}
+    table = {"segmenters": segs, "datasets": datasets, "rows": rows, "published": published}
+    if has_fid:
+        fid_published = {}
+        for r in reports:
+            for name, values in (r.get("fid_kid") or {}).get("protocol", {}).get("published", []):
+                fid_published.setdefault(name, values)
+        table["fid_published"] = list(fid_published.items())
+    return table
+
+
+def _mean_std_cell(v, digits):
+    if v is None:
+        return "–"
+    return f"{v['mean']:.{digits}f} ± {v['std']:.{digits}f}" if v["n"] > 1 else f"{v['mean']:.{digits}f}"
 
 
 def compare_markdown(table):
     lines = [f"# FCN-scores compared ({'; '.join(table['datasets'])})", "",
              "Mean ± sample std over the runs of each row (runs grouped by name without _seed<N>).", ""]
-    lines += _header(table["segmenters"])
+    fid = any("fid_kid" in row for row in table["rows"].values())
+    lines += _header(table["segmenters"], fid=fid)
     for label, row in table["rows"].items():
         cells = [f"{label} (n={len(row['runs'])})" if label != GT_ROW else label]
         for s in table["segmenters"]:
             for m, _ in METRICS:
-                v = row["scores"][s][m]
-                cells.append("–" if v is None else f"{v['mean']:.3f} ± {v['std']:.3f}" if v["n"] > 1
-                             else f"{v['mean']:.3f}")
+                cells.append(_mean_std_cell(row["scores"][s][m], 3))
+        if fid:
+            cells += [_mean_std_cell((row.get("fid_kid") or {}).get(m), digits)
+                      for (m, _), digits in zip(FID_METRICS, (2, 4))]
         lines.append("| " + " | ".join(cells) + " |")
+    blank_fid = ["–"] * len(FID_METRICS) if fid else []
     for name, by_seg in table.get("published", []):
         lines.append("| " + " | ".join([f"*{name}*"] + [_fmt(by_seg.get(s, {}).get(m)) for s in table["segmenters"]
-                                                         for m, _ in METRICS]) + " |")
+                                                         for m, _ in METRICS] + blank_fid) + " |")
+    for name, values in table.get("fid_published", []):
+        lines.append("| " + " | ".join([f"*{name}*"] + ["–"] * (len(table["segmenters"]) * len(METRICS))
+                                       + _fid_cells(values)) + " |")
     lines += ["", "Runs: " + "; ".join(f"{k}: {', '.join(v['runs'])}" for k, v in table["rows"].items())]
     return "\n".join(lines) + "\n"

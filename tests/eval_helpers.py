@@ -83,3 +83,29 @@ def naive_scores(model, image_paths, label_paths, size, num_classes=19):
             "class_acc": (tp[present] / n_label[present]).mean(),
             "mean_iou": (tp[present] / (n_label + n_pred - tp)[present]).mean(),
             "absent": np.flatnonzero(~present).tolist()}
+
+
+def stand_in_inception(path, seed=0):
+    """Random weights of the FID Inception in the format --fid_weights reads (torch-fidelity's state
+    dict, torch.save): He-normal convolutions and small BatchNorm biases, so the 2048 features differ
+    between images. The architecture is torch-fidelity's own, built without loading any weights."""
+    from torch_fidelity.feature_extractor_inceptionv3 import FeatureExtractorInceptionV3
+
+    class Unloaded(FeatureExtractorInceptionV3):
+        def load_state_dict(self, *args, **kwargs):      # keep the fresh layers
+            return None
+
+    empty = f"{path}.empty"
+    torch.save({}, empty)
+    try:
+        state = Unloaded("inception-v3-compat", ["2048"], feature_extractor_weights_path=empty).state_dict()
+    finally:
+        os.remove(empty)
+    gen = torch.Generator().manual_seed(seed)
+    for name, value in state.items():
+        if name.endswith("conv.weight"):
+            value.copy_(torch.randn(value.shape, generator=gen) * (2.0 / value[0].numel()) ** 0.5)
+        elif name.endswith("bn.bias"):
+            value.copy_(torch.randn(value.shape, generator=gen) * 0.1)
+    torch.save(state, path)
+    return path
