@@ -153,9 +153,10 @@ KILLS = [("start", 1), ("step", 2), ("write", 1), ("fsync", 2), ("restore", 1), 
 
 
 @pytest.fixture(scope="module")
-def long_straight_run(tmp_path_factory, dataroot):
+def long_straight_run(tmp_path_factory, dataroot, zygote):
+    """Forked like the killed runs: a fresh process's thread count (tests may change this one's)."""
     ckpt = tmp_path_factory.mktemp("long_straight")
-    train.main(run_args(dataroot, ckpt, epochs=(3, 2)))
+    assert zygote.run(run_args(dataroot, ckpt, epochs=(3, 2)), ckpt / "train.log") == 0
     return ckpt / "run"
 
 
