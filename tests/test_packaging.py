@@ -1,0 +1,70 @@
+"""pyproject.toml: `pip install .` ships the library pix2pix_tr alone, needing only torch.
+
+The checkout's other top-level packages (data, options, evaluate) must stay out of site-packages
+(generic names: `evaluate` is also a PyPI package), and pix2pix_tr.optim, .networks and .losses must
+import with torch as the only third-party package, which a subprocess checks by refusing every other
+import. (A real `pip install .` into a fresh venv is in the README's measurements, not here: it
+copies torch, gigabytes.)
+"""
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+tomllib = pytest.importorskip("tomllib")          # Python 3.11+
+setuptools = pytest.importorskip("setuptools")
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def pyproject():
+    with open(os.path.join(REPO, "pyproject.toml"), "rb") as f:
+        return tomllib.load(f)
+
+
+def test_packages_are_the_library_alone():
+    find = pyproject()["tool"]["setuptools"]["packages"]["find"]
+    packages = setuptools.find_packages(REPO, include=find["include"], exclude=find.get("exclude", ()))
+    assert "pix2pix_tr" in packages and "pix2pix_tr.optim" in packages
+    assert all(p == "pix2pix_tr" or p.startswith("pix2pix_tr.") for p in packages), packages
+    # every package under pix2pix_tr/ is shipped (a new subpackage needs no edit of pyproject.toml)
+    on_disk = {os.path.relpath(root, REPO).replace(os.sep, ".")
+               for root, _, files in os.walk(os.path.join(REPO, "pix2pix_tr")) if "__init__.py" in files}
+    assert set(packages) == on_disk
+
+
+def test_torch_is_the_only_requirement():
+    names = [req.split(">")[0].split("=")[0].split("<")[0].strip() for req in pyproject()["project"]["dependencies"]]
+    assert names == ["torch"]
+
+
+def test_library_imports_with_torch_alone(tmp_path):
+    """optim, networks and losses import (and TRAdam steps) with every other third-party package
+    and the checkout's own top-level packages refused."""
+    script = textwrap.dedent(f"""
+        import sys
+        REFUSED = {{"numpy", "PIL", "visdom", "dominate", "tqdm", "cv2", "scipy", "matplotlib",
+                    "segmentation_models_pytorch", "torchvision", "data", "options", "evaluate", "scripts"}}
+
+        for name in REFUSED:          # as if not installed: import raises ModuleNotFoundError
+            sys.modules[name] = None
+        sys.path.insert(0, {REPO!r})
+        import torch
+        from pix2pix_tr.optim import TRAdam
+        from pix2pix_tr import networks, losses
+        net = networks.define_G(3, 3, 4, "unet_128")
+        opt = TRAdam(net.parameters(), lr=2e-4)
+        out = net(torch.randn(1, 3, 128, 128))
+        losses.GANLoss("vanilla")(out, True).backward()
+        opt.step()
+        bad = sorted(m for m, module in sys.modules.items() if module is not None and m.split(".")[0] in REFUSED)
+        assert not bad, bad
+        print("ok")
+    """)
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    done = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, env=env, capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.strip().endswith("ok")
