@@ -174,6 +174,9 @@ def wrap_ddp(module, device, *, sync_bn=False, find_unused_parameters=False):
     if sync_bn:
         module = convert_sync_bn(module, device)
     device = torch.device(device)
+    if device.type != "cuda" and any(isinstance(m, nn.SyncBatchNorm) for m in module.modules()):
+        raise UserError("--norm syncbatch across torchrun processes needs CUDA devices (torch's SyncBatchNorm "
+                        "has no CPU kernel); use --norm batch on CPU")
     device_ids = [device] if device.type == "cuda" else None
     return DistributedDataParallel(module, device_ids=device_ids, find_unused_parameters=find_unused_parameters)
 

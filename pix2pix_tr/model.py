@@ -31,6 +31,12 @@ from pix2pix_tr.networks import StateDictMismatch, load_pix2pix_state_dict
 LOSS_NAMES = ("G_GAN", "G_L1", "D_real", "D_fake")
 VISUAL_NAMES = ("real_A", "fake_B", "real_B")
 
+# pix2pix's --model choices this project provides -> the images each shows, in pix2pix's order
+# (its visual_names; test.py writes <frame_id>_<name>.png and an HTML row in this order).
+#   pix2pix  G and D trained together (Pix2PixModel); at test time input, output and target
+#   test     G alone on single images, pix2pix's TestModel (no target, no D)
+MODELS = {"pix2pix": VISUAL_NAMES, "test": ("real", "fake")}
+
 
 class NonFiniteLossError(UserError):
     """A loss became NaN or Inf. The nets in memory are then spoiled: do not save them; the

@@ -10,7 +10,7 @@ BatchNorm kept `num_batches_tracked`, or with stale InstanceNorm running statist
 Generators (GENERATORS):   unet_256, unet_128 (U-Net with 8 / 7 downsamplings),
                            resnet_9blocks, resnet_6blocks (Johnson et al.'s ResNet).
 Discriminators (DISCRIMINATORS): basic (70x70 PatchGAN = n_layers with 3), n_layers, pixel (1x1).
-Norms (NORMS): batch | instance | none.   Inits (INITIALIZERS): normal | xavier | kaiming | orthogonal.
+Norms (NORMS): batch | syncbatch | instance | none.   Inits (INITIALIZERS): normal | xavier | kaiming | orthogonal.
 
 To add a network: write its class, add a builder to the registry dict; nothing is looked up by name
 anywhere else.
@@ -29,6 +29,10 @@ from pix2pix_tr.errors import UserError
 
 NORMS = {
     "batch": functools.partial(nn.BatchNorm2d, affine=True, track_running_stats=True),
+    # pix2pix's syncbatch: BatchNorm whose statistics span every torchrun process (CUDA); alone, or
+    # in one process, it is BatchNorm. Same state_dict keys as batch. As in pix2pix, whose init
+    # matches class names containing "BatchNorm2d", its weights keep torch's init (1, 0), not N(1, gain).
+    "syncbatch": functools.partial(nn.SyncBatchNorm, affine=True, track_running_stats=True),
     "instance": functools.partial(nn.InstanceNorm2d, affine=False, track_running_stats=False),
     "none": lambda num_channels: nn.Identity(),
 }
@@ -215,6 +219,12 @@ class PixelDiscriminator(nn.Module):
 
 # How many times each U-Net halves its input: its input size must be a multiple of 2**n.
 UNET_DOWNSAMPLINGS = {"unet_256": 8, "unet_128": 7}
+RESNET_DOWNSAMPLINGS = 2   # the ResNet generators halve twice, then upsample back
+
+
+def input_multiple(netG):
+    """The generator's input height and width must be multiples of this to come out at their size."""
+    return 2 ** UNET_DOWNSAMPLINGS.get(netG, RESNET_DOWNSAMPLINGS)
 
 GENERATORS = {
     **{name: functools.partial(lambda n, i, o, ngf, norm, drop: UnetGenerator(i, o, n, ngf, norm=norm,
@@ -299,6 +309,18 @@ def define_D(input_nc, ndf, netD, n_layers_D=3, norm="batch", init_type="normal"
 
 def count_parameters(net):
     return sum(p.numel() for p in net.parameters())
+
+
+def describe_networks(nets, verbose=False):
+    """pix2pix's print_networks: each network's parameter count in millions, and with `verbose`
+    its architecture first (what pix2pix's --verbose prints)."""
+    lines = ["---------- Networks initialized -------------"]
+    for name, net in nets.items():
+        if verbose:
+            lines.append(str(net))
+        lines.append(f"[Network {name}] Total number of parameters : {count_parameters(net) / 1e6:.3f} M")
+    lines.append("-----------------------------------------------")
+    return "\n".join(lines)
 
 
 # --------------------------------------------------------------------------------------------------

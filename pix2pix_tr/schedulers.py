@@ -4,8 +4,14 @@
             shifted by epoch_count, the number of the first epoch)
     step    lr x 0.1 every lr_decay_iters epochs
     cosine  cosine annealing from lr to 0 over n_epochs
+    plateau pix2pix's ReduceLROnPlateau(mode="min", factor=0.2, threshold=0.01, patience=5), stepped
+            with the metric 0 each epoch, as pix2pix steps it: pix2pix's models never set the
+            `self.metric` that BaseModel.__init__ sets to 0, so 0 never improves on the best 0 and
+            the rate is multiplied by 0.2 after every 6 epochs past the first (here, where the
+            schedulers step at each epoch's end: epochs 1-7 at lr, 8-13 at 0.2 lr, 14-19 at 0.04 lr,
+            ...). A caller with a real metric passes it: `scheduler.step(metric)`.
 
-Each is a plain torch scheduler (LambdaLR, StepLR, CosineAnnealingLR), so its state_dict goes into
+Each is a plain torch scheduler (LambdaLR, StepLR, CosineAnnealingLR, ReduceLROnPlateau), so its state_dict goes into
 the training state and trajectory-regularized optimizers see the decayed lr like any other. To add
 a policy, write a function (optimizer, settings) -> scheduler and register it in SCHEDULERS.
 """
@@ -36,7 +42,19 @@ def cosine(optimizer, *, n_epochs, **_):
     return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=n_epochs, eta_min=0)
 
 
-SCHEDULERS = {"linear": linear, "step": step, "cosine": cosine}
+class Plateau(torch.optim.lr_scheduler.ReduceLROnPlateau):
+    """torch's ReduceLROnPlateau whose `step()` without a metric steps with pix2pix's 0, so every
+    policy is stepped the same way (`scheduler.step()`) by the training loop and on resume."""
+
+    def step(self, metrics=0.0, epoch=None):
+        super().step(metrics)
+
+
+def plateau(optimizer, **_):
+    return Plateau(optimizer, mode="min", factor=0.2, threshold=0.01, patience=5)
+
+
+SCHEDULERS = {"linear": linear, "step": step, "cosine": cosine, "plateau": plateau}
 
 
 def build_scheduler(policy, optimizer, *, n_epochs=100, n_epochs_decay=100, epoch_count=1,

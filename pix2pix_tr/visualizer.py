@@ -9,7 +9,14 @@ As pix2pix's util/visualizer.py, with the same three calls from the training loo
 
 - visdom (display_id > 0): one line plot of the losses (named legend, x = epoch + counter_ratio)
   in window `display_id`, and one image pane per visual (real_A, fake_B, real_B) in windows
-  `display_id + 1, + 2, ...`, all in env `display_env` (default: the run's name).
+  `display_id + 1, + 2, ...`, all in env `display_env` (default: the run's name); with
+  `display_ncols` N > 0, as pix2pix's default 4, all images in one pane instead (N a row, blank
+  images filling the last row, window `display_id + 1`) and their labels in a table beside it
+  (window `display_id + 2`).
+- Weights & Biases (`use_wandb`, pix2pix's --use_wandb): the losses at every print, the images
+  at every display, and a "Result" table with a row per epoch, in project `wandb_project`; wandb
+  is imported only then, and honours its own settings (WANDB_MODE=offline writes the run under
+  ./wandb/ for a later `wandb sync`).
   Start a server with `python scripts/visdom_server.py` (loopback only, no CDN download).
 - If visdom is not importable or no server answers, ONE warning names the command that starts a
   server and training goes on: logs and HTML are still written, and the server is looked for
@@ -39,6 +46,7 @@ except ImportError:
     visdom = None
 
 from pix2pix_tr import html as html_page
+from pix2pix_tr.errors import UserError
 from pix2pix_tr.imageutil import save_image, tensor2im
 
 SERVER_COMMAND = "python scripts/visdom_server.py --port {port}"
@@ -52,10 +60,12 @@ class Visualizer:
     """Live view, HTML page and loss logs of one run, `checkpoints_dir/name/`."""
 
     def __init__(self, name, *, checkpoints_dir, display_id=1, display_server="http://localhost",
-                 display_port=8097, display_env=None, display_winsize=256, use_html=True,
+                 display_port=8097, display_env=None, display_winsize=256, display_ncols=0, use_html=True,
+                 use_wandb=False, wandb_project="CycleGAN-and-pix2pix", wandb_config=None,
                  log=print, reconnect_interval=60.0):
         self.name = name
         self.display_id = int(display_id)
+        self.display_ncols = int(display_ncols)
         self.display_winsize = int(display_winsize)
         self.use_html = use_html
         self.log = log
@@ -71,6 +81,7 @@ class Visualizer:
         if self.display_id > 0:
             self.display = VisdomDisplay(display_server, display_port, display_env or name,
                                          log=log, reconnect_interval=reconnect_interval)
+        self.wandb = WandbRun(wandb_project, name, wandb_config) if use_wandb else None
         with open(self.loss_log_path, "a", encoding="utf-8") as f:
             f.write(f"================ Training Loss ({time.strftime('%c')}) ================\n")
 
@@ -79,17 +90,39 @@ class Visualizer:
         """Show `visuals` ({label: tensor in [-1,1]}) in visdom; save them to the HTML page when
         save_result is true or this epoch has no saved images yet."""
         images = {label: tensor2im(tensor) for label, tensor in visuals.items()}
-        if self.display is not None:
+        if self.display is not None and self.display_ncols > 0:
+            self._display_grid(images, epoch)
+        elif self.display is not None:
             for index, (label, image) in enumerate(images.items(), start=1):
                 self.display.send(
                     "image", image.transpose(2, 0, 1), win=str(self.display_id + index),
                     opts=dict(title=label, caption=f"{label}, epoch {epoch}",
                               width=self.display_winsize + 30, height=self.display_winsize + 70))
+        if self.wandb is not None:
+            self.wandb.log_images(images, epoch)
         if self.use_html and (save_result or epoch != self._last_saved_epoch):
             self._last_saved_epoch = epoch
             for label, image in images.items():
                 save_image(image, os.path.join(self.img_dir, IMAGE_NAME.format(epoch=epoch, label=label)))
             self._write_web_page(list(images))
+
+    def _display_grid(self, images, epoch):
+        """pix2pix's --display_ncols N: every image in one pane, N a row (the last row filled with
+        white images), and a table of their labels in the next window."""
+        ncols = min(self.display_ncols, len(images))
+        labels, planes = list(images), [image.transpose(2, 0, 1) for image in images.values()]
+        shape = planes[0].shape
+        if any(p.shape != shape for p in planes):        # visdom's grid needs one size
+            planes = [_fit(p, shape) for p in planes]
+        blanks = -len(planes) % ncols
+        planes += [np.full(shape, 255, dtype=np.uint8)] * blanks
+        cells = labels + [""] * blanks
+        rows = "".join("<tr>" + "".join(f"<td>{c}</td>" for c in cells[i:i + ncols]) + "</tr>"
+                       for i in range(0, len(cells), ncols))
+        self.display.send("images", np.stack(planes), nrow=ncols, win=str(self.display_id + 1), padding=2,
+                          opts=dict(title=f"{self.name} images", caption=f"epoch {epoch}"))
+        self.display.send("text", f"<table>{rows}</table>", win=str(self.display_id + 2),
+                          opts=dict(title=f"{self.name} labels"))
 
     def _write_web_page(self, labels):
         """index.html with every epoch whose images are on disk, newest first."""
@@ -106,9 +139,19 @@ class Visualizer:
             page.add_images(files, order, files, width=self.display_winsize)
         page.save()
 
+    def close(self):
+        """End the wandb run (pix2pix leaves it to the process's exit; a run ended here is complete
+        on disk at once, and a next Visualizer in this process starts its own)."""
+        if self.wandb is not None:
+            self.wandb.finish()
+            self.wandb = None
+
     # -- losses -----------------------------------------------------------------------------
     def plot_current_losses(self, epoch, counter_ratio, losses):
-        """Add one point per loss at x = epoch + counter_ratio and redraw the named lines."""
+        """Add one point per loss at x = epoch + counter_ratio and redraw the named lines (and log
+        the losses to wandb, with or without visdom)."""
+        if self.wandb is not None:
+            self.wandb.log({k: float(v) for k, v in losses.items()})
         if self.display is None:
             return
         plot = self._plot
@@ -170,6 +213,51 @@ class Visualizer:
             f.write(message + "\n")
         with open(self.loss_jsonl_path, "a", encoding="utf-8") as f:
             f.write(json.dumps(record, allow_nan=False) + "\n")
+
+
+def _fit(plane, shape):
+    """A CHW uint8 image padded with white / cut to `shape` (visdom's grid takes one size)."""
+    out = np.full(shape, 255, dtype=np.uint8)
+    c, h, w = (min(a, b) for a, b in zip(plane.shape, shape))
+    out[:c, :h, :w] = plane[:c, :h, :w]
+    return out
+
+
+class WandbRun:
+    """pix2pix's --use_wandb: one Weights & Biases run (`wandb.init(project, name, config)`, or the
+    run already open in this process). wandb is an optional dependency, imported only here."""
+
+    def __init__(self, project, name, config=None):
+        try:
+            import wandb
+        except ImportError:
+            raise UserError("--use_wandb needs the wandb package: pip install wandb (or leave --use_wandb "
+                            "out)") from None
+        self.wandb = wandb
+        self.run = wandb.run or wandb.init(project=project, name=name, config=_plain_config(config or {}))
+        self._table_epoch = None
+
+    def log(self, values):
+        self.run.log(dict(values))
+
+    def log_images(self, images, epoch=None):
+        """Log {label: HxWx3 uint8} as images; with `epoch`, also a row of pix2pix's "Result" table
+        (epoch, then the images) the first time each epoch shows images."""
+        pictures = {label: self.wandb.Image(image) for label, image in images.items()}
+        self.run.log(pictures)
+        if epoch is not None and epoch != self._table_epoch:
+            self._table_epoch = epoch
+            table = self.wandb.Table(columns=["epoch", *pictures])
+            table.add_data(epoch, *pictures.values())
+            self.run.log({"Result": table})
+
+    def finish(self):
+        self.run.finish()
+
+
+def _plain_config(config):
+    """Options as wandb config values: non-finite floats as strings (JSON has no inf)."""
+    return {k: (str(v) if isinstance(v, float) and not math.isfinite(v) else v) for k, v in config.items()}
 
 
 def _plot_value(value):
