@@ -1,8 +1,14 @@
 """Aligned pairs for training and testing: pix2pix's AlignedDataset with reproducible augmentation.
 
-Each file `<root>/<phase>/<frame_id>.jpg` holds A | B side by side (the prepared layout of
-`data/layout.py`, or pix2pix's own `cityscapes` folder, whose pairs are photo | label: train it with
-`direction="BtoA"` as pix2pix does). Preprocessing is pix2pix's (`base_dataset.get_transform`):
+Each image file under `<root>/<phase>/` holds A | B side by side: the prepared layout of
+`data/layout.py`, or any pix2pix dataset folder (pix2pix's own `cityscapes`, whose pairs are photo |
+label: train it with `direction="BtoA"` as pix2pix does; `facades`; pairs made by pix2pix's
+combine_A_and_B.py). As pix2pix's AlignedDataset it reads pix2pix's image extensions
+(`data/image_folder.py`), in sub-folders too (a pair `test/berlin/1.jpg` is frame `berlin/1`), and
+halves of any size: a file W x H is split at W/2 into two W/2 x H halves (pix2pix's tips train on
+360x256 images, 720x256 pairs). A file whose width is odd (halves of unequal width) is refused,
+naming it; a prepared dataset's pairs must have the size its metadata.json says.
+Preprocessing is pix2pix's (`base_dataset.get_transform`):
 
     resize_and_crop       resize both halves to load_size x load_size (bicubic), random crop_size crop
     crop                  random crop_size crop of the original
@@ -11,6 +17,7 @@ Each file `<root>/<phase>/<frame_id>.jpg` holds A | B side by side (the prepared
     none                  round each side to a multiple of 4 (bicubic)
 
 then a random horizontal flip unless no_flip, the same crop and flip for A and B, and [-1, 1].
+`data/single.py` applies the same preprocessing to single images (pix2pix's SingleDataset).
 As in pix2pix, a side whose network takes one channel (`input_nc` for A, `output_nc` for B) is
 converted to grayscale (PIL's "L") before the resize; the pairs themselves are always read as RGB.
 
@@ -23,11 +30,14 @@ iterating and do not use `persistent_workers=True`.)
 `preload=True` decodes every pair once and keeps the deterministic part of the preprocessing
 (the resize) in memory as uint8, so an epoch costs only crops and flips.
 """
+import os
+
 import numpy as np
 import torch
 from PIL import Image
 
-from data.layout import PreparedLayout, frame_id_of
+from data.image_folder import find_images, frame_id
+from data.layout import PreparedLayout
 from pix2pix_tr.errors import UserError
 
 PREPROCESS_MODES = ("resize_and_crop", "crop", "scale_width", "scale_width_and_crop", "none")
@@ -43,7 +53,7 @@ def open_pair(path):
         raise UserError(f"{path} is not a readable image ({err}); delete or re-create it") from None
 
 
-def _resize_deterministic(img, preprocess, load_size, crop_size):
+def resize_deterministic(img, preprocess, load_size, crop_size):
     """The part of pix2pix's transform that involves no randomness (PIL bicubic, as pix2pix)."""
     w, h = img.size
     if preprocess == "resize_and_crop":
@@ -58,7 +68,58 @@ def _resize_deterministic(img, preprocess, load_size, crop_size):
     return img                                             # "crop"
 
 
-def _to_uint8_chw(img):
+def crop_and_flip(preprocess, load_size, crop_size, size, seed, epoch, index):
+    """(x, y, flip) of sample `index` at `epoch`: pix2pix's get_params for an image of `size`
+    (w, h) before resizing, drawn from a generator seeded with (seed, epoch, index)."""
+    if preprocess == "resize_and_crop":
+        w = h = load_size
+    else:
+        w, h = size
+        if preprocess == "scale_width_and_crop":
+            w, h = load_size, load_size * h // w
+    rng = np.random.default_rng([seed, epoch, index])
+    x = int(rng.integers(0, max(0, w - crop_size) + 1))
+    y = int(rng.integers(0, max(0, h - crop_size) + 1))
+    flip = bool(rng.random() > 0.5)
+    return x, y, flip
+
+
+def random_part(img, preprocess, crop_size, no_flip, x, y, flip):
+    """The random part of pix2pix's transform on a resized uint8 CHW image: crop (pix2pix's
+    __crop: only if larger), flip, then [-1, 1] floats (ToTensor + Normalize(0.5, 0.5))."""
+    if "crop" in preprocess:
+        _, h, w = img.shape
+        if w > crop_size or h > crop_size:
+            img = img[:, y:y + crop_size, x:x + crop_size]
+    if not no_flip and flip:
+        img = img.flip(-1)
+    return img.float().div(255).sub(0.5).div(0.5)
+
+
+def check_preprocessing(root, preprocess, load_size, crop_size, channels):
+    """One UserError line for settings no image could satisfy. `channels`: {flag: nc}."""
+    for flag, nc in channels.items():
+        if nc not in (1, 3):
+            raise UserError(f"the images in {root} have 3 channels (RGB) while {flag} is {nc}; use "
+                            f"{flag} 3, or 1 to convert them to grayscale as pix2pix does")
+    if preprocess not in PREPROCESS_MODES:
+        raise UserError(f"--preprocess {preprocess!r} must be one of {', '.join(PREPROCESS_MODES)}")
+    if "crop" in preprocess and load_size < crop_size:
+        raise UserError(f"--load_size {load_size} must be at least --crop_size {crop_size}")
+
+
+def split_folder(root, phase):
+    """`root/phase`, or a UserError naming the folders `root` does have."""
+    folder = os.path.join(root, phase)
+    if not os.path.isdir(folder):
+        others = sorted(d for d in os.listdir(root) if os.path.isdir(os.path.join(root, d))
+                        and not d.startswith(".") and d != "labels") if os.path.isdir(root) else []
+        hint = f" ({root} has {', '.join(others)}: choose one with --phase)" if others else ""
+        raise UserError(f"no '{phase}' folder in {root}: expected {folder}/<frame_id>.jpg{hint}")
+    return folder
+
+
+def to_uint8_chw(img):
     array = np.asarray(img, dtype=np.uint8)
     if array.ndim == 2:                                    # grayscale ("L"): one channel
         array = array[:, :, None]
@@ -73,14 +134,8 @@ class AlignedDataset(torch.utils.data.Dataset):
                  preload=False, input_nc=3, output_nc=3):
         if direction not in DIRECTIONS:
             raise UserError(f"--direction {direction!r} must be one of {', '.join(DIRECTIONS)}")
-        for flag, nc in (("--input_nc", input_nc), ("--output_nc", output_nc)):
-            if nc not in (1, 3):
-                raise UserError(f"the images in {root} have 3 channels (RGB) while {flag} is {nc}; use "
-                                f"{flag} 3, or 1 to convert them to grayscale as pix2pix does")
-        if preprocess not in PREPROCESS_MODES:
-            raise UserError(f"--preprocess {preprocess!r} must be one of {', '.join(PREPROCESS_MODES)}")
-        if "crop" in preprocess and load_size < crop_size:
-            raise UserError(f"--load_size {load_size} must be at least --crop_size {crop_size}")
+        check_preprocessing(root, preprocess, load_size, crop_size,
+                            {"--input_nc": input_nc, "--output_nc": output_nc})
         self.root, self.phase = str(root), phase
         self.direction, self.preprocess = direction, preprocess
         self.load_size, self.crop_size, self.no_flip = load_size, crop_size, no_flip
@@ -88,11 +143,10 @@ class AlignedDataset(torch.utils.data.Dataset):
         self._gray = (a_gray, b_gray) if direction == "AtoB" else (b_gray, a_gray)
         self.seed, self.epoch = seed, 0
         layout = PreparedLayout(root)
-        files = layout.pair_files(phase)
-        if max_dataset_size != float("inf"):
-            files = files[:int(max_dataset_size)]
+        folder = split_folder(self.root, phase)
+        files = find_images(folder, max_dataset_size, what="images (aligned A|B pairs)")
         self.paths = files
-        self.frame_ids = [frame_id_of(p) for p in files]
+        self.frame_ids = [frame_id(p, folder) for p in files]
         expected = None
         if layout.is_prepared():
             h, w = layout.read_meta().image_size
@@ -116,9 +170,10 @@ class AlignedDataset(torch.utils.data.Dataset):
         if expected is not None and size != expected:
             raise UserError(f"{path} is {size[0]}x{size[1]}, but this dataset's pairs are "
                             f"{expected[0]}x{expected[1]} (metadata.json); re-create it")
-        if expected is None and size[0] != 2 * size[1]:
-            raise UserError(f"{path} is {size[0]}x{size[1]}: an aligned pair must be two square halves "
-                            "side by side (width = 2 x height)")
+        if expected is None and (size[0] % 2 or size[0] < 2):
+            raise UserError(f"{path} is {size[0]}x{size[1]}: an aligned pair is A | B side by side, two "
+                            f"halves of equal width, so its width must be even; re-make it (pix2pix's "
+                            "combine_A_and_B.py) or crop it to an even width")
 
     def __len__(self):
         return len(self.paths)
@@ -130,17 +185,8 @@ class AlignedDataset(torch.utils.data.Dataset):
     def transform_params(self, index):
         """(x, y, flip) of sample `index` this epoch: pix2pix's get_params, seeded by
         (seed, epoch, index)."""
-        if self.preprocess == "resize_and_crop":
-            w = h = self.load_size
-        else:
-            w, h = self._half_size(index)
-            if self.preprocess == "scale_width_and_crop":
-                w, h = self.load_size, self.load_size * h // w
-        rng = np.random.default_rng([self.seed, self.epoch, index])
-        x = int(rng.integers(0, max(0, w - self.crop_size) + 1))
-        y = int(rng.integers(0, max(0, h - self.crop_size) + 1))
-        flip = bool(rng.random() > 0.5)
-        return x, y, flip
+        size = None if self.preprocess == "resize_and_crop" else self._half_size(index)
+        return crop_and_flip(self.preprocess, self.load_size, self.crop_size, size, self.seed, self.epoch, index)
 
     def _half_size(self, index):
         if self._cache is not None:
@@ -158,18 +204,12 @@ class AlignedDataset(torch.utils.data.Dataset):
         w2 = int(w / 2)
         halves = [ab.crop((0, 0, w2, h)), ab.crop((w2, 0, w, h))]
         halves = [x.convert("L") if gray else x for x, gray in zip(halves, self._gray)]   # pix2pix's Grayscale(1)
-        left, right = (_to_uint8_chw(_resize_deterministic(x, self.preprocess, self.load_size,
+        left, right = (to_uint8_chw(resize_deterministic(x, self.preprocess, self.load_size,
                                                            self.crop_size)) for x in halves)
         return left, right, (w2, h)
 
     def _random_part(self, img, x, y, flip):
-        if "crop" in self.preprocess:                     # pix2pix's __crop: only if larger
-            _, h, w = img.shape
-            if w > self.crop_size or h > self.crop_size:
-                img = img[:, y:y + self.crop_size, x:x + self.crop_size]
-        if not self.no_flip and flip:
-            img = img.flip(-1)
-        return img.float().div(255).sub(0.5).div(0.5)     # ToTensor + Normalize((.5,)*3, (.5,)*3)
+        return random_part(img, self.preprocess, self.crop_size, self.no_flip, x, y, flip)
 
     def __getitem__(self, index):
         left, right, _ = self._cache[index] if self._cache is not None else self._load(index)

@@ -7,6 +7,11 @@ metadata (pix2pix's own prepared `cityscapes`: train/ val/ of photo|label pairs)
 evaluation labels: `require_eval_labels` says how to get them. A folder whose preparation was
 interrupted (a preparer's parameters file or labels/, but no metadata.json) is neither: it is
 refused with the command that finishes it.
+
+`test_split` picks what test.py synthesizes from a prepared dataset when the user names no split:
+pix2pix's defaults (--phase test, --num_test 50) suit its folders, but a prepared dataset's results
+are for FCN-score, which needs every frame of a split with labels, and Cityscapes (so SynthCity,
+made in its image) has no labelled test split.
 """
 import os
 
@@ -63,3 +68,21 @@ def require_eval_labels(root, split):
                             "--gtFine_dir ... --leftImg8bit_dir ... --output_dir DIR")
         raise UserError(f"{root} is prepared but has no labels/{split}/; re-run its preparation")
     return layout.label_dir(split)
+
+
+def test_split(root, phase, num_test, *, phase_typed, num_test_typed, log=print):
+    """(phase, num_test) for test.py. On a prepared dataset: without --phase, val unless the
+    dataset has a labelled test split; without --num_test, every frame. Says so in one line.
+    On any other folder (pix2pix's): as given."""
+    layout = PreparedLayout(root)
+    if not layout.is_prepared() or (phase_typed and num_test_typed):
+        return phase, num_test
+    fell_back = not phase_typed and not (layout.has_labels(phase) and os.path.isdir(layout.pair_dir(phase)))
+    if fell_back:
+        phase = "val"
+    if not num_test_typed:
+        num_test = float("inf")
+    how_many = "all frames" if num_test == float("inf") else f"at most {num_test:g} frames"
+    log(f"{root} is a prepared dataset{' without a labelled test split' if fell_back else ''}: synthesizing "
+        f"{how_many} of {phase}, as FCN-score needs (--phase and --num_test choose otherwise)")
+    return phase, num_test

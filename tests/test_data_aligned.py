@@ -162,11 +162,64 @@ def test_truncated_pair_is_named_when_read(tmp_path):
         AlignedDataset(root, load_size=24, crop_size=16, preload=True)
 
 
-def test_pair_of_the_wrong_shape(tmp_path):
+def test_pair_of_odd_width_is_refused(tmp_path):
+    """Halves of unequal width are the one shape refused (pix2pix would silently give B a column more)."""
     root = write_pairs(tmp_path)
-    Image.new("RGB", (30, 20)).save(tmp_path / "train" / "f004.png")
-    with pytest.raises(UserError, match=r"f004.png is 30x20: an aligned pair must be two square halves"):
+    Image.new("RGB", (31, 20)).save(tmp_path / "train" / "f004.png")
+    with pytest.raises(UserError, match=r"f004.png is 31x20: an aligned pair is A \| B side by side, two "
+                                        r"halves of equal width, so its width must be even") as err:
         AlignedDataset(root)
+    assert "\n" not in str(err.value)
+
+
+def test_non_square_halves_as_pix2pix_reads_them(tmp_path):
+    """pix2pix's tips train on 360x256 images: a 720x256 pair (here 2 x 19x11) splits at W/2; with
+    --preprocess crop the crop comes from anywhere in the 19x11 half, as in pix2pix."""
+    os.makedirs(tmp_path / "train")
+    rng = np.random.default_rng(1)
+    pair = rng.integers(0, 256, (11, 38, 3), dtype=np.uint8)
+    Image.fromarray(pair).save(tmp_path / "train" / "wide.png")
+    ds = AlignedDataset(tmp_path, preprocess="none", no_flip=True)
+    item = ds[0]
+    assert item["A"].shape == item["B"].shape == (3, 12, 20)           # 11x19 rounded to multiples of 4
+    ds = AlignedDataset(tmp_path, preprocess="crop", crop_size=8)
+    for epoch in range(3):
+        ds.set_epoch(epoch)
+        x, y, flip = ds.transform_params(0)
+        assert 0 <= x <= 19 - 8 and 0 <= y <= 11 - 8
+        ref_a, ref_b = pix2pix_reference(ds.paths[0], "crop", 8, 8, (x, y, flip))
+        torch.testing.assert_close(ds[0]["A"], ref_a, atol=1e-6, rtol=0)
+        torch.testing.assert_close(ds[0]["B"], ref_b, atol=1e-6, rtol=0)
+
+
+@pytest.mark.parametrize("ext", [".jpg", ".JPEG", ".png", ".ppm", ".bmp", ".tif", ".TIFF"])
+def test_pix2pix_image_extensions(tmp_path, ext):
+    os.makedirs(tmp_path / "train")
+    pair = np.random.default_rng(2).integers(0, 256, (8, 16, 3), dtype=np.uint8)
+    Image.fromarray(pair).save(tmp_path / "train" / f"p{ext}")
+    (tmp_path / "train" / "notes.txt").write_text("not an image")
+    ds = AlignedDataset(tmp_path, preprocess="none", no_flip=True)
+    assert ds.frame_ids == ["p"]
+    if ext.lower() not in (".jpg", ".jpeg"):                            # lossless: the pixels as written
+        torch.testing.assert_close(ds[0]["A"], torch.from_numpy(pair[:, :8]).permute(2, 0, 1).float() / 127.5 - 1)
+
+
+def test_pairs_in_sub_folders(tmp_path):
+    """pix2pix's make_dataset walks sub-folders; here each pair is named by its path below the
+    phase folder, so equal base names in two folders stay two frames."""
+    for sub in ("berlin", "bonn", "bonn/north"):
+        write_pairs(tmp_path / "x", split=f"test/{sub}", n=2)
+    write_pairs(tmp_path / "x", split="test", n=1)
+    ds = AlignedDataset(tmp_path / "x", "test", load_size=24, crop_size=16)
+    assert ds.frame_ids == ["berlin/f000", "berlin/f001", "bonn/f000", "bonn/f001", "bonn/north/f000",
+                            "bonn/north/f001", "f000"]
+    assert ds[4]["A_paths"].endswith(os.path.join("bonn", "north", "f000.png"))
+
+
+def test_missing_phase_names_the_folders_there(tmp_path):
+    write_pairs(tmp_path, split="val")
+    with pytest.raises(UserError, match=r"no 'test' folder in .*: choose one with --phase"):
+        AlignedDataset(tmp_path, "test")
 
 
 def test_pair_disagreeing_with_metadata(tmp_path):
