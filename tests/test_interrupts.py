@@ -25,6 +25,7 @@ from tests.trainer_helpers import REPO, TINY_RUN, assert_same_tensors, load_modu
 
 train = load_module("train")
 NUM_FRAMES = 4
+SMALLER = ["--netG", "resnet_6blocks", "--ngf", "4", "--ndf", "4", "--load_size", "72", "--crop_size", "64"]
 
 
 @pytest.fixture(scope="module")
@@ -33,7 +34,7 @@ def dataroot(tmp_path_factory):
 
 
 def run_args(dataroot, ckpt, *extra, epochs=(2, 1)):
-    return ["--dataroot", dataroot, "--name", "run", "--checkpoints_dir", str(ckpt), *TINY_RUN,
+    return ["--dataroot", dataroot, "--name", "run", "--checkpoints_dir", str(ckpt), *TINY_RUN, *SMALLER,
             "--optimizer", "tradam", "--tr_inner_steps", "3", "--lr", "0.001", "--n_epochs", str(epochs[0]),
             "--n_epochs_decay", str(epochs[1]), "--save_latest_freq", "3", "--seed", "4", *extra]
 
