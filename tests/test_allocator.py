@@ -35,6 +35,7 @@ def faults(mode):
 
 
 @pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="tunes glibc's malloc; elsewhere a no-op")
+@pytest.mark.slow
 def test_tuned_malloc_reuses_freed_blocks_without_page_faults():
     _, default_faults = faults("default")
     tuned, tuned_faults = faults("tuned")

@@ -91,6 +91,7 @@ def test_truncated_result_png_is_named(world, segmenter):
     assert one_line(err).startswith(f"{path} is not a readable image")
 
 
+@pytest.mark.slow
 def test_truncated_result_png_in_a_loader_worker_is_one_line_from_the_cli(world, segmenter):
     layout, results = world
     path = os.path.join(results, "images", "frame_002_fake_B.png")

@@ -14,6 +14,7 @@ from scripts import bench_eval, bench_optim, bench_train
 TINY = ["--netG", "unet_128", "--ngf", "8", "--ndf", "8", "--size", "128", "--rounds", "2", "--warmup", "1"]
 
 
+@pytest.mark.slow
 def test_bench_train_reports_every_variant_the_ratios_anchors_and_loader(tmp_path, capsys):
     report_path = tmp_path / "report.json"
     bench_train.main([*TINY, "--variants", "plain adam,paper tradam,ours adam,ours tradam onednn,ours tradam",
@@ -34,6 +35,7 @@ def test_bench_train_reports_every_variant_the_ratios_anchors_and_loader(tmp_pat
     assert rows and all(row["samples_per_s"] > 0 and row["x_iteration_rate"] > 0 for row in rows)
 
 
+@pytest.mark.slow
 def test_bench_train_plans_the_convolutions_of_ours_only():
     args = argparse.Namespace(seed=0, ngf=8, ndf=8, netG="unet_128", netD="basic", size=128, channels_last=False,
                               compile=False, compile_mode=None, compiled=True, amp=False, mkldnn="default",

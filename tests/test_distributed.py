@@ -148,6 +148,7 @@ def train_py_worker(rank, world_size, port, dataroot, out_dir):
     torch.save({"plans": plans, "G": weights}, os.path.join(out_dir, f"rank{rank}.pt"))
 
 
+@pytest.mark.slow
 def test_train_py_on_two_gloo_ranks_shares_rank_0s_plan_and_weights(tmp_path):
     from tests.trainer_helpers import make_synthcity
     dataroot = make_synthcity(tmp_path / "synthcity", num_train=4, num_val=1)
@@ -162,6 +163,7 @@ def test_train_py_on_two_gloo_ranks_shares_rank_0s_plan_and_weights(tmp_path):
 
 
 # ----------------------------------------------------------------------------- the tests
+@pytest.mark.slow
 def test_two_gloo_ranks_keep_parameters_tr_anchors_and_counters_identical(two_rank_runs):
     rank0, rank1 = two_rank_runs["batch-norm"]
     assert rank0["main"] and not rank1["main"]
@@ -180,6 +182,7 @@ def test_two_gloo_ranks_keep_parameters_tr_anchors_and_counters_identical(two_ra
     assert not torch.equal(anchors[0], next(netG.parameters()).detach())
 
 
+@pytest.mark.slow
 def test_two_ranks_at_batch_1_equal_one_process_at_batch_2(two_rank_runs):
     """norm "none": a bias before InstanceNorm has a zero gradient made of rounding noise, which Adam
     would scale up to full steps of arbitrary sign; without normalization every gradient is real."""

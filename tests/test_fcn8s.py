@@ -263,6 +263,7 @@ def test_fcn_score_figures_equal_a_restatement_over_opencv(world):
     assert f"| random_seed0 | {out['segmenters'][world['model']]['pixel_acc']:.3f} |" in md
 
 
+@pytest.mark.slow
 def test_conversion_is_cached_by_the_files_hash(world, monkeypatch):
     model = _load(world)
     digest = fcn8s.file_sha256(world["model"])

@@ -127,6 +127,7 @@ def zygote():
     client.close()
 
 
+@pytest.mark.slow
 def test_sigterm_from_outside_with_loader_workers_saves_and_exits_cleanly(tmp_path, dataroot, zygote):
     ckpt, log = tmp_path / "ckpt", tmp_path / "train.log"
     argv = run_args(dataroot, ckpt, "--num_threads", "2", "--print_freq", "1", "--n_epochs", "50")

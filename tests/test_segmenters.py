@@ -76,6 +76,7 @@ def test_folder_without_segmenter_and_missing_folder(tmp_path):
         load_segmenter(str(broken))
 
 
+@pytest.mark.slow
 def test_unreachable_hub_id_is_one_line_from_the_cli(tmp_path):
     """The real condition: hub ids go through smp.from_pretrained; HF_HUB_OFFLINE makes it fail fast."""
     layout = make_dataset(tmp_path / "data", n_val=1, size=32, label_size=(32, 32))

@@ -22,6 +22,7 @@ def synth(tmp_path_factory):
     return root
 
 
+@pytest.mark.slow
 def test_first_use_trains_caches_and_separates_real_from_noise(synth, monkeypatch, capsys):
     monkeypatch.chdir(synth)                                  # the default lives at checkpoints/segmenters/...
     monkeypatch.setitem(fcn_score.TRAINABLE_DEFAULTS, "synthcity", TINY)

@@ -33,6 +33,8 @@ CHROMIUM_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-back
                   "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic",
                   "--hide-scrollbars", "--mute-audio")
 
+pytestmark = pytest.mark.slow   # a visdom server, Chromium and a training run
+
 
 def chromium_binary():
     for name in ("chromium", "chromium-browser"):
