@@ -1,34 +1,38 @@
-"""Synthesize a split with a trained generator; every image is named by its frame id.
+"""Synthesize with a trained generator: a split of pairs, or your own label maps.
 
-    python test.py --dataroot datasets/cityscapes --name city_tradam            # val, latest weights
-    python test.py --name city_tradam --phase val --epoch 200 --eval
+    python test.py --dataroot datasets/facades --name facades_pix2pix --model pix2pix --direction BtoA
+    python test.py --dataroot datasets/cityscapes --name city_tradam           # prepared: all of val
+    python test.py --dataroot my_label_maps/ --name city_tradam --model test   # single images
 
-Writes results/<name>/<phase>_<epoch>/images/<frame_id>_{fake_B,real_A,real_B}.png and an
-index.html beside them; evaluate/fcn_score.py reads that folder. The architecture comes from the
-run's saved train_opt.json, so --dataroot and --name suffice. As in pix2pix the generator stays in
-train mode (BatchNorm on the batch's statistics, dropout on) unless --eval is given.
+--model pix2pix (aligned pairs) writes results/<name>/<phase>_<epoch>/images/<frame_id>_{real_A,
+fake_B,real_B}.png, --model test (pix2pix's TestModel, single images: a folder or one file)
+<frame_id>_{real,fake}.png, and an index.html with a row per frame in pix2pix's column order;
+evaluate/fcn_score.py reads the folder. pix2pix's defaults apply (--phase test, --num_test 50); a
+prepared dataset (data/layout.py) without a labelled test split synthesizes all of val instead and
+says so. The architecture comes from the run's saved train_opt.json, so --dataroot and --name
+suffice. As in pix2pix the generator stays in train mode (BatchNorm on the batch's statistics,
+dropout on) unless --eval is given.
 """
 import os
 
 import torch
-from PIL import Image
 from tqdm import tqdm
 
-from data.aligned import AlignedDataset
-from data.default import resolve_dataroot
+from data.default import resolve_dataroot, test_split
+from data.modes import DATASET_MODES
 from options import TestOptions, resolve_device
-from pix2pix_tr import atomic
+from options.base_options import weights_label
 from pix2pix_tr.errors import UserError, run_cli
 from pix2pix_tr.html import HTML
-from pix2pix_tr.model import load_network
-from pix2pix_tr.networks import define_G
-from pix2pix_tr.imageutil import tensor2im
-
-VISUAL_NAMES = ("fake_B", "real_A", "real_B")
+from pix2pix_tr.imageutil import save_image, tensor2im
+from pix2pix_tr.model import MODELS, load_network
+from pix2pix_tr.networks import define_G, describe_networks, input_multiple
+from pix2pix_tr.visualizer import WandbRun
 
 
 def main(argv=None):
-    opt = TestOptions().parse(argv)
+    options = TestOptions()
+    opt = options.parse(argv)
     if opt.num_test != float("inf") and not (opt.num_test >= 1 and opt.num_test == int(opt.num_test)):
         raise UserError(f"--num_test {opt.num_test:g}: must be a positive integer (the number of frames "
                         "to synthesize), or left out for all")
@@ -38,18 +42,16 @@ def main(argv=None):
         print(f"note: no train_opt.json in {run_dir}; the architecture comes from the command line")
     torch.manual_seed(opt.seed)
 
-    dataroot = resolve_dataroot(opt.dataroot)
-    dataset = AlignedDataset(dataroot, opt.phase, direction=opt.direction, preprocess=opt.preprocess,
-                             load_size=opt.load_size, crop_size=opt.crop_size, no_flip=True,
-                             max_dataset_size=opt.num_test, seed=opt.seed, input_nc=opt.input_nc,
-                             output_nc=opt.output_nc)
-    loader = torch.utils.data.DataLoader(dataset, batch_size=opt.batch_size, shuffle=False,
-                                         num_workers=min(opt.num_threads, os.cpu_count() or 1),
+    dataset = make_dataset(opt, options.explicit)
+    loader = torch.utils.data.DataLoader(dataset, batch_size=opt.batch_size if opt.dataset_mode == "aligned" else 1,
+                                         shuffle=False, num_workers=min(opt.num_threads, os.cpu_count() or 1),
                                          pin_memory=device.type == "cuda")
 
     netG = define_G(opt.input_nc, opt.output_nc, opt.ngf, opt.netG, norm=opt.norm,
                     use_dropout=not opt.no_dropout, init_type=opt.init_type, init_gain=opt.init_gain)
-    load_generator(netG, run_dir, opt.epoch)
+    load_generator(netG, run_dir, weights_label(opt), opt.model_suffix)
+    if opt.verbose:
+        print(describe_networks({"G": netG}, verbose=True))
     netG.to(device)
     if opt.channels_last:
         netG.to(memory_format=torch.channels_last)
@@ -57,28 +59,68 @@ def main(argv=None):
         netG.eval()
 
     out_dir = os.path.join(opt.results_dir, opt.name, f"{opt.phase}_{opt.epoch}")
-    webpage = HTML(out_dir, f"{opt.name}: {opt.phase}, epoch {opt.epoch}")
+    if opt.load_iter > 0:
+        out_dir = f"{out_dir}_iter{opt.load_iter}"                  # as pix2pix names it
+    webpage = HTML(out_dir, f"Experiment = {opt.name}, Phase = {opt.phase}, Epoch = {opt.epoch}")
     image_dir = webpage.get_image_dir()
+    wandb = WandbRun(opt.wandb_project_name, opt.name, vars(opt)) if opt.use_wandb else None
+    real, fake, target = MODELS[opt.model][0], MODELS[opt.model][1], MODELS[opt.model][2:]
     autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=opt.amp and device.type == "cuda")
     for batch in tqdm(loader, desc=f"synthesizing {opt.phase}", unit="batch"):
+        check_input_size(batch, opt.netG)
         with torch.no_grad(), autocast:
             fake_B = netG(batch["A"].to(device, non_blocking=True)).float().cpu()
-        visuals = {"fake_B": fake_B, "real_A": batch["A"], "real_B": batch["B"]}
+        visuals = {real: batch["A"], fake: fake_B}
+        if target and "B" in batch:
+            visuals[target[0]] = batch["B"]
         for i, frame_id in enumerate(batch["frame_id"]):
-            names = [f"{frame_id}_{kind}.png" for kind in VISUAL_NAMES]
-            for name, kind in zip(names, VISUAL_NAMES):
-                atomic.save_image(os.path.join(image_dir, name), Image.fromarray(tensor2im(visuals[kind][i])))
+            images = {kind: tensor2im(tensor[i]) for kind, tensor in visuals.items()}
+            names = [f"{frame_id}_{kind}.png" for kind in images]
+            for name, image in zip(names, images.values()):
+                save_image(image, os.path.join(image_dir, name), aspect_ratio=opt.aspect_ratio)
             webpage.add_header(frame_id)
-            webpage.add_images(names, list(VISUAL_NAMES), names, width=opt.display_winsize)
+            webpage.add_images(names, list(images), names, width=opt.display_winsize)
+            if wandb is not None:
+                wandb.log_images(images)
     webpage.save()
-    print(f"{len(dataset)} frames of {opt.phase} synthesized into {image_dir}")
+    if wandb is not None:
+        wandb.finish()
+    print(f"{len(dataset)} {'frames of ' + opt.phase if opt.dataset_mode == 'aligned' else 'images'} "
+          f"synthesized into {image_dir}")
     return out_dir
 
 
-def load_generator(netG, run_dir, epoch):
-    """Load <epoch>_net_G.pth into netG (a pix2pix file without num_batches_tracked loads too); a
-    missing, empty, truncated or foreign file, or another architecture, is one UserError line."""
-    load_network(netG, os.path.join(run_dir, f"{epoch}_net_G.pth"), "G")
+def make_dataset(opt, explicit):
+    """The --dataset_mode's dataset. Pairs: <dataroot>/<phase>/ (a prepared dataset's phase and
+    number of frames chosen for FCN-score unless typed); single images: --dataroot itself."""
+    common = dict(preprocess=opt.preprocess, load_size=opt.load_size, crop_size=opt.crop_size, no_flip=True,
+                  max_dataset_size=opt.num_test, seed=opt.seed, input_nc=opt.input_nc)
+    if opt.dataset_mode == "single":
+        if opt.dataroot is None:
+            raise UserError("--dataset_mode single needs --dataroot: a folder of images (e.g. label maps) "
+                            "or one image file")
+        return DATASET_MODES["single"](opt.dataroot, **common)
+    dataroot = resolve_dataroot(opt.dataroot)
+    opt.phase, opt.num_test = test_split(dataroot, opt.phase, opt.num_test, phase_typed="phase" in explicit,
+                                         num_test_typed="num_test" in explicit)
+    common["max_dataset_size"] = opt.num_test
+    return DATASET_MODES["aligned"](dataroot, opt.phase, direction=opt.direction, output_nc=opt.output_nc, **common)
+
+
+def check_input_size(batch, netG):
+    """One line when an image, as preprocessed, has a size the generator cannot take."""
+    multiple = input_multiple(netG)
+    height, width = batch["A"].shape[-2:]
+    if height % multiple or width % multiple:
+        raise UserError(f"{batch['A_paths'][0]} comes to {width}x{height} after --preprocess, but --netG {netG} "
+                        f"takes sides that are multiples of {multiple}; use --preprocess resize_and_crop "
+                        f"(resizes to --crop_size), or a --load_size / image size that is a multiple of {multiple}")
+
+
+def load_generator(netG, run_dir, label, suffix=""):
+    """Load <label>_net_G<suffix>.pth into netG (a pix2pix file without num_batches_tracked loads
+    too); a missing, empty, truncated or foreign file, or another architecture, is one UserError line."""
+    load_network(netG, os.path.join(run_dir, f"{label}_net_G{suffix}.pth"), "G")
 
 
 if __name__ == "__main__":

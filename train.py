@@ -24,11 +24,12 @@ from tqdm import tqdm
 from data.aligned import AlignedDataset
 from data.default import resolve_dataroot
 from options import TrainOptions, resolve_device, save_options
+from options.base_options import weights_label
 from options.train_options import FIXED_ON_RESUME, PER_INVOCATION_KEYS, RESCHEDULE_KEYS
 from pix2pix_tr import allocator, atomic, checkpoint, conv_backends, distributed, stopping
 from pix2pix_tr.errors import UserError, run_cli
 from pix2pix_tr.model import NonFiniteLossError, Pix2PixModel
-from pix2pix_tr.networks import define_D, define_G
+from pix2pix_tr.networks import define_D, define_G, describe_networks
 from pix2pix_tr.optim import build_optimizer
 from pix2pix_tr.schedulers import build_scheduler
 from pix2pix_tr.visualizer import Visualizer
@@ -41,6 +42,8 @@ class TrainingDiverged(UserError):
 def main(argv=None):
     options = TrainOptions()
     opt = options.parse(argv)
+    for note in options.notes:                         # pix2pix flags that mean something else here
+        print(note)
     allocator.tune_malloc()                            # CPU steps reuse freed memory (docs/speed.md)
     device = distributed.init_distributed(resolve_device(opt.device))  # torchrun: one process per device
     main_process = distributed.is_main_process()       # rank 0 alone logs, saves and displays
@@ -78,6 +81,8 @@ def train(opt, options, device, run_dir, main_process):
                     use_dropout=not opt.no_dropout, init_type=opt.init_type, init_gain=opt.init_gain)
     netD = define_D(opt.input_nc + opt.output_nc, opt.ndf, opt.netD, n_layers_D=opt.n_layers_D,
                     norm=opt.norm, init_type=opt.init_type, init_gain=opt.init_gain)
+    if opt.verbose:
+        print(describe_networks({"G": netG, "D": netD}, verbose=True))
     netG, netD = (prepare_network(net, device, opt) for net in (netG, netD))
     netG, netD = (distributed.wrap_ddp(net, device, sync_bn=opt.sync_bn) for net in (netG, netD))
     optimizers = {"G": make_optimizer(netG, opt), "D": make_optimizer(netD, opt)}
@@ -104,7 +109,9 @@ def train(opt, options, device, run_dir, main_process):
     visualizer = Visualizer(opt.name, checkpoints_dir=opt.checkpoints_dir, display_id=opt.display_id,
                             display_server=opt.display_server, display_port=opt.display_port,
                             display_env=opt.display_env, display_winsize=opt.display_winsize,
-                            use_html=not opt.no_html, log=tqdm.write) if main_process else None
+                            display_ncols=opt.display_ncols, use_html=not opt.no_html,
+                            use_wandb=opt.use_wandb, wandb_project=opt.wandb_project_name,
+                            wandb_config=vars(opt), log=tqdm.write) if main_process else None
 
     def save(labels, next_epoch, epoch_iter):
         if not main_process:
@@ -153,8 +160,7 @@ def train(opt, options, device, run_dir, main_process):
                 if visualizer is not None and total_iters % opt.print_freq == 0:
                     t_comp = (time.time() - step_start) / opt.batch_size
                     visualizer.print_current_losses(epoch, epoch_iter, losses, t_comp, step_start - data_start)
-                    if opt.display_id > 0:
-                        visualizer.plot_current_losses(epoch, epoch_iter / len(dataset), losses)
+                    visualizer.plot_current_losses(epoch, epoch_iter / len(dataset), losses)  # visdom, wandb
                 if distributed.any_rank(stop.requested, device):   # every rank stops at this step
                     bar.close()
                     where = save(["latest"], epoch, epoch_iter)
@@ -164,7 +170,8 @@ def train(opt, options, device, run_dir, main_process):
                     distributed.cleanup()
                     raise SystemExit(128 + (stop.signum or signal.SIGINT))
                 if total_iters % opt.save_latest_freq == 0:
-                    last_good = save(["latest"], epoch, epoch_iter)
+                    last_good = save(["latest"] + ([f"iter_{total_iters}"] if opt.save_by_iter else []),
+                                     epoch, epoch_iter)
                     tqdm.write(f"saved {last_good} at {total_iters} iterations")
                 data_start = time.time()
             bar.close()
@@ -177,6 +184,8 @@ def train(opt, options, device, run_dir, main_process):
             labels = ["latest"] + ([str(epoch)] if epoch % opt.save_epoch_freq == 0 else [])
             last_good = save(labels, epoch + 1, 0)
             print(f"end of epoch {epoch} / {last_epoch}, {time.time() - epoch_start:.0f} s; saved {last_good}")
+    if visualizer is not None:
+        visualizer.close()
     distributed.cleanup()
     return model
 
@@ -258,9 +267,9 @@ def resume(run_dir, opt, model, optimizers, schedulers, dataset_size, main_proce
     Flags typed now whose values differ from the checkpoint's are applied (a new LR schedule from
     the current epoch, optimizer hyperparameters, anything read afresh each run) or refused (the
     networks' shape, the optimizer kind, the seed), each said in one line. With --epoch N (or a
-    pix2pix run without a state file) only the weights are loaded and training starts at
-    --epoch_count with fresh optimizers, as pix2pix's --continue_train does."""
-    label = str(opt.epoch)
+    pix2pix run without a state file, or --load_iter N) only the weights are loaded and training
+    starts at --epoch_count with fresh optimizers, as pix2pix's --continue_train does."""
+    label = weights_label(opt)                         # --epoch, or iter_<N> with --load_iter N
     state = checkpoint.load_training_state(run_dir) if label == "latest" else None
     if state is None:
         if not os.path.isfile(os.path.join(run_dir, f"{label}_net_G.pth")):

@@ -28,6 +28,7 @@ workers too; its FCN-8s at 2048x1024 takes tens of seconds a frame on a CPU core
 shows the ETA).
 """
 import os
+import re
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -50,7 +51,8 @@ def parse_args(argv):
     p = OptionParser(description=__doc__.split("\n")[0])   # argparse whose errors are one UserError line
     p.add_argument("--results_dir", help="test.py's results/<name>/<phase>_<epoch> folder (or its images/)")
     p.add_argument("--dataroot", help="prepared dataset with labels/<phase>/ (data/layout.py)")
-    p.add_argument("--phase", default="val", help="split the results were synthesized from")
+    p.add_argument("--phase", default=None, help="split the results were synthesized from (default: the "
+                   "<phase> of the results folder's <phase>_<epoch> name, as test.py names it)")
     p.add_argument("--segmenter", action="append", default=None,
                    help="smp hub id, save_pretrained folder or pix2pix's fcn-8s-cityscapes.caffemodel; "
                         "repeat for several (default: the dataset's)")
@@ -98,6 +100,16 @@ def run_name(results_dir):
     if os.path.basename(folder) == "images":
         folder = os.path.dirname(folder)
     return os.path.basename(os.path.dirname(folder)) or os.path.basename(folder)
+
+
+def phase_of(results_dir):
+    """results/<name>/<phase>_<epoch>[_iter<N>][/images] -> <phase> (test.py's name: test_latest for
+    pix2pix's split, val_latest for a prepared dataset's); val for a folder not named so."""
+    folder = os.path.normpath(os.path.abspath(results_dir))
+    if os.path.basename(folder) == "images":
+        folder = os.path.dirname(folder)
+    named = re.fullmatch(r"(.+)_(latest|\d+)(_iter\d+)?", os.path.basename(folder))
+    return named.group(1) if named else "val"
 
 
 def resolve_segmenters(requested, meta, dataroot, log=print):
@@ -155,6 +167,7 @@ def main(argv=None):
     args.device = resolve_device(args.device)       # --device gpu, or cuda without a GPU: one line
     layout = PreparedLayout(args.dataroot)
     meta = layout.read_meta()
+    args.phase = args.phase or phase_of(args.results_dir)
     labels = frames.label_paths(args.dataroot, args.phase)
     results = frames.find_results(args.results_dir)
     frame_ids = frames.match_frames(results, labels, "result images")

@@ -10,8 +10,10 @@ import json
 import os
 
 from data.aligned import DIRECTIONS, PREPROCESS_MODES
+from data.modes import DATASET_MODES
 from pix2pix_tr import atomic
 from pix2pix_tr.errors import UserError
+from pix2pix_tr.model import MODELS
 from pix2pix_tr.networks import DISCRIMINATORS, GENERATORS, INITIALIZERS, NORMS, UNET_DOWNSAMPLINGS
 
 OPTIONS_JSON = "train_opt.json"
@@ -21,6 +23,25 @@ OPTIONS_TEXT = "train_opt.txt"
 ARCHITECTURE_KEYS = ("input_nc", "output_nc", "ngf", "ndf", "netG", "netD", "n_layers_D", "norm",
                      "init_type", "init_gain", "no_dropout", "direction")
 
+
+# pix2pix's other --model and --dataset_mode choices: what to use instead, in one line each.
+OTHER_MODELS = {
+    "cycle_gan": "is not carried over (CycleGAN is unpaired; this project trains pix2pix on aligned pairs): "
+                 "use junyanz/pytorch-CycleGAN-and-pix2pix for it",
+    "colorization": "is not carried over (pix2pix's Lab colorization): train gray -> color with --model pix2pix "
+                    "--input_nc 1 on aligned gray|color pairs",
+    "template": "is pix2pix's starting point for new models, not a model: use --model pix2pix",
+}
+OTHER_DATASET_MODES = {
+    "unaligned": "is not carried over (CycleGAN's trainA/ trainB/): pix2pix trains on aligned pairs "
+                 "(--dataset_mode aligned); single images: --dataset_mode single",
+    "colorization": "is not carried over (pix2pix's Lab colorization): use --dataset_mode aligned with "
+                    "gray|color pairs and --input_nc 1",
+    "template": "is pix2pix's starting point for new datasets, not a dataset: use --dataset_mode aligned",
+}
+# The dataset a --model reads unless --dataset_mode says otherwise (pix2pix's model option setters).
+MODEL_DATASET_MODES = {"pix2pix": "aligned", "test": "single"}
+WANDB_PROJECT = "CycleGAN-and-pix2pix"     # pix2pix's default --wandb_project_name
 
 
 class OptionParser(argparse.ArgumentParser):
@@ -51,6 +72,47 @@ def positive_float(text):
     return value
 
 
+def non_negative_int(text):
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {text}")
+    return value
+
+
+def registry_choice(registry, others):
+    """An argparse type: a key of `registry`, or for a name in `others` that entry's line."""
+    def choose(text):
+        if text in registry:
+            return text
+        if text in others:
+            raise argparse.ArgumentTypeError(f"{text} {others[text]}")
+        raise argparse.ArgumentTypeError(f"invalid choice {text!r} (choose from {', '.join(registry)})")
+    return choose
+
+
+def gpu_ids_device(text, *, several_hint):
+    """pix2pix's --gpu_ids as a --device: -1 -> cpu, N -> cuda:N; several -> a UserError with
+    `several_hint` (pix2pix's multi-GPU DataParallel is torchrun here)."""
+    try:
+        ids = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        ids = None
+    if not ids:
+        raise UserError(f"--gpu_ids {text}: expected -1 (CPU) or a GPU index such as 0")
+    gpus = [i for i in ids if i >= 0]
+    if not gpus:
+        return "cpu"
+    if len(gpus) > 1:
+        raise UserError(f"--gpu_ids {text}: {several_hint.format(n=len(gpus), ids=','.join(map(str, gpus)))}")
+    return f"cuda:{gpus[0]}"
+
+
+def weights_label(opt):
+    """Which saved weights to load: iter_<N> with --load_iter N > 0 (pix2pix's --save_by_iter files),
+    else --epoch (latest or an epoch number)."""
+    return f"iter_{opt.load_iter}" if opt.load_iter > 0 else str(opt.epoch)
+
+
 def resolve_device(name):
     """'auto' -> 'cuda' if a GPU is usable else 'cpu'; 'cuda[:N]' checked against the machine."""
     import torch
@@ -78,6 +140,15 @@ class BaseOptions:
     description = "pix2pix_tr"
 
     def initialize(self, parser):
+        # --- pix2pix's model and dataset choice ---
+        parser.add_argument("--model", default="pix2pix", choices=list(MODELS),
+                            type=registry_choice(MODELS, OTHER_MODELS),
+                            help="pix2pix = G and D (train.py; test.py: input, output, target); "
+                                 "test = G alone on single images (test.py)")
+        parser.add_argument("--dataset_mode", default=None, choices=list(DATASET_MODES),
+                            type=registry_choice(DATASET_MODES, OTHER_DATASET_MODES),
+                            help="aligned = A|B pairs in <dataroot>/<phase>/; single = images of a folder or "
+                                 "one file (test.py); default: --model pix2pix aligned, test single")
         # --- data ---
         parser.add_argument("--dataroot", default=None,
                             help="prepared dataset folder (train/ val/ of A|B pairs); default: "
@@ -105,6 +176,20 @@ class BaseOptions:
         parser.add_argument("--epoch", default="latest",
                             help="which saved weights to load: latest or an epoch number")
         parser.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
+        parser.add_argument("--gpu_ids", default=None,
+                            help="pix2pix's device flag: -1 = CPU (--device cpu), N = GPU N (--device cuda:N); "
+                                 "several GPUs: torchrun --nproc_per_node N (one process per GPU)")
+        parser.add_argument("--load_iter", type=non_negative_int, default=0,
+                            help="if > 0, load iter_<load_iter>_net_*.pth (saved with --save_by_iter) "
+                                 "instead of --epoch's")
+        parser.add_argument("--suffix", default="",
+                            help="appended to --name as _<suffix>, formatted with the options, "
+                                 "e.g. {netG}_size{load_size}")
+        parser.add_argument("--verbose", action="store_true", help="print the networks' architecture")
+        parser.add_argument("--use_wandb", action="store_true",
+                            help="log losses and images to Weights & Biases (pip install wandb; "
+                                 "WANDB_MODE=offline keeps the run on disk)")
+        parser.add_argument("--wandb_project_name", default=WANDB_PROJECT, help="the wandb project")
         parser.add_argument("--seed", type=int, default=0, help="seed of every random number generator")
         # --- networks ---
         parser.add_argument("--input_nc", type=positive_int, default=3, help="channels of input images")
@@ -147,12 +232,47 @@ class BaseOptions:
         opt = parser.parse_args(argv)
         self.explicit = explicit_keys(self.build_parser(), argv)
         self.defaults = vars(parser.parse_args([]))
+        self.notes = []                      # one-line remarks the entry point prints
         opt = self.complete(opt)
+        if "gpu_ids" in self.explicit:
+            self.apply_gpu_ids(opt)
         return self.validate(opt)
 
     def complete(self, opt):
         """Fill in values that depend on others or on a saved run (subclasses extend)."""
+        return self.complete_pix2pix(opt)
+
+    def complete_pix2pix(self, opt):
+        """pix2pix's derived options: the --model's dataset mode, and --suffix appended to --name
+        (formatted with the options, as pix2pix does) before anything is read from the run."""
+        if opt.dataset_mode is None:
+            opt.dataset_mode = MODEL_DATASET_MODES[opt.model]
+        if opt.suffix:
+            try:
+                suffix = opt.suffix.format(**vars(opt))
+            except (KeyError, IndexError, ValueError) as err:
+                raise UserError(f"--suffix {opt.suffix!r}: {err!r} is not an option to format with; "
+                                "name options in braces, e.g. {netG}_size{load_size}") from None
+            opt.name = f"{opt.name}_{suffix}"
         return opt
+
+    several_gpus = ("one process per GPU here: torchrun --nproc_per_node {n} with the same flags, "
+                    "CUDA_VISIBLE_DEVICES={ids} choosing the GPUs (docs/speed.md)")
+
+    def apply_gpu_ids(self, opt):
+        """pix2pix's --gpu_ids, typed: the --device it means (a typed --device must agree)."""
+        device = gpu_ids_device(str(opt.gpu_ids), several_hint=self.several_gpus)
+        if device != "cpu":
+            import torch
+
+            if not torch.cuda.is_available():
+                raise UserError(f"--gpu_ids {opt.gpu_ids}: no CUDA GPU is usable here; --gpu_ids -1 runs on "
+                                "the CPU (pix2pix's tip), as does --device cpu")
+        if "device" in self.explicit and opt.device != device and not (
+                opt.device == "cuda" and device == "cuda:0"):
+            raise UserError(f"--gpu_ids {opt.gpu_ids} means --device {device}, but --device {opt.device} was "
+                            "given too; keep one of them")
+        opt.device = device
 
     def merge_saved(self, opt, saved, keys):
         """Take `keys` from a saved options dict wherever the user did not type the flag."""

@@ -2,11 +2,14 @@
 
 The networks' architecture comes from the run's saved train_opt.json (written by train.py), so
 `python test.py --dataroot D --name X` suffices; a flag typed here overrides the saved value.
-As in pix2pix, images are resized straight to --crop_size (no random crop) and not flipped.
+As in pix2pix, images are resized straight to --crop_size (no random crop) and not flipped, and the
+defaults are pix2pix's (--phase test, --num_test 50, results/<name>/test_latest/); on a prepared
+dataset (data/layout.py), whose results are for FCN-score, test.py takes every frame of a split with
+labels unless told otherwise (data/default.py test_split).
 """
 import os
 
-from options.base_options import ARCHITECTURE_KEYS, BaseOptions, load_saved_options
+from options.base_options import ARCHITECTURE_KEYS, BaseOptions, load_saved_options, positive_float
 
 # Saved training options test.py reuses besides the architecture.
 DATA_KEYS = ("crop_size", "preprocess", "input_nc", "output_nc")
@@ -19,16 +22,25 @@ class TestOptions(BaseOptions):
     def initialize(self, parser):
         super().initialize(parser)
         parser.add_argument("--results_dir", default="./results", help="results/<name>/<phase>_<epoch>/")
-        parser.add_argument("--phase", default="val", help="split to synthesize: train or val")
-        parser.add_argument("--num_test", type=float, default=float("inf"),
-                            help="synthesize at most this many frames (default: all)")
+        parser.add_argument("--phase", default="test",
+                            help="split to synthesize (<dataroot>/<phase>/); a prepared dataset without a "
+                                 "labelled test split uses val")
+        parser.add_argument("--num_test", type=float, default=50,
+                            help="synthesize at most this many frames (a prepared dataset: all, unless given)")
+        parser.add_argument("--aspect_ratio", type=positive_float, default=1.0,
+                            help="save results with width/height stretched by this ratio (> 1 wider, < 1 taller)")
+        parser.add_argument("--model_suffix", default="",
+                            help="--model test: load <epoch>_net_G<model_suffix>.pth (pix2pix's TestModel)")
         parser.add_argument("--eval", action="store_true",
                             help="eval mode (BatchNorm running stats, no dropout); pix2pix's default is train mode")
         return parser
 
+    several_gpus = "test.py runs on one device: pick one GPU, e.g. --gpu_ids 0"
+
     def complete(self, opt):
         if opt.name is None:
             opt.name = "pix2pix_adam"
+        self.complete_pix2pix(opt)                     # --suffix: before the run's folder is read
         saved = load_saved_options(os.path.join(opt.checkpoints_dir, opt.name))
         opt.saved_options_found = saved is not None
         if saved is not None:

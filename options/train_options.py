@@ -11,10 +11,10 @@ from pix2pix_tr.losses import GAN_MODES
 from pix2pix_tr.schedulers import SCHEDULERS
 from pix2pix_tr.optim import OPTIMIZERS, TR_LAMBDA_MODES
 from options.base_options import (ARCHITECTURE_KEYS, BaseOptions, load_saved_options, non_negative_float,
-                                  positive_float, positive_int)
+                                  non_negative_int, positive_float, positive_int)
 
 # Flags that say which run to continue: never taken from the saved run on --continue_train.
-PER_INVOCATION_KEYS = {"continue_train", "epoch", "checkpoints_dir", "name"}
+PER_INVOCATION_KEYS = {"continue_train", "epoch", "load_iter", "checkpoints_dir", "name", "suffix", "gpu_ids"}
 # --continue_train with a flag whose value differs from the checkpoint's (docs/train.md, Resuming):
 # the schedule flags rebuild the LR schedule from the current epoch; these are refused;
 # every other flag is read afresh by each run and simply applies.
@@ -54,12 +54,17 @@ class TrainOptions(BaseOptions):
         # --- losses ---
         parser.add_argument("--gan_mode", default="vanilla", choices=list(GAN_MODES))
         parser.add_argument("--lambda_L1", type=non_negative_float, default=100.0, help="weight of the L1 loss")
+        parser.add_argument("--pool_size", type=non_negative_int, default=0,
+                            help="pix2pix's image pool; its pix2pix model keeps none (0), and neither does this one")
         # --- display and logs ---
         parser.add_argument("--display_freq", type=positive_int, default=400, help="show images every N iterations")
         parser.add_argument("--update_html_freq", type=positive_int, default=1000,
                             help="save images to the HTML page every N iterations")
         parser.add_argument("--print_freq", type=positive_int, default=100, help="log and plot losses every N iterations")
         parser.add_argument("--display_id", type=int, default=1, help="visdom window id; 0 = no visdom")
+        parser.add_argument("--display_ncols", type=int, default=0,
+                            help="visdom: N > 0 shows all images in one pane, N a row (pix2pix's default 4); "
+                                 "0 = one captioned pane per image")
         parser.add_argument("--display_server", default="http://localhost", help="visdom server")
         parser.add_argument("--display_port", type=int, default=8097, help="visdom port")
         parser.add_argument("--display_env", default=None, help="visdom environment (default: the run's name)")
@@ -68,6 +73,9 @@ class TrainOptions(BaseOptions):
         parser.add_argument("--save_latest_freq", type=positive_int, default=5000,
                             help="save latest (weights + training state) every N iterations")
         parser.add_argument("--save_epoch_freq", type=positive_int, default=5, help="save <epoch>_net_* every N epochs")
+        parser.add_argument("--save_by_iter", action="store_true",
+                            help="every --save_latest_freq iterations also keep iter_<N>_net_G/D.pth "
+                                 "(load them with --load_iter N)")
         parser.add_argument("--continue_train", action="store_true",
                             help="resume checkpoints/<name>/ from latest, exactly")
         parser.add_argument("--phase", default="train", help="split to train on")
@@ -87,6 +95,7 @@ class TrainOptions(BaseOptions):
     def complete(self, opt):
         if opt.name is None:
             opt.name = f"pix2pix_{opt.optimizer}"
+        self.complete_pix2pix(opt)                     # --suffix: before the run's folder is read
         if opt.continue_train:
             saved = load_saved_options(os.path.join(opt.checkpoints_dir, opt.name))
             if saved is not None:
@@ -96,6 +105,16 @@ class TrainOptions(BaseOptions):
 
     def validate(self, opt):
         super().validate(opt)
+        if opt.model != "pix2pix":
+            raise UserError(f"--model {opt.model} is test.py's (a trained generator alone, nothing to train); "
+                            "train with --model pix2pix")
+        if opt.dataset_mode != "aligned":
+            raise UserError(f"--dataset_mode {opt.dataset_mode}: single images have no target to learn; "
+                            "train on aligned A|B pairs (--dataset_mode aligned)")
+        if opt.pool_size:
+            self.notes.append(f"--pool_size {opt.pool_size}: pix2pix's pix2pix model keeps no image pool (its "
+                              "pool serves CycleGAN; pix2pix sets 0 and ignores the flag), so D judges each "
+                              "step's own fake, as there")
         if opt.n_epochs < 0 or opt.n_epochs_decay < 0 or opt.n_epochs + opt.n_epochs_decay < 1:
             raise UserError(f"--n_epochs {opt.n_epochs} --n_epochs_decay {opt.n_epochs_decay}: "
                             "both must be >= 0 and train at least one epoch")

@@ -34,8 +34,8 @@ def test_each_flag_is_defined_once_across_base_train_test():
 
     base, train, test = (set(flags(cls().build_parser())) for cls in (BaseOptions, TrainOptions, TestOptions))
     assert base <= train and base <= test
-    assert not (train - base) & (test - base) - {"--phase"}   # --phase: train vs val defaults
-    assert TestOptions().parse([]).phase == "val"
+    assert not (train - base) & (test - base) - {"--phase"}   # --phase: train vs test defaults
+    assert TestOptions().parse([]).phase == "test"            # pix2pix's
 
 
 def test_options_saved_as_text_and_json_and_reloaded(tmp_path):

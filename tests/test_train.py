@@ -91,7 +91,7 @@ def test_explicit_missing_dataroot_is_one_line_error(tmp_path, capsys):
 
 @pytest.mark.parametrize("argv, culprit", [
     (["--optimizer", "adamw"], "--optimizer"),
-    (["--lr_policy", "plateau"], "--lr_policy"),
+    (["--lr_policy", "exponential"], "--lr_policy"),     # plateau is pix2pix's, and offered
     (["--tr_inner_steps", "0"], "--tr_inner_steps"),
     (["--netG", "unet_256", "--crop_size", "128"], "--crop_size"),
     (["--compile_mode", "reduce-overhead"], "--compile"),
