@@ -41,7 +41,9 @@ def _as_rgb(array):
 def save_image(image_numpy, path, aspect_ratio=1.0):
     """Write an HxWx3 uint8 array to `path` (format from the extension), atomically.
 
-    aspect_ratio > 1 stretches the width, < 1 the height, as pix2pix's util.save_image.
+    aspect_ratio > 1 stretches the width, < 1 the height: the saved width/height is `aspect_ratio`
+    times the image's (test.py's --aspect_ratio). pix2pix's util.save_image resizes to (h, w * ratio)
+    as PIL's (width, height), which on its square results stretches the height instead.
     """
     picture = Image.fromarray(image_numpy)
     height, width = image_numpy.shape[:2]
