@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# The tests on a fresh machine: install what they need, then run the whole suite in .venv/.
+#
+#   bash scripts/test.sh                     # everything (what CI runs: .ci/run calls this)
+#   bash scripts/test.sh tests/test_losses.py -x     # arguments go to pytest
+#
+# Installs, each only when missing (a second run installs nothing): .venv/ with requirements-test.txt
+# (requirements.txt + pytest + ruff), Debian's chromium for the live-viewer browser test, and visdom's
+# web assets from the npm registry (npm from Debian only if there is no npm: Debian's npm package
+# conflicts with a Node.js that brings its own). apt-get runs as root, or through sudo.
+# Exits with pytest's status; "no tests ran" (pytest's 5) is a failure too.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+. scripts/venv.sh
+
+ensure_venv requirements-test.txt
+ensure_command chromium chromium          # tests/test_viewer_browser.py: headless Chromium
+ensure_visdom_assets                      # ... and the page it renders
+
+say "running the tests: .venv/bin/python -m pytest $*"
+.venv/bin/python -m pytest "$@"
