@@ -60,6 +60,9 @@ def parse_args(argv):
                    help="where a .caffemodel's PyTorch conversion is cached (safetensors, by the file's hash)")
     p.add_argument("--gt", action="store_true", help="also score the dataset's real photos (ground-truth row)")
     p.add_argument("--device", default="auto", help="auto (cuda if a GPU is usable, else cpu) | cpu | cuda | cuda:N")
+    p.add_argument("--cudnn_benchmark", action="store_true",
+                   help="CUDA: let cuDNN time its convolution algorithms and take the fastest (faster; the "
+                        "timing decides the arithmetic, so two runs may differ in a tied pixel)")
     p.add_argument("--batch_size", type=int, default=1)
     p.add_argument("--num_workers", type=int, default=min(4, os.cpu_count() or 1))
     p.add_argument("--eval_size", type=int, nargs=2, metavar=("H", "W"), default=None,
@@ -188,7 +191,7 @@ def main(argv=None):
             check_classes(evaluator.segmenter, meta)
         protocols.check_dataset(evaluator, meta)
     if torch.device(args.device).type == "cuda":
-        torch.backends.cudnn.benchmark = True
+        torch.backends.cudnn.benchmark = args.cudnn_benchmark   # a timed choice of kernels: opt-in
         torch.backends.cudnn.allow_tf32 = False     # fp32 convolutions as Caffe and mmseg ran them
     elif any(isinstance(e, protocols.Pix2PixFCN8s) for e in evaluators):
         print(f"pix2pix's FCN-8s segments at the labels' {label_size[0]}x{label_size[1]} on the CPU: about "
