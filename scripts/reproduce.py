@@ -2,12 +2,16 @@
 
     python scripts/reproduce.py --scale smoke                 # minutes, CPU: the pipeline end to end
     python scripts/reproduce.py --scale synthcity --jobs 2    # the grid on SynthCity 128x128, ~1 h CPU
+    python scripts/reproduce.py --scale synthcity_long --jobs 2   # 10x the steps, ~2.5-3 h CPU
     python scripts/reproduce.py --scale cityscapes            # the paper's setting, GPU, days
 
 Each cell (a configuration and a seed) runs train.py → test.py → evaluate/fcn_score.py as separate
 processes; `--jobs N` runs N cells at once. Finished stages are skipped, so re-running the same
 command continues an interrupted grid and rewrites the report (report.md, report.html, PNGs,
-commands.sh) under --report_dir. The grid and the scales are described in scripts/repro/.
+commands.sh) under --report_dir. With a results store (--results_store, or the scale's own:
+synthcity_long keeps docs/results/synthcity_long/cells/) each finished cell's small results are
+also written there, a stored cell is never run again, and --report_only rebuilds the report from
+the store alone. The grid and the scales are described in scripts/repro/.
 """
 import os
 import sys
@@ -22,8 +26,9 @@ from tqdm import tqdm  # noqa: E402
 
 from data.layout import PreparedLayout  # noqa: E402
 from pix2pix_tr.errors import UserError, run_cli  # noqa: E402
-from scripts.repro import cells, collect, commands, report, runner  # noqa: E402
+from scripts.repro import budgets, cells, collect, commands, report, runner  # noqa: E402
 from scripts.repro.scales import SCALES  # noqa: E402
+from scripts.repro.store import Store, cell_files, cell_record, segmenter_fingerprints  # noqa: E402
 
 
 def _ints(text):
@@ -57,7 +62,19 @@ def parse_args(argv):
     p.add_argument("--jobs", type=int, help="cells run in parallel (default: the scale's)")
     p.add_argument("--threads", type=int, help="CPU threads per cell (default: cores / jobs)")
     p.add_argument("--device", help="auto | cpu | cuda[:N] (default: the scale's)")
-    p.add_argument("--report_dir", help="default: results/repro_<scale>/report under --work_dir")
+    p.add_argument("--report_dir", help="default: the scale's (synthcity_long: docs/results/synthcity_long), "
+                                        "else results/repro_<scale>/report under --work_dir")
+    p.add_argument("--results_store",
+                   help="folder (kept in git) for each finished cell's small results: scores per scored "
+                        "epoch, loss summary, commands, code version; stored cells are not run again and "
+                        "--report_only reads them. Default: the scale's (synthcity_long: "
+                        "docs/results/synthcity_long/cells), else none; 'none' turns it off")
+    p.add_argument("--overwrite_report", action="store_true",
+                   help="rewrite a report in --report_dir even if it counts more finished cells than "
+                        "this work dir and store hold (it would lose them)")
+    p.add_argument("--git_commit", action="store_true",
+                   help="commit the store and the report (git commit --only those paths) after each cell "
+                        "finishes, so an interrupted grid's results are in the repository")
     p.add_argument("--list", action="store_true", help="print the grid's cells and exit")
     p.add_argument("--dry_run", action="store_true", help="print the commands and exit")
     p.add_argument("--report_only", action="store_true", help="write the report from what exists")
@@ -91,10 +108,10 @@ def unsupported_cells(stage_map, env):
     return out
 
 
-def cell_status(grid, paths, unsupported, outcomes):
+def cell_status(grid, paths, unsupported, outcomes, store=None):
     status = {}
     for c in grid.cells:
-        if os.path.exists(paths.scores_path(c)):
+        if collect.is_done(c, paths, store):
             status[c.name] = "done"
         elif c.name in unsupported:
             status[c.name] = "unsupported: the trainer lacks " + " ".join(unsupported[c.name])
@@ -112,7 +129,13 @@ class Plan:
         self.scale = scale = SCALES[args.scale]
         self.device = args.device or scale.device
         self.paths = commands.RunPaths.of(scale, args.work_dir, args.dataroot)
-        self.report_dir = os.path.abspath(args.report_dir or os.path.join(self.paths.results_dir, "report"))
+        self.report_dir = os.path.abspath(args.report_dir or (
+            os.path.join(commands.REPO, scale.report_dir) if scale.report_dir
+            else os.path.join(self.paths.results_dir, "report")))
+        store = args.results_store if args.results_store is not None else (
+            os.path.join(commands.REPO, scale.results_store) if scale.results_store else "none")
+        self.store = None if store.lower() in ("none", "") else Store(store)
+        self.git_commit = args.git_commit
         self.grid, self.to_run = build_grid(args, scale)
         curve_cells = {c.name for g in scale.curve_groups for c in self.grid.cells_of(g)}
         gt_cell = self.grid.cells[0].name        # its last scoring also scores the real photos
@@ -123,40 +146,146 @@ class Plan:
         self.threads = args.threads or max(1, (os.cpu_count() or 1) // self.jobs)
         # the command that runs the grid and writes this report (--report_only only rewrites it)
         self.invocation = "python scripts/reproduce.py " + " ".join(
-            shlex.quote(a) for a in argv if a != "--report_only")
+            shlex.quote(a) for a in argv if a not in ("--report_only", "--overwrite_report"))
         self.unsupported = {}         # cell name -> flags the scripts lack
         self.outcomes = {}            # cell name -> runner.Outcome of this invocation
+        self.args = args
+        self.started_code_version = None    # set when the grid starts running
+        self.fingerprints = None            # the segmenters' weights, once prepared
+
+    def excluded_from_code_version(self):
+        """Folders the grid itself writes into: rewriting them is not a change of the code."""
+        return [self.report_dir] + ([self.store.root] if self.store else [])
 
 
-def code_version(report_dir=None):
-    """The repository's commit (and whether files differ from it), for the report. The report's
-    own folder does not count: rewriting a committed report is not a change of the code."""
+def _git(*args):
     import subprocess
 
-    def git(*args):
-        return subprocess.run(["git", *args], cwd=commands.REPO, capture_output=True, text=True).stdout.strip()
-    commit = git("rev-parse", "--short", "HEAD")
+    return subprocess.run(["git", *args], cwd=commands.REPO, capture_output=True, text=True)
+
+
+def code_version(*excluded_dirs):
+    """The repository's commit (and whether files differ from it), for the report. The folders
+    the grid writes (the report's, the store) do not count: rewriting a committed report is not
+    a change of the code."""
+    commit = _git("rev-parse", "--short", "HEAD").stdout.strip()
     if not commit:
         return "unknown (not a git checkout)"
-    exclude = []
-    if report_dir and os.path.abspath(report_dir).startswith(os.path.abspath(commands.REPO) + os.sep):
-        exclude = [":(exclude)" + os.path.relpath(os.path.abspath(report_dir), commands.REPO)]
-    dirty = git("status", "--porcelain", "--untracked-files=no", "--", ".", *exclude)
+    exclude = [":(exclude)" + os.path.relpath(os.path.abspath(x), commands.REPO) for x in excluded_dirs
+               if x and os.path.abspath(x).startswith(os.path.abspath(commands.REPO) + os.sep)]
+    dirty = _git("status", "--porcelain", "--untracked-files=no", "--", ".", *exclude).stdout.strip()
     return commit + (" with uncommitted changes" if dirty else "")
+
+
+def other_scale_results(plan):
+    """For budgets.load: another scale's main-grid results from this work dir and its store."""
+    def results_of(scale):
+        paths = commands.RunPaths.of(scale, plan.paths.work_dir)
+        grid = cells.expand(["main"], scale.seeds, scale.ablation_seeds)
+        store = Store(os.path.join(commands.REPO, scale.results_store)) if scale.results_store else None
+        where = f"its cells ({os.path.relpath(paths.results_dir, paths.work_dir)} in the work dir" + (
+            f", {scale.results_store} in the repository)" if store else ")")
+        return (collect.collect(grid, paths, scale.curve_epochs(), scale.total_epochs, store),
+                collect.ground_truth(grid, paths, store), where)
+    return results_of
+
+
+def other_budgets(plan):
+    out = []
+    for name in plan.scale.compare_with:
+        other = SCALES[name]
+        report_path = os.path.join(commands.REPO, other.committed_report) if other.committed_report else None
+        out.append((name, budgets.load(other, other_scale_results(plan), report_path)))
+    return out
 
 
 def write_report(plan):
     paths, scale = plan.paths, plan.scale
     inputs = report.ReportInputs(
         scale=scale, grid=plan.grid,
-        results=collect.collect(plan.grid, paths, scale.curve_epochs(), scale.total_epochs),
-        ground_truth=collect.ground_truth(plan.grid, paths),
-        status=cell_status(plan.grid, paths, plan.unsupported, plan.outcomes),
-        invocation=plan.invocation, code_version=code_version(plan.report_dir),
+        results=collect.collect(plan.grid, paths, scale.curve_epochs(), scale.total_epochs, plan.store),
+        ground_truth=collect.ground_truth(plan.grid, paths, plan.store),
+        status=cell_status(plan.grid, paths, plan.unsupported, plan.outcomes, plan.store),
+        invocation=plan.invocation, code_version=code_version(*plan.excluded_from_code_version()),
         prepare_commands=[commands.shell_line(s.argv) for s in plan.prepare],
         cell_commands={n: [commands.shell_line(s.argv) for s in st] for n, st in plan.stages.items()},
-        paths=paths)
+        paths=paths, store_dir=plan.store.root if plan.store else None,
+        other_budgets=other_budgets(plan))
     report.write(inputs, plan.report_dir)
+
+
+# --- the results store ----------------------------------------------------------------------
+
+def check_store(plan):
+    """Refuse a store whose cells were made with other settings than this grid's."""
+    if plan.store is None:
+        return
+    for c in plan.grid.cells:
+        if plan.store.has(c.name):
+            plan.store.check(c.name, cell_record(c, plan.scale, plan.paths, plan.stages[c.name]))
+
+
+def store_cell(plan, cell, outcome=None):
+    """Write a finished cell's small results into the store (`outcome`: how this invocation ran it;
+    None for a cell that finished in the work dir before)."""
+    if plan.fingerprints is None:
+        plan.fingerprints = segmenter_fingerprints(plan.scale, plan.paths)
+    if outcome is not None:
+        extra = {"code_version": plan.started_code_version,
+                 "code_version_at_finish": code_version(*plan.excluded_from_code_version()),
+                 "wall_seconds": round(outcome.seconds, 1), "jobs": plan.jobs, "threads": plan.threads,
+                 "cpus": os.cpu_count(), "stored_from": "the run that finished it"}
+    else:
+        extra = {"code_version": "unknown: it finished in the work dir before it was stored",
+                 "wall_seconds": None, "stored_from": "the work dir, after it finished"}
+    extra.update(device=plan.device, segmenters=plan.fingerprints)
+    plan.store.write(cell.name, cell_files(cell, plan.scale, plan.paths, plan.stages[cell.name], extra))
+
+
+def commit_results(plan, message):
+    """git add + git commit --only the store and the report folder (other staged work is left
+    alone); a busy index is retried, a failure is a warning (the files stay on disk)."""
+    import time
+
+    paths = [os.path.relpath(p, commands.REPO) for p in plan.excluded_from_code_version()
+             if os.path.abspath(p).startswith(commands.REPO + os.sep) and os.path.exists(p)]
+    if not paths:
+        return False
+    for attempt in range(10):
+        add = _git("add", "--", *paths)
+        proc = _git("commit", "-q", "-m", message, "--only", "--", *paths) if add.returncode == 0 else add
+        err = (proc.stderr or proc.stdout).strip()
+        if proc.returncode == 0 or "nothing to commit" in err or "no changes added" in err:
+            return proc.returncode == 0
+        if "index.lock" not in err:
+            break
+        time.sleep(1 + attempt)
+    tqdm.write(f"warning: could not commit {', '.join(paths)}: {err.splitlines()[-1] if err else '?'}")
+    return False
+
+
+def finished_in_report(report_dir):
+    """The 'Cells finished: N of M' count of an existing report.md there, or None."""
+    import re
+
+    try:
+        with open(os.path.join(report_dir, "report.md"), encoding="utf-8") as f:
+            m = re.search(r"Cells finished: (\d+) of (\d+)", f.read())
+    except OSError:
+        return None
+    return int(m.group(1)) if m else None
+
+
+def guard_report(plan):
+    """Refuse to overwrite a report that counts more finished cells than can be found now (e.g. the
+    committed SynthCity report, whose cells are not in the repository, from a fresh clone)."""
+    before = finished_in_report(plan.report_dir)
+    now = sum(collect.is_done(c, plan.paths, plan.store) for c in plan.grid.cells)
+    if before is not None and before > now and not plan.args.overwrite_report:
+        raise UserError(f"{os.path.join(plan.report_dir, 'report.md')} counts {before} finished cells but "
+                        f"only {now} are in this work dir" + (" and store" if plan.store else "") +
+                        ": rewriting it would lose them; pass --report_dir elsewhere, or "
+                        "--overwrite_report to rewrite it anyway")
 
 
 def check_dataset(plan):
@@ -169,16 +298,27 @@ def check_dataset(plan):
 
 
 def run_grid(plan):
-    """Prepare once, then run the selected cells `plan.jobs` at a time, rewriting the report as
-    each cell finishes."""
+    """Store what finished earlier, prepare once, then run the selected cells that are neither
+    stored nor finished `plan.jobs` at a time, storing each and rewriting the report as it
+    finishes."""
+    plan.started_code_version = code_version(*plan.excluded_from_code_version())
+    if plan.store:
+        for c in plan.grid.cells:
+            if not plan.store.has(c.name) and runner.is_done(plan.stages[c.name]):
+                store_cell(plan, c)
+    todo = {c.name: plan.stages[c.name] for c in plan.to_run.cells
+            if not collect.is_done(c, plan.paths, plan.store) and not runner.is_done(plan.stages[c.name])}
+    if not todo:
+        print(f"{plan.scale.name}: every selected cell has finished"
+              + (f" (results in {plan.store.root})" if plan.store else ""), flush=True)
+        return
     check_dataset(plan)
     env = runner.subprocess_env(plan.threads)
-    todo = {c.name: plan.stages[c.name] for c in plan.to_run.cells if not runner.is_done(plan.stages[c.name])}
     plan.unsupported = unsupported_cells(todo, env)
     for name, flags in plan.unsupported.items():
         print(f"skipping {name}: needs {' '.join(flags)}, which the scripts do not define yet",
               file=sys.stderr)
-    runnable = [c for c in plan.to_run.cells if c.name not in plan.unsupported]
+    runnable = [c for c in plan.to_run.cells if c.name in todo and c.name not in plan.unsupported]
     for c in runnable:
         runner.check_or_write_manifest(os.path.join(plan.paths.cell_results(c), "cell.json"),
                                        runner.manifest(c, plan.stages[c.name]))
@@ -187,9 +327,12 @@ def run_grid(plan):
                             runner.subprocess_env(os.cpu_count() or 1))     # alone: every core
     if prep.status == "failed":
         raise UserError(f"preparation failed: {prep.message}")
+    plan.fingerprints = None          # the segmenter may have been made just now: hash it afresh
     chains = [(c.name, plan.stages[c.name], os.path.join(plan.paths.cell_results(c), "logs"))
               for c in runnable]
     bar = tqdm(total=len(chains), desc=f"{plan.scale.name} cells ({plan.jobs} at a time)", unit="cell")
+
+    by_name = {c.name: c for c in runnable}
 
     def on_done(outcome):
         plan.outcomes[outcome.name] = outcome
@@ -198,7 +341,13 @@ def run_grid(plan):
         if outcome.status == "failed":
             tqdm.write(f"FAILED {outcome.name}: {outcome.message}")
         if outcome.status == "done":
+            if plan.store:
+                store_cell(plan, by_name[outcome.name], outcome)
             write_report(plan)
+            if plan.git_commit:
+                done = sum(collect.is_done(c, plan.paths, plan.store) for c in plan.grid.cells)
+                commit_results(plan, f"reproduce.py --scale {plan.scale.name}: {outcome.name} finished "
+                                     f"({done} of {len(plan.grid.cells)} cells)")
 
     runner.run_cells(chains, plan.jobs, plan.threads, progress=on_done)
     bar.close()
@@ -220,9 +369,13 @@ def main(argv=None):
             for s in plan.stages[c.name]:
                 print(commands.shell_line(s.argv))
         return 0
+    check_store(plan)
+    guard_report(plan)
     if not args.report_only:
         run_grid(plan)
     write_report(plan)
+    if plan.git_commit and not args.report_only:
+        commit_results(plan, f"reproduce.py --scale {plan.scale.name}: report")
     print(f"report: {os.path.join(plan.report_dir, 'report.md')}")
     failed = [o.name for o in plan.outcomes.values() if o.status == "failed"]
     if failed:

@@ -68,3 +68,19 @@ def test_code_version_ignores_the_report_folder_but_not_the_code(tmp_path, monke
     assert "uncommitted" in reproduce.code_version()               # without the exclusion: dirty
     (tmp_path / "train.py").write_text("changed\n")
     assert "uncommitted" in reproduce.code_version(str(tmp_path / "report"))
+
+
+def test_long_scale_defaults_keep_its_report_and_cells_in_the_repository(capsys, tmp_path):
+    assert reproduce.main(["--scale", "synthcity_long", "--list"]) == 0
+    assert len(capsys.readouterr().out.splitlines()) == 22
+    argv = ["--scale", "synthcity_long", "--work_dir", str(tmp_path)]
+    plan = reproduce.Plan(reproduce.parse_args(argv), argv)
+    assert plan.report_dir == os.path.join(REPO, "docs", "results", "synthcity_long")
+    assert plan.store.root == os.path.join(REPO, "docs", "results", "synthcity_long", "cells")
+    assert plan.invocation == "python scripts/reproduce.py " + " ".join(argv)
+    off = argv + ["--results_store", "none"]
+    assert reproduce.Plan(reproduce.parse_args(off), off).store is None
+    # the other scales keep no store unless asked, and report into the work dir
+    smoke = ["--scale", "smoke", "--work_dir", str(tmp_path)]
+    plan = reproduce.Plan(reproduce.parse_args(smoke), smoke)
+    assert plan.store is None and plan.report_dir.startswith(str(tmp_path))

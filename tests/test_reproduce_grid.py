@@ -124,3 +124,51 @@ def test_scales():
     with pytest.raises(ValueError, match="must divide"):
         Scale(name="x", dataset_dir="d", synthcity=None, train_flags=(), n_epochs=3, n_epochs_decay=0,
               save_epoch_freq=2, seeds=(0,), ablation_seeds=(0,), groups=("main",), curve_groups=())
+
+
+def test_long_scale_is_synthcity_at_ten_times_the_steps():
+    from scripts.repro.scales import SYNTHCITY_LONG as LONG
+    # the same data, networks and segmenter (the same folder: one judge for both budgets)
+    for field in ("dataset_dir", "synthcity", "train_flags", "segmenter_recipe", "segmenter_dir",
+                  "test_flags", "score_flags", "lr"):
+        assert getattr(LONG, field) == getattr(SYNTHCITY, field), field
+    assert SYNTHCITY.steps() == 400 * 6 == 2400
+    assert LONG.steps() == 400 * 60 == 24000 == 10 * SYNTHCITY.steps()
+    assert (LONG.n_epochs, LONG.n_epochs_decay) == (30, 30)          # constant, then linear decay
+    assert LONG.curve_epochs() == [10, 20, 30, 40, 50]                 # + the last (60): every 10 epochs
+    assert LONG.groups == ("main", "decomposition") and LONG.curve_groups == ("main",)
+    assert LONG.results_store == "docs/results/synthcity_long/cells"
+    assert LONG.report_dir == "docs/results/synthcity_long" and LONG.compare_with == ("synthcity",)
+
+
+def test_long_grid_main_on_five_seeds_decomposition_on_three():
+    from scripts.repro.scales import SYNTHCITY_LONG as LONG
+    grid = cells.expand(LONG.groups, LONG.seeds, LONG.ablation_seeds, LONG.sweep_seeds or LONG.ablation_seeds)
+    assert grid.seeds == {"main": [0, 1, 2, 3, 4], "decomposition": [0, 1, 2]}
+    assert len(grid.cells) == 10 + 4 * 3
+    assert [c.name for c in grid.cells[:10]] == [c.name for c in cells.expand(["main"], LONG.seeds, (0,)).cells]
+    labels = {c.variant.label for c in grid.cells_of("decomposition")}
+    assert labels == {"Adam", "TRAdam S=10 λ=0.1", "TRAdam S=10 λ=0", "TRAdam S=10 λ=0.1 (no sawtooth)",
+                      "Adam, lr × 0.2929", "TRAdam S=10 λ=0.1, lr × 3.414"}
+    assert all(c.variant.batch_size == 1 for c in grid.cells)
+
+
+def test_long_cells_train_24000_steps_on_pix2pix_schedule_and_score_every_10_epochs():
+    from options.train_options import TrainOptions
+    from pix2pix_tr.schedulers import LinearDecay
+    from scripts.repro.scales import SYNTHCITY_LONG as LONG
+    paths = commands.RunPaths.of(LONG, "/tmp/w")
+    for variant in cells.group_variants("decomposition"):
+        stages = commands.cell_stages(cells.Cell(variant, 0), LONG, paths, "cpu", curve=variant in (
+            cells.ADAM, cells.TRADAM))
+        opt = TrainOptions().parse(list(stages[0].argv[2:]))         # train.py accepts them as they are
+        assert (opt.n_epochs, opt.n_epochs_decay, opt.save_epoch_freq, opt.batch_size) == (30, 30, 10, 1)
+        assert opt.lr_policy == "linear" and opt.netG == "unet_128" and opt.ngf == opt.ndf == 16
+        assert stages[0].done_path.endswith("/60_net_G.pth")
+        scored = [s.name[len("score_"):] for s in stages if s.name.startswith("score_")]
+        assert scored == (["10", "20", "30", "40", "50", "latest"] if variant in (cells.ADAM, cells.TRADAM)
+                          else ["latest"])
+    rule = LinearDecay(30, 30, 1)          # LambdaLR's epoch index from 0: 30 at lr, then down to ~0
+    factors = [rule(e) for e in range(60)]
+    assert factors[:30] == [1.0] * 30 and factors[-1] == pytest.approx(1 / 31)
+    assert all(b < a for a, b in zip(factors[29:], factors[30:]))

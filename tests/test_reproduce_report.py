@@ -3,6 +3,7 @@ import json
 import math
 import os
 
+import pytest
 from PIL import Image
 
 from scripts.repro import cells, collect, commands, report
@@ -61,7 +62,8 @@ def _inputs(paths, grid):
     status = {c.name: "done" if os.path.exists(paths.scores_path(c)) else "not run yet" for c in grid.cells}
     stage_map = {c.name: commands.cell_stages(c, SYNTHCITY, paths, "cpu") for c in grid.cells}
     return report.ReportInputs(
-        scale=SYNTHCITY, grid=grid, results=collect.collect(grid, paths, SYNTHCITY.curve_epochs(), SYNTHCITY.total_epochs),
+        scale=SYNTHCITY, grid=grid,
+        results=collect.collect(grid, paths, SYNTHCITY.curve_epochs(), SYNTHCITY.total_epochs),
         ground_truth=collect.ground_truth(grid, paths), status=status,
         invocation="python scripts/reproduce.py --scale synthcity --jobs 2", code_version="abc1234",
         prepare_commands=["python data/synthcity.py --output_dir x"],
@@ -122,3 +124,107 @@ def test_report_of_an_empty_run_says_so(tmp_path):
     report.write(inputs, str(tmp_path / "r"))
     md = (tmp_path / "r" / "report.md").read_text()
     assert "No cell has finished yet." in md and "adam-bs1-seed0: not run yet" in md
+
+
+def test_a_written_report_parses_back_to_its_main_gaps(tmp_path):
+    from scripts.repro import budgets, stats
+    paths, grid = _fake_run(tmp_path)
+    grid = cells.expand(["main", "batch_size"], (0, 1, 2), (0,))   # batch tables must not be read as main
+    report.write(_inputs(paths, grid), str(tmp_path / "r"))
+    final, gt = budgets.parse_report((tmp_path / "r" / "report.md").read_text())
+    diff = stats.paired_difference({s: v[2] for s, v in ADAM.items()}, {s: v[2] for s, v in TRADAM.items()})
+    iou = final[SEG.split("/")[-1]]["mean_iou"]
+    assert (iou.mean, iou.ci_low, iou.ci_high, iou.n) == (round(diff.mean, 4), round(diff.ci_low, 4),
+                                                          round(diff.ci_high, 4), 3)
+    assert iou.per_seed == {0: 0.01, 1: 0.02, 2: 0.01}
+    assert gt == {"synthcity_segmenter": {"pixel_acc": 0.95, "class_acc": 0.9, "mean_iou": 0.85}}
+
+
+def _result(variant, seed, values, curve=None):
+    return collect.CellResult(cells.Cell(variant, seed), ["main"], _metrics(values),
+                              {e: _metrics(v) for e, v in (curve or {}).items()}, [])
+
+
+def test_across_budgets_on_synthetic_results(tmp_path):
+    """Short budget: TRAdam − Adam IoU −0.08, −0.06, −0.10 (seeds 0-2); long: −0.01, +0.01, 0.00."""
+    from scripts.repro import budgets, stats
+    from scripts.repro.scales import SYNTHCITY_LONG
+    short_gaps, long_gaps = {0: -0.08, 1: -0.06, 2: -0.10}, {0: -0.01, 1: 0.01, 2: 0.0}
+    adam = {0: 0.50, 1: 0.55, 2: 0.52}
+
+    def results(gaps, curve=False):
+        out = []
+        for s in (0, 1, 2):
+            a, t = (0.9, 0.6, adam[s]), (0.9, 0.6, adam[s] + gaps[s])
+            out.append(_result(cells.ADAM, s, a, {10: a, 60: a} if curve else None))
+            out.append(_result(cells.TRADAM, s, t, {10: (0.9, 0.6, adam[s] - 0.05), 60: t} if curve else None))
+        return out
+    short = budgets.from_results(SYNTHCITY, results(short_gaps), None, "fabricated")
+    g = short.final["synthcity_segmenter"]["mean_iou"]
+    assert g.mean == pytest.approx(-0.08) and g.per_seed == pytest.approx(short_gaps) and g.excludes_zero
+    assert short.steps == 2400 and short.name == "2,400 steps (synthcity)"
+
+    # the change: Welch on the per-seed gaps (variance 0.0004 vs 0.0001, 3 seeds each), by hand
+    moved = budgets.change(g, budgets.from_results(SYNTHCITY_LONG, results(long_gaps), None, "x")
+                           .final["synthcity_segmenter"]["mean_iou"])
+    se = math.sqrt(0.0004 / 3 + 0.0001 / 3)
+    df = (0.0005 / 3) ** 2 / ((0.0004 / 3) ** 2 / 2 + (0.0001 / 3) ** 2 / 2)
+    assert moved.mean == pytest.approx(0.08) and moved.df == pytest.approx(df)
+    assert moved.ci_high - moved.mean == pytest.approx(stats.scipy_stats.t.ppf(0.975, df) * se)
+    assert moved.excludes_zero
+
+    # the long scale's report: its own gap over training and the short budget beside it
+    paths = commands.RunPaths.of(SYNTHCITY_LONG, str(tmp_path))
+    grid = cells.expand(["main"], (0, 1, 2), (0,))
+    inputs = _inputs(paths, grid)
+    inputs.scale, inputs.results = SYNTHCITY_LONG, results(long_gaps, curve=True)
+    inputs.status = {c.name: "done" for c in grid.cells}
+    inputs.other_budgets = [("synthcity", short)]
+    report.write(inputs, str(tmp_path / "r"))
+    md = (tmp_path / "r" / "report.md").read_text()
+    table = md.split("*TRAdam − Adam across budgets, synthcity_segmenter*")[1]
+    assert "| Metric | 2,400 steps (synthcity) | 24,000 steps (synthcity_long) | Change (long − short) [95% CI] |" \
+        in table
+    lo, hi = (-0.08 - 4.302652729911275 * 0.02 / math.sqrt(3), -0.08 + 4.302652729911275 * 0.02 / math.sqrt(3))
+    assert (f"| Class IOU | -0.0800 [{lo:+.4f}, {hi:+.4f}] (n=3) | +0.0000 [-0.0248, +0.0248] (n=3) | "
+            f"+0.0800 [{moved.ci_low:+.4f}, {moved.ci_high:+.4f}] |") in table
+    assert "| Per-pixel acc. | +0.0000 [+0.0000, +0.0000] (n=3) | +0.0000 [+0.0000, +0.0000] (n=3) | +0.0000 " \
+        "[+0.0000, +0.0000] |" in table                     # no spread at all: a zero-width interval
+    assert ("Class IOU: TRAdam − Adam was -0.0800 (95% CI" in md and "TRAdam below Adam at 95% at the short budget, "
+            "not distinguishable from Adam at the long one; the gap moved by +0.0800" in md)
+    # over training: epoch 10's gap is −0.05 on every seed, the last is the final one
+    assert "| 10 | 4,000 | constant | +0.0000 [+0.0000, +0.0000] (n=3) | +0.0000 [+0.0000, +0.0000] (n=3) | " \
+           "-0.0500 [-0.0500, -0.0500] (n=3) |" in md
+    assert "| 60 | 24,000 | decay |" in md
+    assert (tmp_path / "r" / "gap_over_training_0.png").exists()
+    # the Answer comes first, then the budgets, then the gap over training
+    assert md.index("## Answer") < md.index("## Across budgets") < md.index("## TRAdam − Adam over training")
+
+
+def test_samples_are_kept_or_omitted_when_the_images_are_gone(tmp_path):
+    import shutil
+
+    from scripts.repro import store
+    paths, grid = _fake_run(tmp_path)
+    st = store.Store(str(tmp_path / "cells"))
+    for c in grid.cells_of("main")[:2]:                 # seed 0's pair, as the run stores them
+        stages = commands.cell_stages(c, SYNTHCITY, paths, "cpu", curve=True)
+        st.write(c.name, store.cell_files(c, SYNTHCITY, paths, stages, {}))
+
+    def write():
+        inputs = _inputs(paths, grid)
+        inputs.results = collect.collect(grid, paths, SYNTHCITY.curve_epochs(), SYNTHCITY.total_epochs, st)
+        inputs.store_dir = st.root
+        report.write(inputs, str(tmp_path / "report"))
+        return (tmp_path / "report" / "report.md").read_text()
+    assert "![sample images](samples.png)" in write()
+    for c in grid.cells_of("main")[:2]:
+        shutil.rmtree(paths.epoch_dir(c, "latest"))
+    md = write()                                           # the same stored cells: the grid drawn earlier
+    assert "(drawn when adam-bs1-seed0, tradam-S10-l0.1-bs1-seed0 ran" in md and "](samples.png)" in md
+    meta = json.loads((tmp_path / "report" / "samples.json").read_text())
+    meta["cells"]["adam-bs1-seed0"] = "another time"        # that cell was stored again since
+    (tmp_path / "report" / "samples.json").write_text(json.dumps(meta))
+    md = write()
+    assert "Sample images omitted: the synthesized images of adam-bs1-seed0, tradam-S10-l0.1-bs1-seed0" in md
+    assert "rebuilt from the committed cell results" in md and "](samples.png)" not in md

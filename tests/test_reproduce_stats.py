@@ -55,3 +55,19 @@ def test_verdicts_say_who_won_by_how_much_against_the_seed_spread():
     tie = stats.paired_difference({0: 0.5, 1: 0.5, 2: 0.5}, {0: 0.52, 1: 0.47, 2: 0.51})
     assert "no significant difference" in stats.verdict(tie, 0.0, 0.02, "m")
     assert "single seed" in stats.verdict(stats.paired_difference({0: 1}, {0: 2}), math.nan, math.nan, "m")
+
+
+def test_welch_difference_by_hand():
+    # a: mean 2, variance 1 (n 3); b: mean 5, variance 20/3 (n 4)
+    d = stats.welch_difference([1, 2, 3], [2, 4, 6, 8])
+    va, vb = 1 / 3, (20 / 3) / 4
+    df = (va + vb) ** 2 / (va ** 2 / 2 + vb ** 2 / 3)
+    assert d.mean == pytest.approx(3.0) and d.df == pytest.approx(df) and df == pytest.approx(4.0755, abs=1e-4)
+    half = d.ci_high - d.mean
+    assert d.mean - d.ci_low == pytest.approx(half)
+    # t(0.975, 4.0755) lies between the table's t(0.975, 4) = 2.776 and t(0.975, 5) = 2.571
+    assert 2.571 * math.sqrt(va + vb) < half < 2.776 * math.sqrt(va + vb)
+    assert not d.excludes_zero                                   # 3 ± 3.9
+    assert stats.welch_difference([1, 2, 3], [12, 14, 16, 18]).excludes_zero
+    one = stats.welch_difference([1.0], [2.0, 3.0])
+    assert one.mean == pytest.approx(1.5) and math.isnan(one.ci_low) and not one.excludes_zero

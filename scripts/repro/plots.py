@@ -2,6 +2,8 @@
 
     loss_plot    G_GAN, G_L1, D_real, D_fake against epoch: each run thin, each optimizer's mean bold
     curve_plot   an FCN-score metric against epoch, mean over seeds with the min–max band
+    gap_plot     TRAdam − Adam (paired by seed) against generator steps with its 95% band, per
+                 metric; other budgets' gaps as points with error bars
 """
 import os
 
@@ -12,22 +14,10 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 from pix2pix_tr import atomic  # noqa: E402
 
+from .collect import epoch_positions  # noqa: E402
+
 LOSSES = ("G_GAN", "G_L1", "D_real", "D_fake")
 COLORS = {"adam": "tab:blue", "tradam": "tab:orange"}
-
-
-def _epoch_axis(records, total_epochs):
-    """x of each loss record in epochs: from its epoch and in-epoch counter when logged, else
-    spread evenly over the run."""
-    counter = next((k for k in ("epoch_iter", "iters", "iter") if all(k in r for r in records)), None)
-    if counter and all("epoch" in r for r in records):
-        per_epoch = {}
-        for r in records:
-            per_epoch[r["epoch"]] = max(per_epoch.get(r["epoch"], 1.0), r[counter])
-        first = min(per_epoch)
-        return [r["epoch"] - first + r[counter] / per_epoch[r["epoch"]] for r in records]
-    n = len(records)
-    return [total_epochs * (i + 1) / n for i in range(n)]
 
 
 def _smooth(values, window):
@@ -60,7 +50,7 @@ def loss_plot(results, path, total_epochs, title):
             records = [rec for rec in r.losses if loss in rec]
             if not records:
                 continue
-            x = _epoch_axis(records, total_epochs)
+            x = epoch_positions(records, total_epochs)
             y = _smooth([rec[loss] for rec in records], max(1, len(records) // 10))
             color = COLORS.get(r.cell.variant.optimizer, "gray")
             ax.plot(x, y, color=color, lw=0.6, alpha=0.35)
@@ -102,6 +92,45 @@ def curve_plot(results, path, segmenter, metrics, title):
         ax.set_title(label)
         ax.set_xlabel("epoch")
     axes[0].legend(fontsize=8)
+    fig.suptitle(title)
+    fig.tight_layout()
+    _save(fig, path)
+    return True
+
+
+def gap_plot(series, path, metrics, title, decay_start=None, xlabel="generator steps"):
+    """One panel per metric: each series' TRAdam − Adam against x with its 95% interval.
+
+    `series`: [(label, color, kind, points)], kind "line" (mean joined, interval as a band) or
+    "points" (error bars), points [(x, budgets.Gap)]. A dotted line marks `decay_start` (where
+    the main series' linear lr decay begins). False if no series has a point."""
+    if not any(points for *_, points in series):
+        return False
+    fig, axes = plt.subplots(1, len(metrics), figsize=(4.5 * len(metrics), 3.4))
+    axes = axes if len(metrics) > 1 else [axes]
+    for ax, (key, label) in zip(axes, metrics):
+        ax.axhline(0.0, color="black", lw=0.8)
+        if decay_start:
+            ax.axvline(decay_start, color="gray", ls=":", lw=1.0, label="lr decay starts")
+        for name, color, kind, points in series:
+            pts = sorted((x, g[key]) for x, g in points if key in g and g[key].n)
+            if not pts:
+                continue
+            xs, gaps = [x for x, _ in pts], [g for _, g in pts]
+            means = [g.mean for g in gaps]
+            lows = [g.ci_low if g.n >= 2 else g.mean for g in gaps]
+            highs = [g.ci_high if g.n >= 2 else g.mean for g in gaps]
+            n = max(g.n for g in gaps)
+            if kind == "line":
+                ax.plot(xs, means, marker="o", color=color, label=f"{name} (n={n})")
+                ax.fill_between(xs, lows, highs, color=color, alpha=0.2)
+            else:
+                ax.errorbar(xs, means, yerr=[[m - lo for m, lo in zip(means, lows)],
+                                             [hi - m for m, hi in zip(means, highs)]],
+                            fmt="s", color=color, capsize=4, label=f"{name} (n={n})")
+        ax.set_title(f"{label}: TRAdam − Adam")
+        ax.set_xlabel(xlabel)
+    axes[0].legend(fontsize=7)
     fig.suptitle(title)
     fig.tight_layout()
     _save(fig, path)

@@ -1,11 +1,13 @@
 """The reproduction report: what to show, from the collected records (rendering is render.py's).
 
-It reads only finished cells' files, so it can be written at any time (a partial grid gives a
-partial report that says which cells are missing). Contents, in order: the plain answer (did
-TRAdam beat Adam, by how much, against the spread over seeds), the paper's table form per
-segmenter with the ground-truth row (mean ± std over seeds), the paired difference TRAdam − Adam
-by seed with its 95% interval, the per-seed numbers, each ablation group, plots, sample images,
-and the exact commands.
+It reads only finished cells' files (from the work dir or the committed store), so it can be
+written at any time (a partial grid gives a partial report that says which cells are missing).
+Contents, in order: the plain answer (did TRAdam beat Adam, by how much, against the spread over
+seeds); for a scale that compares budgets, TRAdam − Adam at each budget; the gap over training
+(each scored epoch); the paper's table form per segmenter with the ground-truth row (mean ± std over
+seeds), the paired difference TRAdam − Adam by seed with its 95% interval, the per-seed numbers,
+each ablation group, plots, sample images (omitted, and said so, when the synthesized images are
+not in this work dir), and the exact commands.
 """
 import dataclasses
 import math
@@ -15,7 +17,7 @@ from pix2pix_tr import atomic
 
 from . import document as d
 from . import cells as cells_mod
-from . import collect, plots, render, samples, stats
+from . import budgets, collect, plots, render, samples, stats
 from .commands import PHASE
 
 
@@ -31,6 +33,8 @@ class ReportInputs:
     prepare_commands: list            # shell lines run once before the cells
     cell_commands: dict               # cell name -> [shell lines]
     paths: object                     # commands.RunPaths
+    store_dir: str | None = None      # the committed cell results (store.py), if any
+    other_budgets: list = dataclasses.field(default_factory=list)   # [(scale name, budgets.Budget | None)]
 
 
 def seg_label(name):
@@ -170,9 +174,45 @@ def setup_section(inp):
             f"{sc.n_epochs_decay} of linear decay, lr {sc.lr:g} (beta1 0.5), TRAdam λ=0.1, S=10 "
             f"unless varied. Groups: {groups}. Cells finished: {len(done)} of {len(inp.grid.cells)}.")
     blocks = [d.Paragraph(text)]
+    blocks += provenance(inp)
     if others:
         blocks += [d.Paragraph("Cells of the grid without results:"), d.Bullets(others)]
     return blocks
+
+
+def provenance(inp):
+    """Where the finished cells' numbers were read, how long the stored ones took, and whether one
+    segmenter judged them all."""
+    done = [r for r in inp.results if r.scores]
+    if not done:
+        return []
+    stored = [r for r in done if r.source == "store"]
+    parts = []
+    if inp.store_dir:
+        from .commands import REPO
+        where = os.path.relpath(inp.store_dir, REPO) if inp.store_dir.startswith(REPO + os.sep) else inp.store_dir
+        count = (f"all {len(done)} finished cells were read from there" if len(stored) == len(done) else
+                 f"{len(stored)} of the {len(done)} finished cells were read from there, the others from "
+                 "the work dir")
+        parts.append(f"Finished cells keep their scores, loss summary and commands in `{where}` "
+                     f"(committed with the report): {count}.")
+    walls = [r.record["wall_seconds"] for r in stored if r.record and r.record.get("wall_seconds")]
+    if walls:
+        jobs = sorted({r.record.get("jobs") for r in stored if r.record and r.record.get("wall_seconds")} - {None})
+        parts.append(f"Wall time of the {len(walls)} cells timed in one go: mean {sum(walls) / len(walls) / 60:.1f} "
+                     f"min per cell (min {min(walls) / 60:.1f}, max {max(walls) / 60:.1f}), "
+                     f"{' or '.join(map(str, jobs)) or '?'} cells at a time.")
+    judges = {}
+    for r in stored:
+        for seg, digest in ((r.record or {}).get("segmenters") or {}).items():
+            judges.setdefault(seg, {}).setdefault(digest, []).append(r.cell.name)
+    for seg, by_digest in judges.items():
+        if len(by_digest) > 1:
+            parts.append(f"Warning: the stored cells were judged by {len(by_digest)} different "
+                         f"{seg} segmenters (weights SHA-256 " +
+                         "; ".join(f"{dg[:12]}: {', '.join(names)}" for dg, names in by_digest.items()) +
+                         "); their scores are not comparable across those groups.")
+    return [d.Paragraph(" ".join(parts))] if parts else []
 
 
 SHORT_NAMES = {"adam": "Adam", "tradam": "TRAdam"}     # ASCII: the grid's titles use PIL's default font
@@ -189,19 +229,148 @@ def write_images(inp, report_dir, segmenters, main_cells):
         if plots.curve_plot(main_results, os.path.join(report_dir, name), seg, collect.METRICS,
                             f"FCN-score over epochs ({seg_label(seg)})"):
             blocks.append(d.Image(name, f"FCN-score over epochs, {seg_label(seg)}", 900))
+    blocks += sample_blocks(inp, report_dir, main_cells)
+    return blocks
+
+
+SAMPLES_PNG, SAMPLES_JSON = "samples.png", "samples.json"
+
+
+def sample_blocks(inp, report_dir, main_cells):
+    """The sample grid of the first seed's Adam and TRAdam, drawn from their synthesized images in
+    the work dir. Without those images (a report rebuilt from the committed results): the grid drawn
+    earlier from the same stored cells if the report folder has it (samples.json names the cells and
+    when they were stored), else none, and the report says so."""
     seed = min((c.seed for c in main_cells), default=None)
     pair = [c for c in main_cells if c.seed == seed]
-    if pair:
-        first = os.path.join(inp.paths.epoch_dir(pair[0], "latest"), "images")
-        frames = samples.frame_ids(first, 4)
-        if frames:
-            cols = [("label map", first, "_real_A.png")]
-            cols += [(SHORT_NAMES[c.variant.optimizer], os.path.join(inp.paths.epoch_dir(c, "latest"),
-                                                                      "images"), "_fake_B.png") for c in pair]
-            cols.append(("real photo", first, "_real_B.png"))
-            samples.image_grid(cols, frames, os.path.join(report_dir, "samples.png"))
-            blocks += [d.Paragraph(f"Validation frames {', '.join(frames)}, seed {seed}, last epoch:"),
-                       d.Image("samples.png", "sample images")]
+    done = {r.cell.name: r for r in inp.results if r.scores}
+    if not pair or not all(c.name in done for c in pair):
+        return []
+    first = os.path.join(inp.paths.epoch_dir(pair[0], "latest"), "images")
+    dirs = [os.path.join(inp.paths.epoch_dir(c, "latest"), "images") for c in pair]
+    frames = samples.frame_ids(first, 4)
+    identity = {c.name: (done[c.name].record or {}).get("stored") for c in pair}
+    if frames and all(samples.frame_ids(x, 4) == frames for x in dirs):
+        cols = [("label map", first, "_real_A.png")]
+        cols += [(SHORT_NAMES[c.variant.optimizer], x, "_fake_B.png") for c, x in zip(pair, dirs)]
+        cols.append(("real photo", first, "_real_B.png"))
+        samples.image_grid(cols, frames, os.path.join(report_dir, SAMPLES_PNG))
+        atomic.write_json(os.path.join(report_dir, SAMPLES_JSON), {"cells": identity, "frames": frames})
+        return [d.Paragraph(f"Validation frames {', '.join(frames)}, seed {seed}, last epoch:"),
+                d.Image(SAMPLES_PNG, "sample images")]
+    names = ", ".join(c.name for c in pair)
+    try:
+        import json
+        with open(os.path.join(report_dir, SAMPLES_JSON), encoding="utf-8") as f:
+            earlier = json.load(f)
+    except (OSError, ValueError):
+        earlier = None
+    if (earlier and earlier.get("cells") == identity and all(identity.values())
+            and os.path.exists(os.path.join(report_dir, SAMPLES_PNG))):
+        return [d.Paragraph(f"Validation frames {', '.join(earlier.get('frames', []))}, seed {seed}, last "
+                            f"epoch (drawn when {names} ran; their images are not in this work dir):"),
+                d.Image(SAMPLES_PNG, "sample images")]
+    why = (" (this report was rebuilt from the committed cell results, which keep no images); a run of "
+           "those cells here (delete their stored folders) draws them"
+           if any(done[c.name].source == "store" for c in pair) else "")
+    return [d.Paragraph(f"Sample images omitted: the synthesized images of {names} are not in this work "
+                        f"dir{why}.")]
+
+
+# --- budgets: the gap over training and across schedules ------------------------------------
+
+def fmt_gap(g):
+    if g is None or g.n == 0:
+        return "–"
+    if g.n == 1:
+        return f"{g.mean:+.4f} (1 seed)"
+    return f"{g.mean:+.4f} [{g.ci_low:+.4f}, {g.ci_high:+.4f}] (n={g.n})"
+
+
+def fmt_change(c):
+    if math.isnan(c.mean):
+        return "–"
+    if math.isnan(c.ci_low):
+        return f"{c.mean:+.4f}"
+    return f"{c.mean:+.4f} [{c.ci_low:+.4f}, {c.ci_high:+.4f}]"
+
+
+def over_training_section(inp, this, report_dir, segmenters):
+    """TRAdam − Adam at each scored epoch: a table per segmenter and a plot (with the other
+    budgets' gaps as points)."""
+    epochs = sorted(this.curve)
+    blocks = [d.Paragraph(
+        "TRAdam − Adam at each scored epoch, paired by seed, with its 95% t interval (each saved "
+        "checkpoint of the main grid synthesized and scored; the last row is the final result). "
+        f"The lr is constant for epochs 1–{inp.scale.n_epochs}, then decays linearly to 0 by epoch "
+        f"{inp.scale.total_epochs}.")]
+    for seg in segmenters:
+        label = seg_label(seg)
+        rows = []
+        for e in epochs:
+            gaps = this.curve[e].get(label, {})
+            steps = this.steps_at(e)
+            rows.append([str(e), f"{steps:,}" if steps else "–",
+                         "constant" if e <= inp.scale.n_epochs else "decay"] +
+                        [fmt_gap(gaps.get(k)) for k, _ in collect.METRICS])
+        blocks.append(d.Table(["Epoch", "Steps", "lr"] + [f"{lab}: TRAdam − Adam [95% CI]"
+                                                          for _, lab in collect.METRICS], rows,
+                              caption=f"TRAdam − Adam over training, {label}"))
+    for i, seg in enumerate(segmenters):
+        label = seg_label(seg)
+        series = [(this.name, "tab:red", "line",
+                   [(this.steps_at(e) or e, this.curve[e].get(label, {})) for e in epochs])]
+        for color, (_, other) in zip(("tab:green", "tab:purple", "tab:brown"), inp.other_budgets):
+            if other is None or (this.steps_per_epoch is None) != (other.steps_per_epoch is None):
+                continue
+            if other.curve:
+                series.append((other.name, color, "line",
+                               [(other.steps_at(e) or e, other.curve[e].get(label, {})) for e in sorted(other.curve)]))
+            else:
+                series.append((other.name + ", final", color, "points",
+                               [(other.steps or other.epochs, other.final.get(label, {}))]))
+        name = f"gap_over_training_{i}.png"
+        decay = this.steps_at(inp.scale.n_epochs) if this.steps_per_epoch else inp.scale.n_epochs
+        if plots.gap_plot(series, os.path.join(report_dir, name), collect.METRICS,
+                          f"TRAdam − Adam over training ({label}; 95% CI)", decay_start=decay,
+                          xlabel="generator steps" if this.steps_per_epoch else "epoch"):
+            blocks.append(d.Image(name, f"TRAdam − Adam over training, {label}", 900))
+    return blocks
+
+
+def budgets_section(inp, this, segmenters):
+    """TRAdam − Adam at each budget this scale compares with, side by side, and how it moved."""
+    blocks = []
+    for name, other in inp.other_budgets:
+        if other is None:
+            blocks.append(d.Paragraph(f"No results of the {name} scale to compare with: neither its cells "
+                                      "(work dir or store) nor its committed report were found."))
+            continue
+        short, long = sorted((other, this), key=lambda b: (b.steps or 0, b.epochs))
+        blocks.append(d.Paragraph(
+            f"TRAdam − Adam of the main grid (batch 1, paired by seed, 95% t interval) at {short.name} "
+            f"and at {long.name}: same data, networks, segmenter and seeds; only the schedule's length "
+            "differs (each: constant lr for half its epochs, then linear decay to 0). The numbers of "
+            f"{other.name} come from {other.source}. 'Change' is the long budget's gap minus the short "
+            "one's with Welch's 95% interval (the runs of the two budgets are separate, not paired)."))
+        for seg in segmenters:
+            label = seg_label(seg)
+            rows, sentences = [], []
+            for key, mlabel in collect.METRICS:
+                gs, gl = short.final.get(label, {}).get(key), long.final.get(label, {}).get(key)
+                moved = budgets.change(gs, gl) if gs and gl else None
+                rows.append([mlabel, fmt_gap(gs), fmt_gap(gl), fmt_change(moved) if moved else "–"])
+                if gs and gl and moved:
+                    sentences.append(budgets.describe(mlabel, short.name, gs, long.name, gl, moved))
+            if short.ground_truth.get(label) or long.ground_truth.get(label):
+                def gt(b):
+                    vals = b.ground_truth.get(label)
+                    return " / ".join(fmt(vals.get(k)) for k, _ in collect.METRICS) if vals else "–"
+                rows.append(["Real photos (the judge; should agree)", gt(short), gt(long), "–"])
+            blocks.append(d.Table(["Metric", short.name, long.name, "Change (long − short) [95% CI]"], rows,
+                                  caption=f"TRAdam − Adam across budgets, {label}"))
+            if sentences:
+                blocks.append(d.Bullets(sentences))
     return blocks
 
 
@@ -216,6 +385,15 @@ def build(inp, report_dir):
         doc.add(*answer_section(inp, segmenters, adam, tradam, "main grid, batch size 1"))
     else:
         doc.add(d.Paragraph("No cell has finished yet."))
+    os.makedirs(report_dir, exist_ok=True)
+    main_results = [r for r in inp.results if r.cell in main_cells]
+    this = budgets.from_results(inp.scale, main_results, inp.ground_truth, "this report's cells")
+    if inp.scale.compare_with:       # before any cell finishes: the other budgets' numbers alone
+        segs = segmenters or list(dict.fromkeys(s for _, b in inp.other_budgets if b for s in b.final))
+        doc.add(d.Heading(1, "Across budgets"), *budgets_section(inp, this, segs))
+    if this.curve and segmenters:
+        doc.add(d.Heading(1, "TRAdam − Adam over training"),
+                *over_training_section(inp, this, report_dir, segmenters))
     doc.add(d.Heading(1, "Setup"), *setup_section(inp))
 
     doc.add(d.Heading(1, "FCN-scores (the paper's table form)"))
@@ -237,7 +415,6 @@ def build(inp, report_dir):
                         doc.add(paired_table(inp, seg, dataclasses.replace(adam, batch_size=b),
                                              dataclasses.replace(tradam, batch_size=b)))
 
-    os.makedirs(report_dir, exist_ok=True)
     images = write_images(inp, report_dir, segmenters, main_cells)
     if images:
         doc.add(d.Heading(1, "Plots and samples"), *images)

@@ -1,4 +1,4 @@
-"""The three scales of the reproduction and what each fixes for all of its cells.
+"""The scales of the reproduction and what each fixes for all of its cells.
 
     smoke       a minute on a CPU: tiny nets, a handful of 64x64 frames, 1 seed, 2 cells
                 (Adam vs TRAdam), no per-epoch scoring; what the test runs, to prove the
@@ -8,6 +8,13 @@
                 S sweeps on one; 2,400 generator
                 steps per cell at batch 1; its own segmenter (train_segmenter.py's default recipe on
                 this dataset's train photos)
+    synthcity_long
+                the synthcity scale's data, networks and segmenter at ten times its budget:
+                30 + 30 epochs (24,000 generator steps per cell, constant then linear decay),
+                scored every 10 epochs; the main grid (5 seeds) and the decomposition (3 seeds).
+                Its finished cells' small result files are kept in the repository
+                (docs/results/synthcity_long/cells/), so the grid continues on another machine
+                and its report, which sets both budgets side by side, is rebuilt from them
     cityscapes  the paper's setting: prepared Cityscapes, 256x256, unet_256, batch 1,
                 200 epochs (100 + 100 of linear decay), the two default segmenters, on a GPU
 
@@ -39,6 +46,11 @@ class Scale:
     device: str = "auto"
     jobs: int = 1                   # cells in parallel by default
     lr: float = 0.0002              # pix2pix's Adam learning rate (beta1 0.5)
+    # Paths below are relative to the repository (committed), not the work dir.
+    results_store: str = ""         # where finished cells' small results are kept (store.py); "" = none
+    report_dir: str = ""            # default --report_dir; "" = results/repro_<scale>/report in the work dir
+    committed_report: str = ""      # this scale's committed report.md (other scales compare budgets with it)
+    compare_with: tuple = ()        # scales whose TRAdam − Adam the report sets beside this one's
 
     def __post_init__(self):
         total = self.n_epochs + self.n_epochs_decay
@@ -49,6 +61,17 @@ class Scale:
     @property
     def total_epochs(self):
         return self.n_epochs + self.n_epochs_decay
+
+    @property
+    def train_frames(self):
+        """Training frames per epoch (None when the user prepares the dataset)."""
+        return self.synthcity["num_train"] if self.synthcity else None
+
+    def steps(self, epochs=None, batch_size=1):
+        """Generator steps after `epochs` epochs (default: all) at `batch_size`; None if unknown."""
+        frames = self.train_frames
+        epochs = self.total_epochs if epochs is None else epochs
+        return None if frames is None else epochs * -(-frames // batch_size)
 
     def curve_epochs(self):
         """Saved epochs scored for the FCN-score-over-epochs plot (the last one is 'latest')."""
@@ -85,6 +108,20 @@ SYNTHCITY = Scale(
     segmenter_dir="checkpoints/repro_synthcity_segmenter",
     test_flags=("--num_threads", "0"), score_flags=("--num_workers", "0"),
     device="cpu", jobs=2,
+    committed_report="docs/results/synthcity/report.md",
+)
+
+# Ten times synthcity's budget on the same data, networks and segmenter (the same segmenter folder:
+# both budgets are judged by one model). Scored every 10 epochs for the gap over training.
+SYNTHCITY_LONG = dataclasses.replace(
+    SYNTHCITY, name="synthcity_long",
+    n_epochs=30, n_epochs_decay=30, save_epoch_freq=10,
+    seeds=(0, 1, 2, 3, 4), ablation_seeds=(0, 1, 2), sweep_seeds=(),
+    groups=("main", "decomposition"), curve_groups=("main",),
+    results_store="docs/results/synthcity_long/cells",
+    report_dir="docs/results/synthcity_long",
+    committed_report="docs/results/synthcity_long/report.md",
+    compare_with=("synthcity",),
 )
 
 CITYSCAPES = Scale(
@@ -99,4 +136,4 @@ CITYSCAPES = Scale(
     device="cuda", jobs=1,
 )
 
-SCALES = {s.name: s for s in (SMOKE, SYNTHCITY, CITYSCAPES)}
+SCALES = {s.name: s for s in (SMOKE, SYNTHCITY, SYNTHCITY_LONG, CITYSCAPES)}

@@ -4,6 +4,9 @@ Seeds pair runs: Adam and TRAdam with the same seed start from the same weights 
 data order, so their difference per seed removes much of the seed-to-seed spread. The paired
 difference d_i = b_i − a_i over n seeds has mean d̄, sample std s (ddof 1) and the interval
 d̄ ± t_{0.975, n−1} · s / √n. With one seed there is no interval (NaN).
+
+Two budgets' gaps come from separate runs, so how much a gap moved between them is an unpaired
+difference: Welch's interval (welch_difference).
 """
 import dataclasses
 import math
@@ -73,3 +76,34 @@ def verdict(diff, spread_a, spread_b, metric, better="TRAdam", worse="Adam"):
     else:
         head = f"no significant difference between {better} and {worse}"
     return f"{metric}: {head}: {pts} ({ci}, n={diff.n} seeds); {compare}."
+
+
+@dataclasses.dataclass(frozen=True)
+class TwoSampleDifference:
+    mean: float         # mean(b) − mean(a)
+    ci_low: float
+    ci_high: float
+    df: float           # Welch–Satterthwaite degrees of freedom
+    n_a: int
+    n_b: int
+
+    @property
+    def excludes_zero(self):
+        return not math.isnan(self.ci_low) and (self.ci_low > 0 or self.ci_high < 0)
+
+
+def welch_difference(a_values, b_values, confidence=0.95):
+    """mean(b) − mean(a) of two independent samples with Welch's t interval: the standard error
+    √(s_a²/n_a + s_b²/n_b) and the Welch–Satterthwaite degrees of freedom. NaN interval unless
+    both samples have 2 values or more."""
+    a, b = summarize(a_values), summarize(b_values)
+    diff = b.mean - a.mean
+    if a.n < 2 or b.n < 2:
+        return TwoSampleDifference(diff, math.nan, math.nan, math.nan, a.n, b.n)
+    va, vb = a.std ** 2 / a.n, b.std ** 2 / b.n
+    se = math.sqrt(va + vb)
+    if se == 0:
+        return TwoSampleDifference(diff, diff, diff, math.inf, a.n, b.n)
+    df = (va + vb) ** 2 / (va ** 2 / (a.n - 1) + vb ** 2 / (b.n - 1))
+    half = float(scipy_stats.t.ppf(0.5 + confidence / 2, df)) * se
+    return TwoSampleDifference(diff, diff - half, diff + half, df, a.n, b.n)

@@ -1,0 +1,227 @@
+"""Committed cell results: each finished cell's small files, in a folder the repository tracks.
+
+A cell's checkpoints, images and logs live under the work dir, which git ignores. So that a grid can
+be continued on another machine or in a later session, and its report rebuilt from a fresh clone,
+each finished cell also leaves its small results in the store (e.g. docs/results/synthcity_long/cells/):
+
+    <cell>/cell.json                what it is and how it ran: cell, seed, variant, scale, steps, its
+                                    commands (paths relative to the work dir), the code version, the
+                                    segmenters' fingerprints, its wall time, when it was stored
+    <cell>/fcn_scores_<epoch>.json  evaluate/fcn_score.py's report of each scored epoch, verbatim
+                                    (<epoch> is `latest` for the last one)
+    <cell>/losses.json              the loss log binned to at most collect.LOSS_POINTS points: what the
+                                    report's loss plot draws (collect.loss_summary)
+
+No checkpoints, no images. A cell's folder appears whole or not at all (written beside it under a
+dot-name, then renamed into place). A cell in the store is done: a re-run skips it even where the work
+dir has nothing of it, and the report reads it from here. Its recorded commands must match the
+current ones, up to paths, --device and --gt (see `settings`): a changed scale is refused rather
+than mixed in.
+"""
+import datetime
+import hashlib
+import json
+import os
+import shlex
+import shutil
+import tempfile
+import time
+
+from pix2pix_tr import atomic
+from pix2pix_tr.errors import UserError
+
+from . import collect, commands
+
+CELL_FILE = "cell.json"
+LOSSES_FILE = "losses.json"
+SCORES_FILE = "fcn_scores_{epoch}.json"
+STALE_SECONDS = 3600          # a temporary folder older than this was left by a killed writer
+
+
+class Store:
+    """One folder of committed cell results, a sub-folder per cell."""
+
+    def __init__(self, root):
+        self.root = os.path.abspath(root)
+
+    def cell_dir(self, name):
+        return os.path.join(self.root, name)
+
+    def has(self, name):
+        return os.path.isfile(os.path.join(self.cell_dir(name), CELL_FILE))
+
+    def names(self):
+        if not os.path.isdir(self.root):
+            return []
+        return sorted(n for n in os.listdir(self.root) if not n.startswith(".") and self.has(n))
+
+    def record(self, name):
+        with open(os.path.join(self.cell_dir(name), CELL_FILE), encoding="utf-8") as f:
+            return json.load(f)
+
+    def scores_path(self, name, epoch="latest"):
+        return os.path.join(self.cell_dir(name), SCORES_FILE.format(epoch=epoch))
+
+    def losses(self, name):
+        """The binned loss records (flat dicts with `epoch_pos`), [] if none were stored."""
+        path = os.path.join(self.cell_dir(name), LOSSES_FILE)
+        if not os.path.exists(path):
+            return []
+        with open(path, encoding="utf-8") as f:
+            data = json.load(f)
+        return [dict(zip(data["columns"], row)) for row in data["rows"]]
+
+    def check(self, name, record):
+        """Raise if the stored cell `name` was made with other settings than `record` says."""
+        old = self.record(name)
+        old_settings = settings(old.get("commands", {}))
+        new_settings = settings(record["commands"])
+        if old_settings != new_settings:
+            changed = sorted(k for k in set(old_settings) | set(new_settings)
+                             if old_settings.get(k) != new_settings.get(k))
+            path = os.path.join(self.cell_dir(name), CELL_FILE)
+            raise UserError(f"cell {name} in {self.root} was made with other settings "
+                            f"({', '.join(changed)} differ, see {path}); delete its folder to run it "
+                            "again, or pass another --results_store")
+
+    def write(self, name, files):
+        """Write {file name: text} as the folder of cell `name`, atomically: a reader sees the
+        old folder or the new one, never a part."""
+        os.makedirs(self.root, exist_ok=True)
+        self.remove_leftovers()
+        tmp = tempfile.mkdtemp(prefix=f".{name}.", suffix=atomic.TEMP_MARK, dir=self.root)
+        try:
+            os.chmod(tmp, 0o777 & ~atomic._UMASK)
+            for file_name, text in files.items():
+                with open(os.path.join(tmp, file_name), "w", encoding="utf-8") as f:
+                    f.write(text)
+            final = self.cell_dir(name)
+            if os.path.exists(final):          # replaced: move the old one aside first
+                old = tempfile.mkdtemp(prefix=f".{name}.old.", suffix=atomic.TEMP_MARK, dir=self.root)
+                os.rmdir(old)
+                os.rename(final, old)
+                os.rename(tmp, final)
+                shutil.rmtree(old, ignore_errors=True)
+            else:
+                os.rename(tmp, final)
+        except OSError as err:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise atomic.write_error(self.cell_dir(name), err) from None
+
+    def remove_leftovers(self):
+        """Delete temporary folders that a killed writer left (older than STALE_SECONDS, so a
+        concurrent writer's folder is never touched)."""
+        if not os.path.isdir(self.root):
+            return
+        now = time.time()
+        for entry in os.listdir(self.root):
+            path = os.path.join(self.root, entry)
+            if entry.startswith(".") and atomic.TEMP_MARK in entry and os.path.isdir(path):
+                try:
+                    if now - os.path.getmtime(path) > STALE_SECONDS:
+                        shutil.rmtree(path, ignore_errors=True)
+                except OSError:
+                    pass
+
+
+# --- what a stored cell's commands must agree on -------------------------------------------
+
+_IGNORED_WITH_VALUE = ("--device",)   # where it ran, not what it computes
+_IGNORED = ("--gt",)                  # adds the real photos' row; the synthesized scores are the same
+
+
+def settings(command_lines):
+    """{stage: its words without the flags that do not change a cell's result}."""
+    out = {}
+    for stage, line in command_lines.items():
+        words, skip = [], False
+        for w in shlex.split(line):
+            if skip:
+                skip = False
+            elif w in _IGNORED_WITH_VALUE:
+                skip = True
+            elif w not in _IGNORED:
+                words.append(w)
+        out[stage] = words
+    return out
+
+
+def portable_line(argv, work_dir):
+    """A command with the interpreter as `python`, paths under the work dir relative to it and
+    scripts relative to the repository: the same words on every machine."""
+    import sys
+
+    work_dir = os.path.abspath(work_dir)
+    words = []
+    for a in argv:
+        if a == sys.executable:
+            words.append("python")
+        elif a == work_dir or a.startswith(work_dir + os.sep):
+            words.append(os.path.relpath(a, work_dir))
+        elif a.startswith(commands.REPO + os.sep):
+            words.append(os.path.relpath(a, commands.REPO))
+        else:
+            words.append(a)
+    return " ".join(shlex.quote(w) for w in words)
+
+
+# --- making a cell's files ----------------------------------------------------------------------
+
+def segmenter_fingerprints(scale, paths):
+    """{segmenter label: SHA-256 of its weights} for local segmenters (a folder's *.safetensors /
+    *.bin / *.pth, or one weights file); a hub id stands for itself."""
+    out = {}
+    for seg in commands.segmenter_paths(scale, paths):
+        label = os.path.basename(os.path.normpath(seg)) or seg
+        if os.path.isdir(seg):
+            files = sorted(f for f in os.listdir(seg) if f.endswith((".safetensors", ".bin", ".pth")))
+            files = [os.path.join(seg, f) for f in files]
+        elif os.path.isfile(seg):
+            files = [seg]
+        else:
+            out[label] = seg
+            continue
+        digest = hashlib.sha256()
+        for path in files:
+            with open(path, "rb") as f:
+                for chunk in iter(lambda: f.read(1 << 20), b""):
+                    digest.update(chunk)
+        out[label] = digest.hexdigest() if files else "no weights file"
+    return out
+
+
+def _losses_text(records):
+    """losses.json: columns and one row per line (small diffs in git)."""
+    columns = sorted({k for r in records for k in r}, key=lambda k: (k != "epoch_pos", k != "n", k))
+    rows = [json.dumps([float(f"{r[c]:.5g}") if c in r else None for c in columns]) for r in records]
+    return ('{\n  "columns": ' + json.dumps(columns) + ',\n  "rows": [\n    ' + ",\n    ".join(rows) +
+            "\n  ]\n}\n")
+
+
+def cell_files(cell, scale, paths, stages, extra):
+    """{file name: text} of a finished cell, from the work dir: its scores, binned losses and
+    cell.json (`extra` adds code version, timings, fingerprints)."""
+    files = {}
+    for stage in stages:
+        if stage.name.startswith("score_") and os.path.exists(stage.done_path):
+            with open(stage.done_path, encoding="utf-8") as f:
+                files[SCORES_FILE.format(epoch=stage.name[len("score_"):])] = f.read()
+    records = collect.loss_summary(collect.read_losses(paths.loss_log(cell)), collect.LOSS_POINTS,
+                                  scale.total_epochs)
+    if records:
+        files[LOSSES_FILE] = _losses_text(records)
+    record = cell_record(cell, scale, paths, stages)
+    record.update(extra)
+    record["stored"] = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+    files[CELL_FILE] = json.dumps(record, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+    return files
+
+
+def cell_record(cell, scale, paths, stages):
+    """What the cell is and the commands that made it (the part a re-run compares)."""
+    import dataclasses
+
+    return {"cell": cell.name, "seed": cell.seed, "variant": dataclasses.asdict(cell.variant),
+            "label": cell.variant.label, "scale": scale.name,
+            "epochs": scale.total_epochs, "steps": scale.steps(batch_size=cell.variant.batch_size),
+            "commands": {s.name: portable_line(s.argv, paths.work_dir) for s in stages}}

@@ -1,0 +1,237 @@
+"""Committed cell results (scripts/repro/store.py): written whole when a cell finishes, read back on a
+fresh work dir (the cell is not run again), the report rebuilt from them alone, changed settings
+refused, and a report with more finished cells than can be found is not overwritten.
+
+The cells' stages are faked (stage outputs written in-process, with known scores), so these tests
+take seconds; tests/test_reproduce_smoke.py runs the real tools."""
+import importlib.util
+import json
+import os
+import subprocess
+
+import pytest
+
+from pix2pix_tr.errors import UserError
+from scripts.repro import cells, collect, commands, runner, store
+from scripts.repro.scales import SYNTHCITY_LONG
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+spec = importlib.util.spec_from_file_location("reproduce_for_store", os.path.join(REPO, "scripts", "reproduce.py"))
+reproduce = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(reproduce)
+
+SEG = "repro_synthcity_segmenter"
+MAIN = ["adam-bs1-seed0", "tradam-S10-l0.1-bs1-seed0", "adam-bs1-seed1", "tradam-S10-l0.1-bs1-seed1"]
+
+
+def fake_scores(name, epoch):
+    """Known scores: Adam 0.60/0.40/0.30 + 0.01·seed, TRAdam 0.02 lower at the first scoring and
+    closing by 0.004 per scored epoch; `epoch` 'latest' is the 60th."""
+    e = SYNTHCITY_LONG.total_epochs if epoch == "latest" else int(epoch)
+    seed = int(name.rsplit("seed", 1)[1])
+    base = [0.60 + 0.01 * seed, 0.40 + 0.01 * seed, 0.30 + 0.01 * seed]
+    if name.startswith("tradam"):
+        base = [v - 0.02 + 0.004 * (e // 10 - 1) + 0.001 * seed for v in base]
+    return {SEG: dict(zip(("pixel_acc", "class_acc", "mean_iou"), base), per_class={}, absent=[])}
+
+
+def fake_run_chain(name, stages, log_dir, env):
+    """runner.run_chain without subprocesses: each pending stage writes its output."""
+    ran = []
+    for stage in runner.pending(stages):
+        os.makedirs(os.path.dirname(stage.done_path), exist_ok=True)
+        if stage.name == "train":
+            with open(os.path.join(os.path.dirname(stage.done_path), "loss_log.jsonl"), "w") as f:
+                for i in range(480):
+                    f.write(json.dumps({"epoch": 1 + i // 8, "iters": 50 * (1 + i % 8), "losses": {
+                        "G_GAN": 1.0, "G_L1": 20.0 - i / 40, "D_real": 0.5, "D_fake": 0.4}}) + "\n")
+        if stage.name.startswith("score_"):
+            report = {"run": name, "phase": "val", "segmenters": fake_scores(name, stage.name[6:])}
+            if "--gt" in stage.argv:
+                report["ground_truth"] = {SEG: dict(pixel_acc=0.95, class_acc=0.86, mean_iou=0.71)}
+            with open(stage.done_path, "w") as f:
+                json.dump(report, f)
+        else:
+            open(stage.done_path, "w").close()
+        ran.append(stage.name)
+    calls.append((name, ran))
+    return runner.Outcome(name, "done" if name != "prepare" or ran else "skipped", "", 12.5)
+
+
+calls = []
+
+
+@pytest.fixture
+def fake_tools(monkeypatch):
+    calls.clear()
+    monkeypatch.setattr(runner, "run_chain", fake_run_chain)
+    monkeypatch.setattr(reproduce, "unsupported_cells", lambda todo, env: {})
+    return calls
+
+
+def _argv(tmp_path, work, *extra):
+    return ["--scale", "synthcity_long", "--work_dir", str(tmp_path / work), "--results_store",
+            str(tmp_path / "committed" / "cells"), "--report_dir", str(tmp_path / "committed"), *extra]
+
+
+def test_finished_cells_are_stored_and_a_fresh_work_dir_does_not_run_them_again(tmp_path, fake_tools):
+    assert reproduce.main(_argv(tmp_path, "work1", "--cells", ",".join(MAIN))) == 0
+    assert sorted(n for n, _ in fake_tools if n != "prepare") == sorted(MAIN)
+    cells_dir = tmp_path / "committed" / "cells"
+    st = store.Store(str(cells_dir))
+    assert st.names() == sorted(MAIN)
+    files = sorted(os.listdir(cells_dir / "adam-bs1-seed0"))
+    assert files == ["cell.json"] + [f"fcn_scores_{e}.json" for e in (10, 20, 30, 40, 50)] + \
+        ["fcn_scores_latest.json", "losses.json"]
+    # a main cell is scored every 10 epochs; a decomposition-only cell would store only 'latest'
+    record = st.record("tradam-S10-l0.1-bs1-seed1")
+    assert record["steps"] == 24000 and record["epochs"] == 60 and record["seed"] == 1
+    assert record["wall_seconds"] == 12.5 and record["code_version"]
+    train = record["commands"]["train"]
+    assert train.startswith("python train.py --dataroot datasets/synthcity_repro128 ")
+    assert str(tmp_path) not in json.dumps(record["commands"])      # portable across machines
+    assert "--n_epochs 30 --n_epochs_decay 30 --save_epoch_freq 10" in train
+    losses = st.losses("adam-bs1-seed0")
+    assert 0 < len(losses) <= collect.LOSS_POINTS and losses[0]["epoch_pos"] < 1
+    assert losses[-1]["G_L1"] < losses[0]["G_L1"]
+    # no checkpoints or images in the store: just small text files
+    assert all(f.endswith(".json") for _, _, fs in os.walk(cells_dir) for f in fs)
+    assert sum(f.stat().st_size for f in cells_dir.rglob("*")) < 100_000
+
+    # another machine: a fresh work dir, the same command. Nothing of the stored cells runs, nor
+    # the preparation (dataset, segmenter), which no cell needs.
+    fake_tools.clear()
+    assert reproduce.main(_argv(tmp_path, "work2", "--cells", ",".join(MAIN))) == 0
+    assert fake_tools == []
+    assert not (tmp_path / "work2" / "checkpoints").exists()
+    # ... and the missing ones are the only ones that run
+    more = ["adam-bs1-seed2", "tradam-S10-l0.1-bs1-seed2"]
+    assert reproduce.main(_argv(tmp_path, "work2", "--cells", ",".join(MAIN + more))) == 0
+    assert sorted(n for n, _ in fake_tools if n != "prepare") == sorted(more)
+    assert st.names() == sorted(MAIN + more)
+
+
+def test_report_only_from_the_committed_files_alone(tmp_path, fake_tools):
+    assert reproduce.main(_argv(tmp_path, "work1", "--cells", ",".join(MAIN))) == 0
+    first = (tmp_path / "committed" / "report.md").read_text()
+    assert "| Adam | 0.605 ± 0.007 (n=2) |" in first
+    assert "Validation frames" not in first          # the fake tools write no images
+    fresh = tmp_path / "fresh"                      # nothing but the store
+    assert reproduce.main(_argv(tmp_path, "fresh", "--report_only")) == 0
+    assert not fresh.exists() or not any(fresh.rglob("*.json"))
+    md = (tmp_path / "committed" / "report.md").read_text()
+    assert "Cells finished: 4 of 22" in md and "all 4 finished cells were read from there" in md
+    assert "| Adam | 0.605 ± 0.007 (n=2) |" in md
+    assert "| Ground truth (real photos) | 0.950 | 0.860 | 0.710 |" in md
+    assert "Sample images omitted" in md
+    assert "Wall time of the 4 cells timed in one go: mean 0.2 min" in md
+    # the gap over training: at epoch 10 TRAdam − Adam = −0.02 + 0.001·seed -> −0.0195 over seeds 0, 1
+    assert "| 10 | 4,000 | constant | -0.0195 [" in md and "| 60 | 24,000 | decay | +0.0005 [" in md
+    assert (tmp_path / "committed" / "gap_over_training_0.png").exists()
+    # the command that made it, without --report_only
+    assert "python scripts/reproduce.py --scale synthcity_long" in md and "--report_only" not in md
+    # the across-budget table: the short budget from the committed SynthCity report
+    assert "| Class IOU | -0.0830 [-0.1351, -0.0309] (n=5) | +0.0005 [" in md
+
+
+def test_cells_finished_in_the_work_dir_before_are_stored_without_running(tmp_path, fake_tools):
+    assert reproduce.main(["--scale", "synthcity_long", "--work_dir", str(tmp_path / "w"), "--results_store",
+                           "none", "--report_dir", str(tmp_path / "r"), "--cells", MAIN[0]]) == 0
+    fake_tools.clear()
+    assert reproduce.main(_argv(tmp_path, "w", "--cells", MAIN[0])) == 0
+    assert fake_tools == []
+    record = store.Store(str(tmp_path / "committed" / "cells")).record(MAIN[0])
+    assert record["stored_from"] == "the work dir, after it finished" and record["wall_seconds"] is None
+
+
+def test_a_stored_cell_made_with_other_settings_is_refused(tmp_path, fake_tools):
+    assert reproduce.main(_argv(tmp_path, "w", "--cells", MAIN[0])) == 0
+    path = tmp_path / "committed" / "cells" / MAIN[0] / "cell.json"
+    record = json.loads(path.read_text())
+    record["commands"]["train"] = record["commands"]["train"].replace("--n_epochs 30", "--n_epochs 3")
+    path.write_text(json.dumps(record))
+    with pytest.raises(UserError, match=f"cell {MAIN[0]} in .* was made with other settings \\(train differ"):
+        reproduce.main(_argv(tmp_path, "w2", "--report_only"))
+    # where it ran (--device) and the real photos' row (--gt) do not change a cell's result
+    record["commands"]["train"] = record["commands"]["train"].replace("--n_epochs 3", "--n_epochs 30") \
+        .replace("--device cpu", "--device cuda")
+    record["commands"]["score_latest"] = record["commands"]["score_latest"].replace(" --gt", "")
+    path.write_text(json.dumps(record))
+    assert reproduce.main(_argv(tmp_path, "w2", "--report_only")) == 0
+
+
+def test_a_report_counting_more_cells_than_can_be_found_is_not_overwritten(tmp_path, fake_tools):
+    report_dir = tmp_path / "committed"
+    report_dir.mkdir()
+    (report_dir / "report.md").write_text("... Cells finished: 46 of 46. ...\n")
+    with pytest.raises(UserError, match="counts 46 finished cells but only 0 are in this work dir and store"):
+        reproduce.main(_argv(tmp_path, "w", "--report_only"))
+    assert (report_dir / "report.md").read_text().startswith("...")
+    assert reproduce.main(_argv(tmp_path, "w", "--report_only", "--overwrite_report")) == 0
+    assert "Cells finished: 0 of 22" in (report_dir / "report.md").read_text()
+
+
+def test_store_writes_a_cell_whole_or_not_at_all(tmp_path):
+    st = store.Store(str(tmp_path / "cells"))
+    st.write("c", {"cell.json": "{}\n", "a.json": "1\n"})
+    assert st.has("c") and st.names() == ["c"]
+    with pytest.raises(UserError, match="cannot write"):
+        st.write("d", {"cell.json": "{}\n", "no/such/dir.json": "x"})
+    assert not st.has("d") and sorted(os.listdir(tmp_path / "cells")) == ["c"]   # no half folder
+    st.write("c", {"cell.json": '{"v": 2}\n'})                                    # replaced whole
+    assert st.record("c") == {"v": 2} and os.listdir(tmp_path / "cells" / "c") == ["cell.json"]
+    assert sorted(os.listdir(tmp_path / "cells")) == ["c"]
+    # a killed writer's temporary folder is cleared once it is old
+    stale = tmp_path / "cells" / ".e.x.tmp"
+    stale.mkdir()
+    os.utime(stale, (0, 0))
+    st.write("f", {"cell.json": "{}\n"})
+    assert not stale.exists() and st.names() == ["c", "f"]
+
+
+def test_loss_summary_bins_the_log():
+    records = [{"epoch": 1 + i // 8, "iters": 50 * (1 + i % 8), "G_L1": float(i)} for i in range(480)]
+    out = collect.loss_summary(records, 120, total_epochs=60)
+    assert len(out) == 120 and all(r["n"] == 4 for r in out)
+    assert out[0]["G_L1"] == pytest.approx(1.5) and out[0]["epoch_pos"] == pytest.approx((1 + 2 + 3 + 4) / 32)
+    assert collect.loss_summary(records[:10], 120) and collect.loss_summary([], 10) == []
+
+
+def test_portable_commands_and_settings(tmp_path):
+    paths = commands.RunPaths.of(SYNTHCITY_LONG, str(tmp_path))
+    cell = cells.Cell(cells.ADAM, 0)
+    stages = commands.cell_stages(cell, SYNTHCITY_LONG, paths, "cpu", ground_truth=True)
+    rec = store.cell_record(cell, SYNTHCITY_LONG, paths, stages)
+    other = store.cell_record(cell, SYNTHCITY_LONG, commands.RunPaths.of(SYNTHCITY_LONG, "/elsewhere"),
+                              commands.cell_stages(cell, SYNTHCITY_LONG,
+                                                   commands.RunPaths.of(SYNTHCITY_LONG, "/elsewhere"), "cuda"))
+    assert rec["commands"] != other["commands"]
+    assert store.settings(rec["commands"]) == store.settings(other["commands"])
+
+
+def test_git_commit_commits_only_the_store_and_the_report(tmp_path, monkeypatch):
+    def git(*args):
+        return subprocess.run(["git", "-c", "user.email=t@t", "-c", "user.name=t", *args], cwd=tmp_path,
+                              check=True, capture_output=True, text=True).stdout
+    (tmp_path / "code.py").write_text("a\n")
+    git("init", "-q")
+    git("add", ".")
+    git("commit", "-qm", "start")
+    monkeypatch.setattr(reproduce.commands, "REPO", str(tmp_path))
+    monkeypatch.setenv("GIT_AUTHOR_NAME", "t")
+    monkeypatch.setenv("GIT_AUTHOR_EMAIL", "t@t")
+    monkeypatch.setenv("GIT_COMMITTER_NAME", "t")
+    monkeypatch.setenv("GIT_COMMITTER_EMAIL", "t@t")
+    (tmp_path / "code.py").write_text("someone else's staged work\n")
+    git("add", "code.py")
+    report_dir = tmp_path / "docs" / "long"
+    st = store.Store(str(report_dir / "cells"))
+    st.write("adam-bs1-seed0", {"cell.json": "{}\n"})
+    (report_dir / "report.md").write_text("report\n")
+    plan = type("Plan", (), {"report_dir": str(report_dir), "store": st,
+                             "excluded_from_code_version": reproduce.Plan.excluded_from_code_version})()
+    assert reproduce.commit_results(plan, "long: adam-bs1-seed0 finished")
+    assert git("show", "--name-only", "--format=%s", "HEAD").split() == [
+        "long:", "adam-bs1-seed0", "finished", "docs/long/cells/adam-bs1-seed0/cell.json", "docs/long/report.md"]
+    assert git("diff", "--cached", "--name-only").split() == ["code.py"]     # still staged, not committed
+    assert not reproduce.commit_results(plan, "nothing new")
