@@ -42,8 +42,8 @@ def cityscapes_classes():
     official cityscapesscripts definitions."""
     from cityscapesscripts.helpers.labels import labels
 
-    evaluated = sorted((l for l in labels if 0 <= l.trainId < IGNORE_INDEX), key=lambda l: l.trainId)
-    return [l.name for l in evaluated], [list(l.color) for l in evaluated]
+    evaluated = sorted((lab for lab in labels if 0 <= lab.trainId < IGNORE_INDEX), key=lambda lab: lab.trainId)
+    return [lab.name for lab in evaluated], [list(lab.color) for lab in evaluated]
 
 
 @dataclasses.dataclass

@@ -106,8 +106,8 @@ def random_crops(photos, labels, idx, crop, generator):
     lefts = torch.randint(w - cw + 1, (n,), generator=generator).tolist() if w > cw else [0] * n
     flips = (torch.rand(len(idx), generator=generator) < 0.5).tolist()
     xs, ys = [], []
-    for i, t, l, f in zip(idx.tolist(), tops, lefts, flips):
-        x, y = photos[i, :, t:t + ch, l:l + cw], labels[i, t:t + ch, l:l + cw]
+    for i, t, left, f in zip(idx.tolist(), tops, lefts, flips):
+        x, y = photos[i, :, t:t + ch, left:left + cw], labels[i, t:t + ch, left:left + cw]
         xs.append(x.flip(-1) if f else x)
         ys.append(y.flip(-1) if f else y)
     return torch.stack(xs), torch.stack(ys)

@@ -195,7 +195,8 @@ class BaseOptions:
         parser.add_argument("--input_nc", type=positive_int, default=3, help="channels of input images")
         parser.add_argument("--output_nc", type=positive_int, default=3, help="channels of output images")
         parser.add_argument("--ngf", type=positive_int, default=64, help="generator filters in the last conv layer")
-        parser.add_argument("--ndf", type=positive_int, default=64, help="discriminator filters in the first conv layer")
+        parser.add_argument("--ndf", type=positive_int, default=64,
+                            help="discriminator filters in the first conv layer")
         parser.add_argument("--netG", default="unet_256",
                             choices=list(GENERATORS))
         parser.add_argument("--netD", default="basic", choices=list(DISCRIMINATORS),
@@ -289,7 +290,8 @@ class BaseOptions:
             step = 2 ** UNET_DOWNSAMPLINGS[opt.netG]
             if opt.crop_size % step:
                 raise UserError(f"--netG {opt.netG} needs --crop_size a multiple of {step}, got "
-                                f"{opt.crop_size}" + ("; use --netG unet_128" if step == 256 and opt.crop_size % 128 == 0 else ""))
+                                f"{opt.crop_size}"
+                                + ("; use --netG unet_128" if step == 256 and opt.crop_size % 128 == 0 else ""))
             if opt.preprocess == "scale_width" and opt.load_size % step:   # no crop: the width stays load_size
                 raise UserError(f"--preprocess scale_width --load_size {opt.load_size}: images are scaled to "
                                 f"width {opt.load_size}, but --netG {opt.netG} needs a multiple of {step} "
@@ -353,4 +355,5 @@ def load_saved_options(folder):
         with open(path, encoding="utf-8") as f:
             return json.load(f)
     except ValueError as err:
-        raise UserError(f"{path} is not valid JSON ({err}); delete it or pass the options on the command line") from None
+        raise UserError(f"{path} is not valid JSON ({err}); delete it or pass the options on the "
+                        "command line") from None

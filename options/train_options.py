@@ -38,7 +38,8 @@ class TrainOptions(BaseOptions):
         parser.add_argument("--tr_inner_steps", type=positive_int, default=10,
                             help="TR: S, steps between anchor refreshes")
         parser.add_argument("--tr_lambda_mode", default="scaled", choices=TR_LAMBDA_MODES,
-                            help="TR: lambda*lr0/lr (scaled: what the paper's released experiments ran), lambda (fixed), "
+                            help="TR: lambda*lr0/lr (scaled: what the paper's released experiments ran), "
+                                 "lambda (fixed), "
                                  "or lambda/lr with lambda as given (released: lambda passed straight to the "
                                  "released TRAdam class, an ablation)")
         parser.add_argument("--tr_no_inner_lr_decay", action="store_true",
@@ -60,7 +61,8 @@ class TrainOptions(BaseOptions):
         parser.add_argument("--display_freq", type=positive_int, default=400, help="show images every N iterations")
         parser.add_argument("--update_html_freq", type=positive_int, default=1000,
                             help="save images to the HTML page every N iterations")
-        parser.add_argument("--print_freq", type=positive_int, default=100, help="log and plot losses every N iterations")
+        parser.add_argument("--print_freq", type=positive_int, default=100,
+                            help="log and plot losses every N iterations")
         parser.add_argument("--display_id", type=int, default=1, help="visdom window id; 0 = no visdom")
         parser.add_argument("--display_ncols", type=int, default=0,
                             help="visdom: N > 0 shows all images in one pane, N a row (pix2pix's default 4); "

@@ -133,7 +133,7 @@ class Visualizer:
                 saved.setdefault(int(match.group(1)), {})[match.group(2)] = file_name
         page = html_page.HTML(self.web_dir, f"Experiment name = {self.name}")
         for epoch in sorted(saved, reverse=True):
-            order = [l for l in labels if l in saved[epoch]] + sorted(set(saved[epoch]) - set(labels))
+            order = [label for label in labels if label in saved[epoch]] + sorted(set(saved[epoch]) - set(labels))
             files = [saved[epoch][label] for label in order]
             page.add_header(f"epoch [{epoch}]")
             page.add_images(files, order, files, width=self.display_winsize)

@@ -48,7 +48,8 @@ def straight_run(tmp_path_factory, dataroot):
 
 def assert_same_weights(run, straight):
     for net in ("G", "D"):
-        assert_same_tensors(load_weights(run / f"latest_net_{net}.pth"), load_weights(straight / f"latest_net_{net}.pth"))
+        assert_same_tensors(load_weights(run / f"latest_net_{net}.pth"),
+                            load_weights(straight / f"latest_net_{net}.pth"))
     total = checkpoint.load_training_state(str(straight))["total_iters"]
     assert checkpoint.load_training_state(str(run))["total_iters"] == total
 

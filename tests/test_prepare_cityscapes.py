@@ -178,7 +178,8 @@ def test_photo_of_the_wrong_size(official, tmp_path):
     root, _ = official
     path = root / "leftImg8bit" / "val" / "frankfurt" / "frankfurt_000000_000294_leftImg8bit.png"
     Image.new("RGB", (W, H + 2)).save(path)
-    _fails_cleanly(root, tmp_path / "out", "frankfurt_000000_000294_leftImg8bit.png is 64x34 but its labelIds are 64x32")
+    _fails_cleanly(root, tmp_path / "out",
+                   "frankfurt_000000_000294_leftImg8bit.png is 64x34 but its labelIds are 64x32")
 
 
 def test_cli_prints_one_line(tmp_path, capsys):

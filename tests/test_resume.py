@@ -99,7 +99,8 @@ def stop_and_resume(tmp_path, dataroot, monkeypatch, plan, when):
 
 def assert_same_run(run, straight):
     for net in ("G", "D"):
-        assert_same_tensors(load_weights(run / f"latest_net_{net}.pth"), load_weights(straight / f"latest_net_{net}.pth"))
+        assert_same_tensors(load_weights(run / f"latest_net_{net}.pth"),
+                            load_weights(straight / f"latest_net_{net}.pth"))
     a, b = checkpoint.load_training_state(str(run)), checkpoint.load_training_state(str(straight))
     assert a["total_iters"] == b["total_iters"] == 2 * NUM_FRAMES
     anchors_a = [s for s in a["optimizers"]["G"]["state"].values()]

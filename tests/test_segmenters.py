@@ -37,7 +37,8 @@ def test_local_folder_loads_with_its_albumentations_preprocessing(tmp_path):
     assert pred.shape == (2, 64, 128) and pred.dtype == torch.int64
     # the same as the model on hand-normalised, hand-resized input
     x = torch.nn.functional.interpolate(images.float() / 255, size=(64, 128), mode="bilinear", antialias=True)
-    x = (x - torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)) / torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
+    mean, std = torch.tensor([0.485, 0.456, 0.406]), torch.tensor([0.229, 0.224, 0.225])
+    x = (x - mean.view(1, 3, 1, 1)) / std.view(1, 3, 1, 1)
     with torch.no_grad():
         assert torch.equal(pred, model.eval()(x).argmax(1))
     with pytest.raises(UserError, match="not divisible by the output stride 32"):

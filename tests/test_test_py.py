@@ -62,7 +62,8 @@ def test_num_test_epoch_and_phase(tmp_path, trained):
     test_entry.main(["--dataroot", root, "--name", "run", "--checkpoints_dir", str(ckpt), "--phase", "train",
                      "--epoch", "latest", "--results_dir", str(tmp_path), "--num_threads", "0", "--num_test", "1"])
     images = list((tmp_path / "run" / "train_latest" / "images").iterdir())
-    assert len(images) == 3 and {p.name.rsplit("_", 2)[0] for p in images} <= set(PreparedLayout(root).frame_ids("train"))
+    frames = {p.name.rsplit("_", 2)[0] for p in images}
+    assert len(images) == 3 and frames <= set(PreparedLayout(root).frame_ids("train"))
 
 
 def test_missing_run_or_epoch_is_a_user_error(tmp_path, trained):

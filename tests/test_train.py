@@ -69,7 +69,8 @@ def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path, dataroot, monke
 
     monkeypatch.setattr(train, "Pix2PixModel", BlowsUpAtStep3)
     ckpt = tmp_path / "checkpoints"
-    with pytest.raises(train.TrainingDiverged, match=r"epoch 1, sample 3: .*nan.*last good checkpoint kept: latest \(epoch 1, 2 samples in\)"):
+    said = r"epoch 1, sample 3: .*nan.*last good checkpoint kept: latest \(epoch 1, 2 samples in\)"
+    with pytest.raises(train.TrainingDiverged, match=said):
         train.main(["--dataroot", dataroot, "--name", "run", "--checkpoints_dir", str(ckpt), *TINY_RUN,
                     "--save_latest_freq", "2", "--n_epochs", "2", "--n_epochs_decay", "0"])
     run = ckpt / "run"

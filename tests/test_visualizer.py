@@ -127,8 +127,8 @@ def test_without_server_warns_once_and_keeps_logs_and_html(tmp_path):
     line_re = re.compile(r"^\(epoch: (\d+), iters: (\d+), time: ([\d.]+), data: ([\d.]+)\) "
                          r"G_GAN: ([-\d.]+) G_L1: ([-\d.]+) D_real: ([-\d.]+) D_fake: ([-\d.]+) $")
     parsed = [line_re.match(line).groups() for line in text[1:]]
-    assert parsed == [(str(e), str(it), "0.125", "0.500", f"{l['G_GAN']:.3f}", f"{l['G_L1']:.3f}",
-                       "0.250", "-1.500") for e, it, l in pushed]
+    assert parsed == [(str(e), str(it), "0.125", "0.500", f"{losses['G_GAN']:.3f}",
+                       f"{losses['G_L1']:.3f}", "0.250", "-1.500") for e, it, losses in pushed]
     records = [json.loads(line) for line in (run / "loss_log.jsonl").read_text().splitlines()]
     assert [(r["epoch"], r["iters"], r["losses"]) for r in records] == pushed
     assert all(r["t_comp"] == 0.125 and r["t_data"] == 0.5 for r in records)
