@@ -2,7 +2,7 @@
 
     python scripts/reproduce.py --scale smoke                 # minutes, CPU: the pipeline end to end
     python scripts/reproduce.py --scale synthcity --jobs 2    # the grid on SynthCity 128x128, ~1 h CPU
-    python scripts/reproduce.py --scale synthcity_long --jobs 2   # 10x the steps, ~2.5-3 h CPU
+    python scripts/reproduce.py --scale synthcity_long --jobs 2   # 10x the steps, 2-5 h CPU
     python scripts/reproduce.py --scale cityscapes            # the paper's setting, GPU, days
 
 Each cell (a configuration and a seed) runs train.py → test.py → evaluate/fcn_score.py as separate
