@@ -235,3 +235,17 @@ def test_git_commit_commits_only_the_store_and_the_report(tmp_path, monkeypatch)
         "long:", "adam-bs1-seed0", "finished", "docs/long/cells/adam-bs1-seed0/cell.json", "docs/long/report.md"]
     assert git("diff", "--cached", "--name-only").split() == ["code.py"]     # still staged, not committed
     assert not reproduce.commit_results(plan, "nothing new")
+
+
+def test_segmenter_fingerprints_name_the_judge(tmp_path):
+    import dataclasses
+    import hashlib
+
+    seg = tmp_path / "my_segmenter"
+    seg.mkdir()
+    (seg / "model.safetensors").write_bytes(b"weights")
+    (seg / "config.json").write_text("{}")               # not weights: not hashed
+    scale = dataclasses.replace(SYNTHCITY_LONG, segmenters=(str(seg), "smp-hub/segformer-b0"))
+    prints = store.segmenter_fingerprints(scale, commands.RunPaths.of(scale, str(tmp_path)))
+    assert prints == {"my_segmenter": hashlib.sha256(b"weights").hexdigest(),
+                      "segformer-b0": "smp-hub/segformer-b0"}

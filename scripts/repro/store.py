@@ -169,7 +169,8 @@ def portable_line(argv, work_dir):
 
 def segmenter_fingerprints(scale, paths):
     """{segmenter label: SHA-256 of its weights} for local segmenters (a folder's *.safetensors /
-    *.bin / *.pth, or one weights file); a hub id stands for itself."""
+    *.bin / *.pth, or one weights file; several files: the SHA-256 of their digests in name order);
+    a hub id stands for itself."""
     out = {}
     for seg in commands.segmenter_paths(scale, paths):
         label = os.path.basename(os.path.normpath(seg)) or seg
@@ -181,12 +182,13 @@ def segmenter_fingerprints(scale, paths):
         else:
             out[label] = seg
             continue
-        digest = hashlib.sha256()
+        digests = []
         for path in files:
             with open(path, "rb") as f:
-                for chunk in iter(lambda: f.read(1 << 20), b""):
-                    digest.update(chunk)
-        out[label] = digest.hexdigest() if files else "no weights file"
+                digests.append(hashlib.file_digest(f, "sha256").hexdigest())
+        # one file (the usual case): its own SHA-256, as `sha256sum` prints it
+        out[label] = (digests[0] if len(digests) == 1 else
+                      hashlib.sha256("".join(digests).encode()).hexdigest() if digests else "no weights file")
     return out
 
 
