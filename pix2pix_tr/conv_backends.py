@@ -31,6 +31,7 @@ import torch
 from torch import nn
 
 from pix2pix_tr import atomic
+from pix2pix_tr.distributed import unwrap
 from pix2pix_tr.errors import UserError
 
 ONEDNN, NATIVE = "onednn", "native"
@@ -129,10 +130,6 @@ _PLANNED = {nn.Conv2d: PlannedConv2d, nn.ConvTranspose2d: PlannedConvTranspose2d
 _STOCK = {planned: stock for stock, planned in _PLANNED.items()}
 
 
-def _module(net):
-    return net.module if isinstance(net, nn.parallel.DistributedDataParallel) else net
-
-
 def convolutions(net):
     """(name, module) of every 2-D convolution the plan can steer, in module order."""
     return [(name, m) for name, m in net.named_modules()
@@ -141,7 +138,7 @@ def convolutions(net):
 
 def check_plan(net, plan):
     """ValueError unless `plan` names only convolutions of `net`, each with two known backends."""
-    unknown = sorted(set(plan) - set(dict(convolutions(_module(net)))))
+    unknown = sorted(set(plan) - set(dict(convolutions(unwrap(net)))))
     if unknown:
         raise ValueError(f"conv backend plan names layers this net does not have: {unknown[:3]}")
     for name, choice in plan.items():
@@ -154,7 +151,7 @@ def apply_plan(net, plan):
     """Give each listed convolution of `net` its (forward, backward) backends, in place; returns net.
     Names not in `net` are an error (a plan made for another architecture)."""
     check_plan(net, plan)
-    layers = dict(convolutions(_module(net)))
+    layers = dict(convolutions(unwrap(net)))
     for name, (forward_backend, backward_backend) in plan.items():
         module = layers[name]
         module.__class__ = _PLANNED.get(type(module), type(module))
@@ -164,7 +161,7 @@ def apply_plan(net, plan):
 
 def remove_plan(net):
     """Stock classes again (oneDNN everywhere, torch's default)."""
-    for _, module in convolutions(_module(net)):
+    for _, module in convolutions(unwrap(net)):
         if type(module) in _STOCK:
             for attribute in ("forward_backend", "backward_backend"):
                 module.__dict__.pop(attribute, None)
@@ -195,7 +192,7 @@ def measure_in_net(net, example, *, repeats=4):
     torch.autograd.grad: nothing of the net's state moves. A pass a layer never ran (no gradient
     wanted) counts 0 ms."""
     global _RECORDER
-    net = _module(net)
+    net = unwrap(net)
     layers = convolutions(net)
     kept = ("forward_backend", "backward_backend")
     before = [(m, type(m), {a: m.__dict__[a] for a in kept if a in m.__dict__}) for _, m in layers]
@@ -251,7 +248,7 @@ def load_plan(path, nets):
             stored = json.load(f)["plans"]
         plans = {name: {layer: tuple(choice) for layer, choice in stored[name].items()} for name in nets}
         for name, net in nets.items():
-            missing = sorted(set(dict(convolutions(_module(net)))) - set(plans[name]))
+            missing = sorted(set(dict(convolutions(unwrap(net)))) - set(plans[name]))
             if missing:
                 raise ValueError(f"net {name} has layers the plan lacks: {missing[:3]}")
             check_plan(net, plans[name])
