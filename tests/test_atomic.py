@@ -37,6 +37,7 @@ def test_failure_keeps_the_previous_complete_file(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["out.txt"]
 
 
+@pytest.mark.slow
 def test_a_write_past_the_file_size_limit_is_one_line_and_keeps_the_previous_file(tmp_path):
     """A real EFBIG (ulimit -f): torch's zip writer fails mid-file; the error names the file."""
     import resource

@@ -261,6 +261,7 @@ def test_checkpoint_of_another_architecture_is_one_line(tmp_path, run_dir):
     assert msg.startswith(f"{path} does not fit netG as configured") and "--ngf" in msg
 
 
+@pytest.mark.slow
 def test_test_py_cli_prints_one_line_for_an_empty_checkpoint(tmp_path, run_dir):
     layout, folder = run_dir
     (folder / "latest_net_G.pth").write_bytes(b"")

@@ -54,6 +54,7 @@ def test_bench_train_plans_the_convolutions_of_ours_only():
         {torch.nn.Conv2d, torch.nn.ConvTranspose2d}
 
 
+@pytest.mark.slow
 def test_bench_optim_reports_the_ratio_and_one_anchor_copy(capsys):
     bench_optim.main(["--steps", "2", "--threads", "1"])
     out = capsys.readouterr().out

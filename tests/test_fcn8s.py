@@ -286,6 +286,7 @@ def _narrow_model():
     return fcn8s.FCN8s(widths=NARROW["widths"], fc_width=NARROW["fc"])
 
 
+@pytest.mark.slow
 def test_v1_layers_double_data_and_legacy_dims_convert_alike(tmp_path):
     layers = random_weights(seed=3, **NARROW)
     states = []
@@ -318,6 +319,7 @@ def test_a_corrupt_cache_is_converted_again(tmp_path):
 
 
 
+@pytest.mark.slow
 def test_bad_files_are_one_line_naming_the_culprit(tmp_path):
     def load(path, model=None):
         return fcn8s.load_fcn8s(str(path), cache_dir=str(tmp_path / "cache"), model=model, log=lambda *a: None)
@@ -371,6 +373,7 @@ def test_bad_files_are_one_line_naming_the_culprit(tmp_path):
         load(bad_shape, _narrow_model())
 
 
+@pytest.mark.slow
 def test_the_cli_says_it_in_one_line(tmp_path):
     layout = make_dataset(tmp_path / "data", n_val=1, size=32, label_size=(32, 32))
     results = write_results(str(tmp_path / "res" / "val_latest"),

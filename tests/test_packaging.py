@@ -40,6 +40,7 @@ def test_torch_is_the_only_requirement():
     assert names == ["torch"]
 
 
+@pytest.mark.slow
 def test_library_imports_with_torch_alone(tmp_path):
     """optim, networks and losses import (and TRAdam steps) with every other third-party package
     and the checkout's own top-level packages refused."""

@@ -357,6 +357,7 @@ def test_use_wandb_without_wandb_is_one_line(tmp_path, monkeypatch):
     assert one_line(err) == "--use_wandb needs the wandb package: pip install wandb (or leave --use_wandb out)"
 
 
+@pytest.mark.slow
 def test_wandb_is_imported_only_when_asked():
     code = ("import sys; sys.argv = ['train.py']; from options import TrainOptions; import train, test; "
             "TrainOptions().parse([]); assert 'wandb' not in sys.modules")

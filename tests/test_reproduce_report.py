@@ -201,6 +201,7 @@ def test_across_budgets_on_synthetic_results(tmp_path):
     assert md.index("## Answer") < md.index("## Across budgets") < md.index("## TRAdam − Adam over training")
 
 
+@pytest.mark.slow
 def test_samples_are_kept_or_omitted_when_the_images_are_gone(tmp_path):
     import shutil
 

@@ -74,6 +74,7 @@ def _argv(tmp_path, work, *extra):
             str(tmp_path / "committed" / "cells"), "--report_dir", str(tmp_path / "committed"), *extra]
 
 
+@pytest.mark.slow
 def test_finished_cells_are_stored_and_a_fresh_work_dir_does_not_run_them_again(tmp_path, fake_tools):
     assert reproduce.main(_argv(tmp_path, "work1", "--cells", ",".join(MAIN))) == 0
     assert sorted(n for n, _ in fake_tools if n != "prepare") == sorted(MAIN)
@@ -111,6 +112,7 @@ def test_finished_cells_are_stored_and_a_fresh_work_dir_does_not_run_them_again(
     assert st.names() == sorted(MAIN + more)
 
 
+@pytest.mark.slow
 def test_report_only_from_the_committed_files_alone(tmp_path, fake_tools):
     assert reproduce.main(_argv(tmp_path, "work1", "--cells", ",".join(MAIN))) == 0
     first = (tmp_path / "committed" / "report.md").read_text()
@@ -134,6 +136,7 @@ def test_report_only_from_the_committed_files_alone(tmp_path, fake_tools):
     assert "| Class IOU | -0.0830 [-0.1351, -0.0309] (n=5) | +0.0005 [" in md
 
 
+@pytest.mark.slow
 def test_cells_finished_in_the_work_dir_before_are_stored_without_running(tmp_path, fake_tools):
     assert reproduce.main(["--scale", "synthcity_long", "--work_dir", str(tmp_path / "w"), "--results_store",
                            "none", "--report_dir", str(tmp_path / "r"), "--cells", MAIN[0]]) == 0
@@ -144,6 +147,7 @@ def test_cells_finished_in_the_work_dir_before_are_stored_without_running(tmp_pa
     assert record["stored_from"] == "the work dir, after it finished" and record["wall_seconds"] is None
 
 
+@pytest.mark.slow
 def test_a_stored_cell_made_with_other_settings_is_refused(tmp_path, fake_tools):
     assert reproduce.main(_argv(tmp_path, "w", "--cells", MAIN[0])) == 0
     path = tmp_path / "committed" / "cells" / MAIN[0] / "cell.json"
