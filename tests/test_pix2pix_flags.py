@@ -177,7 +177,7 @@ def test_load_iter_in_test_py_and_continue_train(by_iter, tmp_path, capsys):
     netG = tiny_G()
     netG.load_state_dict(load_weights(ckpt / "run" / "iter_2_net_G.pth"))
     netG.eval()
-    real = np.asarray(Image.open(os.path.join(out, "images", "1_real_A.png")))
+    real = np.array(Image.open(os.path.join(out, "images", "1_real_A.png")))   # a writable copy
     with torch.no_grad():
         want = tensor2im(netG(torch.from_numpy(real).permute(2, 0, 1)[None].float() / 127.5 - 1))
     assert np.array_equal(np.asarray(Image.open(os.path.join(out, "images", "1_fake_B.png"))), want)
