@@ -108,6 +108,7 @@ SYNTHCITY = Scale(
     segmenter_dir="checkpoints/repro_synthcity_segmenter",
     test_flags=("--num_threads", "0"), score_flags=("--num_workers", "0"),
     device="cpu", jobs=2,
+    results_store="docs/results/synthcity/cells",
     committed_report="docs/results/synthcity/report.md",
 )
 
