@@ -201,6 +201,59 @@ def test_across_budgets_on_synthetic_results(tmp_path):
     assert md.index("## Answer") < md.index("## Across budgets") < md.index("## TRAdam − Adam over training")
 
 
+def test_across_budgets_says_whether_one_judge_scored_both(tmp_path):
+    """The judge's weights: from the stored cells' fingerprints, else from the real photos' scores."""
+    from scripts.repro import budgets
+    from scripts.repro.scales import SYNTHCITY_LONG
+    label = "synthcity_segmenter"
+
+    def results(fingerprints):
+        out = []
+        for s, fp in enumerate(fingerprints):
+            for variant, v in ((cells.ADAM, (0.9, 0.6, 0.5)), (cells.TRADAM, (0.9, 0.6, 0.5 + 0.01 * s))):
+                r = _result(variant, s, v)
+                r.record = None if fp is None else {"segmenters": {label: fp}}
+                out.append(r)
+        out.append(collect.CellResult(cells.Cell(cells.ADAM, 9), ["main"], None, {}, []))  # unfinished
+        return out
+
+    gt = {SEG: {"pixel_acc": 0.95, "class_acc": 0.9, "mean_iou": 0.75}}
+    a = budgets.from_results(SYNTHCITY, results(["aaa", "aaa"]), gt, "x")
+    assert a.judges == {label: frozenset({"aaa"})}
+    b = budgets.from_results(SYNTHCITY_LONG, results(["aaa", "aaa"]), gt, "x")
+    c = budgets.from_results(SYNTHCITY_LONG, results(["bbb", "bbb"]), gt, "x")
+    mixed = budgets.from_results(SYNTHCITY_LONG, results(["aaa", "bbb"]), gt, "x")
+    assert budgets.same_judge(a, b, label) == (True, "weights")
+    assert budgets.same_judge(a, c, label) == (False, "weights")   # even though the real photos agree
+    assert budgets.same_judge(a, mixed, label) == (False, "weights")  # two judges inside one budget
+    # a cell read from a work dir has no fingerprint: the real photos decide
+    part = budgets.from_results(SYNTHCITY_LONG, results(["aaa", None]), gt, "x")
+    assert part.judges == {} and budgets.same_judge(a, part, label) == (True, "real photos")
+    other_gt = {SEG: {"pixel_acc": 0.953, "class_acc": 0.865, "mean_iou": 0.709}}
+    retrained = budgets.from_results(SYNTHCITY_LONG, results([None, None]), other_gt, "x")
+    assert budgets.same_judge(a, retrained, label) == (False, "real photos")
+    assert budgets.same_judge(a, budgets.from_results(SYNTHCITY_LONG, results([None, None]), None, "x"),
+                              label) == (None, None)
+
+    assert report.judge_sentence(a, b, label) == f"Both budgets were judged by the same weights of {label} " \
+        "(SHA-256 aaa…)."
+    assert "different weights of synthcity_segmenter (SHA-256 aaa… at 2,400 steps (synthcity); bbb… at " \
+        "24,000 steps (synthcity_long))" in report.judge_sentence(a, c, label)
+    assert "was trained again between them" in report.judge_sentence(a, retrained, label)
+
+    # in the long report, above the table
+    paths = commands.RunPaths.of(SYNTHCITY_LONG, str(tmp_path))
+    grid = cells.expand(["main"], (0, 1), (0,))
+    inputs = _inputs(paths, grid)
+    inputs.scale, inputs.results, inputs.ground_truth = SYNTHCITY_LONG, results(["bbb", "bbb"]), gt
+    inputs.status = {x.name: "done" for x in grid.cells}
+    inputs.other_budgets = [("synthcity", retrained)]
+    report.write(inputs, str(tmp_path / "r"))
+    md = (tmp_path / "r" / "report.md").read_text()
+    assert md.index("was trained again between them") < md.index("*TRAdam − Adam across budgets")
+    assert "| Real photos, under each budget's judge | 0.953 / 0.865 / 0.709 | 0.950 / 0.900 / 0.750 | – |" in md
+
+
 @pytest.mark.slow
 def test_samples_are_kept_or_omitted_when_the_images_are_gone(tmp_path):
     import shutil

@@ -52,6 +52,8 @@ class Budget:
     curve: dict                 # epoch -> segmenter label -> metric key -> Gap
     ground_truth: dict          # segmenter label -> metric key -> the real photos' score
     steps_per_epoch: int | None = None
+    judges: dict = dataclasses.field(default_factory=dict)   # segmenter label -> frozenset of the
+    #                             SHA-256s of the weights that scored its main grid (absent: unknown)
 
     def steps_at(self, epoch):
         return None if self.steps_per_epoch is None else epoch * self.steps_per_epoch
@@ -84,10 +86,36 @@ def gap(results, segmenter, key, epoch=None):
     return Gap(d.mean, d.ci_low, d.ci_high, d.n, {s: b[s] - a[s] for s in d.seeds})
 
 
-def _budget(scale, source, final, curve, ground_truth):
+def _budget(scale, source, final, curve, ground_truth, judges=None):
     return Budget(scale=scale.name, steps=scale.steps(), epochs=scale.total_epochs,
                   n_epochs=scale.n_epochs, source=source, final=final, curve=curve,
-                  ground_truth=ground_truth or {}, steps_per_epoch=scale.steps(1))
+                  ground_truth=ground_truth or {}, steps_per_epoch=scale.steps(1), judges=judges or {})
+
+
+def judges_of(results):
+    """{segmenter label: frozenset of weight fingerprints} over the finished cells, from their store
+    records; a label is left out when any finished cell has no record of it (read from a work dir)."""
+    finished = [r for r in results if r.scores]
+    found = {}
+    for r in finished:
+        for label, fingerprint in ((r.record or {}).get("segmenters") or {}).items():
+            found.setdefault(label, []).append(fingerprint)
+    return {label: frozenset(fps) for label, fps in found.items() if len(fps) == len(finished)}
+
+
+def same_judge(a, b, label):
+    """(verdict, basis): were both budgets scored by the same weights of segmenter `label`?
+    From the stored fingerprints where both are known (basis "weights"), else from the real photos'
+    scores, which the same weights reproduce (basis "real photos"; 1e-3: a report prints 3
+    decimals); verdict None when neither is known."""
+    ja, jb = a.judges.get(label), b.judges.get(label)
+    if ja and jb:
+        return (len(ja) == 1 and ja == jb), "weights"
+    ga, gb = a.ground_truth.get(label) or {}, b.ground_truth.get(label) or {}
+    shared = [k for k in ga if k in gb and not (math.isnan(ga[k]) or math.isnan(gb[k]))]
+    if shared:
+        return all(abs(ga[k] - gb[k]) < 1e-3 for k in shared), "real photos"
+    return None, None
 
 
 def from_results(scale, results, ground_truth, source):
@@ -100,7 +128,7 @@ def from_results(scale, results, ground_truth, source):
         curve[e] = {seg_label(s): {k: gap(main, s, k, e) for k, _ in collect.METRICS} for s in segs}
     gt = {seg_label(s): {k: collect.metric(ground_truth, s, k) for k, _ in collect.METRICS}
           for s in (ground_truth or {})}
-    return _budget(scale, source, final, curve, gt)
+    return _budget(scale, source, final, curve, gt, judges_of(main))
 
 
 _CAPTION = re.compile(r"^\*Paired difference with (.+) \((.+) vs (.+)\)\*$")

@@ -338,6 +338,27 @@ def over_training_section(inp, this, report_dir, segmenters):
     return blocks
 
 
+def judge_sentence(short, long, label):
+    """Whether the two budgets' gaps were judged by the same weights of `label`, said plainly."""
+    same, basis = budgets.same_judge(short, long, label)
+    if same is None:
+        return f"Whether both budgets were judged by the same weights of {label} is not known."
+    if basis == "weights":
+        if same:
+            fingerprint = next(iter(short.judges[label]))
+            return f"Both budgets were judged by the same weights of {label} (SHA-256 {fingerprint[:12]}…)."
+        return (f"The budgets were judged by different weights of {label} (SHA-256 "
+                f"{', '.join(f[:12] + '…' for f in sorted(short.judges[label]))} at {short.name}; "
+                f"{', '.join(f[:12] + '…' for f in sorted(long.judges[label]))} at {long.name}): each gap "
+                "is measured by its own judge, and the real photos' row shows how far the judges differ.")
+    if same:
+        return (f"The real photos score the same under both budgets' {label} (to the report's 3 decimals), "
+                "as one set of weights would.")
+    return (f"The real photos score differently under the two budgets' {label} (last row): the segmenter "
+            "was trained again between them (same recipe, other weights), so each gap is measured by its "
+            "own judge; compare the gaps, not the absolute scores.")
+
+
 def budgets_section(inp, this, segmenters):
     """TRAdam − Adam at each budget this scale compares with, side by side, and how it moved."""
     blocks = []
@@ -349,12 +370,15 @@ def budgets_section(inp, this, segmenters):
         short, long = sorted((other, this), key=lambda b: (b.steps or 0, b.epochs))
         blocks.append(d.Paragraph(
             f"TRAdam − Adam of the main grid (batch 1, paired by seed, 95% t interval) at {short.name} "
-            f"and at {long.name}: same data, networks, segmenter and seeds; only the schedule's length "
-            "differs (each: constant lr for half its epochs, then linear decay to 0). The numbers of "
+            f"and at {long.name}: same data, networks, segmenter recipe and seeds; only the schedule's "
+            "length differs (each: constant lr for half its epochs, then linear decay to 0). The numbers of "
             f"{other.name} come from {other.source}. 'Change' is the long budget's gap minus the short "
             "one's with Welch's 95% interval (the runs of the two budgets are separate, not paired)."))
         for seg in segmenters:
             label = seg_label(seg)
+            judge = judge_sentence(short, long, label)
+            if judge:
+                blocks.append(d.Paragraph(judge))
             rows, sentences = [], []
             for key, mlabel in collect.METRICS:
                 gs, gl = short.final.get(label, {}).get(key), long.final.get(label, {}).get(key)
@@ -366,7 +390,7 @@ def budgets_section(inp, this, segmenters):
                 def gt(b):
                     vals = b.ground_truth.get(label)
                     return " / ".join(fmt(vals.get(k)) for k, _ in collect.METRICS) if vals else "–"
-                rows.append(["Real photos (the judge; should agree)", gt(short), gt(long), "–"])
+                rows.append(["Real photos, under each budget's judge", gt(short), gt(long), "–"])
             blocks.append(d.Table(["Metric", short.name, long.name, "Change (long − short) [95% CI]"], rows,
                                   caption=f"TRAdam − Adam across budgets, {label}"))
             if sentences:
