@@ -347,10 +347,11 @@ def judge_sentence(short, long, label):
         if same:
             fingerprint = next(iter(short.judges[label]))
             return f"Both budgets were judged by the same weights of {label} (SHA-256 {fingerprint[:12]}…)."
-        return (f"The budgets were judged by different weights of {label} (SHA-256 "
-                f"{', '.join(f[:12] + '…' for f in sorted(short.judges[label]))} at {short.name}; "
-                f"{', '.join(f[:12] + '…' for f in sorted(long.judges[label]))} at {long.name}): each gap "
-                "is measured by its own judge, and the real photos' row shows how far the judges differ.")
+        def shas(b):
+            return ", ".join(f[:12] + "…" for f in sorted(b.judges[label]))
+        return (f"The budgets were judged by different weights of {label} (SHA-256 {shas(short)} at "
+                f"{short.name}; {shas(long)} at {long.name}): each gap is measured by its own judge, and the "
+                "real photos' row shows how far the judges differ.")
     if same:
         return (f"The real photos score the same under both budgets' {label} (to the report's 3 decimals), "
                 "as one set of weights would.")
@@ -376,9 +377,7 @@ def budgets_section(inp, this, segmenters):
             "one's with Welch's 95% interval (the runs of the two budgets are separate, not paired)."))
         for seg in segmenters:
             label = seg_label(seg)
-            judge = judge_sentence(short, long, label)
-            if judge:
-                blocks.append(d.Paragraph(judge))
+            blocks.append(d.Paragraph(judge_sentence(short, long, label)))
             rows, sentences = [], []
             for key, mlabel in collect.METRICS:
                 gs, gl = short.final.get(label, {}).get(key), long.final.get(label, {}).get(key)
