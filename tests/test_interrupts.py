@@ -73,6 +73,7 @@ def signal_at_steps(monkeypatch, signum, steps):
 def test_a_signal_saves_the_step_in_flight_and_the_resume_is_exact(tmp_path, dataroot, straight_run, monkeypatch,
                                                                    capsys, signum):
     ckpt = tmp_path / "ckpt"
+    before = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)   # SIG_IGN under nohup
     with monkeypatch.context() as patch:
         signal_at_steps(patch, signum, [5])                     # mid epoch 2, between saves at 3 and 6
         with pytest.raises(SystemExit) as stopped:
@@ -81,7 +82,7 @@ def test_a_signal_saves_the_step_in_flight_and_the_resume_is_exact(tmp_path, dat
     out = capsys.readouterr().out
     assert f"stopped by {signal.Signals(signum).name} after 5 iterations; saved latest (epoch 2, 1 samples in)" in out
     assert "--continue_train" in out
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler      # handlers put back
+    assert (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)) == before   # handlers put back
     state = checkpoint.load_training_state(str(ckpt / "run"))
     assert (state["epoch"], state["epoch_iter"], state["total_iters"]) == (2, 1, 5)
     train.main(["--name", "run", "--checkpoints_dir", str(ckpt), "--continue_train"])
