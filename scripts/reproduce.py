@@ -327,7 +327,9 @@ def run_grid(plan):
                             runner.subprocess_env(os.cpu_count() or 1))     # alone: every core
     if prep.status == "failed":
         raise UserError(f"preparation failed: {prep.message}")
-    plan.fingerprints = None          # the segmenter may have been made just now: hash it afresh
+    plan.fingerprints = segmenter_fingerprints(plan.scale, plan.paths)   # it may have been made just now
+    if plan.store:
+        plan.store.check_judges([c.name for c in plan.grid.cells], plan.fingerprints)
     chains = [(c.name, plan.stages[c.name], os.path.join(plan.paths.cell_results(c), "logs"))
               for c in runnable]
     bar = tqdm(total=len(chains), desc=f"{plan.scale.name} cells ({plan.jobs} at a time)", unit="cell")

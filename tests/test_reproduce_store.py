@@ -1,6 +1,7 @@
 """Committed cell results (scripts/repro/store.py): written whole when a cell finishes, read back on a
 fresh work dir (the cell is not run again), the report rebuilt from them alone, changed settings
-refused, and a report with more finished cells than can be found is not overwritten.
+refused, new cells judged by other segmenter weights refused, and a report with more finished cells
+than can be found is not overwritten.
 
 The cells' stages are faked (stage outputs written in-process, with known scores), so these tests
 take seconds; tests/test_reproduce_smoke.py runs the real tools."""
@@ -171,6 +172,36 @@ def test_a_stored_cell_made_with_other_settings_is_refused(tmp_path, fake_tools)
     assert reproduce.main(_argv(tmp_path, "w2", "--report_only")) == 0
 
 
+@pytest.mark.slow
+def test_new_cells_are_not_judged_by_other_weights_than_the_stored_ones(tmp_path, fake_tools):
+    import hashlib
+
+    weights = tmp_path / "w" / "checkpoints" / SEG / "model.safetensors"
+    weights.parent.mkdir(parents=True)
+    weights.write_bytes(b"first weights")
+    assert reproduce.main(_argv(tmp_path, "w", "--cells", MAIN[0])) == 0
+    cells_dir = tmp_path / "committed" / "cells"
+    first = hashlib.sha256(b"first weights").hexdigest()
+    assert store.Store(str(cells_dir)).record(MAIN[0])["segmenters"] == {SEG: first}
+    assert reproduce.main(_argv(tmp_path, "w", "--cells", MAIN[1])) == 0      # same weights: fine
+
+    weights.write_bytes(b"retrained")                                         # another judge
+    fake_tools.clear()
+    with pytest.raises(UserError, match=f"cell {MAIN[0]} in .* was judged by other weights of {SEG} "
+                                        f"\\(SHA-256 {first[:12]}…, see .*cell.json\\) than the grid would "
+                                        f"judge new cells by \\(SHA-256 "
+                                        f"{hashlib.sha256(b'retrained').hexdigest()[:12]}…\\)"):
+        reproduce.main(_argv(tmp_path, "w", "--cells", MAIN[2]))
+    assert [n for n, _ in fake_tools if n != "prepare"] == []                 # nothing was run
+    assert store.Store(str(cells_dir)).names() == sorted(MAIN[:2])
+    # the stored cells alone still make a report: nothing new is judged
+    assert reproduce.main(_argv(tmp_path, "w", "--report_only")) == 0
+    # the old weights back: the grid goes on
+    weights.write_bytes(b"first weights")
+    assert reproduce.main(_argv(tmp_path, "w", "--cells", MAIN[2])) == 0
+    assert store.Store(str(cells_dir)).names() == sorted(MAIN[:3])
+
+
 def test_a_report_counting_more_cells_than_can_be_found_is_not_overwritten(tmp_path, fake_tools):
     report_dir = tmp_path / "committed"
     report_dir.mkdir()
@@ -260,3 +291,7 @@ def test_segmenter_fingerprints_name_the_judge(tmp_path):
     prints = store.segmenter_fingerprints(scale, commands.RunPaths.of(scale, str(tmp_path)))
     assert prints == {"my_segmenter": hashlib.sha256(b"weights").hexdigest(),
                       "segformer-b0": "smp-hub/segformer-b0"}
+    # a local segmenter not made yet has no fingerprint, and no judge is compared with it
+    scale = dataclasses.replace(SYNTHCITY_LONG, segmenters=(str(tmp_path / "not_trained_yet"),))
+    assert store.segmenter_fingerprints(scale, commands.RunPaths.of(scale, str(tmp_path))) == \
+        {"not_trained_yet": store.NOT_FOUND}

@@ -16,7 +16,8 @@ No checkpoints, no images. A cell's folder appears whole or not at all (written 
 dot-name, then renamed into place). A cell in the store is done: a re-run skips it even where the work
 dir has nothing of it, and the report reads it from here. Its recorded commands must match the
 current ones, up to paths, --device and --gt (see `settings`): a changed scale is refused rather
-than mixed in.
+than mixed in. Likewise a grid that would judge new cells by other segmenter weights than its stored
+cells were judged by is refused (`check_judges`): one report, one judge.
 """
 import datetime
 import hashlib
@@ -83,6 +84,24 @@ class Store:
             raise UserError(f"cell {name} in {self.root} was made with other settings "
                             f"({', '.join(changed)} differ, see {path}); delete its folder to run it "
                             "again, or pass another --results_store")
+
+    def check_judges(self, names, fingerprints):
+        """Raise if a stored cell among `names` was judged by other weights of a segmenter than
+        `fingerprints` ({label: SHA-256 or hub id}, as segmenter_fingerprints gives) say the new
+        cells will be: their scores could not be compared."""
+        for name in names:
+            if not self.has(name):
+                continue
+            judged_by = self.record(name).get("segmenters") or {}
+            for label, now in fingerprints.items():
+                then = judged_by.get(label)
+                if then is None or NOT_FOUND in (then, now) or then == now:
+                    continue
+                path = os.path.join(self.cell_dir(name), CELL_FILE)
+                raise UserError(f"cell {name} in {self.root} was judged by other weights of {label} "
+                                f"({_short(then)}, see {path}) than the grid would judge new cells by "
+                                f"({_short(now)}): put those weights back, or delete the stored cells to "
+                                "run them again, or pass another --results_store")
 
     def write(self, name, files):
         """Write {file name: text} as the folder of cell `name`, atomically: a reader sees the
@@ -165,12 +184,20 @@ def portable_line(argv, work_dir):
     return " ".join(shlex.quote(w) for w in words)
 
 
+def _short(fingerprint):
+    """A SHA-256 as its first 12 digits (enough to tell weights apart in a message); a hub id whole."""
+    return f"SHA-256 {fingerprint[:12]}…" if len(fingerprint) == 64 else fingerprint
+
+
 # --- making a cell's files ----------------------------------------------------------------------
+
+NOT_FOUND = "not found"
+
 
 def segmenter_fingerprints(scale, paths):
     """{segmenter label: SHA-256 of its weights} for local segmenters (a folder's *.safetensors /
     *.bin / *.pth, or one weights file; several files: the SHA-256 of their digests in name order);
-    a hub id stands for itself."""
+    a hub id stands for itself; a local path that does not exist (yet) is NOT_FOUND."""
     out = {}
     for seg in commands.segmenter_paths(scale, paths):
         label = os.path.basename(os.path.normpath(seg)) or seg
@@ -179,6 +206,9 @@ def segmenter_fingerprints(scale, paths):
             files = [os.path.join(seg, f) for f in files]
         elif os.path.isfile(seg):
             files = [seg]
+        elif os.path.isabs(seg) or seg.startswith("."):
+            out[label] = NOT_FOUND
+            continue
         else:
             out[label] = seg
             continue
