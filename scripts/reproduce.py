@@ -233,8 +233,12 @@ def store_cell(plan, cell, outcome=None):
     if outcome is not None:
         extra = {"code_version": plan.started_code_version,
                  "code_version_at_finish": code_version(*plan.excluded_from_code_version()),
-                 "wall_seconds": round(outcome.seconds, 1), "jobs": plan.jobs, "threads": plan.threads,
+                 "jobs": plan.jobs, "threads": plan.threads,
                  "cpus": os.cpu_count(), "stored_from": "the run that finished it"}
+        if outcome.whole:
+            extra["wall_seconds"] = round(outcome.seconds, 1)
+        else:                       # it continued an earlier attempt: its time is not the cell's
+            extra.update(wall_seconds=None, wall_seconds_of_last_part=round(outcome.seconds, 1))
     else:
         extra = {"code_version": "unknown: it finished in the work dir before it was stored",
                  "wall_seconds": None, "stored_from": "the work dir, after it finished"}

@@ -56,6 +56,24 @@ def test_resume_flag_only_when_a_previous_attempt_left_state(tmp_path):
     assert runner.stage_argv(stage) == ["python", "train.py", "--continue_train"]
 
 
+def test_only_a_chain_run_from_its_start_times_the_whole_cell(tmp_path):
+    env, logs = runner.subprocess_env(1), str(tmp_path / "logs")
+    fresh, _ = _chain(tmp_path, "fresh")
+    assert runner.run_chain("fresh", fresh, logs, env).whole
+    # a finished stage from an earlier run: this call timed only the rest
+    later, _ = _chain(tmp_path, "later")
+    open(later[0].done_path, "w").close()
+    assert not runner.run_chain("later", later, logs, env).whole
+    # training continued from an earlier attempt's checkpoint
+    cut, _ = _chain(tmp_path, "cut")
+    state = tmp_path / "latest_net_G.pth"
+    state.write_bytes(b"x")
+    cut[0] = commands.Stage("train", cut[0].argv, cut[0].done_path, resume_flag="--continue_train",
+                            resume_path=str(state))
+    outcome = runner.run_chain("cut", cut, logs, env)
+    assert outcome.status == "done" and not outcome.whole
+
+
 def test_a_failing_cell_is_reported_and_does_not_stop_the_others(tmp_path):
     bad, bad_count = _chain(tmp_path, "bad", fail_at="test_latest")
     good, good_count = _chain(tmp_path, "good")

@@ -40,6 +40,10 @@ def fake_run_chain(name, stages, log_dir, env):
     """runner.run_chain without subprocesses: each pending stage writes its output."""
     ran = []
     for stage in runner.pending(stages):
+        if name in cut_after_train and ran:
+            cut_after_train.discard(name)
+            calls.append((name, ran))
+            return runner.Outcome(name, "failed", "killed", 5.0)
         os.makedirs(os.path.dirname(stage.done_path), exist_ok=True)
         if stage.name == "train":
             with open(os.path.join(os.path.dirname(stage.done_path), "loss_log.jsonl"), "w") as f:
@@ -56,15 +60,18 @@ def fake_run_chain(name, stages, log_dir, env):
             open(stage.done_path, "w").close()
         ran.append(stage.name)
     calls.append((name, ran))
-    return runner.Outcome(name, "done" if name != "prepare" or ran else "skipped", "", 12.5)
+    return runner.Outcome(name, "done" if name != "prepare" or ran else "skipped", "", 12.5,
+                          whole=len(ran) == len(stages))
 
 
 calls = []
+cut_after_train = set()     # cells whose next run stops after training (as if killed)
 
 
 @pytest.fixture
 def fake_tools(monkeypatch):
     calls.clear()
+    cut_after_train.clear()
     monkeypatch.setattr(runner, "run_chain", fake_run_chain)
     monkeypatch.setattr(reproduce, "unsupported_cells", lambda todo, env: {})
     return calls
@@ -153,6 +160,19 @@ def test_cells_finished_in_the_work_dir_before_are_stored_without_running(tmp_pa
     assert fake_tools == []
     record = store.Store(str(tmp_path / "committed" / "cells")).record(MAIN[0])
     assert record["stored_from"] == "the work dir, after it finished" and record["wall_seconds"] is None
+
+
+@pytest.mark.slow
+def test_a_cell_finished_in_two_runs_is_not_counted_as_timed_in_one_go(tmp_path, fake_tools):
+    cut_after_train.add(MAIN[1])
+    assert reproduce.main(_argv(tmp_path, "w", "--cells", ",".join(MAIN[:2]))) == 1    # MAIN[1] failed
+    assert reproduce.main(_argv(tmp_path, "w", "--cells", ",".join(MAIN[:2]))) == 0    # ... and finishes
+    st = store.Store(str(tmp_path / "committed" / "cells"))
+    assert st.record(MAIN[0])["wall_seconds"] == 12.5
+    record = st.record(MAIN[1])
+    assert record["wall_seconds"] is None and record["wall_seconds_of_last_part"] == 12.5
+    md = (tmp_path / "committed" / "report.md").read_text()
+    assert "Wall time of the 1 cell timed in one go: mean 0.2 min" in md
 
 
 @pytest.mark.slow

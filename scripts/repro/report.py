@@ -199,7 +199,8 @@ def provenance(inp):
     walls = [r.record["wall_seconds"] for r in stored if r.record and r.record.get("wall_seconds")]
     if walls:
         jobs = sorted({r.record.get("jobs") for r in stored if r.record and r.record.get("wall_seconds")} - {None})
-        parts.append(f"Wall time of the {len(walls)} cells timed in one go: mean {sum(walls) / len(walls) / 60:.1f} "
+        cells = f"{len(walls)} cell" + "s" * (len(walls) != 1)
+        parts.append(f"Wall time of the {cells} timed in one go: mean {sum(walls) / len(walls) / 60:.1f} "
                      f"min per cell (min {min(walls) / 60:.1f}, max {max(walls) / 60:.1f}), "
                      f"{' or '.join(map(str, jobs)) or '?'} cells at a time.")
     judges = {}

@@ -30,6 +30,12 @@ class Outcome:
     status: str             # done | skipped | failed | unsupported
     message: str = ""
     seconds: float = 0.0
+    whole: bool = False     # every stage ran from its start in this call: `seconds` is the cell's time
+
+
+def is_resumed(stage):
+    """Whether the stage would continue from what an earlier attempt left (see stage_argv)."""
+    return bool(stage.resume_flag and stage.resume_path and os.path.exists(stage.resume_path))
 
 
 def is_done(stages):
@@ -45,7 +51,7 @@ def pending(stages):
 def stage_argv(stage):
     """The stage's command, resuming (e.g. --continue_train) when an earlier attempt left state."""
     argv = list(stage.argv)
-    if stage.resume_flag and stage.resume_path and os.path.exists(stage.resume_path):
+    if is_resumed(stage):
         argv.append(stage.resume_flag)
     return argv
 
@@ -75,13 +81,15 @@ def run_chain(name, stages, log_dir, env):
     """Run a chain of stages in order (skipping finished ones) and say how it went."""
     if is_done(stages):
         return Outcome(name, "skipped", "already done")
+    todo = pending(stages)
+    whole = len(todo) == len(stages) and not any(is_resumed(s) for s in todo)
     start = time.monotonic()
     try:
-        for stage in pending(stages):
+        for stage in todo:
             run_stage(stage, os.path.join(log_dir, f"{stage.name}.log"), env)
     except RuntimeError as err:
         return Outcome(name, "failed", str(err), time.monotonic() - start)
-    return Outcome(name, "done", "", time.monotonic() - start)
+    return Outcome(name, "done", "", time.monotonic() - start, whole)
 
 
 def run_cells(chains, jobs, threads_per_job, progress=None):
