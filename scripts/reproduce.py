@@ -28,7 +28,7 @@ from data.layout import PreparedLayout  # noqa: E402
 from pix2pix_tr.errors import UserError, run_cli  # noqa: E402
 from scripts.repro import budgets, cells, collect, commands, report, runner  # noqa: E402
 from scripts.repro.scales import SCALES  # noqa: E402
-from scripts.repro.store import Store, cell_files, cell_record, segmenter_fingerprints  # noqa: E402
+from scripts.repro.store import NOT_FOUND, Store, cell_files, cell_record, segmenter_fingerprints  # noqa: E402
 
 
 def _ints(text):
@@ -225,6 +225,15 @@ def check_store(plan):
             plan.store.check(c.name, cell_record(c, plan.scale, plan.paths, plan.stages[c.name]))
 
 
+def check_judges(plan):
+    """Hash the segmenters' weights as they are now, and refuse them if the store's cells were
+    judged by others (one report, one judge)."""
+    plan.fingerprints = segmenter_fingerprints(plan.scale, plan.paths)
+    if plan.store:
+        locations = dict(zip(plan.fingerprints, commands.segmenter_paths(plan.scale, plan.paths)))
+        plan.store.check_judges(plan.fingerprints, locations)
+
+
 def store_cell(plan, cell, outcome=None):
     """Write a finished cell's small results into the store (`outcome`: how this invocation ran it;
     None for a cell that finished in the work dir before)."""
@@ -242,7 +251,8 @@ def store_cell(plan, cell, outcome=None):
     else:
         extra = {"code_version": "unknown: it finished in the work dir before it was stored",
                  "wall_seconds": None, "stored_from": "the work dir, after it finished"}
-    extra.update(device=plan.device, segmenters=plan.fingerprints)
+    extra.update(device=plan.device,       # a segmenter not made yet judged nothing
+                 segmenters={label: f for label, f in plan.fingerprints.items() if f != NOT_FOUND})
     plan.store.write(cell.name, cell_files(cell, plan.scale, plan.paths, plan.stages[cell.name], extra))
 
 
@@ -306,6 +316,7 @@ def run_grid(plan):
     stored nor finished `plan.jobs` at a time, storing each and rewriting the report as it
     finishes."""
     plan.started_code_version = code_version(*plan.excluded_from_code_version())
+    check_judges(plan)
     if plan.store:
         for c in plan.grid.cells:
             if not plan.store.has(c.name) and runner.is_done(plan.stages[c.name]):
@@ -331,9 +342,7 @@ def run_grid(plan):
                             runner.subprocess_env(os.cpu_count() or 1))     # alone: every core
     if prep.status == "failed":
         raise UserError(f"preparation failed: {prep.message}")
-    plan.fingerprints = segmenter_fingerprints(plan.scale, plan.paths)   # it may have been made just now
-    if plan.store:
-        plan.store.check_judges([c.name for c in plan.grid.cells], plan.fingerprints)
+    check_judges(plan)                  # the segmenter may have been made just now: hash it afresh
     chains = [(c.name, plan.stages[c.name], os.path.join(plan.paths.cell_results(c), "logs"))
               for c in runnable]
     bar = tqdm(total=len(chains), desc=f"{plan.scale.name} cells ({plan.jobs} at a time)", unit="cell")

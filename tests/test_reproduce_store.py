@@ -206,20 +206,25 @@ def test_new_cells_are_not_judged_by_other_weights_than_the_stored_ones(tmp_path
     assert reproduce.main(_argv(tmp_path, "w", "--cells", MAIN[1])) == 0      # same weights: fine
 
     weights.write_bytes(b"retrained")                                         # another judge
+    refusal = (f"2 stored cell\\(s\\) in .* \\(e.g. {MAIN[0]}, see its cell.json\\) were judged by other "
+               f"weights of {SEG} \\(SHA-256 {first[:12]}…\\) than .*{SEG} holds now \\(SHA-256 "
+               f"{hashlib.sha256(b'retrained').hexdigest()[:12]}…\\)")
     fake_tools.clear()
-    with pytest.raises(UserError, match=f"cell {MAIN[0]} in .* was judged by other weights of {SEG} "
-                                        f"\\(SHA-256 {first[:12]}…, see .*cell.json\\) than the grid would "
-                                        f"judge new cells by \\(SHA-256 "
-                                        f"{hashlib.sha256(b'retrained').hexdigest()[:12]}…\\)"):
+    with pytest.raises(UserError, match=refusal):
         reproduce.main(_argv(tmp_path, "w", "--cells", MAIN[2]))
     assert [n for n, _ in fake_tools if n != "prepare"] == []                 # nothing was run
+    # a cell the retrained judge scored in the work dir (no store) is not taken into the store either
+    assert reproduce.main(["--scale", "synthcity_long", "--work_dir", str(tmp_path / "w"), "--results_store",
+                           "none", "--report_dir", str(tmp_path / "elsewhere"), "--cells", MAIN[2]]) == 0
+    with pytest.raises(UserError, match=refusal):
+        reproduce.main(_argv(tmp_path, "w", "--cells", MAIN[2]))
     assert store.Store(str(cells_dir)).names() == sorted(MAIN[:2])
     # the stored cells alone still make a report: nothing new is judged
     assert reproduce.main(_argv(tmp_path, "w", "--report_only")) == 0
     # the old weights back: the grid goes on
     weights.write_bytes(b"first weights")
-    assert reproduce.main(_argv(tmp_path, "w", "--cells", MAIN[2])) == 0
-    assert store.Store(str(cells_dir)).names() == sorted(MAIN[:3])
+    assert reproduce.main(_argv(tmp_path, "w", "--cells", MAIN[3])) == 0
+    assert MAIN[3] in store.Store(str(cells_dir)).names()
 
 
 def test_a_report_counting_more_cells_than_can_be_found_is_not_overwritten(tmp_path, fake_tools):

@@ -85,23 +85,23 @@ class Store:
                             f"({', '.join(changed)} differ, see {path}); delete its folder to run it "
                             "again, or pass another --results_store")
 
-    def check_judges(self, names, fingerprints):
-        """Raise if a stored cell among `names` was judged by other weights of a segmenter than
-        `fingerprints` ({label: SHA-256 or hub id}, as segmenter_fingerprints gives) say the new
-        cells will be: their scores could not be compared."""
-        for name in names:
-            if not self.has(name):
+    def check_judges(self, fingerprints, locations=None):
+        """Raise if stored cells were judged by other weights of a segmenter than `fingerprints`
+        ({label: SHA-256 or hub id}, as segmenter_fingerprints gives) say new cells would be: their
+        scores could not be compared. `locations` ({label: path}) names where the weights are."""
+        for label, now in fingerprints.items():
+            if now == NOT_FOUND:
                 continue
-            judged_by = self.record(name).get("segmenters") or {}
-            for label, now in fingerprints.items():
-                then = judged_by.get(label)
-                if then is None or NOT_FOUND in (then, now) or then == now:
-                    continue
-                path = os.path.join(self.cell_dir(name), CELL_FILE)
-                raise UserError(f"cell {name} in {self.root} was judged by other weights of {label} "
-                                f"({_short(then)}, see {path}) than the grid would judge new cells by "
-                                f"({_short(now)}): put those weights back, or delete the stored cells to "
-                                "run them again, or pass another --results_store")
+            others = [n for n in self.names()
+                      if (self.record(n).get("segmenters") or {}).get(label, now) not in (now, NOT_FOUND)]
+            if others:
+                then = self.record(others[0])["segmenters"][label]
+                where = (locations or {}).get(label, label)
+                raise UserError(f"{len(others)} stored cell(s) in {self.root} (e.g. {others[0]}, see its "
+                                f"{CELL_FILE}) were judged by other weights of {label} ({_short(then)}) "
+                                f"than {where} holds now ({_short(now)}): put those weights back there, "
+                                "or delete those cells' folders to run them again, or pass another "
+                                "--results_store")
 
     def write(self, name, files):
         """Write {file name: text} as the folder of cell `name`, atomically: a reader sees the
@@ -198,6 +198,8 @@ def segmenter_fingerprints(scale, paths):
     """{segmenter label: SHA-256 of its weights} for local segmenters (a folder's *.safetensors /
     *.bin / *.pth, or one weights file; several files: the SHA-256 of their digests in name order);
     a hub id stands for itself; a local path that does not exist (yet) is NOT_FOUND."""
+    from evaluate.segmenters import is_local     # fcn_score's own rule for hub id vs. folder
+
     out = {}
     for seg in commands.segmenter_paths(scale, paths):
         label = os.path.basename(os.path.normpath(seg)) or seg
@@ -206,11 +208,8 @@ def segmenter_fingerprints(scale, paths):
             files = [os.path.join(seg, f) for f in files]
         elif os.path.isfile(seg):
             files = [seg]
-        elif os.path.isabs(seg) or seg.startswith("."):
-            out[label] = NOT_FOUND
-            continue
         else:
-            out[label] = seg
+            out[label] = NOT_FOUND if is_local(seg) else seg
             continue
         digests = []
         for path in files:
