@@ -92,6 +92,14 @@ def build_grid(args, scale):
         raise UserError(str(err)) from None
 
 
+def curve_cell_names(scale, grid):
+    """The cells scored at every saved epoch: those of the scale's curve groups, in this grid or in
+    the scale's own. A cell's stages must not depend on which groups a run selects: the main grid's
+    adam-bs1-seed0 is the same run when `--groups decomposition` reuses it as its baseline."""
+    own = cells.expand(scale.groups, scale.seeds, scale.ablation_seeds, scale.sweep_seeds or scale.ablation_seeds)
+    return {c.name for g in scale.curve_groups for c in grid.cells_of(g) + own.cells_of(g)}
+
+
 def unsupported_cells(stage_map, env):
     """cell name -> the flags its commands use that the scripts do not define (e.g. an ablation
     whose optimizer option the trainer lacks). Each script's --help runs once, in parallel."""
@@ -137,7 +145,7 @@ class Plan:
         self.store = None if store.lower() in ("none", "") else Store(store)
         self.git_commit = args.git_commit
         self.grid, self.to_run = build_grid(args, scale)
-        curve_cells = {c.name for g in scale.curve_groups for c in self.grid.cells_of(g)}
+        curve_cells = curve_cell_names(scale, self.grid)
         gt_cell = self.grid.cells[0].name        # its last scoring also scores the real photos
         self.stages = {c.name: commands.cell_stages(c, scale, self.paths, self.device, curve=c.name in curve_cells,
                                                     ground_truth=c.name == gt_cell) for c in self.grid.cells}

@@ -176,6 +176,22 @@ def test_a_cell_finished_in_two_runs_is_not_counted_as_timed_in_one_go(tmp_path,
 
 
 @pytest.mark.slow
+def test_a_group_run_on_its_own_reuses_the_main_grids_stored_baseline(tmp_path, fake_tools):
+    assert reproduce.main(_argv(tmp_path, "w", "--cells", ",".join(MAIN[:2]))) == 0
+    # the decomposition's Adam and TRAdam baselines are the main grid's cells, scored over training
+    # there; run alone, the decomposition must take them as they are, not refuse them as changed
+    fake_tools.clear()
+    assert reproduce.main(_argv(tmp_path, "w2", "--groups", "decomposition", "--report_dir", str(tmp_path / "dec"),
+                                "--cells", "tradam-S10-l0-bs1-seed0")) == 0
+    assert [n for n, _ in fake_tools if n != "prepare"] == ["tradam-S10-l0-bs1-seed0"]
+    st = store.Store(str(tmp_path / "committed" / "cells"))
+    assert os.path.exists(st.scores_path(MAIN[0], 10))                        # still its curve
+    assert not os.path.exists(st.scores_path("tradam-S10-l0-bs1-seed0", 10))  # an ablation: final only
+    md = (tmp_path / "dec" / "report.md").read_text()
+    assert "| TRAdam S=10 λ=0 | 0.6" in md and "Cells finished: 3 of" in md
+
+
+@pytest.mark.slow
 def test_a_stored_cell_made_with_other_settings_is_refused(tmp_path, fake_tools):
     assert reproduce.main(_argv(tmp_path, "w", "--cells", MAIN[0])) == 0
     path = tmp_path / "committed" / "cells" / MAIN[0] / "cell.json"
