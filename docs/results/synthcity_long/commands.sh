@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Every command of this report, in the order run.
 set -e
-# python scripts/reproduce.py --scale synthcity_long --jobs 2 --git_commit
+# python scripts/reproduce.py --scale synthcity_long --jobs 2
 python data/synthcity.py --output_dir datasets/synthcity_repro128 --num_train 400 --num_val 100 --size 128 --seed 0
 python evaluate/train_segmenter.py --dataroot datasets/synthcity_repro128 --output_dir checkpoints/repro_synthcity_segmenter --size 128 --steps 1500
 # adam-bs1-seed0
