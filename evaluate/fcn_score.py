@@ -202,7 +202,8 @@ def main(argv=None):
     checks = dict(num_classes=meta.num_classes, ignore_index=meta.ignore_index)   # labelIds are refused
     by_seg = score(frames.LabelledImages(frame_ids, results, labels, **checks), evaluators,
                    desc=f"FCN-score of {len(frame_ids)} results", **common)
-    described = {e.name: {"eval_size": list(e.eval_size(label_size)), "protocol": e.protocol(label_size)}
+    described = {e.name: {"eval_size": list(e.eval_size(label_size)), "protocol": e.protocol(label_size),
+                          "weights_fingerprint": segmenters.weights_fingerprint(e.name)}   # what judged
                  for e in evaluators}
     out = {"run": args.label or run_name(args.results_dir), "dataset": meta.name, "phase": args.phase,
            "num_frames": len(frame_ids), "results_dir": os.path.normpath(args.results_dir),

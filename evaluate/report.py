@@ -5,7 +5,8 @@ fcn_scores.json:
      "segmenters": {<segmenter>: {"eval_size": [H, W], "pixel_acc", "class_acc", "mean_iou",
                                   "per_class": {<class>: {"acc", "iou", "pixels"}}, "absent": [...],
                                   "averaging": ..., "protocol": {"name", "description",
-                                  "comparable_with", "averaging", "input_size", ["published"]}}},
+                                  "comparable_with", "averaging", "input_size", ["published"]},
+                                  "weights_fingerprint": SHA-256 of its weights, or the hub id}},
      "ground_truth": {<segmenter>: {...same...}},           (with --gt)
      "fid_kid": {"fid", "kid", "kid_std", "kid_subsets", "kid_subset_size", "kid_seed", "num_results",
                  "num_real", "size": [H, W], "weights_sha256", "protocol": {...}}   (with --fid)}

@@ -115,6 +115,32 @@ def resize_labels(labels, size):
     return labels
 
 
+NOT_FOUND = "not found"
+
+
+def weights_fingerprint(spec):
+    """Which weights `spec` names, for a report to record what judged it: a local segmenter's
+    SHA-256 (a folder's *.safetensors / *.bin / *.pth, or one weights file such as a .caffemodel, as
+    `sha256sum` prints it; several files: the SHA-256 of their digests in name order), a hub id
+    itself, NOT_FOUND for a local path that does not exist (yet)."""
+    import hashlib
+
+    if os.path.isdir(spec):
+        files = [os.path.join(spec, f) for f in sorted(os.listdir(spec))
+                 if f.endswith((".safetensors", ".bin", ".pth"))]
+    elif os.path.isfile(spec):
+        files = [spec]
+    else:
+        return NOT_FOUND if is_local(spec) else spec
+    digests = []
+    for path in files:
+        with open(path, "rb") as f:
+            digests.append(hashlib.file_digest(f, "sha256").hexdigest())
+    if len(digests) == 1:
+        return digests[0]
+    return hashlib.sha256("".join(digests).encode()).hexdigest() if digests else "no weights file"
+
+
 def is_local(spec):
     """A folder that exists, or a spelling no hub id has (./x, /x, a/b/c)."""
     return os.path.isdir(spec) or spec.startswith((".", "/", "~")) or spec.count("/") != 1

@@ -28,7 +28,8 @@ from data.layout import PreparedLayout  # noqa: E402
 from pix2pix_tr.errors import UserError, run_cli  # noqa: E402
 from scripts.repro import budgets, cells, collect, commands, report, runner  # noqa: E402
 from scripts.repro.scales import SCALES  # noqa: E402
-from scripts.repro.store import NOT_FOUND, Store, cell_files, cell_record, segmenter_fingerprints  # noqa: E402
+from scripts.repro.store import (NOT_FOUND, Store, cell_files, cell_record, recorded_fingerprints,  # noqa: E402
+                                 segmenter_fingerprints)
 
 
 def _ints(text):
@@ -242,6 +243,14 @@ def check_judges(plan):
         plan.store.check_judges(plan.fingerprints, locations)
 
 
+def judged_by(plan, cell):
+    """{segmenter label: weights fingerprint} that scored the cell: what its last scores file
+    recorded, else (a file from before fcn_score recorded it) the segmenters as they are now."""
+    now = {label: f for label, f in plan.fingerprints.items() if f != NOT_FOUND}
+    score = next((s for s in reversed(plan.stages[cell.name]) if s.name.startswith("score_")), None)
+    return {**now, **(recorded_fingerprints(score.done_path) if score else {})}
+
+
 def store_cell(plan, cell, outcome=None):
     """Write a finished cell's small results into the store (`outcome`: how this invocation ran it;
     None for a cell that finished in the work dir before)."""
@@ -259,8 +268,7 @@ def store_cell(plan, cell, outcome=None):
     else:
         extra = {"code_version": "unknown: it finished in the work dir before it was stored",
                  "wall_seconds": None, "stored_from": "the work dir, after it finished"}
-    extra.update(device=plan.device,       # a segmenter not made yet judged nothing
-                 segmenters={label: f for label, f in plan.fingerprints.items() if f != NOT_FOUND})
+    extra.update(device=plan.device, segmenters=judged_by(plan, cell))
     plan.store.write(cell.name, cell_files(cell, plan.scale, plan.paths, plan.stages[cell.name], extra))
 
 
@@ -328,6 +336,7 @@ def run_grid(plan):
     if plan.store:
         for c in plan.grid.cells:
             if not plan.store.has(c.name) and runner.is_done(plan.stages[c.name]):
+                plan.store.check_judges(judged_by(plan, c), where=f"{c.name}'s scores in the work dir")
                 store_cell(plan, c)
     todo = {c.name: plan.stages[c.name] for c in plan.to_run.cells
             if not collect.is_done(c, plan.paths, plan.store) and not runner.is_done(plan.stages[c.name])}

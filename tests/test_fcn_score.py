@@ -1,6 +1,7 @@
 """evaluate/fcn_score.py end to end on a tiny prepared dataset: several segmenters in one run
 checked against a per-image numpy restatement, the ground-truth row, frame matching, bad results
 folders, reports and --compare."""
+import hashlib
 import json
 import os
 
@@ -44,6 +45,10 @@ def test_two_segmenters_in_one_run_match_per_image_restatement(world):
         for key in ("pixel_acc", "class_acc", "mean_iou"):
             assert got[key] == pytest.approx(want[key], abs=1e-9)
         assert 0 < got["pixel_acc"] < 1
+        # what judged: the weights file's SHA-256, as sha256sum prints it
+        with open(os.path.join(seg, "model.safetensors"), "rb") as f:
+            assert got["weights_fingerprint"] == hashlib.sha256(f.read()).hexdigest()
+    assert out["segmenters"][seg_a]["weights_fingerprint"] != out["segmenters"][seg_b]["weights_fingerprint"]
     # ground truth row: the photo halves of the val pairs, restated by cropping them by hand
     crops = []
     for f in fids:

@@ -8,10 +8,12 @@ take seconds; tests/test_reproduce_smoke.py runs the real tools."""
 import importlib.util
 import json
 import os
+import shutil
 import subprocess
 
 import pytest
 
+from evaluate.segmenters import weights_fingerprint
 from pix2pix_tr.errors import UserError
 from scripts.repro import cells, collect, commands, runner, store
 from scripts.repro.scales import SYNTHCITY_LONG
@@ -52,6 +54,9 @@ def fake_run_chain(name, stages, log_dir, env):
                         "G_GAN": 1.0, "G_L1": 20.0 - i / 40, "D_real": 0.5, "D_fake": 0.4}}) + "\n")
         if stage.name.startswith("score_"):
             report = {"run": name, "phase": "val", "segmenters": fake_scores(name, stage.name[6:])}
+            segmenter = stage.argv[stage.argv.index("--segmenter") + 1]
+            if os.path.exists(segmenter):           # as fcn_score records what judged
+                report["segmenters"][SEG]["weights_fingerprint"] = weights_fingerprint(segmenter)
             if "--gt" in stage.argv:
                 report["ground_truth"] = {SEG: dict(pixel_acc=0.95, class_acc=0.86, mean_iou=0.71)}
             with open(stage.done_path, "w") as f:
@@ -237,10 +242,17 @@ def test_new_cells_are_not_judged_by_other_weights_than_the_stored_ones(tmp_path
     assert store.Store(str(cells_dir)).names() == sorted(MAIN[:2])
     # the stored cells alone still make a report: nothing new is judged
     assert reproduce.main(_argv(tmp_path, "w", "--report_only")) == 0
-    # the old weights back: the grid goes on
+    # the old weights back: the grid goes on, but the cell the retrained weights scored is still
+    # refused, since its scores file says what judged it
     weights.write_bytes(b"first weights")
-    assert reproduce.main(_argv(tmp_path, "w", "--cells", MAIN[3])) == 0
-    assert MAIN[3] in store.Store(str(cells_dir)).names()
+    with pytest.raises(UserError, match=f"2 stored cell\\(s\\) .* than {MAIN[2]}'s scores in the work dir "
+                                        "were judged by \\(SHA-256 "
+                                        f"{hashlib.sha256(b'retrained').hexdigest()[:12]}…\\): delete"):
+        reproduce.main(_argv(tmp_path, "w", "--cells", MAIN[3]))
+    shutil.rmtree(tmp_path / "w" / "results" / "repro_synthcity_long" / MAIN[2])
+    assert reproduce.main(_argv(tmp_path, "w", "--cells", f"{MAIN[2]},{MAIN[3]}", "--overwrite_report")) == 0
+    assert store.Store(str(cells_dir)).names() == sorted(MAIN)
+    assert {store.Store(str(cells_dir)).record(n)["segmenters"][SEG] for n in MAIN} == {first}
 
 
 def test_a_report_counting_more_cells_than_can_be_found_is_not_overwritten(tmp_path, fake_tools):
@@ -336,3 +348,11 @@ def test_segmenter_fingerprints_name_the_judge(tmp_path):
     scale = dataclasses.replace(SYNTHCITY_LONG, segmenters=(str(tmp_path / "not_trained_yet"),))
     assert store.segmenter_fingerprints(scale, commands.RunPaths.of(scale, str(tmp_path))) == \
         {"not_trained_yet": store.NOT_FOUND}
+    import evaluate.segmenters
+    assert store.NOT_FOUND == evaluate.segmenters.NOT_FOUND
+    # one weights file (pix2pix's .caffemodel): its own SHA-256; a folder of two: of their digests
+    (tmp_path / "fcn.caffemodel").write_bytes(b"caffe")
+    assert weights_fingerprint(str(tmp_path / "fcn.caffemodel")) == hashlib.sha256(b"caffe").hexdigest()
+    (seg / "extra.bin").write_bytes(b"more")
+    both = hashlib.sha256(b"more").hexdigest() + hashlib.sha256(b"weights").hexdigest()   # name order
+    assert weights_fingerprint(str(seg)) == hashlib.sha256(both.encode()).hexdigest()

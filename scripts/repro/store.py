@@ -20,7 +20,6 @@ than mixed in. Likewise a grid that would judge new cells by other segmenter wei
 cells were judged by is refused (`check_judges`): one report, one judge.
 """
 import datetime
-import hashlib
 import json
 import os
 import shlex
@@ -85,10 +84,11 @@ class Store:
                             f"({', '.join(changed)} differ, see {path}); delete its folder to run it "
                             "again, or pass another --results_store")
 
-    def check_judges(self, fingerprints, locations=None):
+    def check_judges(self, fingerprints, locations=None, where=None):
         """Raise if stored cells were judged by other weights of a segmenter than `fingerprints`
         ({label: SHA-256 or hub id}, as segmenter_fingerprints gives) say new cells would be: their
-        scores could not be compared. `locations` ({label: path}) names where the weights are."""
+        scores could not be compared. `locations` ({label: path}) names where the weights are;
+        `where` replaces that in the message (e.g. a finished cell's scores about to be stored)."""
         for label, now in fingerprints.items():
             if now == NOT_FOUND:
                 continue
@@ -96,12 +96,14 @@ class Store:
                       if (self.record(n).get("segmenters") or {}).get(label, now) not in (now, NOT_FOUND)]
             if others:
                 then = self.record(others[0])["segmenters"][label]
-                where = (locations or {}).get(label, label)
+                if where:
+                    than, fix = f"{where} were judged by", "delete those cells (or that one) to run them again"
+                else:
+                    than = f"{(locations or {}).get(label, label)} holds now"
+                    fix = "put those weights back there, or delete those cells' folders to run them again"
                 raise UserError(f"{len(others)} stored cell(s) in {self.root} (e.g. {others[0]}, see its "
                                 f"{CELL_FILE}) were judged by other weights of {label} ({_short(then)}) "
-                                f"than {where} holds now ({_short(now)}): put those weights back there, "
-                                "or delete those cells' folders to run them again, or pass another "
-                                "--results_store")
+                                f"than {than} ({_short(now)}): {fix}, or pass another --results_store")
 
     def write(self, name, files):
         """Write {file name: text} as the folder of cell `name`, atomically: a reader sees the
@@ -191,34 +193,32 @@ def _short(fingerprint):
 
 # --- making a cell's files ----------------------------------------------------------------------
 
-NOT_FOUND = "not found"
+NOT_FOUND = "not found"          # = evaluate.segmenters.NOT_FOUND (that module needs torch)
+
+
+def segmenter_label(spec):
+    """How cell.json names a segmenter: its folder's or file's name, or a hub id's last part."""
+    return os.path.basename(os.path.normpath(spec)) or spec
 
 
 def segmenter_fingerprints(scale, paths):
-    """{segmenter label: SHA-256 of its weights} for local segmenters (a folder's *.safetensors /
-    *.bin / *.pth, or one weights file; several files: the SHA-256 of their digests in name order);
-    a hub id stands for itself; a local path that does not exist (yet) is NOT_FOUND."""
-    from evaluate.segmenters import is_local     # fcn_score's own rule for hub id vs. folder
+    """{segmenter label: evaluate.segmenters.weights_fingerprint} of the scale's segmenters as they
+    are now (NOT_FOUND for one not made yet)."""
+    from evaluate.segmenters import weights_fingerprint
 
-    out = {}
-    for seg in commands.segmenter_paths(scale, paths):
-        label = os.path.basename(os.path.normpath(seg)) or seg
-        if os.path.isdir(seg):
-            files = sorted(f for f in os.listdir(seg) if f.endswith((".safetensors", ".bin", ".pth")))
-            files = [os.path.join(seg, f) for f in files]
-        elif os.path.isfile(seg):
-            files = [seg]
-        else:
-            out[label] = NOT_FOUND if is_local(seg) else seg
-            continue
-        digests = []
-        for path in files:
-            with open(path, "rb") as f:
-                digests.append(hashlib.file_digest(f, "sha256").hexdigest())
-        # one file (the usual case): its own SHA-256, as `sha256sum` prints it
-        out[label] = (digests[0] if len(digests) == 1 else
-                      hashlib.sha256("".join(digests).encode()).hexdigest() if digests else "no weights file")
-    return out
+    return {segmenter_label(seg): weights_fingerprint(seg) for seg in commands.segmenter_paths(scale, paths)}
+
+
+def recorded_fingerprints(scores_path):
+    """{segmenter label: the weights fingerprint} that an fcn_scores.json recorded (fcn_score
+    writes `weights_fingerprint` for each segmenter), {} for a file from before it did."""
+    try:
+        with open(scores_path, encoding="utf-8") as f:
+            report = json.load(f)
+    except (OSError, ValueError):
+        return {}
+    return {segmenter_label(name): s["weights_fingerprint"] for name, s in report.get("segmenters", {}).items()
+            if isinstance(s, dict) and s.get("weights_fingerprint")}
 
 
 def _losses_text(records):
