@@ -21,7 +21,6 @@ and shape against this module, and writes the state dict once as safetensors und
 `checkpoints/segmenters/caffe/fcn8s-<sha256 of the file, 16 hex>.safetensors`; later runs hash the
 file (about 2 s) and load the cache.
 """
-import hashlib
 import os
 
 import torch
@@ -30,6 +29,7 @@ import torch.nn.functional as F
 
 from evaluate import caffe
 from pix2pix_tr import atomic
+from evaluate.digests import file_sha256
 from pix2pix_tr.errors import UserError
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -156,11 +156,6 @@ def state_dict_from_caffe(net, model, source):
                 raise UserError(f"{source}: layer {name} {kind}: {err}; download the file again") from None
             state[f"{name}.{kind}"] = torch.from_numpy(array.reshape(tuple(param.shape)))
     return state
-
-
-def file_sha256(path):
-    with open(path, "rb") as f:
-        return hashlib.file_digest(f, "sha256").hexdigest()
 
 
 def read_net(path):

@@ -37,7 +37,7 @@ import torch  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
 from data.layout import PreparedLayout  # noqa: E402
-from evaluate import fcn8s, fid, frames, protocols, report, segmenters  # noqa: E402
+from evaluate import digests, fcn8s, fid, frames, protocols, report, segmenters  # noqa: E402
 from evaluate.metrics import ConfusionMatrix  # noqa: E402
 from options.base_options import OptionParser, resolve_device  # noqa: E402
 from pix2pix_tr import distributed  # noqa: E402
@@ -203,7 +203,7 @@ def main(argv=None):
     by_seg = score(frames.LabelledImages(frame_ids, results, labels, **checks), evaluators,
                    desc=f"FCN-score of {len(frame_ids)} results", **common)
     described = {e.name: {"eval_size": list(e.eval_size(label_size)), "protocol": e.protocol(label_size),
-                          "weights_fingerprint": segmenters.weights_fingerprint(e.name)}   # what judged
+                          "weights_fingerprint": digests.weights_fingerprint(e.name)}   # what judged
                  for e in evaluators}
     out = {"run": args.label or run_name(args.results_dir), "dataset": meta.name, "phase": args.phase,
            "num_frames": len(frame_ids), "results_dir": os.path.normpath(args.results_dir),

@@ -26,7 +26,6 @@ and torch-fidelity keep it too) and read from there. Either way the file is firs
 built; an unreachable network is one line that gives the URL and the flag.
 """
 import dataclasses
-import hashlib
 import os
 import urllib.error
 import warnings
@@ -36,6 +35,7 @@ from tqdm import tqdm
 
 from evaluate import frames
 from pix2pix_tr import distributed
+from evaluate.digests import file_sha256
 from pix2pix_tr.errors import UserError
 
 FEATURES = 2048                         # pool3, the FID layer
@@ -134,11 +134,6 @@ def _mismatch(err):
 
 def _first_line(err):
     return (str(err).strip().splitlines() or [""])[0][:200]
-
-
-def file_sha256(path):
-    with open(path, "rb") as f:
-        return hashlib.file_digest(f, "sha256").hexdigest()
 
 
 @torch.no_grad()

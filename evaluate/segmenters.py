@@ -25,6 +25,7 @@ import torch
 import torch.nn.functional as F
 from safetensors import SafetensorError
 
+from evaluate.digests import is_local
 from pix2pix_tr.errors import UserError
 
 CITYSCAPES_DEFAULTS = ("smp-hub/segformer-b0-512x1024-city-160k", "smp-hub/segformer-b5-1024x1024-city-160k")
@@ -113,37 +114,6 @@ def resize_labels(labels, size):
             return F.interpolate(labels[:, None], size=tuple(size), mode="nearest-exact")[:, 0]
         labels = F.interpolate(labels[:, None].float(), size=tuple(size), mode="nearest-exact")[:, 0].to(labels.dtype)
     return labels
-
-
-NOT_FOUND = "not found"
-
-
-def weights_fingerprint(spec):
-    """Which weights `spec` names, for a report to record what judged it: a local segmenter's
-    SHA-256 (a folder's *.safetensors / *.bin / *.pth, or one weights file such as a .caffemodel, as
-    `sha256sum` prints it; several files: the SHA-256 of their digests in name order), a hub id
-    itself, NOT_FOUND for a local path that does not exist (yet)."""
-    import hashlib
-
-    if os.path.isdir(spec):
-        files = [os.path.join(spec, f) for f in sorted(os.listdir(spec))
-                 if f.endswith((".safetensors", ".bin", ".pth"))]
-    elif os.path.isfile(spec):
-        files = [spec]
-    else:
-        return NOT_FOUND if is_local(spec) else spec
-    digests = []
-    for path in files:
-        with open(path, "rb") as f:
-            digests.append(hashlib.file_digest(f, "sha256").hexdigest())
-    if len(digests) == 1:
-        return digests[0]
-    return hashlib.sha256("".join(digests).encode()).hexdigest() if digests else "no weights file"
-
-
-def is_local(spec):
-    """A folder that exists, or a spelling no hub id has (./x, /x, a/b/c)."""
-    return os.path.isdir(spec) or spec.startswith((".", "/", "~")) or spec.count("/") != 1
 
 
 def load_segmenter(spec, *, device="cpu"):

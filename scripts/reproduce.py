@@ -28,8 +28,8 @@ from data.layout import PreparedLayout  # noqa: E402
 from pix2pix_tr.errors import UserError, run_cli  # noqa: E402
 from scripts.repro import budgets, cells, collect, commands, report, runner  # noqa: E402
 from scripts.repro.scales import SCALES  # noqa: E402
-from scripts.repro.store import (NOT_FOUND, Store, cell_files, cell_record, recorded_fingerprints,  # noqa: E402
-                                 segmenter_fingerprints)
+from scripts.repro.store import (Store, cell_files, cell_record, recorded_fingerprints,  # noqa: E402
+                                 segmenter_fingerprints, segmenter_label)
 
 
 def _ints(text):
@@ -160,7 +160,7 @@ class Plan:
         self.outcomes = {}            # cell name -> runner.Outcome of this invocation
         self.args = args
         self.started_code_version = None    # set when the grid starts running
-        self.fingerprints = None            # the segmenters' weights, once prepared
+        self.fingerprints = None            # the segmenters' weights, set by check_judges
 
     def excluded_from_code_version(self):
         """Folders the grid itself writes into: rewriting them is not a change of the code."""
@@ -239,23 +239,21 @@ def check_judges(plan):
     judged by others (one report, one judge)."""
     plan.fingerprints = segmenter_fingerprints(plan.scale, plan.paths)
     if plan.store:
-        locations = dict(zip(plan.fingerprints, commands.segmenter_paths(plan.scale, plan.paths)))
+        locations = {segmenter_label(seg): seg for seg in commands.segmenter_paths(plan.scale, plan.paths)}
         plan.store.check_judges(plan.fingerprints, locations)
 
 
 def judged_by(plan, cell):
     """{segmenter label: weights fingerprint} that scored the cell: what its last scores file
     recorded, else (a file from before fcn_score recorded it) the segmenters as they are now."""
-    now = {label: f for label, f in plan.fingerprints.items() if f != NOT_FOUND}
     score = next((s for s in reversed(plan.stages[cell.name]) if s.name.startswith("score_")), None)
-    return {**now, **(recorded_fingerprints(score.done_path) if score else {})}
+    return {**plan.fingerprints, **(recorded_fingerprints(score.done_path) if score else {})}
 
 
 def store_cell(plan, cell, outcome=None):
     """Write a finished cell's small results into the store (`outcome`: how this invocation ran it;
-    None for a cell that finished in the work dir before)."""
-    if plan.fingerprints is None:
-        plan.fingerprints = segmenter_fingerprints(plan.scale, plan.paths)
+    None for a cell that finished in the work dir before); run_grid's check_judges has hashed the
+    segmenters."""
     if outcome is not None:
         extra = {"code_version": plan.started_code_version,
                  "code_version_at_finish": code_version(*plan.excluded_from_code_version()),

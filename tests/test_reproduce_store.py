@@ -13,7 +13,7 @@ import subprocess
 
 import pytest
 
-from evaluate.segmenters import weights_fingerprint
+from evaluate.digests import weights_fingerprint
 from pix2pix_tr.errors import UserError
 from scripts.repro import cells, collect, commands, runner, store
 from scripts.repro.scales import SYNTHCITY_LONG
@@ -346,10 +346,8 @@ def test_segmenter_fingerprints_name_the_judge(tmp_path):
                       "segformer-b0": "smp-hub/segformer-b0"}
     # a local segmenter not made yet has no fingerprint, and no judge is compared with it
     scale = dataclasses.replace(SYNTHCITY_LONG, segmenters=(str(tmp_path / "not_trained_yet"),))
-    assert store.segmenter_fingerprints(scale, commands.RunPaths.of(scale, str(tmp_path))) == \
-        {"not_trained_yet": store.NOT_FOUND}
-    import evaluate.segmenters
-    assert store.NOT_FOUND == evaluate.segmenters.NOT_FOUND
+    assert store.segmenter_fingerprints(scale, commands.RunPaths.of(scale, str(tmp_path))) == {}
+    assert weights_fingerprint(str(tmp_path / "not_trained_yet")) is None
     # one weights file (pix2pix's .caffemodel): its own SHA-256; a folder of two: of their digests
     (tmp_path / "fcn.caffemodel").write_bytes(b"caffe")
     assert weights_fingerprint(str(tmp_path / "fcn.caffemodel")) == hashlib.sha256(b"caffe").hexdigest()

@@ -27,6 +27,7 @@ import shutil
 import tempfile
 import time
 
+from evaluate import digests
 from pix2pix_tr import atomic
 from pix2pix_tr.errors import UserError
 
@@ -90,10 +91,7 @@ class Store:
         scores could not be compared. `locations` ({label: path}) names where the weights are;
         `where` replaces that in the message (e.g. a finished cell's scores about to be stored)."""
         for label, now in fingerprints.items():
-            if now == NOT_FOUND:
-                continue
-            others = [n for n in self.names()
-                      if (self.record(n).get("segmenters") or {}).get(label, now) not in (now, NOT_FOUND)]
+            others = [n for n in self.names() if (self.record(n).get("segmenters") or {}).get(label, now) != now]
             if others:
                 then = self.record(others[0])["segmenters"][label]
                 if where:
@@ -193,20 +191,16 @@ def _short(fingerprint):
 
 # --- making a cell's files ----------------------------------------------------------------------
 
-NOT_FOUND = "not found"          # = evaluate.segmenters.NOT_FOUND (that module needs torch)
-
-
 def segmenter_label(spec):
     """How cell.json names a segmenter: its folder's or file's name, or a hub id's last part."""
     return os.path.basename(os.path.normpath(spec)) or spec
 
 
 def segmenter_fingerprints(scale, paths):
-    """{segmenter label: evaluate.segmenters.weights_fingerprint} of the scale's segmenters as they
-    are now (NOT_FOUND for one not made yet)."""
-    from evaluate.segmenters import weights_fingerprint
-
-    return {segmenter_label(seg): weights_fingerprint(seg) for seg in commands.segmenter_paths(scale, paths)}
+    """{segmenter label: digests.weights_fingerprint} of the scale's segmenters as they are now;
+    one not made yet judged nothing and is left out."""
+    prints = {segmenter_label(seg): digests.weights_fingerprint(seg) for seg in commands.segmenter_paths(scale, paths)}
+    return {label: f for label, f in prints.items() if f is not None}
 
 
 def recorded_fingerprints(scores_path):
