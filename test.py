@@ -9,9 +9,9 @@ fake_B,real_B}.png, --model test (pix2pix's TestModel, single images: a folder o
 <frame_id>_{real,fake}.png, and an index.html with a row per frame in pix2pix's column order;
 evaluate/fcn_score.py reads the folder. pix2pix's defaults apply (--phase test, --num_test 50); a
 prepared dataset (data/layout.py) without a labelled test split synthesizes all of val instead and
-says so. The architecture comes from the run's saved train_opt.json, so --dataroot and --name
-suffice. As in pix2pix the generator stays in train mode (BatchNorm on the batch's statistics,
-dropout on) unless --eval is given.
+says so. The architecture comes from the run's saved options, so --dataroot and --name suffice.
+As in pix2pix the generator stays in train mode (BatchNorm on the batch's statistics, dropout on)
+unless --eval is given.
 """
 import os
 
@@ -23,11 +23,12 @@ from data.modes import DATASET_MODES
 from options import TestOptions, resolve_device
 from options.base_options import weights_label
 from pix2pix_tr.errors import UserError, run_cli
-from pix2pix_tr.html import HTML
-from pix2pix_tr.imageutil import save_image, tensor2im
-from pix2pix_tr.model import MODELS, load_network
-from pix2pix_tr.networks import define_G, describe_networks, input_multiple
-from pix2pix_tr.visualizer import WandbRun
+from pix2pix_tr.viz.html import HTML
+from pix2pix_tr.viz.images import save_image, tensor2im
+from pix2pix_tr.models.networks import define_G, describe_networks, input_multiple
+from pix2pix_tr.models.pix2pix import MODELS, autocast
+from pix2pix_tr.run.checkpoint import load_network, weights_path
+from pix2pix_tr.viz.visualizer import WandbRun
 
 
 def main(argv=None):
@@ -39,7 +40,7 @@ def main(argv=None):
     device = torch.device(resolve_device(opt.device))
     run_dir = os.path.join(opt.checkpoints_dir, opt.name)
     if not opt.saved_options_found:
-        print(f"note: no train_opt.json in {run_dir}; the architecture comes from the command line")
+        print(f"note: no saved options in {run_dir}; the architecture comes from the command line")
     torch.manual_seed(opt.seed)
 
     dataset = make_dataset(opt, options.explicit)
@@ -49,7 +50,7 @@ def main(argv=None):
 
     netG = define_G(opt.input_nc, opt.output_nc, opt.ngf, opt.netG, norm=opt.norm,
                     use_dropout=not opt.no_dropout, init_type=opt.init_type, init_gain=opt.init_gain)
-    load_generator(netG, run_dir, weights_label(opt), opt.model_suffix)
+    load_network(netG, weights_path(run_dir, weights_label(opt), "G", opt.model_suffix))
     if opt.verbose:
         print(describe_networks({"G": netG}, verbose=True))
     netG.to(device)
@@ -65,10 +66,9 @@ def main(argv=None):
     image_dir = webpage.get_image_dir()
     wandb = WandbRun(opt.wandb_project_name, opt.name, vars(opt)) if opt.use_wandb else None
     real, fake, target = MODELS[opt.model][0], MODELS[opt.model][1], MODELS[opt.model][2:]
-    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=opt.amp and device.type == "cuda")
     for batch in tqdm(loader, desc=f"synthesizing {opt.phase}", unit="batch"):
         check_input_size(batch, opt.netG)
-        with torch.no_grad(), autocast:
+        with torch.no_grad(), autocast(device, opt.amp):
             fake_B = netG(batch["A"].to(device, non_blocking=True)).float().cpu()
         visuals = {real: batch["A"], fake: fake_B}
         if target and "B" in batch:
@@ -115,12 +115,6 @@ def check_input_size(batch, netG):
         raise UserError(f"{batch['A_paths'][0]} comes to {width}x{height} after --preprocess, but --netG {netG} "
                         f"takes sides that are multiples of {multiple}; use --preprocess resize_and_crop "
                         f"(resizes to --crop_size), or a --load_size / image size that is a multiple of {multiple}")
-
-
-def load_generator(netG, run_dir, label, suffix=""):
-    """Load <label>_net_G<suffix>.pth into netG (a pix2pix file without num_batches_tracked loads
-    too); a missing, empty, truncated or foreign file, or another architecture, is one UserError line."""
-    load_network(netG, os.path.join(run_dir, f"{label}_net_G{suffix}.pth"), "G")
 
 
 if __name__ == "__main__":

@@ -18,7 +18,7 @@ import dataclasses
 import json
 import os
 
-from pix2pix_tr import atomic
+from pix2pix_tr.run import atomic
 from pix2pix_tr.errors import UserError
 
 METADATA_FILE = "metadata.json"

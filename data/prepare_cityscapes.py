@@ -32,7 +32,7 @@ from PIL import Image  # noqa: E402
 
 from data.layout import (IGNORE_INDEX, SPLITS, DatasetMeta, PreparedLayout, check_same_params,  # noqa: E402
                          check_output_dir, cityscapes_classes, make_output_dir)
-from pix2pix_tr import atomic  # noqa: E402
+from pix2pix_tr.run import atomic  # noqa: E402
 from pix2pix_tr.errors import UserError, run_cli  # noqa: E402
 
 NAME = "cityscapes"

@@ -28,7 +28,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from evaluate import caffe
-from pix2pix_tr import atomic
+from pix2pix_tr.run import atomic
 from evaluate.digests import file_sha256
 from pix2pix_tr.errors import UserError
 

@@ -40,7 +40,7 @@ from data.layout import PreparedLayout  # noqa: E402
 from evaluate import digests, fcn8s, fid, frames, protocols, report, segmenters  # noqa: E402
 from evaluate.metrics import ConfusionMatrix  # noqa: E402
 from options.base_options import OptionParser, resolve_device  # noqa: E402
-from pix2pix_tr import distributed  # noqa: E402
+from pix2pix_tr.run import distributed  # noqa: E402
 from pix2pix_tr.errors import UserError, run_cli  # noqa: E402
 
 # Datasets whose default segmenter this repo makes itself: dataset name -> train_segmenter kwargs.
@@ -235,7 +235,7 @@ def compare_main(args):
     text = report.compare_markdown(table)
     print(text.rstrip())
     if args.output_dir:
-        from pix2pix_tr import atomic
+        from pix2pix_tr.run import atomic
 
         atomic.write_json(os.path.join(args.output_dir, report.COMPARE_JSON), table)
         atomic.write_text(os.path.join(args.output_dir, report.COMPARE_MD), text)

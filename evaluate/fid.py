@@ -34,7 +34,7 @@ import torch
 from tqdm import tqdm
 
 from evaluate import frames
-from pix2pix_tr import distributed
+from pix2pix_tr.run import distributed
 from evaluate.digests import file_sha256
 from pix2pix_tr.errors import UserError
 

@@ -25,7 +25,7 @@ import os
 import re
 import statistics
 
-from pix2pix_tr import atomic
+from pix2pix_tr.run import atomic
 from pix2pix_tr.errors import UserError
 
 JSON_FILE = "fcn_scores.json"

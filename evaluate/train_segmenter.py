@@ -40,7 +40,7 @@ from tqdm import tqdm  # noqa: E402
 from data.layout import PreparedLayout  # noqa: E402
 from evaluate import frames, segmenters  # noqa: E402
 from evaluate.metrics import ConfusionMatrix  # noqa: E402
-from pix2pix_tr import atomic  # noqa: E402
+from pix2pix_tr.run import atomic  # noqa: E402
 from pix2pix_tr.errors import UserError, run_cli  # noqa: E402
 
 WEIGHT_POWER = 0.5   # measured with the former 128x128 default (600 train frames): 0.5 -> IoU 0.670, 0.25 -> 0.651

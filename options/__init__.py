@@ -9,9 +9,9 @@ To add a flag, add one `parser.add_argument` to the class whose entry point need
 it in that class's `validate`. Library code never sees the namespace: entry points pass it the
 few values it needs.
 """
-from options.base_options import BaseOptions, save_options, load_saved_options, resolve_device
+from options.base_options import BaseOptions, save_options, saved_options, resolve_device
 from options.train_options import TrainOptions
 from options.test_options import TestOptions
 
-__all__ = ["BaseOptions", "TrainOptions", "TestOptions", "save_options", "load_saved_options",
+__all__ = ["BaseOptions", "TrainOptions", "TestOptions", "save_options", "saved_options",
            "resolve_device"]

@@ -1,9 +1,21 @@
 """Flags shared by train.py and test.py (data, networks, device), parsing, validation, saving.
 
 `BaseOptions().parse(argv)` returns an argparse Namespace. A bad value ends in one line through
-`UserError` (argparse's own messages included), never a traceback or a usage dump. The options of
-a run are saved beside its checkpoints as train_opt.txt (pix2pix's format, for people) and
-train_opt.json (for programs: test.py reads the architecture from it, --continue_train the rest).
+`UserError` (argparse's own messages included), never a traceback or a usage dump.
+
+Each flag that a saved run matters to carries its role beside its definition
+(`parser.add_argument(..., role=ARCHITECTURE)`); `BaseOptions.roles` maps flag -> role:
+
+    ARCHITECTURE  the networks' shape: test.py takes it from the run; fixed on --continue_train
+    DATA          how images are sized: test.py takes it from the run
+    FIXED         fixed for a run (optimizer kind, seed, first epoch): refused on --continue_train
+    SCHEDULE      a new value on --continue_train starts a new LR schedule from the current epoch
+    INVOCATION    says which run and which weights: never taken from the saved run
+    (none)        read afresh by every run; on --continue_train an untyped one keeps the run's value
+
+A run's options are saved with its checkpoint (the record --continue_train and test.py read, through
+`saved_options`), and at its start as train_opt.txt (pix2pix's table, for people) and train_opt.json
+(for runs whose checkpoint is gone: weights alone).
 """
 import argparse
 import json
@@ -11,17 +23,15 @@ import os
 
 from data.aligned import DIRECTIONS, PREPROCESS_MODES
 from data.modes import DATASET_MODES
-from pix2pix_tr import atomic
+from pix2pix_tr.run import atomic
 from pix2pix_tr.errors import UserError
-from pix2pix_tr.model import MODELS
-from pix2pix_tr.networks import DISCRIMINATORS, GENERATORS, INITIALIZERS, NORMS, UNET_DOWNSAMPLINGS
+from pix2pix_tr.models.networks import DISCRIMINATORS, GENERATORS, INITIALIZERS, NORMS, input_multiple
+from pix2pix_tr.models.pix2pix import MODELS
+from pix2pix_tr.run import checkpoint
 
 OPTIONS_JSON = "train_opt.json"
 OPTIONS_TEXT = "train_opt.txt"
-
-# Options that say what the networks are: test.py and --continue_train take them from the run.
-ARCHITECTURE_KEYS = ("input_nc", "output_nc", "ngf", "ndf", "netG", "netD", "n_layers_D", "norm",
-                     "init_type", "init_gain", "no_dropout", "direction")
+ARCHITECTURE, DATA, FIXED, SCHEDULE, INVOCATION = "architecture", "data", "fixed", "schedule", "invocation"
 
 
 # pix2pix's other --model and --dataset_mode choices: what to use instead, in one line each.
@@ -45,7 +55,16 @@ WANDB_PROJECT = "CycleGAN-and-pix2pix"     # pix2pix's default --wandb_project_n
 
 
 class OptionParser(argparse.ArgumentParser):
-    """argparse whose errors are one-line UserErrors instead of usage + exit."""
+    """argparse whose errors are one-line UserErrors instead of usage + exit, and whose flags may
+    carry a role (`add_argument(..., role=ARCHITECTURE)`)."""
+
+    def add_argument(self, *args, role=None, **kwargs):
+        action = super().add_argument(*args, **kwargs)
+        action.role = role
+        return action
+
+    def roles(self):
+        return {a.dest: a.role for a in self._actions if getattr(a, "role", None)}
 
     def error(self, message):
         raise UserError(message)
@@ -153,13 +172,13 @@ class BaseOptions:
         parser.add_argument("--dataroot", default=None,
                             help="prepared dataset folder (train/ val/ of A|B pairs); default: "
                                  "datasets/cityscapes if prepared, else SynthCity generated under datasets/")
-        parser.add_argument("--direction", default="AtoB", choices=DIRECTIONS,
+        parser.add_argument("--direction", role=ARCHITECTURE, default="AtoB", choices=DIRECTIONS,
                             help="AtoB = labels -> photos in the prepared layout")
-        parser.add_argument("--preprocess", default="resize_and_crop",
+        parser.add_argument("--preprocess", role=DATA, default="resize_and_crop",
                             choices=PREPROCESS_MODES,
                             help="scaling and cropping of images at load time")
         parser.add_argument("--load_size", type=positive_int, default=286, help="scale images to this size")
-        parser.add_argument("--crop_size", type=positive_int, default=256, help="then crop to this size")
+        parser.add_argument("--crop_size", role=DATA, type=positive_int, default=256, help="then crop to this size")
         parser.add_argument("--no_flip", action="store_true", help="no random horizontal flip")
         parser.add_argument("--max_dataset_size", type=float, default=float("inf"),
                             help="use at most this many pairs")
@@ -170,19 +189,19 @@ class BaseOptions:
         parser.add_argument("--preload", action="store_true",
                             help="decode every pair once into memory (when the dataset fits)")
         # --- run ---
-        parser.add_argument("--name", default=None,
+        parser.add_argument("--name", role=INVOCATION, default=None,
                             help="run name: checkpoints/<name>/ (default: pix2pix_<optimizer>)")
-        parser.add_argument("--checkpoints_dir", default="./checkpoints", help="where runs are saved")
-        parser.add_argument("--epoch", default="latest",
+        parser.add_argument("--checkpoints_dir", role=INVOCATION, default="./checkpoints", help="where runs are saved")
+        parser.add_argument("--epoch", role=INVOCATION, default="latest",
                             help="which saved weights to load: latest or an epoch number")
         parser.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
-        parser.add_argument("--gpu_ids", default=None,
+        parser.add_argument("--gpu_ids", role=INVOCATION, default=None,
                             help="pix2pix's device flag: -1 = CPU (--device cpu), N = GPU N (--device cuda:N); "
                                  "several GPUs: torchrun --nproc_per_node N (one process per GPU)")
-        parser.add_argument("--load_iter", type=non_negative_int, default=0,
+        parser.add_argument("--load_iter", role=INVOCATION, type=non_negative_int, default=0,
                             help="if > 0, load iter_<load_iter>_net_*.pth (saved with --save_by_iter) "
                                  "instead of --epoch's")
-        parser.add_argument("--suffix", default="",
+        parser.add_argument("--suffix", role=INVOCATION, default="",
                             help="appended to --name as _<suffix>, formatted with the options, "
                                  "e.g. {netG}_size{load_size}")
         parser.add_argument("--verbose", action="store_true", help="print the networks' architecture")
@@ -190,26 +209,32 @@ class BaseOptions:
                             help="log losses and images to Weights & Biases (pip install wandb; "
                                  "WANDB_MODE=offline keeps the run on disk)")
         parser.add_argument("--wandb_project_name", default=WANDB_PROJECT, help="the wandb project")
-        parser.add_argument("--seed", type=int, default=0, help="seed of every random number generator")
+        parser.add_argument("--seed", role=FIXED, type=int, default=0, help="seed of every random number generator")
         # --- networks ---
-        parser.add_argument("--input_nc", type=positive_int, default=3, help="channels of input images")
-        parser.add_argument("--output_nc", type=positive_int, default=3, help="channels of output images")
-        parser.add_argument("--ngf", type=positive_int, default=64, help="generator filters in the last conv layer")
-        parser.add_argument("--ndf", type=positive_int, default=64,
+        parser.add_argument("--input_nc", role=ARCHITECTURE, type=positive_int, default=3,
+                            help="channels of input images")
+        parser.add_argument("--output_nc", role=ARCHITECTURE, type=positive_int, default=3,
+                            help="channels of output images")
+        parser.add_argument("--ngf", role=ARCHITECTURE, type=positive_int, default=64,
+                            help="generator filters in the last conv layer")
+        parser.add_argument("--ndf", role=ARCHITECTURE, type=positive_int, default=64,
                             help="discriminator filters in the first conv layer")
-        parser.add_argument("--netG", default="unet_256",
+        parser.add_argument("--netG", role=ARCHITECTURE, default="unet_256",
                             choices=list(GENERATORS))
-        parser.add_argument("--netD", default="basic", choices=list(DISCRIMINATORS),
+        parser.add_argument("--netD", role=ARCHITECTURE, default="basic", choices=list(DISCRIMINATORS),
                             help="basic = 70x70 PatchGAN")
-        parser.add_argument("--n_layers_D", type=positive_int, default=3, help="used if --netD n_layers")
-        parser.add_argument("--norm", default="batch", choices=list(NORMS))
-        parser.add_argument("--init_type", default="normal", choices=list(INITIALIZERS))
-        parser.add_argument("--init_gain", type=positive_float, default=0.02, help="scale of the initialisation")
-        parser.add_argument("--no_dropout", action="store_true", help="no dropout in the generator")
+        parser.add_argument("--n_layers_D", role=ARCHITECTURE, type=positive_int, default=3,
+                            help="used if --netD n_layers")
+        parser.add_argument("--norm", role=ARCHITECTURE, default="batch", choices=list(NORMS))
+        parser.add_argument("--init_type", role=ARCHITECTURE, default="normal", choices=list(INITIALIZERS))
+        parser.add_argument("--init_gain", role=ARCHITECTURE, type=positive_float, default=0.02,
+                            help="scale of the initialisation")
+        parser.add_argument("--no_dropout", role=ARCHITECTURE, action="store_true", help="no dropout in the generator")
         parser.add_argument("--display_winsize", type=positive_int, default=256,
                             help="display size of images in visdom and HTML")
         # --- speed ---
-        parser.add_argument("--amp", action="store_true", help="mixed precision (bf16 autocast) on CUDA")
+        parser.add_argument("--amp", action="store_true",
+                            help="mixed precision: bf16 autocast (CUDA, and CPUs with bf16 kernels)")
         parser.add_argument("--channels_last", action="store_true", help="channels_last memory format")
         parser.add_argument("--compile", action="store_true", help="torch.compile the networks")
         parser.add_argument("--compile_mode", default=None,
@@ -223,6 +248,9 @@ class BaseOptions:
                               formatter_class=argparse.ArgumentDefaultsHelpFormatter)
         return self.initialize(parser)
 
+    def keys_with_role(self, *roles):
+        return [key for key, role in self.roles.items() if role in roles]
+
     def parse(self, argv=None):
         """Parse `argv` (None = sys.argv[1:]), validate, and return the Namespace.
 
@@ -233,6 +261,7 @@ class BaseOptions:
         opt = parser.parse_args(argv)
         self.explicit = explicit_keys(self.build_parser(), argv)
         self.defaults = vars(parser.parse_args([]))
+        self.roles = parser.roles()
         self.notes = []                      # one-line remarks the entry point prints
         opt = self.complete(opt)
         if "gpu_ids" in self.explicit:
@@ -286,17 +315,15 @@ class BaseOptions:
         """Checks across flags; each failure is one line naming the flag and the fix."""
         if opt.preprocess in ("resize_and_crop", "scale_width_and_crop") and opt.crop_size > opt.load_size:
             raise UserError(f"--crop_size {opt.crop_size} is larger than --load_size {opt.load_size}")
-        if opt.netG in UNET_DOWNSAMPLINGS:
-            step = 2 ** UNET_DOWNSAMPLINGS[opt.netG]
-            if opt.crop_size % step:
-                raise UserError(f"--netG {opt.netG} needs --crop_size a multiple of {step}, got "
-                                f"{opt.crop_size}"
-                                + ("; use --netG unet_128" if step == 256 and opt.crop_size % 128 == 0 else ""))
-            if opt.preprocess == "scale_width" and opt.load_size % step:   # no crop: the width stays load_size
-                raise UserError(f"--preprocess scale_width --load_size {opt.load_size}: images are scaled to "
-                                f"width {opt.load_size}, but --netG {opt.netG} needs a multiple of {step} "
-                                f"(2**{UNET_DOWNSAMPLINGS[opt.netG]}); use --load_size "
-                                f"{max(step, round(opt.load_size / step) * step)} or --preprocess scale_width_and_crop")
+        step = input_multiple(opt.netG)
+        if opt.crop_size % step:
+            raise UserError(f"--netG {opt.netG} needs --crop_size a multiple of {step}, got {opt.crop_size}"
+                            + ("; use --netG unet_128" if step == 256 and opt.crop_size % 128 == 0 else ""))
+        if opt.preprocess == "scale_width" and opt.load_size % step:   # no crop: the width stays load_size
+            raise UserError(f"--preprocess scale_width --load_size {opt.load_size}: images are scaled to "
+                            f"width {opt.load_size}, but --netG {opt.netG} needs a multiple of {step}; use "
+                            f"--load_size {max(step, round(opt.load_size / step) * step)} or --preprocess "
+                            "scale_width_and_crop")
         check_run_name(opt.name)
         if opt.num_threads < 0:
             raise UserError(f"--num_threads {opt.num_threads}: must be >= 0")
@@ -346,9 +373,13 @@ def save_options(opt, folder, defaults=None):
     return "\n".join(lines)
 
 
-def load_saved_options(folder):
-    """The options dict a run saved in `folder`, or None if it saved none (a pix2pix run)."""
-    path = os.path.join(folder, OPTIONS_JSON)
+def saved_options(run_dir):
+    """The options a run was saved with: its checkpoint's, or for a run with weights alone (its
+    state deleted) its train_opt.json; None for a run that saved neither (pix2pix's)."""
+    state = checkpoint.load_training_state(run_dir, mmap=True)
+    if state is not None:
+        return state["options"]
+    path = os.path.join(run_dir, OPTIONS_JSON)
     if not os.path.isfile(path):
         return None
     try:

@@ -1,6 +1,6 @@
 """Synthesis flags for test.py: which run, which split, where the results go.
 
-The networks' architecture comes from the run's saved train_opt.json (written by train.py), so
+The networks' architecture and image size come from the run's saved options (its checkpoint), so
 `python test.py --dataroot D --name X` suffices; a flag typed here overrides the saved value.
 As in pix2pix, images are resized straight to --crop_size (no random crop) and not flipped, and the
 defaults are pix2pix's (--phase test, --num_test 50, results/<name>/test_latest/); on a prepared
@@ -9,10 +9,7 @@ labels unless told otherwise (data/default.py test_split).
 """
 import os
 
-from options.base_options import ARCHITECTURE_KEYS, BaseOptions, load_saved_options, positive_float
-
-# Saved training options test.py reuses besides the architecture.
-DATA_KEYS = ("crop_size", "preprocess", "input_nc", "output_nc")
+from options.base_options import ARCHITECTURE, DATA, BaseOptions, positive_float, saved_options
 
 
 class TestOptions(BaseOptions):
@@ -41,10 +38,10 @@ class TestOptions(BaseOptions):
         if opt.name is None:
             opt.name = "pix2pix_adam"
         self.complete_pix2pix(opt)                     # --suffix: before the run's folder is read
-        saved = load_saved_options(os.path.join(opt.checkpoints_dir, opt.name))
+        saved = saved_options(os.path.join(opt.checkpoints_dir, opt.name))
         opt.saved_options_found = saved is not None
         if saved is not None:
-            self.merge_saved(opt, saved, ARCHITECTURE_KEYS + DATA_KEYS)
+            self.merge_saved(opt, saved, self.keys_with_role(ARCHITECTURE, DATA))
         if "load_size" not in self.explicit:
             opt.load_size = opt.crop_size         # pix2pix's test: resize to the crop, no random crop
         opt.no_flip = True

@@ -1,25 +1,43 @@
 """Training flags: optimizer (Adam or the trajectory-regularized TRAdam/TRSGD), LR policy, losses,
 display, checkpoints and resume. pix2pix's names and defaults wherever pix2pix has the flag.
 
-With --continue_train the run's saved train_opt.json fills in every flag not typed, so
-`python train.py --name X --continue_train` resumes the run as it was started.
+With --continue_train the run's saved options fill in every flag not typed (roles: base_options.py),
+so `python train.py --name X --continue_train` resumes the run as it was started.
 """
+import argparse
 import os
 
-from pix2pix_tr.errors import UserError
-from pix2pix_tr.losses import GAN_MODES
-from pix2pix_tr.schedulers import SCHEDULERS
+from options.base_options import (FIXED, INVOCATION, SCHEDULE, BaseOptions, non_negative_float, non_negative_int,
+                                  positive_float, positive_int, saved_options)
+from pix2pix_tr.models.losses import GAN_MODES
 from pix2pix_tr.optim import OPTIMIZERS, TR_LAMBDA_MODES
-from options.base_options import (ARCHITECTURE_KEYS, BaseOptions, load_saved_options, non_negative_float,
-                                  non_negative_int, positive_float, positive_int)
+from pix2pix_tr.optim.schedulers import SCHEDULERS
+from pix2pix_tr.errors import UserError
 
-# Flags that say which run to continue: never taken from the saved run on --continue_train.
-PER_INVOCATION_KEYS = {"continue_train", "epoch", "load_iter", "checkpoints_dir", "name", "suffix", "gpu_ids"}
-# --continue_train with a flag whose value differs from the checkpoint's (docs/train.md, Resuming):
-# the schedule flags rebuild the LR schedule from the current epoch; these are refused;
-# every other flag is read afresh by each run and simply applies.
-RESCHEDULE_KEYS = ("lr", "lr_policy", "n_epochs", "n_epochs_decay", "lr_decay_iters")
-FIXED_ON_RESUME = ARCHITECTURE_KEYS + ("optimizer", "seed", "epoch_count")
+# Flags that are gone, and what to use instead (a typed one is a note, and is not applied).
+REMOVED_FLAGS = {
+    "cpu_conv_plan": "--cpu_conv_plan is gone (a per-layer CPU kernel choice worth 4-10% of a step, which changed "
+                     "the rounding); convolutions run torch's default kernels",
+}
+
+
+def optimizer_settings(opt):
+    """The one mapping from the optimizer flags to `build_optimizer`'s keywords (and so to the
+    param-group keys a resumed run updates: `optim.registry.apply_settings`)."""
+    return dict(lr=opt.lr, beta1=opt.beta1, tr_lambda=opt.tr_lambda, inner_steps=opt.tr_inner_steps,
+                tr_lambda_mode=opt.tr_lambda_mode, inner_lr_decay=not opt.tr_no_inner_lr_decay)
+
+
+def schedule_settings(opt):
+    return dict(n_epochs=opt.n_epochs, n_epochs_decay=opt.n_epochs_decay, epoch_count=opt.epoch_count,
+                lr_decay_iters=opt.lr_decay_iters)
+
+
+def visualizer_settings(opt):
+    return dict(checkpoints_dir=opt.checkpoints_dir, display_id=opt.display_id, display_server=opt.display_server,
+                display_port=opt.display_port, display_env=opt.display_env, display_winsize=opt.display_winsize,
+                display_ncols=opt.display_ncols, use_html=not opt.no_html, use_wandb=opt.use_wandb,
+                wandb_project=opt.wandb_project_name, wandb_config=vars(opt))
 
 
 class TrainOptions(BaseOptions):
@@ -29,9 +47,9 @@ class TrainOptions(BaseOptions):
     def initialize(self, parser):
         super().initialize(parser)
         # --- optimization ---
-        parser.add_argument("--optimizer", default="adam", choices=OPTIMIZERS,
+        parser.add_argument("--optimizer", role=FIXED, default="adam", choices=OPTIMIZERS,
                             help="adam = pix2pix's baseline; tradam/trsgd = trajectory-regularized")
-        parser.add_argument("--lr", type=positive_float, default=0.0002, help="initial learning rate")
+        parser.add_argument("--lr", role=SCHEDULE, type=positive_float, default=0.0002, help="initial learning rate")
         parser.add_argument("--beta1", type=float, default=0.5, help="Adam's beta1 (momentum for sgd)")
         parser.add_argument("--tr_lambda", type=non_negative_float, default=0.1,
                             help="TR: weight of the proximal term lambda*||w - w_t||^2")
@@ -44,13 +62,15 @@ class TrainOptions(BaseOptions):
                                  "released TRAdam class, an ablation)")
         parser.add_argument("--tr_no_inner_lr_decay", action="store_true",
                             help="TR ablation: keep lr (not lr/(k+1)) inside a cycle: proximal term only")
-        parser.add_argument("--lr_policy", default="linear", choices=list(SCHEDULERS),
+        parser.add_argument("--lr_policy", role=SCHEDULE, default="linear", choices=list(SCHEDULERS),
                             help="linear = constant for --n_epochs, then to 0 over --n_epochs_decay")
-        parser.add_argument("--lr_decay_iters", type=positive_int, default=50,
+        parser.add_argument("--lr_decay_iters", role=SCHEDULE, type=positive_int, default=50,
                             help="step policy: multiply by 0.1 every this many epochs")
-        parser.add_argument("--n_epochs", type=int, default=100, help="epochs at the initial learning rate")
-        parser.add_argument("--n_epochs_decay", type=int, default=100, help="epochs of linear decay to zero")
-        parser.add_argument("--epoch_count", type=positive_int, default=1,
+        parser.add_argument("--n_epochs", role=SCHEDULE, type=int, default=100,
+                            help="epochs at the initial learning rate")
+        parser.add_argument("--n_epochs_decay", role=SCHEDULE, type=int, default=100,
+                            help="epochs of linear decay to zero")
+        parser.add_argument("--epoch_count", role=FIXED, type=positive_int, default=1,
                             help="first epoch number (a pix2pix run continued without a state file)")
         # --- losses ---
         parser.add_argument("--gan_mode", default="vanilla", choices=list(GAN_MODES))
@@ -78,17 +98,14 @@ class TrainOptions(BaseOptions):
         parser.add_argument("--save_by_iter", action="store_true",
                             help="every --save_latest_freq iterations also keep iter_<N>_net_G/D.pth "
                                  "(load them with --load_iter N)")
-        parser.add_argument("--continue_train", action="store_true",
+        parser.add_argument("--continue_train", role=INVOCATION, action="store_true",
                             help="resume checkpoints/<name>/ from latest, exactly")
         parser.add_argument("--phase", default="train", help="split to train on")
         parser.add_argument("--sync_bn", action="store_true",
                             help="under torchrun on GPUs: BatchNorm statistics over all ranks (SyncBatchNorm)")
         # --- speed ---
-        parser.add_argument("--cpu_conv_plan", default="onednn",
-                            help="CPU fp32: which convolutions run ATen's native kernels instead of oneDNN. "
-                                 "onednn = torch's default everywhere; auto = the faster of the two per layer, "
-                                 "timed at start (a few %% faster; timings decide the rounding, so two fresh runs "
-                                 "may differ; a resumed run reuses its own); or a run's cpu_conv_plan.json")
+        for flag in REMOVED_FLAGS:
+            parser.add_argument(f"--{flag}", help=argparse.SUPPRESS)
         parser.add_argument("--cudnn_benchmark", action="store_true",
                             help="CUDA: let cuDNN time its convolution algorithms and take the fastest "
                                  "(faster; timings decide the arithmetic, so runs may differ)")
@@ -99,10 +116,13 @@ class TrainOptions(BaseOptions):
             opt.name = f"pix2pix_{opt.optimizer}"
         self.complete_pix2pix(opt)                     # --suffix: before the run's folder is read
         if opt.continue_train:
-            saved = load_saved_options(os.path.join(opt.checkpoints_dir, opt.name))
+            saved = saved_options(os.path.join(opt.checkpoints_dir, opt.name))
             if saved is not None:
-                keys = [k for k in saved if k not in PER_INVOCATION_KEYS and hasattr(opt, k)]
-                self.merge_saved(opt, saved, keys)
+                self.merge_saved(opt, saved, [k for k in saved if hasattr(opt, k) and self.roles.get(k) != INVOCATION])
+        for flag, note in REMOVED_FLAGS.items():
+            if getattr(opt, flag) is not None:
+                self.notes.append(note)
+            delattr(opt, flag)
         return opt
 
     def validate(self, opt):

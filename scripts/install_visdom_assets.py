@@ -27,7 +27,7 @@ import subprocess  # noqa: E402
 import tarfile  # noqa: E402
 import tempfile  # noqa: E402
 
-from pix2pix_tr import atomic  # noqa: E402
+from pix2pix_tr.run import atomic  # noqa: E402
 from pix2pix_tr.errors import UserError, run_cli  # noqa: E402
 
 _MATHJAX = "mathjax@2.7.5"

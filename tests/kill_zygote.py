@@ -26,8 +26,8 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import torch  # noqa: E402
 
 import train  # noqa: E402
-from pix2pix_tr import checkpoint  # noqa: E402
-from pix2pix_tr.model import Pix2PixModel  # noqa: E402
+from pix2pix_tr.run import checkpoint  # noqa: E402
+from pix2pix_tr.models.pix2pix import Pix2PixModel  # noqa: E402
 
 
 def arm(hook, n):

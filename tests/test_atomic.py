@@ -4,7 +4,7 @@ import stat
 
 import pytest
 
-from pix2pix_tr import atomic
+from pix2pix_tr.run import atomic
 
 
 def test_success_renames_into_place_with_umask_mode(tmp_path):
@@ -46,7 +46,7 @@ def test_a_write_past_the_file_size_limit_is_one_line_and_keeps_the_previous_fil
 
     path = tmp_path / "latest_state.pth"
     path.write_bytes(b"previous")
-    code = ("import sys, torch; from pix2pix_tr import atomic; from pix2pix_tr.errors import run_cli; "
+    code = ("import sys, torch; from pix2pix_tr.run import atomic; from pix2pix_tr.errors import run_cli; "
             f"run_cli(lambda argv: atomic.torch_save({str(path)!r}, torch.zeros(1 << 20)))")
     limit = lambda: resource.setrlimit(resource.RLIMIT_FSIZE, (256 * 1024, resource.RLIM_INFINITY))  # noqa: E731
     proc = subprocess.run([sys.executable, "-c", code], preexec_fn=limit, capture_output=True, text=True,

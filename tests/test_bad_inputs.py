@@ -19,7 +19,7 @@ from data.layout import PreparedLayout
 from evaluate import fcn_score, train_segmenter
 from options import TrainOptions
 from pix2pix_tr.errors import UserError
-from pix2pix_tr.networks import define_G
+from pix2pix_tr.models.networks import define_G
 from tests.eval_helpers import make_dataset, tiny_segmenter, write_results
 from tests.trainer_helpers import REPO, load_module
 

@@ -14,8 +14,8 @@ import pytest
 import torch
 
 from evaluate.metrics import ConfusionMatrix
-from pix2pix_tr import checkpoint
-from pix2pix_tr.model import Pix2PixModel
+from pix2pix_tr.run import checkpoint
+from pix2pix_tr.models.pix2pix import Pix2PixModel
 from pix2pix_tr.optim import TRAdam, compiled_adam
 from tests.test_model import batch, tiny_nets
 from tests.test_optim_trajectory import STEPS, lr_factor, problem, reference

@@ -20,7 +20,7 @@ import time
 
 import pytest
 
-from pix2pix_tr import checkpoint
+from pix2pix_tr.run import checkpoint
 from tests.trainer_helpers import REPO, TINY_RUN, assert_same_tensors, load_module, load_weights, make_synthcity
 
 train = load_module("train")

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from pix2pix_tr.errors import UserError
-from pix2pix_tr.losses import GANLoss, gradient_penalty
+from pix2pix_tr.models.losses import GANLoss, gradient_penalty
 
 LOGITS = [[-2.0, -0.5, 0.0], [0.3, 1.5, 4.0]]
 

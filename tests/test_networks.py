@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from pix2pix_tr.errors import UserError
-from pix2pix_tr.networks import (DISCRIMINATORS, GENERATORS, count_parameters, define_D, define_G,
+from pix2pix_tr.models.networks import (DISCRIMINATORS, GENERATORS, count_parameters, define_D, define_G,
                                  load_pix2pix_state_dict)
 
 FIXTURE = os.path.join(os.path.dirname(__file__), "fixtures", "pix2pix_state_dict_layout.json")
@@ -225,7 +225,7 @@ def test_dropout_is_in_generator_when_asked(netG, size):
 
 
 def test_mismatched_file_is_reported_in_one_line():
-    from pix2pix_tr.networks import StateDictMismatch
+    from pix2pix_tr.models.networks import StateDictMismatch
     state = define_G(3, 3, 8, "unet_128").state_dict()
     with pytest.raises(StateDictMismatch) as info:
         load_pix2pix_state_dict(define_G(3, 3, 16, "unet_128"), state)

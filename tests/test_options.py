@@ -3,10 +3,10 @@ filling in untyped flags (test.py, --continue_train), bad values as one-line err
 import pytest
 import torch
 
-from options import TestOptions, TrainOptions, load_saved_options, save_options
+from options import TestOptions, TrainOptions, save_options, saved_options
 from options.base_options import BaseOptions
 from pix2pix_tr.errors import UserError
-from pix2pix_tr.schedulers import build_scheduler
+from pix2pix_tr.optim.schedulers import build_scheduler
 
 PIX2PIX_DEFAULTS = dict(netG="unet_256", netD="basic", ngf=64, ndf=64, norm="batch", batch_size=1,
                         load_size=286, crop_size=256, n_epochs=100, n_epochs_decay=100, lr=0.0002,
@@ -42,7 +42,7 @@ def test_options_saved_as_text_and_json_and_reloaded(tmp_path):
     options = TrainOptions()
     opt = options.parse(["--optimizer", "tradam", "--ngf", "8", "--name", "x"])
     save_options(opt, tmp_path, defaults=options.defaults)
-    assert load_saved_options(tmp_path) == vars(opt)
+    assert saved_options(tmp_path) == vars(opt)
     text = (tmp_path / "train_opt.txt").read_text()
     assert "optimizer: tradam" in text
     assert "[default: 64]" in text and "[default: adam]" in text

@@ -54,7 +54,8 @@ def test_library_imports_with_torch_alone(tmp_path):
         sys.path.insert(0, {REPO!r})
         import torch
         from pix2pix_tr.optim import TRAdam
-        from pix2pix_tr import networks, losses
+        from pix2pix_tr.models import networks
+        from pix2pix_tr.models import losses
         net = networks.define_G(3, 3, 4, "unet_128")
         opt = TRAdam(net.parameters(), lr=2e-4)
         out = net(torch.randn(1, 3, 128, 128))

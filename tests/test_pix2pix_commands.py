@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from pix2pix_tr.networks import define_G
+from pix2pix_tr.models.networks import define_G
 from tests.trainer_helpers import load_module, load_weights
 
 train = load_module("train")

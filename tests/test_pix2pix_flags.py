@@ -15,12 +15,14 @@ from PIL import Image
 
 from data.layout import PreparedLayout
 from options import TestOptions, TrainOptions, save_options
-from pix2pix_tr import distributed, schedulers
-from pix2pix_tr import visualizer as visualizer_module
+from pix2pix_tr.run import distributed
+from pix2pix_tr.run.resume import reschedule
+from pix2pix_tr.optim import schedulers
+from pix2pix_tr.viz import visualizer as visualizer_module
 from pix2pix_tr.errors import UserError
-from pix2pix_tr.imageutil import tensor2im
-from pix2pix_tr.networks import define_G, load_pix2pix_state_dict
-from pix2pix_tr.visualizer import Visualizer
+from pix2pix_tr.viz.images import tensor2im
+from pix2pix_tr.models.networks import define_G, load_pix2pix_state_dict
+from pix2pix_tr.viz.visualizer import Visualizer
 from tests.eval_helpers import make_dataset
 from tests.trainer_helpers import load_module, load_weights
 
@@ -267,7 +269,8 @@ def test_continue_train_switching_to_plateau_takes_its_rate_at_that_epoch():
     opt = TrainOptions().parse(["--lr_policy", "plateau", "--lr", "0.5"])
     optimizers = {"G": torch.optim.Adam([torch.nn.Parameter(torch.zeros(1))], lr=0.1)}
     schedulers_ = {}
-    train.reschedule(opt, optimizers, schedulers_, 9, lr_changed=True)
+    reschedule(optimizers, schedulers_, lambda o: train.make_scheduler(o, opt), lr=opt.lr, epochs_done=8,
+               lr_changed=True)
     assert optimizers["G"].param_groups[0]["lr"] == pytest.approx(0.1)
     assert isinstance(schedulers_["G"], schedulers.Plateau)
 

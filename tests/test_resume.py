@@ -1,16 +1,12 @@
 """--continue_train resumes exactly: a run stopped and resumed ends with the same weights, bit for
 bit on CPU, as one that ran straight through -- stopped at an epoch end that falls inside a TR
-inner cycle (TRAdam S=3, 5 samples per epoch), and stopped mid-epoch at a --save_latest_freq save.
-Both runs take one fixed convolution plan mixing oneDNN and native kernels (--cpu_conv_plan FILE);
-the resumed run, told `auto`, must find and reuse its own copy of it."""
-import json
+inner cycle (TRAdam S=3, 5 samples per epoch), and stopped mid-epoch at a --save_latest_freq save."""
 import shutil
 
 import pytest
 import torch
 
-from pix2pix_tr import checkpoint, conv_backends
-from pix2pix_tr.networks import define_D, define_G
+from pix2pix_tr.run import checkpoint
 from pix2pix_tr.errors import UserError
 from tests.trainer_helpers import TINY_RUN, assert_same_tensors, load_module, load_weights, make_synthcity
 
@@ -40,32 +36,18 @@ def dataroot(tmp_path_factory):
     return make_synthcity(tmp_path_factory.mktemp("synth") / "synthcity", num_train=NUM_FRAMES, num_val=1)
 
 
-@pytest.fixture(scope="module")
-def mixed_plan(tmp_path_factory):
-    """A plan for TINY_RUN's nets with native kernels in some forward and some backward passes."""
-    nets = {"G": define_G(3, 3, 8, "unet_128"), "D": define_D(6, 8, "basic")}
-    choices = [(conv_backends.NATIVE if i % 2 else conv_backends.ONEDNN,
-                conv_backends.NATIVE if i % 3 else conv_backends.ONEDNN) for i in range(100)]
-    plans = {name: {layer: choices[i] for i, (layer, _) in enumerate(conv_backends.convolutions(net))}
-             for name, net in nets.items()}
-    path = tmp_path_factory.mktemp("plan") / "plan.json"
-    conv_backends.save_plan(str(path), plans)
-    return str(path)
-
-
-def run_args(dataroot, ckpt, plan):
+def run_args(dataroot, ckpt):
     # Linear policy: lr decays at epoch 2, which the TR step size and lambda see. Dropout on,
     # random crops and flips on: every RNG matters.
     return ["--dataroot", dataroot, "--name", "run", "--checkpoints_dir", str(ckpt), *TINY_RUN,
             "--optimizer", "tradam", "--tr_inner_steps", str(INNER_STEPS), "--lr", "0.001",
-            "--n_epochs", "1", "--n_epochs_decay", "1", "--save_latest_freq", "4", "--seed", "3",
-            "--cpu_conv_plan", plan]
+            "--n_epochs", "1", "--n_epochs_decay", "1", "--save_latest_freq", "4", "--seed", "3"]
 
 
 @pytest.fixture(scope="module")
-def straight_run(tmp_path_factory, dataroot, mixed_plan):
+def straight_run(tmp_path_factory, dataroot):
     ckpt = tmp_path_factory.mktemp("straight")
-    train.main(run_args(dataroot, ckpt, mixed_plan))
+    train.main(run_args(dataroot, ckpt))
     return ckpt / "run"
 
 
@@ -80,20 +62,18 @@ def crash_after_save(monkeypatch, when):
     monkeypatch.setattr(checkpoint, "save_checkpoint", save_then_maybe_crash)
 
 
-def stop_and_resume(tmp_path, dataroot, monkeypatch, plan, when):
-    """Run until the first save where when(state) holds, 'crash', then --continue_train alone
-    (with `--cpu_conv_plan auto`: the run's own plan). Returns the run folder, the saved
-    (epoch, epoch_iter) and the steps the resumed run took."""
+def stop_and_resume(tmp_path, dataroot, monkeypatch, when):
+    """Run until the first save where when(state) holds, 'crash', then --continue_train alone.
+    Returns the run folder, the saved (epoch, epoch_iter) and the steps the resumed run took."""
     ckpt = tmp_path / "ckpt"
     with monkeypatch.context() as patch:
         crash_after_save(patch, when)
         with pytest.raises(Crash):
-            train.main(run_args(dataroot, ckpt, plan))
+            train.main(run_args(dataroot, ckpt))
     saved = checkpoint.load_training_state(str(ckpt / "run"))
     monkeypatch.setattr(train, "Pix2PixModel", CountingModel)
-    monkeypatch.setattr(conv_backends, "autotune", None)      # measuring again would be a bug
     CountingModel.steps = 0
-    train.main(["--name", "run", "--checkpoints_dir", str(ckpt), "--continue_train", "--cpu_conv_plan", "auto"])
+    train.main(["--name", "run", "--checkpoints_dir", str(ckpt), "--continue_train"])
     return ckpt / "run", (saved["epoch"], saved["epoch_iter"]), CountingModel.steps
 
 
@@ -111,24 +91,24 @@ def assert_same_run(run, straight):
                 assert torch.equal(sa[key], sb[key]), key
 
 
-def test_resume_at_epoch_end_inside_an_inner_cycle(tmp_path, dataroot, monkeypatch, straight_run, mixed_plan):
+def test_resume_at_epoch_end_inside_an_inner_cycle(tmp_path, dataroot, monkeypatch, straight_run):
     run, saved_at, resumed_steps = stop_and_resume(
-        tmp_path, dataroot, monkeypatch, mixed_plan, when=lambda s: s["epoch"] == 2 and s["epoch_iter"] == 0)
+        tmp_path, dataroot, monkeypatch, when=lambda s: s["epoch"] == 2 and s["epoch_iter"] == 0)
     assert saved_at == (2, 0) and NUM_FRAMES % INNER_STEPS != 0
     assert resumed_steps == NUM_FRAMES                       # only epoch 2 ran again
     assert_same_run(run, straight_run)
 
 
-def test_resume_mid_epoch_at_save_latest_freq(tmp_path, dataroot, monkeypatch, straight_run, mixed_plan):
+def test_resume_mid_epoch_at_save_latest_freq(tmp_path, dataroot, monkeypatch, straight_run):
     run, saved_at, resumed_steps = stop_and_resume(
-        tmp_path, dataroot, monkeypatch, mixed_plan, when=lambda s: s["epoch_iter"] != 0)
+        tmp_path, dataroot, monkeypatch, when=lambda s: s["epoch_iter"] != 0)
     assert saved_at == (1, 4)                                # --save_latest_freq 4, mid epoch 1
     assert resumed_steps == 2 * NUM_FRAMES - 4               # the consumed 4 samples were skipped
     assert_same_run(run, straight_run)
 
 
 def test_weight_files_from_another_moment_are_rewritten_and_the_resume_is_exact(
-        tmp_path, dataroot, monkeypatch, straight_run, mixed_plan):
+        tmp_path, dataroot, monkeypatch, straight_run):
     """A kill between latest_state.pth and the weight files leaves latest_net_*.pth of the moment
     before: the resume takes the weights inside the state, puts the files right, and ends exactly."""
     def stale_weight_files(state):
@@ -139,39 +119,9 @@ def test_weight_files_from_another_moment_are_rewritten_and_the_resume_is_exact(
             return True                                    # ... whose weight files were not written
         return False
 
-    run, saved_at, _ = stop_and_resume(tmp_path, dataroot, monkeypatch, mixed_plan, when=stale_weight_files)
+    run, saved_at, _ = stop_and_resume(tmp_path, dataroot, monkeypatch, when=stale_weight_files)
     assert saved_at == (1, 4)
     assert_same_run(run, straight_run)
-
-
-def test_a_version_1_state_with_weights_beside_it_resumes_exactly(tmp_path, dataroot, monkeypatch,
-                                                                  straight_run, mixed_plan):
-    """States written before the weights moved inside (version 1: a fingerprint of the weight
-    files) still resume exactly, and weight files from another moment are still refused."""
-    ckpt = tmp_path / "ckpt"
-    with monkeypatch.context() as patch:
-        crash_after_save(patch, lambda state: state["epoch_iter"] == 4)
-        with pytest.raises(Crash):
-            train.main(run_args(dataroot, ckpt, mixed_plan))
-    path = ckpt / "run" / checkpoint.STATE_FILE
-    state = torch.load(path, weights_only=True)
-    nets = state.pop("nets")
-    modules = []
-    for name, builder in (("G", lambda: define_G(3, 3, 8, "unet_128")), ("D", lambda: define_D(6, 8, "basic"))):
-        module = builder()
-        module.load_state_dict(nets[name])
-        modules.append(module)
-    state["version"], state["weights_fingerprint"] = 1, checkpoint.weights_fingerprint(*modules)
-    torch.save(state, path)
-    train.main(["--name", "run", "--checkpoints_dir", str(ckpt), "--continue_train"])
-    assert_same_run(ckpt / "run", straight_run)
-
-    state = torch.load(path, weights_only=True)             # the finished run's, as version 1 ...
-    state.pop("nets")
-    state["version"], state["weights_fingerprint"] = 1, torch.zeros(3, dtype=torch.float64)  # ... of other weights
-    torch.save(state, path)
-    with pytest.raises(UserError, match="do not belong"):
-        train.main(["--name", "run", "--checkpoints_dir", str(ckpt), "--continue_train", "--n_epochs_decay", "2"])
 
 
 def test_continue_without_checkpoint_is_an_error(tmp_path, dataroot):
@@ -204,19 +154,3 @@ def test_resume_puts_the_loss_plot_back(tmp_path, straight_run, monkeypatch):
     train.main(["--name", "run", "--checkpoints_dir", str(tmp_path / "ckpt"), "--continue_train",
                 "--n_epochs_decay", "2", "--display_id", "1", "--display_port", "9"])  # no server there
     assert calls == [(NUM_FRAMES, {"epoch": 3, "epoch_iter": 0})]
-
-
-def test_resume_takes_the_runs_own_plan_when_the_original_file_is_gone(tmp_path, straight_run, monkeypatch):
-    """The run was started with --cpu_conv_plan FILE (saved in train_opt.json); that file moved
-    since. The resumed run, with no --cpu_conv_plan typed, runs its own copy and measures nothing."""
-    run = tmp_path / "ckpt" / "run"
-    shutil.copytree(straight_run, run)
-    options = json.loads((run / "train_opt.json").read_text())
-    options["cpu_conv_plan"] = str(tmp_path / "moved-away.json")
-    (run / "train_opt.json").write_text(json.dumps(options))
-    monkeypatch.setattr(conv_backends, "autotune", None)
-    model = train.main(["--name", "run", "--checkpoints_dir", str(tmp_path / "ckpt"), "--continue_train",
-                        "--n_epochs_decay", "2"])
-    own = json.loads((run / conv_backends.PLAN_FILE).read_text())["plans"]["G"]
-    planned = {name: [m.forward_backend, m.backward_backend] for name, m in conv_backends.convolutions(model.netG)}
-    assert planned == own and any(conv_backends.NATIVE in choice for choice in own.values())

@@ -15,7 +15,7 @@ import shutil
 
 import pytest
 
-from pix2pix_tr import checkpoint
+from pix2pix_tr.run import checkpoint
 from pix2pix_tr.errors import UserError
 from tests.trainer_helpers import TINY_RUN, assert_same_tensors, load_module, load_weights, make_synthcity
 
@@ -121,7 +121,7 @@ def test_the_lock_of_a_dead_process_is_taken_over_and_leftovers_cleaned(tmp_path
     (run_dir / checkpoint.LOCK_FILE).write_text("999999 elsewhere\n")      # a holder killed with -9
     (run_dir / ".latest_state.k3x9q1.tmp.pth").write_bytes(b"half")    # a save killed half-way
     train.main(args(dataroot, tmp_path, "run", "--n_epochs", "1", "--n_epochs_decay", "0"))
-    assert "removed 1 temporary file(s)" in capsys.readouterr().out
+    assert "removed the temporary files of a save cut short" in capsys.readouterr().out
     assert not any(p.name.startswith(".") for p in run_dir.iterdir())
     assert (run_dir / checkpoint.LOCK_FILE).read_text().split()[0] == str(os.getpid())
 

@@ -12,8 +12,8 @@ from PIL import Image
 from data.single import SingleDataset
 from options import TrainOptions, save_options
 from pix2pix_tr.errors import UserError
-from pix2pix_tr.imageutil import tensor2im
-from pix2pix_tr.networks import define_G
+from pix2pix_tr.viz.images import tensor2im
+from pix2pix_tr.models.networks import define_G
 from tests.trainer_helpers import load_module
 
 test_entry = load_module("test")

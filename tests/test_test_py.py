@@ -8,8 +8,8 @@ from PIL import Image
 from data.aligned import AlignedDataset
 from data.layout import PreparedLayout
 from pix2pix_tr.errors import UserError
-from pix2pix_tr.imageutil import tensor2im
-from pix2pix_tr.networks import define_G
+from pix2pix_tr.viz.images import tensor2im
+from pix2pix_tr.models.networks import define_G
 from tests.trainer_helpers import TINY_RUN, load_module, load_weights, make_synthcity
 
 train = load_module("train")

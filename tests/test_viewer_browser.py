@@ -23,7 +23,7 @@ import pytest
 import torch
 from PIL import Image
 
-from pix2pix_tr.visualizer import Visualizer
+from pix2pix_tr.viz.visualizer import Visualizer
 from scripts.install_visdom_assets import missing_assets, visdom_static_dir
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

@@ -11,11 +11,11 @@ import pytest
 import torch
 from PIL import Image
 
-from pix2pix_tr import visualizer as visualizer_module
+from pix2pix_tr.viz import visualizer as visualizer_module
 from pix2pix_tr.errors import UserError
-from pix2pix_tr.html import HTML
-from pix2pix_tr.imageutil import tensor2im
-from pix2pix_tr.visualizer import Visualizer
+from pix2pix_tr.viz.html import HTML
+from pix2pix_tr.viz.images import tensor2im
+from pix2pix_tr.viz.visualizer import Visualizer
 from scripts import install_visdom_assets as assets
 
 LOSSES = ("G_GAN", "G_L1", "D_real", "D_fake")

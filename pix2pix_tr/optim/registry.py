@@ -83,3 +83,14 @@ def build_optimizer(name, params, *, lr, beta1=0.5, beta2=0.999, momentum=0.9, t
                            tr_lambda=tr_lambda, inner_steps=inner_steps,
                            tr_lambda_mode=tr_lambda_mode, inner_lr_decay=inner_lr_decay, fused=fused,
                            compiled=compiled)
+
+
+def apply_settings(optimizer, *, beta1, tr_lambda, inner_steps, tr_lambda_mode, inner_lr_decay, **_):
+    """Put `build_optimizer`'s settings into an optimizer's param groups, where it has them: a run
+    resumed with other values goes on with those (the learning rate follows its schedule instead)."""
+    tr = {"tr_lambda": tr_lambda, "inner_steps": inner_steps, "tr_lambda_mode": tr_lambda_mode,
+          "inner_lr_decay": inner_lr_decay}
+    for group in optimizer.param_groups:
+        if "betas" in group:
+            group["betas"] = (beta1, group["betas"][1])
+        group.update({key: value for key, value in tr.items() if key in group})

@@ -1,4 +1,4 @@
-"""One pix2pix training step (conditional GAN + L1), and saving/loading the two networks.
+"""One pix2pix training step: conditional GAN + L1, D then G.
 
 Role: the pix2pix objective of Isola et al. (2017) in one method, `Pix2PixModel.train_step`:
     fake_B = G(real_A)
@@ -12,21 +12,13 @@ Speed: `amp=True` runs forward passes under bf16 autocast (CUDA; CPU works too),
 keeps nets and inputs in NHWC, and the step syncs with the host once: the four losses are
 gathered into one tensor and copied back together (that copy also drives the NaN/Inf check).
 An optional `torch.amp.GradScaler` (`grad_scaler=`) serves fp16 autocast; bf16 needs none.
-
-Checkpoints use pix2pix's names, `<label>_net_G.pth` / `<label>_net_D.pth`, with CPU state dicts a
-pix2pix checkout can load, written atomically.
 """
-import os
+import math
 
 import torch
 import torch.nn.functional as F
 
-from pix2pix_tr import atomic
-from pix2pix_tr.checkpoint import network_state, read_weights
-from pix2pix_tr.distributed import unwrap
-from pix2pix_tr.errors import UserError
-from pix2pix_tr.losses import GANLoss, gradient_penalty
-from pix2pix_tr.networks import StateDictMismatch, load_pix2pix_state_dict
+from pix2pix_tr.models.losses import GANLoss, gradient_penalty
 
 LOSS_NAMES = ("G_GAN", "G_L1", "D_real", "D_fake")
 VISUAL_NAMES = ("real_A", "fake_B", "real_B")
@@ -38,19 +30,20 @@ VISUAL_NAMES = ("real_A", "fake_B", "real_B")
 MODELS = {"pix2pix": VISUAL_NAMES, "test": ("real", "fake")}
 
 
-class NonFiniteLossError(UserError):
+class NonFiniteLossError(ArithmeticError):
     """A loss became NaN or Inf. The nets in memory are then spoiled: do not save them; the
     checkpoints already on disk are the last good ones."""
 
     def __init__(self, losses):
         self.losses = dict(losses)
-        bad = ", ".join(f"{k}={v}" for k, v in self.losses.items() if not _finite(v))
-        super().__init__(f"loss {bad} is not finite: training diverged; the last saved checkpoint "
-                         "is the last good one (lower --lr, or check the data for bad images)")
+        bad = ", ".join(f"{k}={v}" for k, v in self.losses.items() if not math.isfinite(v))
+        super().__init__(f"loss {bad} is not finite")
 
 
-def _finite(value):
-    return value == value and value not in (float("inf"), float("-inf"))
+def autocast(device, amp, dtype=torch.bfloat16):
+    """The one mixed-precision rule of training and synthesis: bf16 autocast wherever --amp is
+    given (CUDA, and CPUs whose oneDNN has bf16 kernels), full precision otherwise."""
+    return torch.autocast(torch.device(device).type, dtype=dtype, enabled=bool(amp))
 
 
 class Pix2PixModel:
@@ -80,7 +73,7 @@ class Pix2PixModel:
 
     # ---- inputs and helpers -------------------------------------------------------------------
     def _autocast(self):
-        return torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.amp)
+        return autocast(self.device, self.amp, self.amp_dtype)
 
     def _to_device(self, tensor):
         return tensor.to(self.device, non_blocking=True, memory_format=self.memory_format)
@@ -142,7 +135,7 @@ class Pix2PixModel:
         values = torch.stack([loss.detach().float() for loss in
                               (loss_G_GAN, loss_G_L1, loss_D_real, loss_D_fake)]).tolist()
         losses = dict(zip(LOSS_NAMES, values))  # the one host sync of the step
-        if self.check_finite and not all(_finite(v) for v in values):
+        if self.check_finite and not all(math.isfinite(v) for v in values):
             raise NonFiniteLossError(losses)
         return losses
 
@@ -151,46 +144,8 @@ class Pix2PixModel:
         return {name: self._visuals[name].float().contiguous() for name in VISUAL_NAMES
                 if name in self._visuals}
 
-    @torch.no_grad()
-    def synthesize(self, batch, *, eval_mode=False):
-        """G(batch["A"]) without gradients, as a float NCHW tensor on the model's device.
-        By default G runs in its current mode, as pix2pix's test.py without --eval (BatchNorm on the
-        batch's statistics, dropout on); eval_mode=True uses running statistics and no dropout."""
-        was_training = self.netG.training
-        if eval_mode:
-            self.netG.eval()
-        try:
-            with self._autocast():
-                fake_B = self.netG(self._to_device(batch["A"]))
-        finally:
-            self.netG.train(was_training)
-        return fake_B.float().contiguous()
-
-    # ---- checkpoints ------------------------------------------------------------------------------
     def networks(self):
         return {"G": self.netG, "D": self.netD}
 
-    def save_networks(self, save_dir, epoch_label):
-        """Write <label>_net_G.pth and <label>_net_D.pth (CPU, contiguous state dicts, pix2pix keys)."""
-        paths = []
-        for name, net in self.networks().items():
-            state = network_state(net)
-            path = os.path.join(save_dir, f"{epoch_label}_net_{name}.pth")
-            atomic.torch_save(path, state)
-            paths.append(path)
-        return paths
-
-    def load_networks(self, save_dir, epoch_label, which=("G", "D")):
-        """Load <label>_net_{G,D}.pth, from this project or from pix2pix, strictly."""
-        nets = self.networks()
-        for name in which:
-            load_network(unwrap(nets[name]), os.path.join(save_dir, f"{epoch_label}_net_{name}.pth"), name)
-
-
-def load_network(net, path, name="G"):
-    """Load one pix2pix weights file into `net` (pix2pix's own files too), or one UserError line."""
-    try:
-        load_pix2pix_state_dict(net, read_weights(path))
-    except StateDictMismatch as err:
-        raise UserError(f"{path} does not fit net{name} as configured ({err}); check --netG/"
-                        "--netD, --ngf/--ndf, --norm, --n_layers_D, --input_nc/--output_nc") from None
+    def optimizers(self):
+        return {"G": self.optimizer_G, "D": self.optimizer_D}

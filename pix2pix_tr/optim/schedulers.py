@@ -17,6 +17,8 @@ a policy, write a function (optimizer, settings) -> scheduler and register it in
 """
 import torch
 
+from pix2pix_tr.errors import UserError
+
 
 class LinearDecay:
     """pix2pix's rule: factor 1 until epoch n_epochs, then down to 1/(n_epochs_decay+1) at the last.
@@ -64,3 +66,13 @@ def build_scheduler(policy, optimizer, *, n_epochs=100, n_epochs_decay=100, epoc
         raise ValueError(f"unknown lr policy {policy!r}; choose from {', '.join(SCHEDULERS)}")
     return SCHEDULERS[policy](optimizer, n_epochs=n_epochs, n_epochs_decay=n_epochs_decay,
                               epoch_count=epoch_count, lr_decay_iters=lr_decay_iters)
+
+
+def check_learning_rate(optimizers, epoch):
+    """A schedule must never hand the optimizers a negative rate (Adam would ascend the loss):
+    {name: optimizer} at the start of `epoch`, or one UserError line naming the flags to check."""
+    for name, optimizer in optimizers.items():
+        for group in optimizer.param_groups:
+            if not group["lr"] >= 0:
+                raise UserError(f"epoch {epoch}: net{name}'s learning rate is {group['lr']}; check "
+                                "--lr_policy, --n_epochs, --n_epochs_decay and --epoch_count")

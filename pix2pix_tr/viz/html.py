@@ -17,7 +17,7 @@ import urllib.parse
 import dominate
 from dominate.tags import a, br, h3, img, meta, p, table, td, tr
 
-from pix2pix_tr import atomic
+from pix2pix_tr.run import atomic
 
 
 class HTML:

@@ -1,6 +1,6 @@
 """Checkpoints and exact resume: one checkpoint is one consistent unit.
 
-A run's folder holds pix2pix's weight files, written by the model's `save_networks`:
+A run's folder holds pix2pix's weight files (`weights_path` names them)
 
     <epoch>_net_G.pth  <epoch>_net_D.pth     every --save_epoch_freq epochs
     latest_net_G.pth   latest_net_D.pth      at every save
@@ -9,13 +9,13 @@ and ONE training-state file, latest_state.pth: the resume unit. It holds both ne
 and everything else a resumed run needs to go on bit for bit as if it had never stopped: both
 optimizers (their trajectory-regularization anchors and counters included), both schedulers, the
 epoch, the samples already consumed in it, the total iteration count, every random number
-generator (python, numpy, torch CPU, CUDA) and the options. One file is renamed into place at once
-(pix2pix_tr/atomic.py), so the weights and the state of one moment are there together or not at
-all, and the previous checkpoint stays whole until the next is complete: a kill at any moment
-leaves a checkpoint that resumes. The pix2pix weight files are written after it, for test.py and
-pix2pix; a resume rewrites them from the state when a kill left them from another moment.
-The state holds only tensors, dicts, lists, numbers and strings: it loads with
-`torch.load(..., weights_only=True)`. Version 1 states (weights beside, not inside) still resume.
+generator (python, numpy, torch CPU, CUDA) and the run's options, the one record of them that
+--continue_train reads. One file is renamed into place at once (run/atomic.py), so the weights and
+the state of one moment are there together or not at all, and the previous checkpoint stays whole
+until the next is complete: a kill at any moment leaves a checkpoint that resumes. The pix2pix
+weight files are written after it, for test.py and pix2pix; a resume rewrites them from the state
+when a kill left them from another moment. The state holds only tensors, dicts, lists, numbers and
+strings: it loads with `torch.load(..., weights_only=True)`.
 """
 import contextlib
 import fcntl
@@ -26,17 +26,22 @@ import socket
 import numpy as np
 import torch
 
-from pix2pix_tr import atomic
-from pix2pix_tr.distributed import unwrap
+from pix2pix_tr.run import atomic
+from pix2pix_tr.run.distributed import unwrap
 from pix2pix_tr.errors import UserError
-from pix2pix_tr.networks import load_pix2pix_state_dict
+from pix2pix_tr.models.networks import StateDictMismatch, load_pix2pix_state_dict
 
 STATE_FILE = "latest_state.pth"
 STATE_VERSION = 2
-READABLE_VERSIONS = (1, 2)   # 1: weights only in latest_net_*.pth, matched by a fingerprint
 
 
 # --- random number generators ---------------------------------------------------------------
+def seed_everything(seed):
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
 def capture_rng_state():
     """Every RNG's state as weights-only-loadable values (python's tuple as lists, numpy's key as a tensor)."""
     version, internal, gauss = random.getstate()
@@ -71,19 +76,21 @@ def restore_rng_state(state):
                 torch.cuda.set_rng_state(rng, index)
 
 
-# --- weights fingerprint ----------------------------------------------------------------------
-def weights_fingerprint(*modules):
-    """A float64 sum per floating tensor of the modules' state: cheap, and any training step changes it."""
-    sums = [t.detach().double().sum() for m in modules for t in m.state_dict().values()
-            if torch.is_floating_point(t)]
-    return torch.stack(sums).cpu() if sums else torch.zeros(0, dtype=torch.float64)
-
-
-def fingerprints_match(a, b):
-    return a.shape == b.shape and torch.allclose(a, b, rtol=1e-9, atol=1e-12)
-
-
 # --- weight files ------------------------------------------------------------------------------
+def weights_path(run_dir, label, name, suffix=""):
+    """pix2pix's weight file of net `name` ("G"/"D") at `label` ("latest", an epoch, iter_<N>)."""
+    return os.path.join(run_dir, f"{label}_net_{name}{suffix}.pth")
+
+
+def load_network(net, path, name="G"):
+    """Load one pix2pix weights file into `net` (pix2pix's own files too), or one UserError line."""
+    try:
+        load_pix2pix_state_dict(unwrap(net), read_weights(path))
+    except StateDictMismatch as err:
+        raise UserError(f"{path} does not fit net{name} as configured ({err}); check --netG/"
+                        "--netD, --ngf/--ndf, --norm, --n_layers_D, --input_nc/--output_nc") from None
+
+
 def read_weights(path):
     """A weights file's state dict; a missing, empty, truncated or foreign file is one UserError line."""
     if not os.path.isfile(path):
@@ -100,15 +107,15 @@ def read_weights(path):
 
 
 # --- save / load ------------------------------------------------------------------------------
-def training_state(*, optimizers, schedulers, epoch, epoch_iter, total_iters, options, nets,
-                   scaler=None):
-    """The resume state as a dict: `epoch` is the epoch to run (or go on with), `epoch_iter` the
-    samples of it already consumed (0 at an epoch boundary); `nets` maps "G"/"D" to the modules."""
+def training_state(*, optimizers, schedulers, position, options, nets, scaler=None):
+    """The resume state as a dict: `position` (run/counter.py) is where training goes on: the epoch
+    to run, the samples of it already consumed, the samples in all; `nets` maps "G"/"D" to modules."""
     state = {
         "version": STATE_VERSION,
         "optimizers": {k: opt.state_dict() for k, opt in optimizers.items()},
         "schedulers": {k: sch.state_dict() for k, sch in schedulers.items()},
-        "epoch": int(epoch), "epoch_iter": int(epoch_iter), "total_iters": int(total_iters),
+        "epoch": int(position.epoch), "epoch_iter": int(position.epoch_iter),
+        "total_iters": int(position.total_iters),
         "rng": capture_rng_state(),
         "options": dict(options),
         "nets": {name: network_state(net) for name, net in nets.items()},
@@ -134,42 +141,35 @@ def save_checkpoint(run_dir, labels, state):
 def write_weight_files(run_dir, labels, nets_state):
     for label in labels:
         for name, weights in nets_state.items():
-            atomic.torch_save(os.path.join(run_dir, f"{label}_net_{name}.pth"), weights)
+            atomic.torch_save(weights_path(run_dir, label, name), weights)
 
 
-def load_training_state(run_dir):
-    """The saved training state of `run_dir`, or None if it has none."""
+def load_training_state(run_dir, *, mmap=False):
+    """The saved training state of `run_dir`, or None if it has none. `mmap=True` maps the tensors
+    instead of reading them: cheap when only the options or counters are wanted."""
     path = os.path.join(run_dir, STATE_FILE)
     if not os.path.isfile(path):
         return None
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        state = torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
     except Exception as err:                                   # zero-byte, truncated or foreign file
         reason = str(err).strip().splitlines()[0] if str(err).strip() else "empty file"
         raise UserError(f"cannot read {path} ({type(err).__name__}: {reason}); delete it to continue "
                         "from the weights alone (fresh optimizer state)") from None
-    if not isinstance(state, dict) or state.get("version") not in READABLE_VERSIONS:
+    if not isinstance(state, dict) or state.get("version") != STATE_VERSION:
         version = state.get("version") if isinstance(state, dict) else None
-        raise UserError(f"{path} has state version {version}, expected one of {READABLE_VERSIONS}; "
+        raise UserError(f"{path} has state version {version}, expected {STATE_VERSION}; "
                         "delete it to continue from the weights alone (fresh optimizer state)")
     return state
 
 
-def restore_training_state(state, *, optimizers, schedulers, nets, scaler=None, run_dir="."):
-    """Load the weights (from the state; a version 1 state: from latest_net_*.pth, checked against
-    its fingerprint), then optimizers, schedulers (after them, torch's order) and the scaler.
+def restore_training_state(state, *, optimizers, schedulers, nets, scaler=None):
+    """Load the weights, then optimizers, schedulers (after them, torch's order) and the scaler.
     `nets` maps "G"/"D" to the modules. The RNGs are left to the caller: restore them
     (`restore_rng_state(state["rng"])`) just before the first step, after everything that draws
     random numbers while being built."""
-    if "nets" in state:
-        for name, net in nets.items():
-            unwrap(net).load_state_dict(state["nets"][name])
-    else:
-        for name, net in nets.items():
-            load_pix2pix_state_dict(unwrap(net), read_weights(os.path.join(run_dir, f"latest_net_{name}.pth")))
-        if not fingerprints_match(weights_fingerprint(*nets.values()), state["weights_fingerprint"]):
-            raise UserError(f"the latest weights in {run_dir} do not belong to its {STATE_FILE} "
-                            "(a save was cut short); delete the state file to continue from the weights alone")
+    for name, net in nets.items():
+        unwrap(net).load_state_dict(state["nets"][name])
     for key, opt in optimizers.items():
         opt.load_state_dict(state["optimizers"][key])
     for key, sch in schedulers.items():
@@ -183,7 +183,7 @@ def weight_files_match(run_dir, state):
     the weight files leaves them from the moment before)."""
     for name, expected in state["nets"].items():
         try:
-            found = read_weights(os.path.join(run_dir, f"latest_net_{name}.pth"))
+            found = read_weights(weights_path(run_dir, "latest", name))
         except UserError:
             return False
         if found.keys() != expected.keys() or not all(torch.equal(found[k], v) for k, v in expected.items()):

@@ -9,7 +9,7 @@ mapped to 0..255 with rounding (pix2pix truncates; rounding maps 0.0 to 128 rath
 import numpy as np
 from PIL import Image
 
-from pix2pix_tr import atomic
+from pix2pix_tr.run import atomic
 
 
 def tensor2im(image, imtype=np.uint8):

@@ -45,9 +45,9 @@ try:  # optional: without visdom, the logs and the HTML page still work
 except ImportError:
     visdom = None
 
-from pix2pix_tr import html as html_page
+from pix2pix_tr.viz import html as html_page
 from pix2pix_tr.errors import UserError
-from pix2pix_tr.imageutil import save_image, tensor2im
+from pix2pix_tr.viz.images import save_image, tensor2im
 
 SERVER_COMMAND = "python scripts/visdom_server.py --port {port}"
 IMAGE_NAME = "epoch{epoch:03d}_{label}.png"
@@ -171,23 +171,22 @@ class Visualizer:
             opts=dict(title=f"{self.name} loss over time", legend=plot["legend"],
                       xlabel="epoch", ylabel="loss"))
 
-    @staticmethod
-    def last_logged_position(run_dir):
-        """(epoch, samples into it) of the last loss record in a run's loss_log.jsonl, or None."""
-        records = read_loss_records(os.path.join(run_dir, LOSS_JSONL))
-        return records[-1][0] if records else None
-
     def restore_loss_plot(self, dataset_size, *, epoch, epoch_iter):
         """After --continue_train: put the points this run logged up to its resume point back on
         the plot, so the line goes on where it stopped instead of starting over. They come from
         loss_log.jsonl (x = epoch + iters / dataset_size, as plotted). Left out: points logged
         after the checkpoint (steps a crash lost, which run again), the lost points of earlier
         resumes, and those of an earlier run under the same name (the log only appends), i.e.
-        every point not below the next one kept. Returns the number of points."""
+        every point not below the next one kept. Says how many samples run again when the log went
+        past the checkpoint (a kill). Returns the number of points."""
+        logged = read_loss_records(self.loss_jsonl_path)
+        again = (logged[-1][0][0] - epoch) * dataset_size + logged[-1][0][1] - epoch_iter if logged else 0
+        if again > 0:
+            self.log(f"the loss log had reached epoch {logged[-1][0][0]}, sample {logged[-1][0][1]}: at least "
+                     f"{again} samples run again")
         if self.display is None:
             return 0
-        records = [(position, losses) for position, losses in read_loss_records(self.loss_jsonl_path)
-                   if position <= (epoch, epoch_iter)]
+        records = [(position, losses) for position, losses in logged if position <= (epoch, epoch_iter)]
         run = records[-1:]        # walking back from the resume point, positions must fall:
         for position, losses in reversed(records[:-1]):   # others were redone or another run's
             if position < run[0][0]:

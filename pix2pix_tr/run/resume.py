@@ -1,0 +1,88 @@
+"""--continue_train: load a run's checkpoint into the networks and optimizers just built, and
+reconcile the flags typed now with the ones the checkpoint was made with.
+
+A flag whose value differs from the checkpoint's is refused (the networks' shape, the optimizer
+kind, the seed: `fixed`), starts a new learning-rate schedule from the current epoch (`schedule`),
+or simply applies (anything a run reads afresh; optimizer settings go into the param groups). Each
+is said in one line. Which flag is which is the options' business (their roles); this module gets
+plain sets of names. Without a state file (a pix2pix run, or --epoch N / --load_iter N) only the
+weights are loaded and training starts at --epoch_count with fresh optimizers, as pix2pix's
+--continue_train does.
+"""
+import os
+import warnings
+
+from pix2pix_tr.optim.registry import apply_settings
+from pix2pix_tr.run import checkpoint
+from pix2pix_tr.run.counter import Position
+from pix2pix_tr.errors import UserError
+
+
+def resume(run_dir, label, *, options, fixed, schedule, ignored, model, schedulers, make_scheduler,
+           settings, main_process=True, log=print):
+    """Load checkpoint `label` of `run_dir` into `model` and `schedulers`; (Position, RNG state or None).
+
+    `options`: the run's options now (a dict); `fixed`, `schedule`, `ignored`: flag names by how a
+    change is handled; `make_scheduler(optimizer)` builds a scheduler from the flags now; `settings`:
+    the optimizer keywords now (`build_optimizer`'s)."""
+    state = checkpoint.load_training_state(run_dir) if label == "latest" else None
+    if state is None:
+        return Position(options["epoch_count"]), _load_weights_alone(run_dir, label, model, options, log)
+    changes = {k: (state["options"][k], v) for k, v in options.items()
+               if k in state["options"] and k not in ignored and state["options"][k] != v}
+    refused = {k: v for k, v in changes.items() if k in fixed}
+    if refused:
+        raise UserError(f"--continue_train: {describe(refused)}: the networks' shape, the optimizer and the "
+                        "seed are fixed for a run; drop the flag, or start a new run under another --name")
+    checkpoint.restore_training_state(state, optimizers=model.optimizers(), schedulers=schedulers,
+                                      nets=model.networks(), scaler=model.scaler)
+    for optimizer in model.optimizers().values():
+        apply_settings(optimizer, **settings)
+    start = Position(state["epoch"], state["epoch_iter"], state["total_iters"])
+    rescheduled = {k: v for k, v in changes.items() if k in schedule}
+    if rescheduled and start.epoch <= options["n_epochs"] + options["n_epochs_decay"]:
+        reschedule(model.optimizers(), schedulers, make_scheduler, lr=options["lr"],
+                   epochs_done=start.epoch - options["epoch_count"], lr_changed="lr" in changes)
+        log(f"--continue_train: {describe(rescheduled)}: the learning rate follows the new schedule from epoch "
+            f"{start.epoch} ({model.optimizer_G.param_groups[0]['lr']:.7f}); optimizer state kept")
+    applied = {k: v for k, v in changes.items() if k not in rescheduled}
+    if applied:
+        log(f"--continue_train: applying {describe(applied)}")
+    if main_process and not checkpoint.weight_files_match(run_dir, state):
+        checkpoint.write_weight_files(run_dir, ["latest"], state["nets"])
+        log(f"latest_net_G/D.pth in {run_dir} were from another moment (a save cut short): rewritten from the "
+            "checkpoint")
+    log(f"resuming {run_dir} exactly: {start.describe()}, {start.total_iters} iterations so far")
+    return start, state["rng"]
+
+
+def _load_weights_alone(run_dir, label, model, options, log):
+    if not os.path.isfile(checkpoint.weights_path(run_dir, label, "G")):
+        raise UserError(f"--continue_train: no {os.path.basename(checkpoint.weights_path(run_dir, label, 'G'))} "
+                        f"in {run_dir}; check --name/--checkpoints_dir or train without --continue_train")
+    for name, net in model.networks().items():
+        checkpoint.load_network(net, checkpoint.weights_path(run_dir, label, name), name)
+    log(f"continuing from {label}_net_G/D.pth at epoch {options['epoch_count']} with fresh optimizer state "
+        f"(no {checkpoint.STATE_FILE}): not an exact resume")
+    return None
+
+
+def describe(changes):
+    return ", ".join(f"--{k} {new} (checkpoint: {old})" for k, (old, new) in changes.items())
+
+
+def reschedule(optimizers, schedulers, make_scheduler, *, lr, epochs_done, lr_changed):
+    """New schedulers from the flags as they are now: each is built fresh and stepped through the
+    epochs already trained, so the rate is the one a run started with these flags would have now
+    (with the flags of the checkpoint, the restored schedulers are kept instead)."""
+    for name, optimizer in optimizers.items():
+        for group in optimizer.param_groups:
+            group["lr"] = group["initial_lr"] = lr
+            if lr_changed and "tr_lr0" in group:
+                group["tr_lr0"] = lr                   # TR's scaled λ is relative to the run's lr
+        scheduler = make_scheduler(optimizer)
+        with warnings.catch_warnings():                # replaying epochs: no optimizer.step() between
+            warnings.simplefilter("ignore")
+            for _ in range(epochs_done):
+                scheduler.step()
+        schedulers[name] = scheduler
