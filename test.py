@@ -21,14 +21,14 @@ from tqdm import tqdm
 from data.default import resolve_dataroot, test_split
 from data.modes import DATASET_MODES
 from options import TestOptions, resolve_device
-from options.base_options import weights_label
+from options.base_options import generator, weights_label
 from pix2pix_tr.errors import UserError, run_cli
 from pix2pix_tr.viz.html import HTML
 from pix2pix_tr.viz.images import save_image, tensor2im
-from pix2pix_tr.models.networks import define_G, describe_networks, input_multiple
+from pix2pix_tr.models.networks import describe_networks, input_multiple
 from pix2pix_tr.models.pix2pix import MODELS, autocast
 from pix2pix_tr.run.checkpoint import load_network, weights_path
-from pix2pix_tr.viz.visualizer import WandbRun
+from pix2pix_tr.viz.wandb_run import WandbRun
 
 
 def main(argv=None):
@@ -48,8 +48,7 @@ def main(argv=None):
                                          shuffle=False, num_workers=min(opt.num_threads, os.cpu_count() or 1),
                                          pin_memory=device.type == "cuda")
 
-    netG = define_G(opt.input_nc, opt.output_nc, opt.ngf, opt.netG, norm=opt.norm,
-                    use_dropout=not opt.no_dropout, init_type=opt.init_type, init_gain=opt.init_gain)
+    netG = generator(opt)
     load_network(netG, weights_path(run_dir, weights_label(opt), "G", opt.model_suffix))
     if opt.verbose:
         print(describe_networks({"G": netG}, verbose=True))

@@ -11,7 +11,6 @@ resume, counter) and data/; docs/train.md has the flags, resume semantics and ou
 """
 import contextlib
 import os
-import signal
 import sys
 
 import torch
@@ -20,15 +19,15 @@ from tqdm import tqdm
 from data.aligned import AlignedDataset
 from data.default import resolve_dataroot
 from options import TrainOptions, resolve_device, save_options
-from options.base_options import ARCHITECTURE, FIXED, INVOCATION, SCHEDULE, weights_label
-from options.train_options import optimizer_settings, schedule_settings, visualizer_settings
-from pix2pix_tr.models.networks import define_D, define_G, describe_networks
+from options.base_options import ARCHITECTURE, FIXED, INVOCATION, SCHEDULE, discriminator, generator, weights_label
+from options.train_options import dataset_settings, optimizer_settings, schedule_settings, visualizer_settings
+from pix2pix_tr.errors import UserError, run_cli
+from pix2pix_tr.models.networks import describe_networks
 from pix2pix_tr.models.pix2pix import NonFiniteLossError, Pix2PixModel
 from pix2pix_tr.optim import build_optimizer
-from pix2pix_tr.optim.schedulers import build_scheduler, check_learning_rate
+from pix2pix_tr.optim.schedulers import build_scheduler, check_learning_rate, step_schedulers
 from pix2pix_tr.run import atomic, checkpoint, distributed, stopping
 from pix2pix_tr.run.counter import IterationCounter, Position
-from pix2pix_tr.errors import UserError, run_cli
 from pix2pix_tr.run.resume import resume
 from pix2pix_tr.viz.visualizer import Visualizer
 
@@ -56,10 +55,7 @@ def train(opt, options, device, run_dir, main_process):
 
     # --- data: the order of every epoch depends on (seed, epoch) only ---
     dataroot = resolve_dataroot(opt.dataroot)
-    dataset = AlignedDataset(dataroot, opt.phase, direction=opt.direction, preprocess=opt.preprocess,
-                             load_size=opt.load_size, crop_size=opt.crop_size, no_flip=opt.no_flip,
-                             max_dataset_size=opt.max_dataset_size, seed=opt.seed, preload=opt.preload,
-                             input_nc=opt.input_nc, output_nc=opt.output_nc)
+    dataset = AlignedDataset(dataroot, opt.phase, **dataset_settings(opt))
     sampler = distributed.ShardedSampler(len(dataset), seed=opt.seed, shuffle=not opt.serial_batches)
     worker_seeds = torch.Generator()                   # reseeded per epoch; the global RNG is never drawn
     loader = torch.utils.data.DataLoader(
@@ -68,10 +64,7 @@ def train(opt, options, device, run_dir, main_process):
         worker_init_fn=stopping.ignore_stop_signals)
 
     # --- networks, optimizers, schedulers, the model; then where to start ---
-    netG = define_G(opt.input_nc, opt.output_nc, opt.ngf, opt.netG, norm=opt.norm,
-                    use_dropout=not opt.no_dropout, init_type=opt.init_type, init_gain=opt.init_gain)
-    netD = define_D(opt.input_nc + opt.output_nc, opt.ndf, opt.netD, n_layers_D=opt.n_layers_D,
-                    norm=opt.norm, init_type=opt.init_type, init_gain=opt.init_gain)
+    netG, netD = generator(opt), discriminator(opt)
     if opt.verbose:
         print(describe_networks({"G": netG, "D": netD}, verbose=True))
     netG, netD = (prepare_network(net, device, opt) for net in (netG, netD))
@@ -141,24 +134,17 @@ def train(opt, options, device, run_dir, main_process):
                 if distributed.any_rank(stop.requested, device):   # every rank stops at this step
                     bar.close()
                     save(["latest"], counter.position())
-                    signal_name = signal.Signals(stop.signum).name if stop.signum else "a signal"
-                    print(f"stopped by {signal_name} after {counter.total_iters} iterations; saved latest "
-                          f"({counter.position().describe()}); resume with: python train.py --name {opt.name} "
-                          f"--checkpoints_dir {opt.checkpoints_dir} --continue_train")
                     distributed.cleanup()
-                    raise SystemExit(128 + (stop.signum or signal.SIGINT))
+                    stop.exit(f"after {counter.total_iters} iterations; saved latest ({counter.position().describe()})"
+                              f"; resume with: python train.py --name {opt.name} --checkpoints_dir "
+                              f"{opt.checkpoints_dir} --continue_train")
                 if counter.needs_saving_latest():
-                    labels = ["latest"] + ([f"iter_{counter.total_iters}"] if opt.save_by_iter else [])
-                    save(labels, counter.position())
-                    tqdm.write(f"saved {'/'.join(labels)} ({counter.position().describe()}) at "
-                               f"{counter.total_iters} iterations")
+                    save(counter.latest_labels(opt.save_by_iter), counter.position())
+                    tqdm.write(f"saved {'/'.join(counter.latest_labels(opt.save_by_iter))} "
+                               f"({counter.position().describe()}) at {counter.total_iters} iterations")
             bar.close()
-
-            for name, scheduler in schedulers.items():
-                before = model.optimizers()[name].param_groups[0]["lr"]
-                scheduler.step()
-                if name == "G":
-                    print(f"learning rate {before:.7f} -> {model.optimizer_G.param_groups[0]['lr']:.7f}")
+            before, after = step_schedulers(schedulers, model.optimizer_G)
+            print(f"learning rate {before:.7f} -> {after:.7f}")
             save(counter.epoch_labels(), counter.position(epoch_done=True))
             print(f"end of epoch {epoch} / {counter.last_epoch}; saved {'/'.join(counter.epoch_labels())}")
     if visualizer is not None:

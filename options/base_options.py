@@ -25,7 +25,8 @@ from data.aligned import DIRECTIONS, PREPROCESS_MODES
 from data.modes import DATASET_MODES
 from pix2pix_tr.run import atomic
 from pix2pix_tr.errors import UserError
-from pix2pix_tr.models.networks import DISCRIMINATORS, GENERATORS, INITIALIZERS, NORMS, input_multiple
+from pix2pix_tr.models.networks import (DISCRIMINATORS, GENERATORS, INITIALIZERS, NORMS, define_D, define_G,
+                                        input_multiple)
 from pix2pix_tr.models.pix2pix import MODELS
 from pix2pix_tr.run import checkpoint
 
@@ -124,6 +125,18 @@ def gpu_ids_device(text, *, several_hint):
     if len(gpus) > 1:
         raise UserError(f"--gpu_ids {text}: {several_hint.format(n=len(gpus), ids=','.join(map(str, gpus)))}")
     return f"cuda:{gpus[0]}"
+
+
+def generator(opt):
+    """pix2pix's G as the flags describe it (train.py and test.py build it the same way)."""
+    return define_G(opt.input_nc, opt.output_nc, opt.ngf, opt.netG, norm=opt.norm, use_dropout=not opt.no_dropout,
+                    init_type=opt.init_type, init_gain=opt.init_gain)
+
+
+def discriminator(opt):
+    """pix2pix's D: it judges input and output concatenated on channels."""
+    return define_D(opt.input_nc + opt.output_nc, opt.ndf, opt.netD, n_layers_D=opt.n_layers_D, norm=opt.norm,
+                    init_type=opt.init_type, init_gain=opt.init_gain)
 
 
 def weights_label(opt):

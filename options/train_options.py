@@ -28,6 +28,12 @@ def optimizer_settings(opt):
                 tr_lambda_mode=opt.tr_lambda_mode, inner_lr_decay=not opt.tr_no_inner_lr_decay)
 
 
+def dataset_settings(opt):
+    return dict(direction=opt.direction, preprocess=opt.preprocess, load_size=opt.load_size, crop_size=opt.crop_size,
+                no_flip=opt.no_flip, max_dataset_size=opt.max_dataset_size, seed=opt.seed, preload=opt.preload,
+                input_nc=opt.input_nc, output_nc=opt.output_nc)
+
+
 def schedule_settings(opt):
     return dict(n_epochs=opt.n_epochs, n_epochs_decay=opt.n_epochs_decay, epoch_count=opt.epoch_count,
                 lr_decay_iters=opt.lr_decay_iters)

@@ -11,7 +11,7 @@ import pytest
 import torch
 from PIL import Image
 
-from pix2pix_tr.viz import visualizer as visualizer_module
+from pix2pix_tr.viz import visdom_display
 from pix2pix_tr.errors import UserError
 from pix2pix_tr.viz.html import HTML
 from pix2pix_tr.viz.images import tensor2im
@@ -157,7 +157,7 @@ def test_display_off_or_visdom_missing(tmp_path, monkeypatch):
     quiet = []
     Visualizer("off", checkpoints_dir=tmp_path, display_id=0, log=quiet.append)
     assert quiet == []
-    monkeypatch.setattr(visualizer_module, "visdom", None)
+    monkeypatch.setattr(visdom_display, "visdom", None)
     messages = []
     vis = Visualizer("novisdom", checkpoints_dir=tmp_path, display_id=1, log=messages.append)
     vis.plot_current_losses(1, 0.5, dict.fromkeys(LOSSES, 1.0))

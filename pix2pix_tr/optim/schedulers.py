@@ -76,3 +76,11 @@ def check_learning_rate(optimizers, epoch):
             if not group["lr"] >= 0:
                 raise UserError(f"epoch {epoch}: net{name}'s learning rate is {group['lr']}; check "
                                 "--lr_policy, --n_epochs, --n_epochs_decay and --epoch_count")
+
+
+def step_schedulers(schedulers, watched):
+    """Step every scheduler at an epoch's end; (lr before, lr after) of the optimizer `watched`."""
+    before = watched.param_groups[0]["lr"]
+    for scheduler in schedulers.values():
+        scheduler.step()
+    return before, watched.param_groups[0]["lr"]

@@ -66,6 +66,10 @@ class IterationCounter:
     def needs_saving_latest(self):
         return self._every("latest")
 
+    def latest_labels(self, save_by_iter=False):
+        """The labels of a save every --save_latest_freq: latest, and iter_<N> with --save_by_iter."""
+        return ["latest"] + ([f"iter_{self.total_iters}"] if save_by_iter else [])
+
     def epoch_labels(self):
         """The checkpoint labels at this epoch's end: latest, and the epoch every --save_epoch_freq."""
         return ["latest"] + ([str(self.epoch)] if self.epoch % self.save_epoch_freq == 0 else [])

@@ -38,6 +38,12 @@ class GracefulStop:
             self._previous = {s: signal.signal(s, self._handle) for s in STOP_SIGNALS}
         return self
 
+    def exit(self, what):
+        """Leave the program after a stop request was handled: one line, then the signal's exit status."""
+        name = signal.Signals(self.signum).name if self.signum else "a signal"
+        print(f"stopped by {name} {what}")
+        raise SystemExit(128 + (self.signum or signal.SIGINT))
+
     def __exit__(self, *exc):
         for signum, handler in self._previous.items():
             signal.signal(signum, handler)

@@ -13,54 +13,35 @@ As pix2pix's util/visualizer.py, with the same three calls from the training loo
   `display_ncols` N > 0, as pix2pix's default 4, all images in one pane instead (N a row, blank
   images filling the last row, window `display_id + 1`) and their labels in a table beside it
   (window `display_id + 2`).
-- Weights & Biases (`use_wandb`, pix2pix's --use_wandb): the losses at every print, the images
-  at every display, and a "Result" table with a row per epoch, in project `wandb_project`; wandb
-  is imported only then, and honours its own settings (WANDB_MODE=offline writes the run under
-  ./wandb/ for a later `wandb sync`).
-  Start a server with `python scripts/visdom_server.py` (loopback only, no CDN download).
-- If visdom is not importable or no server answers, ONE warning names the command that starts a
-  server and training goes on: logs and HTML are still written, and the server is looked for
-  again now and then (every `reconnect_interval` seconds), so starting it later works. No call
-  waits long: a socket check with a short timeout precedes the visdom client, whose requests
-  have a timeout too.
+- Weights & Biases (`use_wandb`, pix2pix's --use_wandb, wandb_run.py): the losses at every print,
+  the images at every display, and a "Result" table with a row per epoch.
+- No visdom or no server: one warning, and training goes on (visdom_display.py).
 - `checkpoints/<name>/web/index.html`: the images saved at each epoch, newest first (the first
   display of every epoch, and every display with save_result).
-- `checkpoints/<name>/loss_log.txt` (pix2pix's lines) and `loss_log.jsonl` (one JSON record per
-  print, for scripts and plots).
+- the loss logs (loss_log.py).
 """
-import contextlib
-import json
-import logging
 import math
 import os
 import re
-import socket
 import time
-import urllib.parse
 
 import numpy as np
 
-try:  # optional: without visdom, the logs and the HTML page still work
-    import visdom
-except ImportError:
-    visdom = None
-
 from pix2pix_tr.viz import html as html_page
-from pix2pix_tr.errors import UserError
 from pix2pix_tr.viz.images import save_image, tensor2im
+from pix2pix_tr.viz.loss_log import LOSS_JSONL, LOSS_TEXT, append_losses, json_number, read_loss_records
+from pix2pix_tr.viz.visdom_display import DEFAULT_PORT, VisdomDisplay
+from pix2pix_tr.viz.wandb_run import WandbRun
 
-SERVER_COMMAND = "python scripts/visdom_server.py --port {port}"
 IMAGE_NAME = "epoch{epoch:03d}_{label}.png"
 _IMAGE_NAME_RE = re.compile(r"^epoch(\d+)_(.+)\.png$")
-
-LOSS_JSONL = "loss_log.jsonl"
 
 
 class Visualizer:
     """Live view, HTML page and loss logs of one run, `checkpoints_dir/name/`."""
 
     def __init__(self, name, *, checkpoints_dir, display_id=1, display_server="http://localhost",
-                 display_port=8097, display_env=None, display_winsize=256, display_ncols=0, use_html=True,
+                 display_port=DEFAULT_PORT, display_env=None, display_winsize=256, display_ncols=0, use_html=True,
                  use_wandb=False, wandb_project="CycleGAN-and-pix2pix", wandb_config=None,
                  log=print, reconnect_interval=60.0):
         self.name = name
@@ -72,7 +53,7 @@ class Visualizer:
         self.run_dir = os.path.join(os.fspath(checkpoints_dir), name)
         self.web_dir = os.path.join(self.run_dir, "web")
         self.img_dir = os.path.join(self.web_dir, "images")
-        self.loss_log_path = os.path.join(self.run_dir, "loss_log.txt")
+        self.loss_log_path = os.path.join(self.run_dir, LOSS_TEXT)
         self.loss_jsonl_path = os.path.join(self.run_dir, LOSS_JSONL)
         os.makedirs(self.img_dir if use_html else self.run_dir, exist_ok=True)
         self._last_saved_epoch = None
@@ -205,13 +186,9 @@ class Visualizer:
         message = f"(epoch: {epoch}, iters: {iters}, time: {t_comp:.3f}, data: {t_data:.3f}) "
         message += "".join(f"{k}: {float(v):.3f} " for k, v in losses.items())
         self.log(message)
-        record = dict(epoch=epoch, iters=iters, t_comp=float(t_comp), t_data=float(t_data),
-                      losses={k: _json_number(v) for k, v in losses.items()}, time=time.time())
-        # One write per line: a reader sees whole lines (at worst a missing last one).
-        with open(self.loss_log_path, "a", encoding="utf-8") as f:
-            f.write(message + "\n")
-        with open(self.loss_jsonl_path, "a", encoding="utf-8") as f:
-            f.write(json.dumps(record, allow_nan=False) + "\n")
+        append_losses(self.run_dir, message, dict(epoch=epoch, iters=iters, t_comp=float(t_comp),
+                                                  t_data=float(t_data),
+                                                  losses={k: json_number(v) for k, v in losses.items()}))
 
 
 def _fit(plane, shape):
@@ -220,43 +197,6 @@ def _fit(plane, shape):
     c, h, w = (min(a, b) for a, b in zip(plane.shape, shape))
     out[:c, :h, :w] = plane[:c, :h, :w]
     return out
-
-
-class WandbRun:
-    """pix2pix's --use_wandb: one Weights & Biases run (`wandb.init(project, name, config)`, or the
-    run already open in this process). wandb is an optional dependency, imported only here."""
-
-    def __init__(self, project, name, config=None):
-        try:
-            import wandb
-        except ImportError:
-            raise UserError("--use_wandb needs the wandb package: pip install wandb (or leave --use_wandb "
-                            "out)") from None
-        self.wandb = wandb
-        self.run = wandb.run or wandb.init(project=project, name=name, config=_plain_config(config or {}))
-        self._table_epoch = None
-
-    def log(self, values):
-        self.run.log(dict(values))
-
-    def log_images(self, images, epoch=None):
-        """Log {label: HxWx3 uint8} as images; with `epoch`, also a row of pix2pix's "Result" table
-        (epoch, then the images) the first time each epoch shows images."""
-        pictures = {label: self.wandb.Image(image) for label, image in images.items()}
-        self.run.log(pictures)
-        if epoch is not None and epoch != self._table_epoch:
-            self._table_epoch = epoch
-            table = self.wandb.Table(columns=["epoch", *pictures])
-            table.add_data(epoch, *pictures.values())
-            self.run.log({"Result": table})
-
-    def finish(self):
-        self.run.finish()
-
-
-def _plain_config(config):
-    """Options as wandb config values: non-finite floats as strings (JSON has no inf)."""
-    return {k: (str(v) if isinstance(v, float) and not math.isfinite(v) else v) for k, v in config.items()}
 
 
 def _plot_value(value):
@@ -269,128 +209,3 @@ def _plot_value(value):
     return value if math.isfinite(value) else math.nan
 
 
-def _json_number(value):
-    """A float for JSON; NaN and infinities (not JSON) become the strings "nan", "inf", "-inf"."""
-    value = float(value)
-    return value if math.isfinite(value) else str(value)
-
-
-class VisdomDisplay:
-    """A visdom client that never stops training: warn once, skip while no server, retry later."""
-
-    def __init__(self, server, port, env, *, log=print, reconnect_interval=60.0,
-                 connect_timeout=1.0, request_timeout=10.0):
-        parsed = urllib.parse.urlparse(server if "://" in server else f"http://{server}")
-        self.server = f"{parsed.scheme}://{parsed.hostname}"
-        self.host = parsed.hostname
-        self.port = int(port)
-        self.env = env
-        self.log = log
-        self.reconnect_interval = reconnect_interval
-        self.connect_timeout = connect_timeout
-        self.request_timeout = request_timeout
-        self.client = None
-        self._warned = False
-        self._last_attempt = None
-        self._visdom_missing = visdom is None
-        if self._visdom_missing:
-            self._warn("visdom is not installed (pip install visdom==0.2.4)")
-            return
-        self._connect()
-
-    @property
-    def url(self):
-        return f"{self.server}:{self.port}/env/{urllib.parse.quote(self.env)}"
-
-    def _warn(self, reason):
-        if not self._warned:
-            self._warned = True
-            self.log(f"warning: {reason}; the live view is off, training goes on (loss logs and "
-                     f"HTML are still written). Start a server with: "
-                     f"{SERVER_COMMAND.format(port=self.port)}")
-
-    def _server_listens(self):
-        try:
-            with socket.create_connection((self.host, self.port), timeout=self.connect_timeout):
-                return True
-        except OSError:
-            return False
-
-    def _connect(self):
-        self._last_attempt = time.monotonic()
-        if not self._server_listens():
-            self._warn(f"no visdom server answers at {self.server}:{self.port}")
-            return False
-        try:
-            with _quiet_visdom_logger():  # "Setting up a new session...", "Without the incoming socket..."
-                self.client = _TimeoutVisdom(self.request_timeout, server=self.server, port=self.port,
-                                             env=self.env, raise_exceptions=True,
-                                             use_incoming_socket=False)
-            is_visdom = self.client.win_exists("") is not None  # "true"/"false" from visdom only
-        except Exception as err:  # the server went away meanwhile
-            self.client, is_visdom = None, False
-            self._warn(f"the visdom server at {self.server}:{self.port} did not answer ({err})")
-            return False
-        if not is_visdom:
-            self.client = None
-            self._warn(f"the server at {self.server}:{self.port} does not answer as visdom does")
-            return False
-        if self._warned:
-            self.log(f"visdom: connected to {self.url}")
-        return True
-
-    def send(self, method, *args, **kwargs):
-        """Call `client.<method>(...)`; on any failure drop the client and retry later."""
-        if self._visdom_missing:
-            return False
-        if self.client is None:
-            if time.monotonic() - self._last_attempt < self.reconnect_interval or not self._connect():
-                return False
-        try:
-            getattr(self.client, method)(*args, **kwargs)
-            return True
-        except Exception as err:
-            self.client = None
-            self._warn(f"the visdom server at {self.server}:{self.port} stopped answering ({err})")
-            return False
-
-
-@contextlib.contextmanager
-def _quiet_visdom_logger():
-    """Hide visdom's chatter at client setup (warnings about features we do not use)."""
-    visdom_logger = logging.getLogger("visdom")
-    level = visdom_logger.level
-    visdom_logger.setLevel(logging.ERROR)
-    try:
-        yield
-    finally:
-        visdom_logger.setLevel(level)
-
-
-if visdom is not None:
-    class _TimeoutVisdom(visdom.Visdom):
-        """visdom.Visdom whose HTTP requests time out instead of hanging on a stuck server."""
-
-        def __init__(self, timeout, **kwargs):
-            self._request_timeout = timeout
-            super().__init__(**kwargs)
-
-        def _handle_post(self, url, data=None):  # visdom's documented override point
-            response = self.session.post(url, data={} if data is None else data,
-                                         timeout=self._request_timeout)
-            return response.text
-
-
-def read_loss_records(path):
-    """[((epoch, iters), {loss: value})] of loss_log.jsonl in file order; torn or foreign lines skipped."""
-    if not os.path.isfile(path):
-        return []
-    records = []
-    with open(path, encoding="utf-8") as f:
-        for line in f:
-            try:
-                record = json.loads(line)
-                records.append(((int(record["epoch"]), int(record["iters"])), dict(record["losses"])))
-            except (ValueError, KeyError, TypeError):
-                continue                            # a torn last line, or not a record
-    return records
