@@ -3,11 +3,11 @@
 Each image file under `<root>/<phase>/` holds A | B side by side: the prepared layout of
 `data/layout.py`, or any pix2pix dataset folder (pix2pix's own `cityscapes`, whose pairs are photo |
 label: train it with `direction="BtoA"` as pix2pix does; `facades`; pairs made by pix2pix's
-combine_A_and_B.py). As pix2pix's AlignedDataset it reads pix2pix's image extensions
-(`data/image_folder.py`), in sub-folders too (a pair `test/berlin/1.jpg` is frame `berlin/1`), and
-halves of any size: a file W x H is split at W/2 into two W/2 x H halves (pix2pix's tips train on
-360x256 images, 720x256 pairs). A file whose width is odd (halves of unequal width) is refused,
-naming it; a prepared dataset's pairs must have the size its metadata.json says.
+combine_A_and_B.py). As pix2pix's AlignedDataset it reads pix2pix's image files, in sub-folders too
+(`data/layout.py` says which files and names them), and halves of any size: a file W x H is split
+at W/2 into two W/2 x H halves (pix2pix's tips train on 360x256 images, 720x256 pairs). A file whose
+width is odd (halves of unequal width) is refused, naming it; a prepared dataset's pairs must have
+the size its metadata.json says.
 Preprocessing is pix2pix's (`base_dataset.get_transform`):
 
     resize_and_crop       resize both halves to load_size x load_size (bicubic), random crop_size crop
@@ -30,27 +30,15 @@ iterating and do not use `persistent_workers=True`.)
 `preload=True` decodes every pair once and keeps the deterministic part of the preprocessing
 (the resize) in memory as uint8, so an epoch costs only crops and flips.
 """
-import os
-
 import numpy as np
 import torch
 from PIL import Image
 
-from data.image_folder import find_images, frame_id
-from data.layout import PreparedLayout
+from data.layout import PreparedLayout, find_images, frame_id, image_size, open_image, split_folder
 from pix2pix_tr.errors import UserError
 
 PREPROCESS_MODES = ("resize_and_crop", "crop", "scale_width", "scale_width_and_crop", "none")
 DIRECTIONS = ("AtoB", "BtoA")
-
-
-def open_pair(path):
-    """Decode an aligned pair file to RGB, or a UserError naming it and what is wrong."""
-    try:
-        with Image.open(path) as img:
-            return img.convert("RGB")
-    except (OSError, SyntaxError, ValueError) as err:      # unreadable, truncated, not an image
-        raise UserError(f"{path} is not a readable image ({err}); delete or re-create it") from None
 
 
 def resize_deterministic(img, preprocess, load_size, crop_size):
@@ -108,17 +96,6 @@ def check_preprocessing(root, preprocess, load_size, crop_size, channels):
         raise UserError(f"--load_size {load_size} must be at least --crop_size {crop_size}")
 
 
-def split_folder(root, phase):
-    """`root/phase`, or a UserError naming the folders `root` does have."""
-    folder = os.path.join(root, phase)
-    if not os.path.isdir(folder):
-        others = sorted(d for d in os.listdir(root) if os.path.isdir(os.path.join(root, d))
-                        and not d.startswith(".") and d != "labels") if os.path.isdir(root) else []
-        hint = f" ({root} has {', '.join(others)}: choose one with --phase)" if others else ""
-        raise UserError(f"no '{phase}' folder in {root}: expected {folder}/<frame_id>.jpg{hint}")
-    return folder
-
-
 def to_uint8_chw(img):
     array = np.asarray(img, dtype=np.uint8)
     if array.ndim == 2:                                    # grayscale ("L"): one channel
@@ -162,11 +139,7 @@ class AlignedDataset(torch.utils.data.Dataset):
 
     @staticmethod
     def _check_shape(path, expected):
-        try:
-            with Image.open(path) as img:
-                size = img.size
-        except (OSError, SyntaxError, ValueError) as err:
-            raise UserError(f"{path} is not a readable image ({err}); delete or re-create it") from None
+        size = image_size(path)
         if expected is not None and size != expected:
             raise UserError(f"{path} is {size[0]}x{size[1]}, but this dataset's pairs are "
                             f"{expected[0]}x{expected[1]} (metadata.json); re-create it")
@@ -191,15 +164,14 @@ class AlignedDataset(torch.utils.data.Dataset):
     def _half_size(self, index):
         if self._cache is not None:
             return self._cache[index][2]
-        with Image.open(self.paths[index]) as img:
-            w, h = img.size
+        w, h = image_size(self.paths[index])
         return w // 2, h
 
     def _load(self, index):
         """Decode pair `index`, split it into its halves, apply the deterministic resize.
         Returns (left uint8 CHW, right uint8 CHW, (half width, height) before resizing)."""
         path = self.paths[index]
-        ab = open_pair(path)
+        ab = open_image(path)
         w, h = ab.size
         w2 = int(w / 2)
         halves = [ab.crop((0, 0, w2, h)), ab.crop((w2, 0, w, h))]

@@ -9,6 +9,13 @@
 
 Frame ids are the source's own (`aachen_000000_000019` for Cityscapes, `synthcity_000042` for
 SynthCity); they travel with every sample, name every result, and match results to labels.
+`frame_id` is the one rule: a file's path relative to its split folder, without extension.
+
+This module is also the one place that says which files are images and how they are opened, as
+pix2pix's data/image_folder.py does, so a pix2pix dataset folder reads here as it reads there:
+pix2pix's extensions (any letter case here), sub-folders included (a pair `test/berlin/1.jpg` is frame
+`berlin/1`, so pairs of equal base names keep distinct results), sorted by relative path (pix2pix
+keeps os.walk's order), hidden files skipped.
 
 pix2pix's already-prepared `cityscapes` folder (train/ val/ of side-by-side jpgs, photo | label,
 no metadata, no labels/) is also readable for training (`--direction BtoA`, as pix2pix trains it),
@@ -18,11 +25,13 @@ import dataclasses
 import json
 import os
 
-from pix2pix_tr.run import atomic
+from PIL import Image
+
 from pix2pix_tr.errors import UserError
+from pix2pix_tr.run import atomic
 
 METADATA_FILE = "metadata.json"
-PAIR_EXTENSIONS = (".jpg", ".jpeg", ".png")
+IMG_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".tif", ".tiff")   # pix2pix's
 LABEL_EXTENSION = ".png"
 IGNORE_INDEX = 255
 SPLITS = ("train", "val")
@@ -137,22 +146,64 @@ class PreparedLayout:
 
     def pair_files(self, split):
         """Sorted aligned-pair files of a split, or a UserError if the folder is missing or empty."""
-        folder = self.pair_dir(split)
-        if not os.path.isdir(folder):
-            raise UserError(f"no '{split}' folder in {self.root}: expected {folder}/<frame_id>.jpg")
-        files = sorted(os.path.join(folder, f) for f in os.listdir(folder)
-                       if f.lower().endswith(PAIR_EXTENSIONS) and not f.startswith("."))
-        if not files:
-            raise UserError(f"{folder} holds no images (.jpg or .png aligned pairs)")
-        return files
+        return find_images(split_folder(self.root, split), what="images (aligned A|B pairs)")
 
     def frame_ids(self, split):
-        return [frame_id_of(p) for p in self.pair_files(split)]
+        return [frame_id(p, self.pair_dir(split)) for p in self.pair_files(split)]
 
 
-def frame_id_of(path):
-    """The frame id a file is named by: its base name without extension."""
-    return os.path.splitext(os.path.basename(path))[0]
+# --- images and frame ids ----------------------------------------------------------------------
+def is_image_file(name):
+    return name.lower().endswith(IMG_EXTENSIONS) and not name.startswith(".")
+
+
+def frame_id(path, root):
+    """`path` relative to `root`, '/'-separated, without extension: the name of its results."""
+    return os.path.splitext(os.path.relpath(path, root))[0].replace(os.sep, "/")
+
+
+def split_folder(root, phase):
+    """`root/phase`, or a UserError naming the folders `root` does have."""
+    folder = os.path.join(root, phase)
+    if not os.path.isdir(folder):
+        others = sorted(d for d in os.listdir(root) if os.path.isdir(os.path.join(root, d))
+                        and not d.startswith(".") and d != "labels") if os.path.isdir(root) else []
+        hint = f" ({root} has {', '.join(others)}: choose one with --phase)" if others else ""
+        raise UserError(f"no '{phase}' folder in {root}: expected {folder}/<frame_id>.jpg{hint}")
+    return folder
+
+
+def find_images(folder, max_dataset_size=float("inf"), what="images"):
+    """Sorted paths of the images under `folder` (sub-folders included, hidden ones skipped), at
+    most `max_dataset_size`; a UserError naming the folder if there are none."""
+    found = []
+    for root, dirs, files in os.walk(folder):
+        dirs[:] = [d for d in dirs if not d.startswith(".")]
+        found += [os.path.join(root, f) for f in files if is_image_file(f)]
+    if not found:
+        raise UserError(f"{folder} holds no {what} (pix2pix's image files: "
+                        f"{' '.join(IMG_EXTENSIONS)}, in it or its sub-folders)")
+    found.sort(key=lambda p: os.path.relpath(p, folder).replace(os.sep, "/"))
+    return found[:int(max_dataset_size)] if max_dataset_size != float("inf") else found
+
+
+def open_image(path, mode="RGB", fix="delete or re-create it"):
+    """Decode an image, converted to `mode` (None: as stored), or one UserError naming the file and `fix`."""
+    try:
+        with Image.open(path) as img:
+            img.load()
+            return img.convert(mode) if mode and img.mode != mode else img.copy()
+    except (OSError, SyntaxError, ValueError) as err:      # unreadable, truncated, not an image
+        raise UserError(f"{path} is not a readable image ({err}); {fix}") from None
+
+
+def image_size(path, fix="delete or re-create it"):
+    """(width, height) from the file's header alone, or the same UserError as `open_image`."""
+    try:
+        with Image.open(path) as img:
+            return img.size
+    except (OSError, SyntaxError, ValueError) as err:
+        raise UserError(f"{path} is not a readable image ({err}); {fix}") from None
 
 
 def check_output_dir(path, flag="--output_dir"):

@@ -30,7 +30,7 @@ import multiprocessing  # noqa: E402
 import numpy as np  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from data.layout import (IGNORE_INDEX, SPLITS, DatasetMeta, PreparedLayout, check_same_params,  # noqa: E402
+from data.layout import (IGNORE_INDEX, SPLITS, DatasetMeta, PreparedLayout, check_same_params, open_image,  # noqa: E402
                          check_output_dir, cityscapes_classes, make_output_dir)
 from pix2pix_tr.run import atomic  # noqa: E402
 from pix2pix_tr.errors import UserError, run_cli  # noqa: E402
@@ -92,12 +92,7 @@ def find_frames(gtfine_dir, leftimg_dir, split):
 
 
 def _open(path, mode):
-    try:
-        with Image.open(path) as img:
-            img.load()
-            return img.convert(mode) if mode and img.mode != mode else img.copy()
-    except (OSError, SyntaxError, ValueError) as err:        # unreadable, truncated, not an image
-        raise UserError(f"{path} is not a readable image ({err}); re-download or remove it") from None
+    return open_image(path, mode, fix="re-download or remove it")
 
 
 def prepare_frame(job):

@@ -19,9 +19,8 @@ import os
 
 import torch
 
-from data.aligned import (check_preprocessing, crop_and_flip, open_pair, random_part, resize_deterministic,
-                          to_uint8_chw)
-from data.image_folder import IMG_EXTENSIONS, find_images, frame_id, is_image_file
+from data.aligned import check_preprocessing, crop_and_flip, random_part, resize_deterministic, to_uint8_chw
+from data.layout import IMG_EXTENSIONS, find_images, frame_id, is_image_file, open_image
 from pix2pix_tr.errors import UserError
 
 
@@ -36,7 +35,7 @@ class SingleDataset(torch.utils.data.Dataset):
             if not is_image_file(os.path.basename(root)):
                 raise UserError(f"{root} is not an image file (pix2pix's image files: {' '.join(IMG_EXTENSIONS)})")
             self.paths = [root]
-            self.frame_ids = [os.path.splitext(os.path.basename(root))[0]]
+            self.frame_ids = [frame_id(root, os.path.dirname(root))]
         elif os.path.isdir(root):
             self.paths = find_images(root, max_dataset_size, what="images (label maps to synthesize from)")
             self.frame_ids = [frame_id(p, root) for p in self.paths]
@@ -55,7 +54,7 @@ class SingleDataset(torch.utils.data.Dataset):
 
     def __getitem__(self, index):
         path = self.paths[index]
-        img = open_pair(path)                                       # RGB, or one line naming the file
+        img = open_image(path)                                      # RGB, or one line naming the file
         size = img.size
         if self.gray:
             img = img.convert("L")

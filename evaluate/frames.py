@@ -13,9 +13,8 @@ import os
 
 import numpy as np
 import torch
-from PIL import Image
 
-from data.layout import IGNORE_INDEX, PreparedLayout, frame_id_of
+from data.layout import IGNORE_INDEX, PreparedLayout, frame_id, image_size, open_image
 from pix2pix_tr.errors import UserError
 
 RESULT_SUFFIX = "_fake_B"
@@ -53,7 +52,8 @@ def label_paths(dataroot, phase):
         raise UserError(f"{dataroot} has no {layout.label_dir(phase)}: FCN-score needs the trainId "
                         "labels that data/prepare_cityscapes.py or data/synthcity.py write")
     folder = layout.label_dir(phase)
-    ids = sorted(frame_id_of(f) for f in os.listdir(folder) if f.endswith(".png") and not f.startswith("."))
+    ids = sorted(frame_id(os.path.join(folder, f), folder) for f in os.listdir(folder)
+                 if f.endswith(".png") and not f.startswith("."))
     if not ids:
         raise UserError(f"{folder} holds no labels")
     return {fid: layout.label_path(phase, fid) for fid in ids}
@@ -62,7 +62,7 @@ def label_paths(dataroot, phase):
 def photo_paths(dataroot, phase):
     """{frame_id: aligned pair path} of the split: the real photos live in their photo half."""
     layout = PreparedLayout(dataroot)
-    return {frame_id_of(p): p for p in layout.pair_files(phase)}
+    return {frame_id(p, layout.pair_dir(phase)): p for p in layout.pair_files(phase)}
 
 
 def match_frames(images, labels, what):
@@ -89,11 +89,7 @@ def check_one_size(paths, what):
     """All images share one size (read from the headers only); returns (H, W)."""
     sizes = {}
     for path in paths:
-        try:
-            with Image.open(path) as im:
-                sizes.setdefault(im.size, path)
-        except OSError as err:
-            raise UserError(f"{path} is not a readable image ({err})") from None
+        sizes.setdefault(image_size(path, fix="re-create it"), path)
     if len(sizes) > 1:
         listed = ", ".join(f"{w}x{h} ({os.path.basename(p)})" for (w, h), p in list(sizes.items())[:3])
         raise UserError(f"{what} are not all one size: {listed}; a results folder holds the "
@@ -146,12 +142,8 @@ def read_label(path, num_classes=None, ignore_index=IGNORE_INDEX):
     """HxW array of a trainId label image; a UserError naming it if it is unreadable, not one channel,
     or (given `num_classes`) holds values other than 0..num_classes-1 and `ignore_index`: Cityscapes'
     labelIds (0..33) instead of trainIds (0..18, 255) would otherwise be scored silently wrong."""
-    try:
-        with Image.open(path) as im:
-            label = np.array(im)
-    except (OSError, SyntaxError, ValueError) as err:     # empty, truncated, not an image
-        raise UserError(f"{path} is not a readable label image ({err}); re-create it by re-running "
-                        "the dataset's preparation (data/prepare_cityscapes.py or data/synthcity.py)") from None
+    label = np.array(open_image(path, mode=None, fix="re-create it by re-running the dataset's preparation "
+                                                     "(data/prepare_cityscapes.py or data/synthcity.py)"))
     if label.ndim != 2:
         raise UserError(f"{path} is not a single-channel trainId label image")
     if num_classes is not None:
@@ -171,12 +163,8 @@ def read_label(path, num_classes=None, ignore_index=IGNORE_INDEX):
 def read_rgb(path, half=None):
     """HxWx3 uint8 of an image, or of the left/right half of an aligned pair; a UserError naming
     the file if it cannot be decoded (empty, truncated, not an image)."""
-    try:
-        with Image.open(path) as im:
-            image = np.array(im.convert("RGB"))
-    except (OSError, SyntaxError, ValueError) as err:
-        raise UserError(f"{path} is not a readable image ({err}); re-create it (test.py writes the "
-                        "results, the dataset's preparation the pairs) or remove it") from None
+    image = np.array(open_image(path, fix="re-create it (test.py writes the results, the dataset's preparation "
+                                          "the pairs) or remove it"))
     if half is not None:
         w = image.shape[1] // 2
         image = image[:, :w] if half == "left" else image[:, w:2 * w]

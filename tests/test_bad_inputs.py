@@ -132,7 +132,7 @@ def test_zero_byte_label_while_training_the_segmenter_is_named(world):
     open(path, "wb").close()
     with pytest.raises(UserError) as err:
         train_segmenter.load_split(layout.root, "val", (64, 64))
-    assert one_line(err).startswith(f"{path} is not a readable label image")
+    assert one_line(err).startswith(f"{path} is not a readable image")
 
 
 def test_labelids_instead_of_trainids_are_refused(world, segmenter):
