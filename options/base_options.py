@@ -29,6 +29,7 @@ from pix2pix_tr.models.networks import (DISCRIMINATORS, GENERATORS, INITIALIZERS
                                         input_multiple)
 from pix2pix_tr.models.pix2pix import MODELS
 from pix2pix_tr.run import checkpoint
+from pix2pix_tr.viz.wandb_run import WANDB_PROJECT
 
 OPTIONS_JSON = "train_opt.json"
 OPTIONS_TEXT = "train_opt.txt"
@@ -52,7 +53,6 @@ OTHER_DATASET_MODES = {
 }
 # The dataset a --model reads unless --dataset_mode says otherwise (pix2pix's model option setters).
 MODEL_DATASET_MODES = {"pix2pix": "aligned", "test": "single"}
-WANDB_PROJECT = "CycleGAN-and-pix2pix"     # pix2pix's default --wandb_project_name
 
 
 class OptionParser(argparse.ArgumentParser):
@@ -221,7 +221,7 @@ class BaseOptions:
         parser.add_argument("--use_wandb", action="store_true",
                             help="log losses and images to Weights & Biases (pip install wandb; "
                                  "WANDB_MODE=offline keeps the run on disk)")
-        parser.add_argument("--wandb_project_name", default=WANDB_PROJECT, help="the wandb project")
+        parser.add_argument("--wandb_project_name", default=WANDB_PROJECT, help="the wandb project (pix2pix's)")
         parser.add_argument("--seed", role=FIXED, type=int, default=0, help="seed of every random number generator")
         # --- networks ---
         parser.add_argument("--input_nc", role=ARCHITECTURE, type=positive_int, default=3,
@@ -330,8 +330,9 @@ class BaseOptions:
             raise UserError(f"--crop_size {opt.crop_size} is larger than --load_size {opt.load_size}")
         step = input_multiple(opt.netG)
         if opt.crop_size % step:
+            fitting = [g for g in GENERATORS if g[:4] == opt.netG[:4] and opt.crop_size % input_multiple(g) == 0]
             raise UserError(f"--netG {opt.netG} needs --crop_size a multiple of {step}, got {opt.crop_size}"
-                            + ("; use --netG unet_128" if step == 256 and opt.crop_size % 128 == 0 else ""))
+                            + (f"; use --netG {fitting[0]}" if fitting else ""))
         if opt.preprocess == "scale_width" and opt.load_size % step:   # no crop: the width stays load_size
             raise UserError(f"--preprocess scale_width --load_size {opt.load_size}: images are scaled to "
                             f"width {opt.load_size}, but --netG {opt.netG} needs a multiple of {step}; use "

@@ -13,6 +13,7 @@ from pix2pix_tr.models.losses import GAN_MODES
 from pix2pix_tr.optim import OPTIMIZERS, TR_LAMBDA_MODES
 from pix2pix_tr.optim.schedulers import SCHEDULERS
 from pix2pix_tr.errors import UserError
+from pix2pix_tr.viz.visdom_display import DEFAULT_PORT
 
 # Flags that are gone, and what to use instead (a typed one is a note, and is not applied).
 REMOVED_FLAGS = {
@@ -61,11 +62,9 @@ class TrainOptions(BaseOptions):
                             help="TR: weight of the proximal term lambda*||w - w_t||^2")
         parser.add_argument("--tr_inner_steps", type=positive_int, default=10,
                             help="TR: S, steps between anchor refreshes")
-        parser.add_argument("--tr_lambda_mode", default="scaled", choices=TR_LAMBDA_MODES,
-                            help="TR: lambda*lr0/lr (scaled: what the paper's released experiments ran), "
-                                 "lambda (fixed), "
-                                 "or lambda/lr with lambda as given (released: lambda passed straight to the "
-                                 "released TRAdam class, an ablation)")
+        parser.add_argument("--tr_lambda_mode", default="scaled", choices=list(TR_LAMBDA_MODES),
+                            help="TR: the proximal weight at each step, " + ", ".join(
+                                f"{mode}: {rule}" for mode, rule in TR_LAMBDA_MODES.items()) + " (docs/optim.md)")
         parser.add_argument("--tr_no_inner_lr_decay", action="store_true",
                             help="TR ablation: keep lr (not lr/(k+1)) inside a cycle: proximal term only")
         parser.add_argument("--lr_policy", role=SCHEDULE, default="linear", choices=list(SCHEDULERS),
@@ -94,7 +93,7 @@ class TrainOptions(BaseOptions):
                             help="visdom: N > 0 shows all images in one pane, N a row (pix2pix's default 4); "
                                  "0 = one captioned pane per image")
         parser.add_argument("--display_server", default="http://localhost", help="visdom server")
-        parser.add_argument("--display_port", type=int, default=8097, help="visdom port")
+        parser.add_argument("--display_port", type=int, default=DEFAULT_PORT, help="visdom port")
         parser.add_argument("--display_env", default=None, help="visdom environment (default: the run's name)")
         parser.add_argument("--no_html", action="store_true", help="no checkpoints/<name>/web/ pages")
         # --- checkpoints ---

@@ -1,6 +1,6 @@
 """Start the visdom server for the live training view: loopback only, no CDN download.
 
-    python scripts/visdom_server.py                 # http://127.0.0.1:8097
+    python scripts/visdom_server.py                 # http://127.0.0.1:8097 (visdom's port)
     python scripts/visdom_server.py --port 8098
     python scripts/visdom_server.py --hostname 0.0.0.0   # reachable from other machines: opt-in
 
@@ -22,6 +22,7 @@ import logging  # noqa: E402
 import socket  # noqa: E402
 
 from pix2pix_tr.errors import UserError, run_cli  # noqa: E402
+from pix2pix_tr.viz.visdom_display import DEFAULT_PORT  # noqa: E402
 from scripts.install_visdom_assets import missing_assets, visdom_static_dir  # noqa: E402
 
 DEFAULT_ENV_PATH = os.path.join(os.path.expanduser("~"), ".visdom")
@@ -29,7 +30,7 @@ DEFAULT_ENV_PATH = os.path.join(os.path.expanduser("~"), ".visdom")
 
 def build_parser():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--port", type=int, default=8097, help="port to listen on (default 8097)")
+    parser.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"port to listen on (default {DEFAULT_PORT})")
     parser.add_argument("--hostname", default="127.0.0.1",
                         help="address to listen on (default 127.0.0.1: this machine only)")
     parser.add_argument("--env_path", default=DEFAULT_ENV_PATH,
@@ -42,7 +43,7 @@ def build_parser():
 def check_port(hostname, port):
     """A UserError if --port is no TCP port, or if another program already listens on it there."""
     if not 1 <= port <= 65535:
-        raise UserError(f"--port {port} is not a TCP port: pick one in 1..65535 (default 8097)")
+        raise UserError(f"--port {port} is not a TCP port: pick one in 1..65535 (default {DEFAULT_PORT})")
     try:
         infos = socket.getaddrinfo(hostname or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
         family, kind, proto, _, address = infos[0]

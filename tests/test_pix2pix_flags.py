@@ -269,8 +269,7 @@ def test_continue_train_switching_to_plateau_takes_its_rate_at_that_epoch():
     opt = TrainOptions().parse(["--lr_policy", "plateau", "--lr", "0.5"])
     optimizers = {"G": torch.optim.Adam([torch.nn.Parameter(torch.zeros(1))], lr=0.1)}
     schedulers_ = {}
-    reschedule(optimizers, schedulers_, lambda o: train.make_scheduler(o, opt), lr=opt.lr, epochs_done=8,
-               lr_changed=True)
+    reschedule(optimizers, schedulers_, lambda o: train.make_scheduler(o, opt), lr=opt.lr, epochs_done=8)
     assert optimizers["G"].param_groups[0]["lr"] == pytest.approx(0.1)
     assert isinstance(schedulers_["G"], schedulers.Plateau)
 

@@ -7,7 +7,7 @@ import torch
 
 from pix2pix_tr.optim import compiled_adam
 from pix2pix_tr.optim.tradam import TRAdam, TRSGD
-from pix2pix_tr.optim.trajectory import InvalidHyperparameter, check_positive
+from pix2pix_tr.optim.trajectory import TR_GROUP_KEYS, InvalidHyperparameter, check_positive
 
 
 def _tensors(params):
@@ -85,12 +85,13 @@ def build_optimizer(name, params, *, lr, beta1=0.5, beta2=0.999, momentum=0.9, t
                            compiled=compiled)
 
 
-def apply_settings(optimizer, *, beta1, tr_lambda, inner_steps, tr_lambda_mode, inner_lr_decay, **_):
+def apply_settings(optimizer, *, beta1, lr0=None, **settings):
     """Put `build_optimizer`'s settings into an optimizer's param groups, where it has them: a run
-    resumed with other values goes on with those (the learning rate follows its schedule instead)."""
-    tr = {"tr_lambda": tr_lambda, "inner_steps": inner_steps, "tr_lambda_mode": tr_lambda_mode,
-          "inner_lr_decay": inner_lr_decay}
+    resumed with other values goes on with those (the learning rate follows its schedule instead;
+    `lr0`, a new initial lr, is what TR's scaled λ is relative to)."""
     for group in optimizer.param_groups:
         if "betas" in group:
             group["betas"] = (beta1, group["betas"][1])
-        group.update({key: value for key, value in tr.items() if key in group})
+        group.update({key: settings[key] for key in TR_GROUP_KEYS if key in group})
+        if lr0 is not None and "tr_lr0" in group:
+            group["tr_lr0"] = lr0

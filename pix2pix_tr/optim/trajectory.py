@@ -14,8 +14,9 @@ from torch.optim import Optimizer
 from pix2pix_tr.errors import UserError
 from pix2pix_tr.optim import compiled_adam
 
-TR_LAMBDA_MODES = ("scaled", "fixed", "released")
-_TR_GROUP_KEYS = ("tr_lambda", "inner_steps", "tr_lambda_mode", "inner_lr_decay")
+# λ_n, the proximal weight at step n, by mode (lr₀: the group's lr at construction; lr: its lr now)
+TR_LAMBDA_MODES = {"scaled": "λ·lr₀/lr", "fixed": "λ", "released": "λ/lr"}
+TR_GROUP_KEYS = ("tr_lambda", "inner_steps", "tr_lambda_mode", "inner_lr_decay")
 
 
 class InvalidHyperparameter(UserError, ValueError):
@@ -152,7 +153,7 @@ class TrajectoryRegularized(Optimizer):
         self._init_tr_group(param_group)
 
     def _init_tr_group(self, group):
-        for key in _TR_GROUP_KEYS:
+        for key in TR_GROUP_KEYS:
             group.setdefault(key, self._tr_defaults[key])
         check_tr_settings(group["tr_lambda"], group["inner_steps"], group["tr_lambda_mode"],
                           group["inner_lr_decay"])
@@ -161,7 +162,7 @@ class TrajectoryRegularized(Optimizer):
         group.setdefault("tr_step", 0)
 
     def load_state_dict(self, state_dict):
-        before = [{k: g[k] for k in (*_TR_GROUP_KEYS, "tr_lr0")} for g in self.param_groups]
+        before = [{k: g[k] for k in (*TR_GROUP_KEYS, "tr_lr0")} for g in self.param_groups]
         super().load_state_dict(state_dict)  # replaces self.state / self.param_groups ...
         self.base_optimizer.__setstate__({"state": self.state, "param_groups": self.param_groups})
         self._share_base()  # ... so hand them to the base (its own setstate fix-ups run) and share

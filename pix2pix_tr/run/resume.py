@@ -37,12 +37,12 @@ def resume(run_dir, label, *, options, fixed, schedule, ignored, model, schedule
     checkpoint.restore_training_state(state, optimizers=model.optimizers(), schedulers=schedulers,
                                       nets=model.networks(), scaler=model.scaler)
     for optimizer in model.optimizers().values():
-        apply_settings(optimizer, **settings)
+        apply_settings(optimizer, **settings, lr0=settings["lr"] if "lr" in changes else None)
     start = Position(state["epoch"], state["epoch_iter"], state["total_iters"])
     rescheduled = {k: v for k, v in changes.items() if k in schedule}
     if rescheduled and start.epoch <= options["n_epochs"] + options["n_epochs_decay"]:
         reschedule(model.optimizers(), schedulers, make_scheduler, lr=options["lr"],
-                   epochs_done=start.epoch - options["epoch_count"], lr_changed="lr" in changes)
+                   epochs_done=start.epoch - options["epoch_count"])
         log(f"--continue_train: {describe(rescheduled)}: the learning rate follows the new schedule from epoch "
             f"{start.epoch} ({model.optimizer_G.param_groups[0]['lr']:.7f}); optimizer state kept")
     applied = {k: v for k, v in changes.items() if k not in rescheduled}
@@ -71,15 +71,13 @@ def describe(changes):
     return ", ".join(f"--{k} {new} (checkpoint: {old})" for k, (old, new) in changes.items())
 
 
-def reschedule(optimizers, schedulers, make_scheduler, *, lr, epochs_done, lr_changed):
+def reschedule(optimizers, schedulers, make_scheduler, *, lr, epochs_done):
     """New schedulers from the flags as they are now: each is built fresh and stepped through the
     epochs already trained, so the rate is the one a run started with these flags would have now
     (with the flags of the checkpoint, the restored schedulers are kept instead)."""
     for name, optimizer in optimizers.items():
         for group in optimizer.param_groups:
             group["lr"] = group["initial_lr"] = lr
-            if lr_changed and "tr_lr0" in group:
-                group["tr_lr0"] = lr                   # TR's scaled λ is relative to the run's lr
         scheduler = make_scheduler(optimizer)
         with warnings.catch_warnings():                # replaying epochs: no optimizer.step() between
             warnings.simplefilter("ignore")

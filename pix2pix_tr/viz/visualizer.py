@@ -2,7 +2,7 @@
 
 As pix2pix's util/visualizer.py, with the same three calls from the training loop:
 
-    vis = Visualizer(name, checkpoints_dir="checkpoints", display_id=1, display_port=8097)
+    vis = Visualizer(name, checkpoints_dir="checkpoints", display_id=1)
     vis.display_current_results(model.visuals(), epoch, save_result)   # every --display_freq
     vis.plot_current_losses(epoch, counter_ratio, losses)               # every --print_freq
     vis.print_current_losses(epoch, iters, losses, t_comp, t_data)      # every --print_freq
@@ -31,7 +31,7 @@ from pix2pix_tr.viz import html as html_page
 from pix2pix_tr.viz.images import save_image, tensor2im
 from pix2pix_tr.viz.loss_log import LOSS_JSONL, LOSS_TEXT, append_losses, json_number, read_loss_records
 from pix2pix_tr.viz.visdom_display import DEFAULT_PORT, VisdomDisplay
-from pix2pix_tr.viz.wandb_run import WandbRun
+from pix2pix_tr.viz.wandb_run import WANDB_PROJECT, WandbRun
 
 IMAGE_NAME = "epoch{epoch:03d}_{label}.png"
 _IMAGE_NAME_RE = re.compile(r"^epoch(\d+)_(.+)\.png$")
@@ -42,7 +42,7 @@ class Visualizer:
 
     def __init__(self, name, *, checkpoints_dir, display_id=1, display_server="http://localhost",
                  display_port=DEFAULT_PORT, display_env=None, display_winsize=256, display_ncols=0, use_html=True,
-                 use_wandb=False, wandb_project="CycleGAN-and-pix2pix", wandb_config=None,
+                 use_wandb=False, wandb_project=WANDB_PROJECT, wandb_config=None,
                  log=print, reconnect_interval=60.0):
         self.name = name
         self.display_id = int(display_id)

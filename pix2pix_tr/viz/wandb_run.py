@@ -5,6 +5,8 @@ import math
 
 from pix2pix_tr.errors import UserError
 
+WANDB_PROJECT = "CycleGAN-and-pix2pix"     # pix2pix's default --wandb_project_name
+
 
 class WandbRun:
     """pix2pix's --use_wandb: one Weights & Biases run (`wandb.init(project, name, config)`, or the
