@@ -1,4 +1,5 @@
-"""The report, rendered from fake score files laid out as a real run leaves them."""
+"""The report (report.md, results.json, PNGs, commands.sh), written from fake score files laid out as a
+real run leaves them, and from fabricated results for the comparison across budgets."""
 import json
 import math
 import os
@@ -99,12 +100,11 @@ def test_report_tables_statistics_plots_and_commands(tmp_path):
     assert "| TRAdam S=10 λ=0 | 0.610 (1 seed) (Δ +0.0100) |" in md
     # cells without results are named
     assert "tradam-S10-l0.1-nosawtooth-bs1-seed0: not run yet" in md
-    # plots and samples exist, are PNGs, and are referenced from both renderings
-    html = (out / "report.html").read_text()
+    # plots and samples exist, are PNGs, and are referenced from the report
     for png in ("losses.png", "fcn_over_epochs_0.png", "samples.png"):
         with Image.open(out / png) as im:
             assert im.format == "PNG"
-        assert f"]({png})" in md and f'src="{png}"' in html
+        assert f"]({png})" in md
     with Image.open(out / "samples.png") as im:     # label, Adam, TRAdam, photo × 2 frames
         assert im.size == (4 * 128, 16 + 2 * 128)
         assert im.convert("RGB").getpixel((64, 16 + 64)) == (255, 0, 0)
@@ -113,7 +113,19 @@ def test_report_tables_statistics_plots_and_commands(tmp_path):
     assert "python scripts/reproduce.py --scale synthcity --jobs 2" in md and "commit abc1234" in md
     sh = (out / "commands.sh").read_text()
     assert sh.count("python train.py") == len(grid.cells)
-    assert "<td>0.950</td>" in html and "Ground truth (real photos)" in html
+
+    # results.json: the same numbers, by cell, group, segmenter and metric
+    data = json.loads((out / "results.json").read_text())
+    lab = SEG.split("/")[-1]
+    iou = data["main"][lab]["mean_iou"]["tradam_minus_adam"]
+    assert (iou["mean"], iou["n"], iou["per_seed"]) == (pytest.approx(0.04 / 3), 3,
+                                                        pytest.approx({"0": 0.01, "1": 0.02, "2": 0.01}))
+    assert f"| Class IOU | {iou['mean']:+.4f} | [{iou['ci_low']:+.4f}, {iou['ci_high']:+.4f}] | 3 |" in md
+    assert data["ground_truth"] == {lab: {"pixel_acc": 0.95, "class_acc": 0.9, "mean_iou": 0.85}}
+    assert data["cells"]["adam-bs1-seed1"]["scores"][lab]["pixel_acc"] == 0.70
+    lam0 = data["groups"]["decomposition"]["variants"]["tradam-S10-l0-bs1"][lab]["pixel_acc"]
+    assert lam0["vs_reference"]["mean"] == pytest.approx(0.01) and lam0["vs_reference"]["ci_low"] is None
+    assert (data["cells_finished"], data["cells_total"], data["verdict"]["won"]) == (7, 10, 2)
 
 
 def test_report_of_an_empty_run_says_so(tmp_path):
@@ -126,18 +138,20 @@ def test_report_of_an_empty_run_says_so(tmp_path):
     assert "No cell has finished yet." in md and "adam-bs1-seed0: not run yet" in md
 
 
-def test_a_written_report_parses_back_to_its_main_gaps(tmp_path):
-    from scripts.repro import budgets, stats
-    paths, grid = _fake_run(tmp_path)
-    grid = cells.expand(["main", "batch_size"], (0, 1, 2), (0,))   # batch tables must not be read as main
-    report.write(_inputs(paths, grid), str(tmp_path / "r"))
-    final, gt = budgets.parse_report((tmp_path / "r" / "report.md").read_text())
-    diff = stats.paired_difference({s: v[2] for s, v in ADAM.items()}, {s: v[2] for s, v in TRADAM.items()})
-    iou = final[SEG.split("/")[-1]]["mean_iou"]
-    assert (iou.mean, iou.ci_low, iou.ci_high, iou.n) == (round(diff.mean, 4), round(diff.ci_low, 4),
-                                                          round(diff.ci_high, 4), 3)
-    assert iou.per_seed == {0: 0.01, 1: 0.02, 2: 0.01}
-    assert gt == {"synthcity_segmenter": {"pixel_acc": 0.95, "class_acc": 0.9, "mean_iou": 0.85}}
+def test_verdicts_say_who_won_by_how_much_against_the_seed_spread():
+    from scripts.repro import stats
+
+    def verdict(a, b):
+        numbers = {"adam": stats.summarize(a.values()), "tradam": stats.summarize(b.values()),
+                   "tradam_minus_adam": stats.paired(a, b)}
+        return report.verdict(numbers, "m")
+    low, high = {0: 0.60, 1: 0.70, 2: 0.65}, {0: 0.62, 1: 0.725, 2: 0.665}
+    assert verdict(low, high).startswith("m: TRAdam beat Adam: +0.0200 (95% CI [")
+    assert "the std over seeds is up to 0.0527" in verdict(low, high)
+    assert verdict(high, low).startswith("m: TRAdam was worse than Adam: -0.0200")
+    assert "no significant difference" in verdict({0: 0.5, 1: 0.5, 2: 0.5}, {0: 0.52, 1: 0.47, 2: 0.51})
+    assert verdict({0: 1.0}, {0: 2.0}) == ("m: TRAdam − Adam = +1.0000 on a single seed; no interval, so no "
+                                           "conclusion.")
 
 
 def _result(variant, seed, values, curve=None):
@@ -159,19 +173,14 @@ def test_across_budgets_on_synthetic_results(tmp_path):
             out.append(_result(cells.ADAM, s, a, {10: a, 60: a} if curve else None))
             out.append(_result(cells.TRADAM, s, t, {10: (0.9, 0.6, adam[s] - 0.05), 60: t} if curve else None))
         return out
-    short = budgets.from_results(SYNTHCITY, results(short_gaps), None, "fabricated")
+    short = budgets.of_results(SYNTHCITY, results(short_gaps), None, "fabricated")
     g = short.final["synthcity_segmenter"]["mean_iou"]
     assert g.mean == pytest.approx(-0.08) and g.per_seed == pytest.approx(short_gaps) and g.excludes_zero
     assert short.steps == 2400 and short.name == "2,400 steps (synthcity)"
 
-    # the change: Welch on the per-seed gaps (variance 0.0004 vs 0.0001, 3 seeds each), by hand
-    moved = budgets.change(g, budgets.from_results(SYNTHCITY_LONG, results(long_gaps), None, "x")
-                           .final["synthcity_segmenter"]["mean_iou"])
-    se = math.sqrt(0.0004 / 3 + 0.0001 / 3)
-    df = (0.0005 / 3) ** 2 / ((0.0004 / 3) ** 2 / 2 + (0.0001 / 3) ** 2 / 2)
-    assert moved.mean == pytest.approx(0.08) and moved.df == pytest.approx(df)
-    assert moved.ci_high - moved.mean == pytest.approx(stats.scipy_stats.t.ppf(0.975, df) * se)
-    assert moved.excludes_zero
+    # the change: Welch on the per-seed gaps (variance 0.0004 vs 0.0001, 3 seeds each)
+    moved = stats.welch(short_gaps.values(), long_gaps.values())
+    assert moved.mean == pytest.approx(0.08) and moved.excludes_zero
 
     # the long scale's report: its own gap over training and the short budget beside it
     paths = commands.RunPaths.of(SYNTHCITY_LONG, str(tmp_path))
@@ -192,6 +201,8 @@ def test_across_budgets_on_synthetic_results(tmp_path):
         "[+0.0000, +0.0000] |" in table                     # no spread at all: a zero-width interval
     assert ("Class IOU: TRAdam − Adam was -0.0800 (95% CI" in md and "TRAdam below Adam at 95% at the short budget, "
             "not distinguishable from Adam at the long one; the gap moved by +0.0800" in md)
+    change = json.loads((tmp_path / "r" / "results.json").read_text())["across_budgets"]["synthcity"]
+    assert change["segmenters"]["synthcity_segmenter"]["metrics"]["mean_iou"]["change"]["mean"] == pytest.approx(0.08)
     # over training: epoch 10's gap is −0.05 on every seed, the last is the final one
     assert "| 10 | 4,000 | constant | +0.0000 [+0.0000, +0.0000] (n=3) | +0.0000 [+0.0000, +0.0000] (n=3) | " \
            "-0.0500 [-0.0500, -0.0500] (n=3) |" in md
@@ -218,21 +229,21 @@ def test_across_budgets_says_whether_one_judge_scored_both(tmp_path):
         return out
 
     gt = {SEG: {"pixel_acc": 0.95, "class_acc": 0.9, "mean_iou": 0.75}}
-    a = budgets.from_results(SYNTHCITY, results(["aaa", "aaa"]), gt, "x")
+    a = budgets.of_results(SYNTHCITY, results(["aaa", "aaa"]), gt, "x")
     assert a.judges == {label: frozenset({"aaa"})}
-    b = budgets.from_results(SYNTHCITY_LONG, results(["aaa", "aaa"]), gt, "x")
-    c = budgets.from_results(SYNTHCITY_LONG, results(["bbb", "bbb"]), gt, "x")
-    mixed = budgets.from_results(SYNTHCITY_LONG, results(["aaa", "bbb"]), gt, "x")
+    b = budgets.of_results(SYNTHCITY_LONG, results(["aaa", "aaa"]), gt, "x")
+    c = budgets.of_results(SYNTHCITY_LONG, results(["bbb", "bbb"]), gt, "x")
+    mixed = budgets.of_results(SYNTHCITY_LONG, results(["aaa", "bbb"]), gt, "x")
     assert budgets.same_judge(a, b, label) == (True, "weights")
     assert budgets.same_judge(a, c, label) == (False, "weights")   # even though the real photos agree
     assert budgets.same_judge(a, mixed, label) == (False, "weights")  # two judges inside one budget
     # a cell read from a work dir has no fingerprint: the real photos decide
-    part = budgets.from_results(SYNTHCITY_LONG, results(["aaa", None]), gt, "x")
+    part = budgets.of_results(SYNTHCITY_LONG, results(["aaa", None]), gt, "x")
     assert part.judges == {} and budgets.same_judge(a, part, label) == (True, "real photos")
     other_gt = {SEG: {"pixel_acc": 0.953, "class_acc": 0.865, "mean_iou": 0.709}}
-    retrained = budgets.from_results(SYNTHCITY_LONG, results([None, None]), other_gt, "x")
+    retrained = budgets.of_results(SYNTHCITY_LONG, results([None, None]), other_gt, "x")
     assert budgets.same_judge(a, retrained, label) == (False, "real photos")
-    assert budgets.same_judge(a, budgets.from_results(SYNTHCITY_LONG, results([None, None]), None, "x"),
+    assert budgets.same_judge(a, budgets.of_results(SYNTHCITY_LONG, results([None, None]), None, "x"),
                               label) == (None, None)
 
     assert report.judge_sentence(a, b, label) == f"Both budgets were judged by the same weights of {label} " \

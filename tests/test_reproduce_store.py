@@ -15,6 +15,7 @@ import pytest
 
 from evaluate.digests import weights_fingerprint
 from pix2pix_tr.errors import UserError
+from pix2pix_tr.run import atomic
 from scripts.repro import cells, collect, commands, runner, store
 from scripts.repro.scales import SYNTHCITY_LONG
 
@@ -59,8 +60,7 @@ def fake_run_chain(name, stages, log_dir, env):
                 report["segmenters"][SEG]["weights_fingerprint"] = weights_fingerprint(segmenter)
             if "--gt" in stage.argv:
                 report["ground_truth"] = {SEG: dict(pixel_acc=0.95, class_acc=0.86, mean_iou=0.71)}
-            with open(stage.done_path, "w") as f:
-                json.dump(report, f)
+            atomic.write_json(stage.done_path, report)     # as fcn_score does: a reader sees all or nothing
         else:
             open(stage.done_path, "w").close()
         ran.append(stage.name)
@@ -78,7 +78,6 @@ def fake_tools(monkeypatch):
     calls.clear()
     cut_after_train.clear()
     monkeypatch.setattr(runner, "run_chain", fake_run_chain)
-    monkeypatch.setattr(reproduce, "unsupported_cells", lambda todo, env: {})
     return calls
 
 
@@ -203,7 +202,7 @@ def test_a_stored_cell_made_with_other_settings_is_refused(tmp_path, fake_tools)
     record = json.loads(path.read_text())
     record["commands"]["train"] = record["commands"]["train"].replace("--n_epochs 30", "--n_epochs 3")
     path.write_text(json.dumps(record))
-    with pytest.raises(UserError, match=f"cell {MAIN[0]} in .* was made with other settings \\(train differ"):
+    with pytest.raises(UserError, match=f"cell {MAIN[0]} was made with other settings \\(train differ"):
         reproduce.main(_argv(tmp_path, "w2", "--report_only"))
     # where it ran (--device) and the real photos' row (--gt) do not change a cell's result
     record["commands"]["train"] = record["commands"]["train"].replace("--n_epochs 3", "--n_epochs 30") \
@@ -211,6 +210,15 @@ def test_a_stored_cell_made_with_other_settings_is_refused(tmp_path, fake_tools)
     record["commands"]["score_latest"] = record["commands"]["score_latest"].replace(" --gt", "")
     path.write_text(json.dumps(record))
     assert reproduce.main(_argv(tmp_path, "w2", "--report_only")) == 0
+    # a work dir's unfinished cells are held to their cell.json the same way
+    cut_after_train.add(MAIN[1])
+    alone = ["--scale", "synthcity_long", "--work_dir", str(tmp_path / "w3"), "--results_store", "none",
+             "--report_dir", str(tmp_path / "r3"), "--cells", MAIN[1]]
+    assert reproduce.main(alone) == 1                                       # cut after training
+    path = tmp_path / "w3" / "results" / "repro_synthcity_long" / MAIN[1] / "cell.json"
+    path.write_text(path.read_text().replace("--n_epochs 30", "--n_epochs 3"))
+    with pytest.raises(UserError, match=f"cell {MAIN[1]} was made with other settings .* another --work_dir"):
+        reproduce.main(alone)
 
 
 @pytest.mark.slow
@@ -258,12 +266,16 @@ def test_new_cells_are_not_judged_by_other_weights_than_the_stored_ones(tmp_path
 def test_a_report_counting_more_cells_than_can_be_found_is_not_overwritten(tmp_path, fake_tools):
     report_dir = tmp_path / "committed"
     report_dir.mkdir()
-    (report_dir / "report.md").write_text("... Cells finished: 46 of 46. ...\n")
+    (report_dir / "report.md").write_text("... an older report, no results.json beside it ...\n")
+    with pytest.raises(UserError, match="report.md has no results.json beside it"):
+        reproduce.main(_argv(tmp_path, "w", "--report_only"))
+    (report_dir / "results.json").write_text('{"cells_finished": 46}')
     with pytest.raises(UserError, match="counts 46 finished cells but only 0 are in this work dir and store"):
         reproduce.main(_argv(tmp_path, "w", "--report_only"))
     assert (report_dir / "report.md").read_text().startswith("...")
     assert reproduce.main(_argv(tmp_path, "w", "--report_only", "--overwrite_report")) == 0
     assert "Cells finished: 0 of 22" in (report_dir / "report.md").read_text()
+    assert reproduce.main(_argv(tmp_path, "w", "--report_only")) == 0        # 0 then, 0 now
 
 
 def test_store_writes_a_cell_whole_or_not_at_all(tmp_path):
@@ -284,12 +296,15 @@ def test_store_writes_a_cell_whole_or_not_at_all(tmp_path):
     assert not stale.exists() and st.names() == ["c", "f"]
 
 
-def test_loss_summary_bins_the_log():
-    records = [{"epoch": 1 + i // 8, "iters": 50 * (1 + i % 8), "G_L1": float(i)} for i in range(480)]
-    out = collect.loss_summary(records, 120, total_epochs=60)
+def test_loss_summary_bins_the_log(tmp_path):
+    log = tmp_path / "loss_log.jsonl"
+    log.write_text("".join(json.dumps({"epoch": 1 + i // 8, "iters": 50 * (1 + i % 8), "losses": {"G_L1": float(i)}})
+                           + "\n" for i in range(480)))
+    out = collect.loss_summary(str(log))
     assert len(out) == 120 and all(r["n"] == 4 for r in out)
     assert out[0]["G_L1"] == pytest.approx(1.5) and out[0]["epoch_pos"] == pytest.approx((1 + 2 + 3 + 4) / 32)
-    assert collect.loss_summary(records[:10], 120) and collect.loss_summary([], 10) == []
+    assert collect.loss_summary(str(log), 1000)[-1]["epoch_pos"] == 60
+    assert collect.loss_summary(str(tmp_path / "none.jsonl")) == []
 
 
 def test_portable_commands_and_settings(tmp_path):
@@ -323,8 +338,7 @@ def test_git_commit_commits_only_the_store_and_the_report(tmp_path, monkeypatch)
     st = store.Store(str(report_dir / "cells"))
     st.write("adam-bs1-seed0", {"cell.json": "{}\n"})
     (report_dir / "report.md").write_text("report\n")
-    plan = type("Plan", (), {"report_dir": str(report_dir), "store": st,
-                             "excluded_from_code_version": reproduce.Plan.excluded_from_code_version})()
+    plan = type("Plan", (), {"report_dir": str(report_dir), "store": st, "own_dirs": reproduce.Plan.own_dirs})()
     assert reproduce.commit_results(plan, "long: adam-bs1-seed0 finished")
     assert git("show", "--name-only", "--format=%s", "HEAD").split() == [
         "long:", "adam-bs1-seed0", "finished", "docs/long/cells/adam-bs1-seed0/cell.json", "docs/long/report.md"]

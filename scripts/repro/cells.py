@@ -2,19 +2,15 @@
 
 A `Variant` is one training configuration (optimizer and its TR settings, batch size, learning-rate
 factor); a `Cell` is a variant trained with one seed. Cells are named by what they are, so a
-configuration that two groups share (TRAdam λ=0 is in the λ ablation and in the decomposition)
-is one cell, trained once.
-
-Groups, in the order they run (the most important first):
+configuration that two groups share (TRAdam λ=0 is in the λ sweep and in the decomposition) is one
+cell, trained once. Groups, in the order they run (the most important first):
 
     main           Adam vs TRAdam at batch 1, every seed: the paper's claim, with seed noise
     decomposition  where a gain comes from: Adam; TRAdam; TRAdam λ=0 (only the lr/(k+1) sawtooth);
-                   TRAdam without the sawtooth (proximal term only); Adam at TRAdam's mean step
-                   size, lr·H_S/S (H_S the S-th harmonic number, the mean of 1/(k+1) over k < S);
-                   and TRAdam at Adam's mean step size, lr·S/H_S
-    lambda_mode    λ under LR decay: train.py's default (scaled: λ·lr0/lr, as the released
-                   experiments ran) against a fixed λ and λ/lr with λ = 0.1 (--tr_lambda_mode
-                   released: λ passed straight to the released class)
+                   TRAdam without the sawtooth (proximal term only); Adam at TRAdam's mean step size
+                   lr·H_S/S (H_S the S-th harmonic number); TRAdam at Adam's, lr·S/H_S
+    lambda_mode    λ under LR decay: train.py's default (scaled: λ·lr0/lr, as the released experiments
+                   ran) against a fixed λ and λ/lr with λ = 0.1 (--tr_lambda_mode released)
     batch_size     Adam vs TRAdam at batch 1, 4, 8
     tr_lambda      λ ∈ {0, 0.01, 0.1, 1}
     inner_steps    S ∈ {1, 5, 10, 20, 50} (S = 1 is Adam by construction: a check, run last)
@@ -22,11 +18,9 @@ Groups, in the order they run (the most important first):
 import dataclasses
 from fractions import Fraction
 
-DEFAULT_LAMBDA = 0.1
-DEFAULT_INNER_STEPS = 10
+DEFAULT_LAMBDA, DEFAULT_INNER_STEPS = 0.1, 10
 GROUPS = ("main", "decomposition", "lambda_mode", "batch_size", "tr_lambda", "inner_steps")
-INNER_STEPS_GRID = (1, 5, 10, 20, 50)
-LAMBDA_GRID = (0.0, 0.01, 0.1, 1.0)
+SWEEP_GROUPS = ("tr_lambda", "inner_steps")     # hyperparameter sweeps: may run on fewer seeds
 BATCH_GRID = (1, 4, 8)
 
 
@@ -56,37 +50,27 @@ class Variant:
         if self.optimizer not in ("adam", "tradam"):
             raise ValueError(f"unknown optimizer {self.optimizer!r}")
         if self.optimizer == "adam":   # one name for every plain-Adam configuration
-            for field, value in (("tr_lambda", DEFAULT_LAMBDA), ("inner_steps", DEFAULT_INNER_STEPS),
-                                 ("lambda_mode", "scaled"), ("inner_lr_decay", True)):
-                object.__setattr__(self, field, value)
+            for field in ("tr_lambda", "inner_steps", "lambda_mode", "inner_lr_decay"):
+                object.__setattr__(self, field, getattr(Variant, field))
 
     @property
     def name(self):
         parts = [self.optimizer]
         if self.optimizer == "tradam":
             parts += [f"S{self.inner_steps}", f"l{_num(self.tr_lambda)}"]
-            if self.lambda_mode != "scaled":
-                parts.append(f"{self.lambda_mode}lambda")
-            if not self.inner_lr_decay:
-                parts.append("nosawtooth")
-        if self.lr_factor != 1.0:
-            parts.append(f"lrx{_num(self.lr_factor)}")
-        parts.append(f"bs{self.batch_size}")
+            parts += [f"{self.lambda_mode}lambda"] * (self.lambda_mode != "scaled")
+            parts += ["nosawtooth"] * (not self.inner_lr_decay)
+        parts += [f"lrx{_num(self.lr_factor)}"] * (self.lr_factor != 1.0) + [f"bs{self.batch_size}"]
         return "-".join(parts)
 
     @property
     def label(self):
         """A human description for tables."""
-        if self.optimizer == "adam":
-            text = "Adam" if self.lr_factor == 1.0 else f"Adam, lr × {_num(self.lr_factor)}"
-        else:
-            text = f"TRAdam S={self.inner_steps} λ={_num(self.tr_lambda)}"
-            if self.lambda_mode != "scaled":
-                text += {"released": " (λ/lr)"}.get(self.lambda_mode, f" ({self.lambda_mode} λ)")
-            if not self.inner_lr_decay:
-                text += " (no sawtooth)"
-            if self.lr_factor != 1.0:
-                text += f", lr × {_num(self.lr_factor)}"
+        text = "Adam" if self.optimizer == "adam" else f"TRAdam S={self.inner_steps} λ={_num(self.tr_lambda)}"
+        if self.lambda_mode != "scaled":
+            text += {"released": " (λ/lr)"}.get(self.lambda_mode, f" ({self.lambda_mode} λ)")
+        text += " (no sawtooth)" * (not self.inner_lr_decay)
+        text += f", lr × {_num(self.lr_factor)}" * (self.lr_factor != 1.0)
         return text + ("" if self.batch_size == 1 else f", batch {self.batch_size}")
 
 
@@ -100,30 +84,24 @@ class Cell:
         return f"{self.variant.name}-seed{self.seed}"
 
 
-ADAM = Variant("adam")
-TRADAM = Variant("tradam")
+ADAM, TRADAM = Variant("adam"), Variant("tradam")
 
 
 def group_variants(group):
     """The variants of one group, reference first."""
-    if group == "main":
-        return [ADAM, TRADAM]
-    if group == "decomposition":
-        return [ADAM, TRADAM,
-                dataclasses.replace(TRADAM, tr_lambda=0.0),
-                dataclasses.replace(TRADAM, inner_lr_decay=False),
-                dataclasses.replace(ADAM, lr_factor=harmonic_mean_factor(DEFAULT_INNER_STEPS)),
-                dataclasses.replace(TRADAM, lr_factor=1 / harmonic_mean_factor(DEFAULT_INNER_STEPS))]
-    if group == "lambda_mode":
-        return [TRADAM, dataclasses.replace(TRADAM, lambda_mode="fixed"),
-                dataclasses.replace(TRADAM, lambda_mode="released")]
-    if group == "inner_steps":
-        return [dataclasses.replace(TRADAM, inner_steps=s) for s in INNER_STEPS_GRID]
-    if group == "tr_lambda":
-        return [dataclasses.replace(TRADAM, tr_lambda=lam) for lam in LAMBDA_GRID]
-    if group == "batch_size":
-        return [dataclasses.replace(v, batch_size=b) for b in BATCH_GRID for v in (ADAM, TRADAM)]
-    raise ValueError(f"unknown group {group!r}; groups are {', '.join(GROUPS)}")
+    replace, mean_step = dataclasses.replace, harmonic_mean_factor(DEFAULT_INNER_STEPS)
+    variants = {
+        "main": [ADAM, TRADAM],
+        "decomposition": [ADAM, TRADAM, replace(TRADAM, tr_lambda=0.0), replace(TRADAM, inner_lr_decay=False),
+                          replace(ADAM, lr_factor=mean_step), replace(TRADAM, lr_factor=1 / mean_step)],
+        "lambda_mode": [TRADAM, replace(TRADAM, lambda_mode="fixed"), replace(TRADAM, lambda_mode="released")],
+        "batch_size": [replace(v, batch_size=b) for b in BATCH_GRID for v in (ADAM, TRADAM)],
+        "tr_lambda": [replace(TRADAM, tr_lambda=lam) for lam in (0.0, 0.01, 0.1, 1.0)],
+        "inner_steps": [replace(TRADAM, inner_steps=s) for s in (1, 5, 10, 20, 50)],
+    }
+    if group not in variants:
+        raise ValueError(f"unknown group {group!r}; groups are {', '.join(GROUPS)}")
+    return variants[group]
 
 
 @dataclasses.dataclass
@@ -138,9 +116,6 @@ class Grid:
         return [c for c in self.cells if group in self.groups[c.name]]
 
 
-SWEEP_GROUPS = ("tr_lambda", "inner_steps")     # hyperparameter sweeps: may run on fewer seeds
-
-
 def expand(groups, main_seeds, ablation_seeds, sweep_seeds=None):
     """Cells of `groups` (in GROUPS order): main with `main_seeds`, the sweeps (SWEEP_GROUPS) with
     `sweep_seeds` (default: `ablation_seeds`), the other ablations with `ablation_seeds`; a cell
@@ -150,17 +125,14 @@ def expand(groups, main_seeds, ablation_seeds, sweep_seeds=None):
         raise ValueError(f"unknown group(s) {', '.join(unknown)}; groups are {', '.join(GROUPS)}")
     cells, member_of, seeds_of = [], {}, {}
     for group in (g for g in GROUPS if g in groups):
-        seeds = list(main_seeds if group == "main" else
-                     (sweep_seeds or ablation_seeds) if group in SWEEP_GROUPS else ablation_seeds)
-        seeds_of[group] = seeds
-        for seed in seeds:
-            for variant in group_variants(group):
-                cell = Cell(variant, seed)
-                if cell.name not in member_of:
-                    cells.append(cell)
-                    member_of[cell.name] = []
-                if group not in member_of[cell.name]:
-                    member_of[cell.name].append(group)
+        seeds_of[group] = list(main_seeds if group == "main" else
+                               (sweep_seeds or ablation_seeds) if group in SWEEP_GROUPS else ablation_seeds)
+        for cell in (Cell(v, seed) for seed in seeds_of[group] for v in group_variants(group)):
+            if cell.name not in member_of:
+                cells.append(cell)
+                member_of[cell.name] = []
+            if group not in member_of[cell.name]:
+                member_of[cell.name].append(group)
     return Grid(cells, member_of, seeds_of)
 
 
@@ -168,11 +140,8 @@ def select(grid, only_cells=None):
     """Keep the cells whose names are in `only_cells` (None keeps all); unknown names raise."""
     if not only_cells:
         return grid
-    known = {c.name for c in grid.cells}
-    missing = [n for n in only_cells if n not in known]
+    missing = [n for n in only_cells if n not in grid.groups]
     if missing:
-        raise ValueError(f"no cell named {', '.join(missing)} in this grid "
-                         f"(list them with --list)")
-    wanted = set(only_cells)
-    cells = [c for c in grid.cells if c.name in wanted]
+        raise ValueError(f"no cell named {', '.join(missing)} in this grid (list them with --list)")
+    cells = [c for c in grid.cells if c.name in only_cells]
     return Grid(cells, {c.name: grid.groups[c.name] for c in cells}, grid.seeds)

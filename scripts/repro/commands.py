@@ -1,32 +1,29 @@
-"""The command lines of the reproduction and the file that proves each one finished.
+"""A cell's command lines, and the file whose existence proves each one finished.
 
-A `Stage` is one subprocess (train.py, test.py, evaluate/fcn_score.py, ...) with the path whose
-existence means it is done; every such file is written atomically by the tool that makes it, so a
-re-run skips exactly the stages that finished. A cell's stages, in order:
+A `Stage` is one subprocess with the path that marks it done; the tools write those files
+atomically, so a re-run skips exactly the stages that finished. A cell's stages, in order:
 
-    train                      checkpoints/<cell>/<last epoch>_net_G.pth
-    test_<e>, score_<e>        for each saved epoch e of a curve cell (FCN-score over epochs)
-    test_latest, score_latest  results/<cell>/val_latest/fcn_scores.json  (the cell is done)
+    train                      checkpoints/repro_<scale>/<cell>/<last epoch>_net_G.pth
+    test_<e>, score_<e>        each saved epoch e of a curve cell (the FCN-score over training)
+    test_latest, score_latest  results/repro_<scale>/<cell>/val_latest/fcn_scores.json: the cell is done
 
-Where things go, under the work dir (default: the repository root):
-
-    <dataset_dir>                          the scale's dataset (SynthCity is generated there)
-    checkpoints/repro_<scale>/<cell>/      train.py's checkpoints and loss_log.jsonl
-    results/repro_<scale>/<cell>/<phase>_<epoch>/{images/, index.html, fcn_scores.json}
-
-The ground-truth row (the real photos scored by the same segmenters) comes from `fcn_score --gt`
-on the first cell's last scoring; fcn_score scores real photos only alongside results.
+Paths are under the work dir (default: the repository). The real photos' row of the tables
+(`fcn_score --gt`) is scored by the first cell's last scoring.
 """
 import dataclasses
 import os
+import shlex
 import sys
+
+from data.layout import METADATA_FILE
+from evaluate.report import JSON_FILE as SCORES_FILE
+from evaluate.segmenters import SEGMENTER_FILE
+from pix2pix_tr.run.checkpoint import weights_path
+from pix2pix_tr.viz.loss_log import LOSS_JSONL
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 PHASE = "val"
-# train.py flag that turns TR's lr/(k+1) sawtooth off (proximal term only); see docs/readme/reproduce.md.
-NO_SAWTOOTH_FLAG = "--tr_no_inner_lr_decay"
-LAMBDA_MODE_FLAG = "--tr_lambda_mode"
-SEGMENTER_FILE = "segmenter.json"   # train_segmenter.py writes it into the folder it renames into place
+TEST_PAGE = "index.html"        # test.py's page (pix2pix_tr/viz/html.py), written after its images
 
 
 @dataclasses.dataclass(frozen=True)
@@ -40,6 +37,7 @@ class Stage:
 
 @dataclasses.dataclass(frozen=True)
 class RunPaths:
+    """Where one scale's cells write, under the work dir."""
     work_dir: str
     dataroot: str
     checkpoints_dir: str
@@ -63,10 +61,10 @@ class RunPaths:
         return os.path.join(self.results_dir, cell.name, f"{PHASE}_{epoch}")
 
     def scores_path(self, cell, epoch="latest"):
-        return os.path.join(self.epoch_dir(cell, epoch), "fcn_scores.json")
+        return os.path.join(self.epoch_dir(cell, epoch), SCORES_FILE)
 
     def loss_log(self, cell):
-        return os.path.join(self.cell_checkpoints(cell), "loss_log.jsonl")
+        return os.path.join(self.cell_checkpoints(cell), LOSS_JSONL)
 
 
 def _device(device):
@@ -79,20 +77,11 @@ def _script(relpath):
 
 
 def segmenter_paths(scale, paths):
-    """fcn_score --segmenter values: the scale's own, the one its recipe makes, or none
-    (the dataset's defaults, from its metadata)."""
+    """fcn_score --segmenter values: the scale's own, the one its recipe makes, or none (the
+    dataset's defaults, from its metadata)."""
     if scale.segmenters:
         return list(scale.segmenters)
-    if scale.segmenter_recipe:
-        return [os.path.join(paths.work_dir, scale.segmenter_dir)]
-    return []
-
-
-def _segmenter_flags(scale, paths):
-    flags = []
-    for seg in segmenter_paths(scale, paths):
-        flags += ["--segmenter", seg]
-    return flags
+    return [os.path.join(paths.work_dir, scale.segmenter_dir)] if scale.segmenter_recipe else []
 
 
 def train_flags(cell, scale):
@@ -103,9 +92,9 @@ def train_flags(cell, scale):
     if v.optimizer == "tradam":
         flags += ["--tr_lambda", f"{v.tr_lambda:g}", "--tr_inner_steps", str(v.inner_steps)]
         if v.lambda_mode != "scaled":
-            flags += [LAMBDA_MODE_FLAG, v.lambda_mode]
+            flags += ["--tr_lambda_mode", v.lambda_mode]
         if not v.inner_lr_decay:
-            flags.append(NO_SAWTOOTH_FLAG)
+            flags.append("--tr_no_inner_lr_decay")
     return flags
 
 
@@ -119,7 +108,7 @@ def prepare_stages(scale, paths):
                                         "--num_train", str(s["num_train"]), "--num_val",
                                         str(s["num_val"]), "--size", str(s["size"]),
                                         "--seed", str(s["seed"])),
-                            os.path.join(paths.dataroot, "metadata.json")))
+                            os.path.join(paths.dataroot, METADATA_FILE)))
     if scale.segmenter_recipe:
         seg = os.path.join(paths.work_dir, scale.segmenter_dir)
         stages.append(Stage("segmenter", (*_script("evaluate/train_segmenter.py"), "--dataroot",
@@ -131,43 +120,46 @@ def prepare_stages(scale, paths):
 def _test_and_score(cell, scale, paths, device, epoch, ground_truth=False):
     out = paths.epoch_dir(cell, epoch)
     num_val = scale.synthcity["num_val"] if scale.synthcity else 100000
+    segmenters = [w for seg in segmenter_paths(scale, paths) for w in ("--segmenter", seg)]
     test = Stage(f"test_{epoch}", (*_script("test.py"), "--dataroot", paths.dataroot, "--name", cell.name,
                                    "--checkpoints_dir", paths.checkpoints_dir, "--results_dir",
                                    paths.results_dir, "--phase", PHASE, "--epoch", str(epoch),
                                    "--num_test", str(num_val), *_device(device), *scale.test_flags),
-                 os.path.join(out, "index.html"))
+                 os.path.join(out, TEST_PAGE))
     score = Stage(f"score_{epoch}", (*_script("evaluate/fcn_score.py"), "--results_dir",
                                      os.path.join(out, "images"), "--dataroot", paths.dataroot,
                                      "--phase", PHASE, "--output_dir", out, *_device(device),
-                                     *_segmenter_flags(scale, paths), *scale.score_flags,
-                                     *(("--gt",) if ground_truth else ())),
+                                     *segmenters, *scale.score_flags, *(("--gt",) if ground_truth else ())),
                   paths.scores_path(cell, epoch))
     return [test, score]
 
 
 def cell_stages(cell, scale, paths, device, curve=False, ground_truth=False):
-    """The stages of one cell, in order; the last one's output marks the cell done. With
-    `ground_truth` its last scoring also scores the real photos (the tables' GT row)."""
+    """The stages of one cell, in order; the last one's output marks the cell done. A `curve` cell
+    is also scored at every saved epoch; with `ground_truth` its last scoring also scores the real
+    photos (the tables' GT row)."""
     ckpt = paths.cell_checkpoints(cell)
     train = Stage("train", (*_script("train.py"), "--dataroot", paths.dataroot, "--name", cell.name,
                             "--checkpoints_dir", paths.checkpoints_dir, *train_flags(cell, scale),
                             "--n_epochs", str(scale.n_epochs), "--n_epochs_decay",
                             str(scale.n_epochs_decay), "--save_epoch_freq", str(scale.save_epoch_freq),
                             "--display_id", "0", *_device(device), *scale.train_flags),
-                  os.path.join(ckpt, f"{scale.total_epochs}_net_G.pth"),
-                  resume_flag="--continue_train", resume_path=os.path.join(ckpt, "latest_net_G.pth"))
+                  weights_path(ckpt, scale.total_epochs, "G"),
+                  resume_flag="--continue_train", resume_path=weights_path(ckpt, "latest", "G"))
     stages = [train]
-    if curve:
-        for epoch in scale.curve_epochs():
-            stages += _test_and_score(cell, scale, paths, device, epoch)
-    stages += _test_and_score(cell, scale, paths, device, "latest", ground_truth)
-    return stages
+    for epoch in scale.curve_epochs() if curve else ():
+        stages += _test_and_score(cell, scale, paths, device, epoch)
+    return stages + _test_and_score(cell, scale, paths, device, "latest", ground_truth)
 
 
-def shell_line(argv):
-    """A stage's command as one copy-pasteable shell line, paths relative to the repository root."""
-    import shlex
-
-    words = ["python" if a == sys.executable else os.path.relpath(a, REPO) if a.startswith(REPO + os.sep)
-             else a for a in argv]
-    return " ".join(shlex.quote(w) for w in words)
+def shell_line(argv, base=REPO):
+    """A command as one copy-pasteable shell line: the interpreter as `python`, paths under `base`
+    (the repository, or a work dir: the same words on every machine) and scripts relative to it."""
+    def word(a):
+        if a == sys.executable:
+            return "python"
+        for root in (os.path.abspath(base), REPO):
+            if a == root or a.startswith(root + os.sep):
+                return os.path.relpath(a, root)
+        return a
+    return " ".join(shlex.quote(word(a)) for a in argv)

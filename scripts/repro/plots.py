@@ -1,72 +1,77 @@
-"""Plots of the report as small PNGs (matplotlib, Agg backend: no display needed).
+"""The report's images as PNG (matplotlib's Agg backend and PIL: no display needed).
 
     loss_plot    G_GAN, G_L1, D_real, D_fake against epoch: each run thin, each optimizer's mean bold
-    curve_plot   an FCN-score metric against epoch, mean over seeds with the min–max band
-    gap_plot     TRAdam − Adam (paired by seed) against generator steps with its 95% band, per
-                 metric; other budgets' gaps as points with error bars
+    curve_plot   each FCN-score metric against epoch: mean over seeds with the min–max band
+    gap_plot     TRAdam − Adam (paired by seed) against generator steps with its 95% band, per metric,
+                 other budgets' gaps beside it
+    samples      label map | Adam | TRAdam | real photo for a few validation frames, from test.py's
+                 `<frame id>_{real_A,fake_B,real_B}.png`
 """
+import json
 import os
 
 import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+from PIL import Image, ImageDraw  # noqa: E402
 
-from pix2pix_tr import atomic  # noqa: E402
+from pix2pix_tr.run import atomic  # noqa: E402
 
-from .collect import epoch_positions  # noqa: E402
+from .collect import LOSS_KEYS  # noqa: E402
 
-LOSSES = ("G_GAN", "G_L1", "D_real", "D_fake")
 COLORS = {"adam": "tab:blue", "tradam": "tab:orange"}
+SAMPLES_PNG, SAMPLES_JSON = "samples.png", "samples.json"
+SHORT_NAMES = {"adam": "Adam", "tradam": "TRAdam"}     # ASCII: PIL's default font draws the titles
 
 
 def _smooth(values, window):
-    out, acc = [], []
-    for v in values:
-        acc.append(v)
-        if len(acc) > window:
-            acc.pop(0)
-        out.append(sum(acc) / len(acc))
-    return out
+    """Running mean over the last `window` values."""
+    return [sum(values[max(0, i + 1 - window):i + 1]) / len(values[max(0, i + 1 - window):i + 1])
+            for i in range(len(values))]
 
 
-def _save(fig, path):
+def _panels(titles, width, height, xlabel):
+    fig, axes = plt.subplots(1, len(titles), figsize=(width * len(titles), height))
+    axes = list(axes) if len(titles) > 1 else [axes]
+    for ax, title in zip(axes, titles):
+        ax.set_title(title)
+        ax.set_xlabel(xlabel)
+    return fig, axes
+
+
+def _save(fig, axes, title, path, legend_size):
+    axes[0].legend(fontsize=legend_size)
+    fig.suptitle(title)
+    fig.tight_layout()
     os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
     with atomic.atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=80)
     plt.close(fig)
+    return True
 
 
-def loss_plot(results, path, total_epochs, title):
+def loss_plot(results, path, title):
     """One panel per loss: each run thin (smoothed), the mean over an optimizer's seeds bold.
     False if nothing was logged."""
     runs = [r for r in results if r.losses]
     if not runs:
         return False
-    fig, axes = plt.subplots(1, len(LOSSES), figsize=(14, 3.2))
-    for ax, loss in zip(axes, LOSSES):
+    fig, axes = _panels(LOSS_KEYS, 3.5, 3.2, "epoch")
+    for ax, loss in zip(axes, LOSS_KEYS):
         by_opt = {}
         for r in runs:
             records = [rec for rec in r.losses if loss in rec]
-            if not records:
-                continue
-            x = epoch_positions(records, total_epochs)
-            y = _smooth([rec[loss] for rec in records], max(1, len(records) // 10))
-            color = COLORS.get(r.cell.variant.optimizer, "gray")
-            ax.plot(x, y, color=color, lw=0.6, alpha=0.35)
-            by_opt.setdefault(r.cell.variant.optimizer, []).append((x, y))
+            if records:
+                x = [rec["epoch_pos"] for rec in records]
+                y = _smooth([rec[loss] for rec in records], max(1, len(records) // 10))
+                ax.plot(x, y, color=COLORS.get(r.cell.variant.optimizer, "gray"), lw=0.6, alpha=0.35)
+                by_opt.setdefault(r.cell.variant.optimizer, []).append((x, y))
         for opt, curves in by_opt.items():
             n = min(len(y) for _, y in curves)       # same print schedule: the points line up
-            mean = [sum(y[i] for _, y in curves) / len(curves) for i in range(n)]
-            ax.plot(curves[0][0][:n], mean, color=COLORS.get(opt, "gray"), lw=1.8,
-                    label=f"{opt} (mean of {len(curves)})")
-        ax.set_title(loss)
-        ax.set_xlabel("epoch")
-    axes[0].legend(fontsize=7)
-    fig.suptitle(title)
-    fig.tight_layout()
-    _save(fig, path)
-    return True
+            ax.plot(curves[0][0][:n], [sum(y[i] for _, y in curves) / len(curves) for i in range(n)],
+                    color=COLORS.get(opt, "gray"), lw=1.8, label=f"{opt} (mean of {len(curves)})")
+    return _save(fig, axes, title, path, 7)
 
 
 def curve_plot(results, path, segmenter, metrics, title):
@@ -78,60 +83,77 @@ def curve_plot(results, path, segmenter, metrics, title):
             by_opt.setdefault(r.cell.variant.optimizer, []).append(points)
     if not by_opt:
         return False
-    fig, axes = plt.subplots(1, len(metrics), figsize=(4.5 * len(metrics), 3.2))
-    axes = axes if len(metrics) > 1 else [axes]
-    for ax, (key, label) in zip(axes, metrics):
+    fig, axes = _panels([name for _, name in metrics], 4.5, 3.2, "epoch")
+    for ax, (key, _) in zip(axes, metrics):
         for opt, runs in by_opt.items():
             epochs = sorted(set.intersection(*(set(p) for p in runs)))
-            vals = [[p[e][key] for p in runs] for e in epochs]
-            mean = [sum(v) / len(v) for v in vals]
+            values = [[p[e][key] for p in runs] for e in epochs]
             color = COLORS.get(opt, "gray")
-            ax.plot(epochs, mean, marker="o", color=color, label=f"{opt} (n={len(runs)})")
-            ax.fill_between(epochs, [min(v) for v in vals], [max(v) for v in vals], color=color,
-                            alpha=0.2)
-        ax.set_title(label)
-        ax.set_xlabel("epoch")
-    axes[0].legend(fontsize=8)
-    fig.suptitle(title)
-    fig.tight_layout()
-    _save(fig, path)
-    return True
+            ax.plot(epochs, [sum(v) / len(v) for v in values], marker="o", color=color, label=f"{opt} (n={len(runs)})")
+            ax.fill_between(epochs, [min(v) for v in values], [max(v) for v in values], color=color, alpha=0.2)
+    return _save(fig, axes, title, path, 8)
 
 
 def gap_plot(series, path, metrics, title, decay_start=None, xlabel="generator steps"):
-    """One panel per metric: each series' TRAdam − Adam against x with its 95% interval.
-
-    `series`: [(label, color, kind, points)], kind "line" (mean joined, interval as a band) or
-    "points" (error bars), points [(x, budgets.Gap)]. A dotted line marks `decay_start` (where
-    the main series' linear lr decay begins). False if no series has a point."""
+    """One panel per metric: each series' TRAdam − Adam against x, joined, with its 95% interval as
+    a band. `series`: [(label, color, [(x, {metric: stats.Gap})])]. A dotted line marks
+    `decay_start` (where the first series' linear lr decay begins). False if no series has a point."""
     if not any(points for *_, points in series):
         return False
-    fig, axes = plt.subplots(1, len(metrics), figsize=(4.5 * len(metrics), 3.4))
-    axes = axes if len(metrics) > 1 else [axes]
-    for ax, (key, label) in zip(axes, metrics):
+    fig, axes = _panels([f"{name}: TRAdam − Adam" for _, name in metrics], 4.5, 3.4, xlabel)
+    for ax, (key, _) in zip(axes, metrics):
         ax.axhline(0.0, color="black", lw=0.8)
         if decay_start:
             ax.axvline(decay_start, color="gray", ls=":", lw=1.0, label="lr decay starts")
-        for name, color, kind, points in series:
-            pts = sorted((x, g[key]) for x, g in points if key in g and g[key].n)
-            if not pts:
-                continue
-            xs, gaps = [x for x, _ in pts], [g for _, g in pts]
-            means = [g.mean for g in gaps]
-            lows = [g.ci_low if g.n >= 2 else g.mean for g in gaps]
-            highs = [g.ci_high if g.n >= 2 else g.mean for g in gaps]
-            n = max(g.n for g in gaps)
-            if kind == "line":
-                ax.plot(xs, means, marker="o", color=color, label=f"{name} (n={n})")
-                ax.fill_between(xs, lows, highs, color=color, alpha=0.2)
-            else:
-                ax.errorbar(xs, means, yerr=[[m - lo for m, lo in zip(means, lows)],
-                                             [hi - m for m, hi in zip(means, highs)]],
-                            fmt="s", color=color, capsize=4, label=f"{name} (n={n})")
-        ax.set_title(f"{label}: TRAdam − Adam")
-        ax.set_xlabel(xlabel)
-    axes[0].legend(fontsize=7)
-    fig.suptitle(title)
-    fig.tight_layout()
-    _save(fig, path)
-    return True
+        for name, color, points in series:
+            gaps = sorted(((x, g[key]) for x, g in points if key in g and g[key].n), key=lambda p: p[0])
+            if gaps:
+                xs = [x for x, _ in gaps]
+                ax.plot(xs, [g.mean for _, g in gaps], marker="o", color=color,
+                        label=f"{name} (n={max(g.n for _, g in gaps)})")
+                ax.fill_between(xs, [g.ci_low if g.n >= 2 else g.mean for _, g in gaps],
+                                [g.ci_high if g.n >= 2 else g.mean for _, g in gaps], color=color, alpha=0.2)
+    return _save(fig, axes, title, path, 7)
+
+
+def _frame_ids(images_dir, limit):
+    """The first `limit` frame ids (sorted) that have a synthesized image in `images_dir`."""
+    names = os.listdir(images_dir) if os.path.isdir(images_dir) else []
+    return sorted(f[: -len("_fake_B.png")] for f in names if f.endswith("_fake_B.png"))[:limit]
+
+
+def samples(pair, paths, report_dir, identity, limit=4, tile=128):
+    """The sample grid of the cells `pair` (one seed's Adam and TRAdam) in `report_dir`: drawn from
+    their synthesized images in the work dir, then ("drawn", frames); without those images, the grid
+    drawn earlier from the same stored cells if the folder has it (samples.json names them by
+    `identity`, cell -> when stored), then ("earlier", frames); else None."""
+    dirs = [os.path.join(paths.epoch_dir(c, "latest"), "images") for c in pair]
+    frames = _frame_ids(dirs[0], limit)
+    if frames and all(_frame_ids(d, limit) == frames for d in dirs):
+        columns = [("label map", dirs[0], "_real_A.png")]
+        columns += [(SHORT_NAMES[c.variant.optimizer], d, "_fake_B.png") for c, d in zip(pair, dirs)]
+        columns.append(("real photo", dirs[0], "_real_B.png"))
+        header = 16
+        grid = Image.new("RGB", (tile * len(columns), header + tile * len(frames)), (128, 128, 128))
+        draw = ImageDraw.Draw(grid)
+        for c, (title, folder, suffix) in enumerate(columns):
+            draw.rectangle([c * tile, 0, (c + 1) * tile - 1, header - 1], fill=(255, 255, 255))
+            draw.text((c * tile + 3, 2), title, fill=(0, 0, 0))
+            for r, frame in enumerate(frames):
+                src = os.path.join(folder, f"{frame}{suffix}")
+                if os.path.exists(src):            # a missing image is left grey
+                    with Image.open(src) as im:
+                        grid.paste(im.convert("RGB").resize((tile, tile), Image.BILINEAR),
+                                   (c * tile, header + r * tile))
+        atomic.save_image(os.path.join(report_dir, SAMPLES_PNG), grid, optimize=True)
+        atomic.write_json(os.path.join(report_dir, SAMPLES_JSON), {"cells": identity, "frames": frames})
+        return "drawn", frames
+    try:
+        with open(os.path.join(report_dir, SAMPLES_JSON), encoding="utf-8") as f:
+            earlier = json.load(f)
+    except (OSError, ValueError):
+        return None
+    if (earlier.get("cells") == identity and all(identity.values())
+            and os.path.exists(os.path.join(report_dir, SAMPLES_PNG))):
+        return "earlier", earlier.get("frames", [])
+    return None

@@ -1,24 +1,27 @@
-"""The reproduction report: what to show, from the collected records (rendering is render.py's).
+"""The reproduction report: report.md for people, results.json for programs (every number report.md
+prints, by cell, group, segmenter and metric; nothing reads a report.md back), commands.sh with
+every command, and the PNGs.
 
-It reads only finished cells' files (from the work dir or the committed store), so it can be
-written at any time (a partial grid gives a partial report that says which cells are missing).
-Contents, in order: the plain answer (did TRAdam beat Adam, by how much, against the spread over
-seeds); for a scale that compares budgets, TRAdam − Adam at each budget; the gap over training
-(each scored epoch); the paper's table form per segmenter with the ground-truth row (mean ± std over
-seeds), the paired difference TRAdam − Adam by seed with its 95% interval, the per-seed numbers,
-each ablation group, plots, sample images (omitted, and said so, when the synthesized images are
-not in this work dir), and the exact commands.
+It reads only finished cells (work dir or store), so it can be written at any time: a partial grid
+gives a partial report that names the missing cells. Sections: the answer (did TRAdam beat Adam, by
+how much, against the spread over seeds); TRAdam − Adam across budgets (for a scale that compares
+them) and over training; the setup; the paper's table form with the ground-truth row, the paired
+difference and every run; each ablation; plots and samples (omitted, and said so, without the
+synthesized images); the commands.
 """
 import dataclasses
 import math
 import os
 
-from pix2pix_tr import atomic
+from evaluate.report import METRICS
+from pix2pix_tr.run import atomic
 
-from . import document as d
-from . import cells as cells_mod
-from . import budgets, collect, plots, render, samples, stats
-from .commands import PHASE
+from . import budgets, cells, collect, plots, stats
+from .collect import segmenter_label as label
+from .commands import PHASE, REPO
+
+REPORT_MD, RESULTS_JSON, COMMANDS_SH = "report.md", "results.json", "commands.sh"
+METRIC_NAMES = [name for _, name in METRICS]
 
 
 @dataclasses.dataclass
@@ -27,7 +30,7 @@ class ReportInputs:
     grid: object                      # cells.Grid (the cells this report covers)
     results: list                     # collect.CellResult per grid cell
     ground_truth: dict | None         # segmenter -> metrics of the real photos
-    status: dict                      # cell name -> "done" | "failed: ..." | "unsupported: ..." | ...
+    status: dict                      # cell name -> "done" | "failed: ..." | "not run yet"
     invocation: str                   # the reproduce.py command that makes this report
     code_version: str                 # git commit of the code that ran
     prepare_commands: list            # shell lines run once before the cells
@@ -37,8 +40,28 @@ class ReportInputs:
     other_budgets: list = dataclasses.field(default_factory=list)   # [(scale name, budgets.Budget | None)]
 
 
-def seg_label(name):
-    return os.path.basename(os.path.normpath(name)) or name
+# --- Markdown ---------------------------------------------------------------------------------
+
+def _para(text):
+    return [text, ""]
+
+
+def _bullets(items):
+    return [f"- {item}" for item in items] + [""]
+
+
+def _table(caption, header, rows):
+    def line(cells_):
+        return "| " + " | ".join(str(c).replace("|", "\\|").replace("\n", " ") for c in cells_) + " |"
+    return [f"*{caption}*", "", line(header), "|" + "|".join("---" for _ in header) + "|", *map(line, rows), ""]
+
+
+def _image(src, alt):
+    return [f"![{alt}]({src})", ""]
+
+
+def _code(text):
+    return ["```bash", text.rstrip("\n"), "```", ""]
 
 
 def fmt(x, digits=3):
@@ -46,103 +69,275 @@ def fmt(x, digits=3):
 
 
 def fmt_summary(s):
-    if s.n == 0:
+    return "–" if s.n == 0 else f"{fmt(s.mean)} (1 seed)" if s.n == 1 else f"{fmt(s.mean)} ± {fmt(s.std)} (n={s.n})"
+
+
+def _ci(g):
+    return f"[{g.ci_low:+.4f}, {g.ci_high:+.4f}]"
+
+
+def fmt_gap(g):
+    if g is None or g.n == 0:
         return "–"
-    if s.n == 1:
-        return f"{fmt(s.mean)} (1 seed)"
-    return f"{fmt(s.mean)} ± {fmt(s.std)} (n={s.n})"
+    return f"{g.mean:+.4f} (1 seed)" if g.n == 1 else f"{g.mean:+.4f} {_ci(g)} (n={g.n})"
 
 
-def values_by_seed(results, variant, segmenter, key):
-    return {r.cell.seed: collect.metric(r.scores, segmenter, key) for r in results
-            if r.cell.variant == variant and r.scores and segmenter in r.scores}
+def fmt_change(c):
+    return "–" if math.isnan(c.mean) else f"{c.mean:+.4f}" if math.isnan(c.ci_low) else f"{c.mean:+.4f} {_ci(c)}"
 
 
-def summary_of(results, variant, segmenter, key):
-    return stats.summarize(values_by_seed(results, variant, segmenter, key).values())
+def _plain(x):
+    """results.json's form of a value: dataclasses as dicts, keys as strings, NaN as null."""
+    if dataclasses.is_dataclass(x):
+        x = dataclasses.asdict(x)
+    if isinstance(x, dict):
+        return {str(k): _plain(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple, frozenset)):
+        return [_plain(v) for v in x]
+    return None if isinstance(x, float) and not math.isfinite(x) else x
 
 
-# --- sections ------------------------------------------------------------------------------
+# --- numbers ------------------------------------------------------------------------------------
 
-def answer_section(inp, segmenters, adam, tradam, where):
-    """A one-line verdict (how many metrics TRAdam won or lost at 95%), then one line per metric."""
-    items, wins, losses, total, seeds = [], 0, 0, 0, 0
+def _metrics(scores):
+    return {label(s): {k: collect.metric(scores, s, k) for k, _ in METRICS} for s in scores or {}}
+
+
+def values_by_seed(results, variant, segmenter, key, seeds=None):
+    return {r.cell.seed: collect.metric(r.scores, segmenter, key) for r in results if r.cell.variant == variant
+            and r.scores and segmenter in r.scores and (seeds is None or r.cell.seed in seeds)}
+
+
+def adam_vs_tradam(results, segmenters, adam, tradam):
+    """{segmenter label: {metric: {"adam", "tradam": stats.Summary over seeds, "tradam_minus_adam":
+    stats.Gap paired by seed}}}."""
+    out = {}
     for seg in segmenters:
-        for key, label in collect.METRICS:
-            a = values_by_seed(inp.results, adam, seg, key)
-            b = values_by_seed(inp.results, tradam, seg, key)
-            diff = stats.paired_difference(a, b)
-            total, seeds = total + 1, max(seeds, diff.n)
-            wins += diff.excludes_zero and diff.mean > 0
-            losses += diff.excludes_zero and diff.mean < 0
-            items.append(stats.verdict(diff, stats.summarize(a.values()).std,
-                                       stats.summarize(b.values()).std, f"{seg_label(seg)}, {label}"))
+        for key, _ in METRICS:
+            a, b = values_by_seed(results, adam, seg, key), values_by_seed(results, tradam, seg, key)
+            out.setdefault(label(seg), {})[key] = {"adam": stats.summarize(a.values()),
+                                                   "tradam": stats.summarize(b.values()),
+                                                   "tradam_minus_adam": stats.paired(a, b)}
+    return out
+
+
+def verdict(numbers, metric):
+    """One plain sentence: did TRAdam beat Adam on `metric`, by how much, against the seeds' spread."""
+    diff = numbers["tradam_minus_adam"]
+    if diff.n == 0:
+        return f"{metric}: no paired runs yet."
+    if diff.n < 2:
+        return f"{metric}: TRAdam − Adam = {diff.mean:+.4f} on a single seed; no interval, so no conclusion."
+    spread = max(s for s in (numbers["adam"].std, numbers["tradam"].std, 0.0) if not math.isnan(s))
+    head = ("TRAdam beat Adam" if diff.ci_low > 0 else "TRAdam was worse than Adam" if diff.ci_high < 0
+            else "no significant difference between TRAdam and Adam")
+    compare = f"the std over seeds is up to {spread:.4f}" if spread > 0 else "the seeds did not vary"
+    return f"{metric}: {head}: {diff.mean:+.4f} (95% CI {_ci(diff)}, n={diff.n} seeds); {compare}."
+
+
+# --- sections -----------------------------------------------------------------------------------
+
+def answer_section(segmenters, main, data):
+    """A one-line verdict (how many metrics TRAdam won or lost at 95%), then one line per metric."""
+    items, won, lost, seeds = [], 0, 0, 0
+    for seg in segmenters:
+        for key, name in METRICS:
+            diff = main[label(seg)][key]["tradam_minus_adam"]
+            seeds = max(seeds, diff.n)
+            won += diff.excludes_zero and diff.mean > 0
+            lost += diff.excludes_zero and diff.mean < 0
+            items.append(verdict(main[label(seg)][key], f"{label(seg)}, {name}"))
+    data["verdict"] = {"metrics": len(items), "won": won, "lost": lost, "paired_seeds": seeds}
     if seeds < 2:
         head = f"Not enough paired seeds yet ({seeds}) for an interval; the differences so far:"
     else:
-        head = (f"Verdict ({where}, {seeds} seeds paired): TRAdam beat Adam on {wins} of {total} "
-                f"FCN-score metrics and lost on {losses} at 95% confidence; on the other {total - wins - losses} "
-                "the difference is within the noise between seeds. Per metric (TRAdam − Adam):")
-    return [d.Paragraph(head), d.Bullets(items)]
+        head = (f"Verdict (main grid, batch size 1, {seeds} seeds paired): TRAdam beat Adam on {won} of "
+                f"{len(items)} FCN-score metrics and lost on {lost} at 95% confidence; on the other "
+                f"{len(items) - won - lost} the difference is within the noise between seeds. Per metric "
+                "(TRAdam − Adam):")
+    return _para(head) + _bullets(items)
 
 
-def paper_table(inp, seg, variants):
-    rows = [[v.label] + [fmt_summary(summary_of(inp.results, v, seg, k)) for k, _ in collect.METRICS]
-            for v in variants]
+def judge_sentence(short, long, lab):
+    """Whether the two budgets' gaps were judged by the same weights of `lab`, said plainly."""
+    same, basis = budgets.same_judge(short, long, lab)
+    if same is None:
+        return f"Whether both budgets were judged by the same weights of {lab} is not known."
+    if basis == "weights" and same:
+        return f"Both budgets were judged by the same weights of {lab} (SHA-256 {min(short.judges[lab])[:12]}…)."
+    if basis == "weights":
+        def shas(b):
+            return ", ".join(f[:12] + "…" for f in sorted(b.judges[lab]))
+        return (f"The budgets were judged by different weights of {lab} (SHA-256 {shas(short)} at "
+                f"{short.name}; {shas(long)} at {long.name}): each gap is measured by its own judge, and the "
+                "real photos' row shows how far the judges differ.")
+    if same:
+        return (f"The real photos score the same under both budgets' {lab} (to the report's 3 decimals), "
+                "as one set of weights would.")
+    return (f"The real photos score differently under the two budgets' {lab} (last row): the segmenter "
+            "was trained again between them (same recipe, other weights), so each gap is measured by its "
+            "own judge; compare the gaps, not the absolute scores.")
+
+
+def _state(g):
+    if g.n < 2:
+        return "without an interval"
+    return "below Adam at 95%" if g.ci_high < 0 else "above Adam at 95%" if g.ci_low > 0 else \
+        "not distinguishable from Adam"
+
+
+def moved_sentence(metric, short, gs, long, gl, moved):
+    """One plain sentence: the gap at each budget, where TRAdam stood, and whether the gap moved."""
+    def g(x):
+        if x.n == 0:
+            return "no paired runs"
+        return f"{x.mean:+.4f} (1 seed, no interval)" if x.n < 2 else f"{x.mean:+.4f} (95% CI {_ci(x)}, n={x.n})"
+    text = f"{metric}: TRAdam − Adam was {g(gs)} at {short.name} and {g(gl)} at {long.name}"
+    if gs.n == 0 or gl.n == 0:
+        return text + "."
+    text += f": TRAdam {_state(gs)} at the short budget, {_state(gl)} at the long one"
+    if math.isnan(moved.ci_low):
+        return text + f"; the gap moved by {moved.mean:+.4f} (too few seeds for an interval)."
+    return (text + f"; the gap moved by {moved.mean:+.4f} (Welch 95% CI {_ci(moved)}), "
+            + ("beyond the noise." if moved.excludes_zero else "within the noise."))
+
+
+def budgets_section(inp, this, segmenters, data):
+    """TRAdam − Adam at each budget this scale compares with, side by side, and how it moved."""
+    lines = []
+    for name, other in inp.other_budgets:
+        data[name] = None
+        if other is None:
+            lines += _para(f"No results of the {name} scale to compare with: its main grid has not finished "
+                           "in the work dir or its store.")
+            continue
+        short, long = sorted((other, this), key=lambda b: (b.steps or 0, b.scale.total_epochs))
+        data[name] = {"short": short.name, "long": long.name, "source": other.source, "segmenters": {}}
+        lines += _para(
+            f"TRAdam − Adam of the main grid (batch 1, paired by seed, 95% t interval) at {short.name} "
+            f"and at {long.name}: same data, networks, segmenter recipe and seeds; only the schedule's "
+            "length differs (each: constant lr for half its epochs, then linear decay to 0). The numbers of "
+            f"{other.name} come from {other.source}. 'Change' is the long budget's gap minus the short "
+            "one's with Welch's 95% interval (the runs of the two budgets are separate, not paired).")
+        for lab in map(label, segmenters):
+            same, basis = budgets.same_judge(short, long, lab)
+            numbers = data[name]["segmenters"][lab] = {
+                "same_judge": same, "judged_by": basis, "metrics": {},
+                "ground_truth": {"short": short.ground_truth.get(lab), "long": long.ground_truth.get(lab)}}
+            lines += _para(judge_sentence(short, long, lab))
+            rows, sentences = [], []
+            for key, metric in METRICS:
+                gs, gl = short.final.get(lab, {}).get(key), long.final.get(lab, {}).get(key)
+                moved = stats.welch(gs.per_seed.values(), gl.per_seed.values()) if gs and gl else None
+                numbers["metrics"][key] = {"short": gs, "long": gl, "change": moved}
+                rows.append([metric, fmt_gap(gs), fmt_gap(gl), fmt_change(moved) if moved else "–"])
+                if moved:
+                    sentences.append(moved_sentence(metric, short, gs, long, gl, moved))
+            if short.ground_truth.get(lab) or long.ground_truth.get(lab):
+                def gt(b):
+                    vals = b.ground_truth.get(lab)
+                    return " / ".join(fmt(vals.get(k)) for k, _ in METRICS) if vals else "–"
+                rows.append(["Real photos, under each budget's judge", gt(short), gt(long), "–"])
+            lines += _table(f"TRAdam − Adam across budgets, {lab}",
+                            ["Metric", short.name, long.name, "Change (long − short) [95% CI]"], rows)
+            if sentences:
+                lines += _bullets(sentences)
+    return lines
+
+
+def over_training_section(inp, this, report_dir, segmenters, data):
+    """TRAdam − Adam at each scored epoch: a table per segmenter and a plot (with the other budgets'
+    gaps beside it)."""
+    scale, epochs = inp.scale, sorted(this.curve)
+    lines = _para("TRAdam − Adam at each scored epoch, paired by seed, with its 95% t interval (each saved "
+                  "checkpoint of the main grid synthesized and scored; the last row is the final result). "
+                  f"The lr is constant for epochs 1–{scale.n_epochs}, then decays linearly to 0 by epoch "
+                  f"{scale.total_epochs}.")
+    for lab in map(label, segmenters):
+        data[lab] = {e: this.curve[e].get(lab, {}) for e in epochs}
+        rows = [[str(e), f"{this.steps_at(e):,}" if this.steps_at(e) else "–",
+                 "constant" if e <= scale.n_epochs else "decay"] + [fmt_gap(data[lab][e].get(k)) for k, _ in METRICS]
+                for e in epochs]
+        lines += _table(f"TRAdam − Adam over training, {lab}", ["Epoch", "Steps", "lr"] +
+                        [f"{name}: TRAdam − Adam [95% CI]" for name in METRIC_NAMES], rows)
+    by_steps = scale.train_frames is not None
+    for i, lab in enumerate(map(label, segmenters)):
+        series = [(this.name, "tab:red", [(this.steps_at(e) or e, this.curve[e].get(lab, {})) for e in epochs])]
+        for color, (_, other) in zip(("tab:green", "tab:purple", "tab:brown"), inp.other_budgets):
+            if other is not None and (other.scale.train_frames is not None) == by_steps:
+                series.append((other.name, color, [(other.steps_at(e) or e, other.curve[e].get(lab, {}))
+                                                   for e in sorted(other.curve)]))
+        name = f"gap_over_training_{i}.png"
+        if plots.gap_plot(series, os.path.join(report_dir, name), METRICS,
+                          f"TRAdam − Adam over training ({lab}; 95% CI)",
+                          decay_start=this.steps_at(scale.n_epochs) if by_steps else scale.n_epochs,
+                          xlabel="generator steps" if by_steps else "epoch"):
+            lines += _image(name, f"TRAdam − Adam over training, {lab}")
+    return lines
+
+
+def setup_section(inp, data):
+    sc, results = inp.scale, inp.results
+    others = [f"{c.name}: {inp.status.get(c.name, 'not run')}" for c in inp.grid.cells
+              if inp.status.get(c.name) != "done"]
+    groups = ", ".join(f"{g} (seeds {', '.join(map(str, s))})" for g, s in inp.grid.seeds.items())
+    lines = _para(f"Scale `{sc.name}`: dataset `{os.path.relpath(inp.paths.dataroot, inp.paths.work_dir)}`, "
+                  f"shared train.py flags `{' '.join(sc.train_flags)}`, {sc.n_epochs} epochs + "
+                  f"{sc.n_epochs_decay} of linear decay, lr {sc.lr:g} (beta1 0.5), TRAdam λ=0.1, S=10 "
+                  f"unless varied. Groups: {groups}. Cells finished: {data['cells_finished']} of "
+                  f"{len(inp.grid.cells)}.")
+    done = [r for r in results if r.scores]
+    stored = [r for r in done if r.source == "store"]
+    parts = []
+    if inp.store_dir and done:
+        where = os.path.relpath(inp.store_dir, REPO) if inp.store_dir.startswith(REPO + os.sep) else inp.store_dir
+        count = (f"all {len(done)} finished cells were read from there" if len(stored) == len(done) else
+                 f"{len(stored)} of the {len(done)} finished cells were read from there, the others from "
+                 "the work dir")
+        parts.append(f"Finished cells keep their scores, loss summary and commands in `{where}` "
+                     f"(committed with the report): {count}.")
+    timed = [r.record for r in stored if r.record and r.record.get("wall_seconds")]
+    if timed:
+        walls = [t["wall_seconds"] for t in timed]
+        jobs = sorted({t.get("jobs") for t in timed} - {None})
+        data["wall_time"] = {"cells": len(walls), "mean_seconds": sum(walls) / len(walls),
+                             "min_seconds": min(walls), "max_seconds": max(walls), "jobs": jobs}
+        parts.append(f"Wall time of the {len(walls)} cell{'s' * (len(walls) != 1)} timed in one go: mean "
+                     f"{sum(walls) / len(walls) / 60:.1f} min per cell (min {min(walls) / 60:.1f}, max "
+                     f"{max(walls) / 60:.1f}), {' or '.join(map(str, jobs)) or '?'} cells at a time.")
+    if parts:
+        lines += _para(" ".join(parts))
+    if others:
+        lines += _para("Cells of the grid without results:") + _bullets(others)
+    return lines
+
+
+def paper_tables(inp, seg, numbers, main_cells):
+    """The paper's table form (mean ± std over seeds, the real photos' row), the paired difference
+    TRAdam − Adam, and every run."""
+    lab = label(seg)
+    rows = [[variant.label] + [fmt_summary(numbers[k][who]) for k, _ in METRICS]
+            for variant, who in ((cells.ADAM, "adam"), (cells.TRADAM, "tradam"))]
     if inp.ground_truth and seg in inp.ground_truth:
-        rows.append(["Ground truth (real photos)"] +
-                    [fmt(collect.metric(inp.ground_truth, seg, k)) for k, _ in collect.METRICS])
-    return d.Table(["Optimizer"] + [label for _, label in collect.METRICS], rows,
-                   caption=f"FCN-scores with {seg_label(seg)} ({PHASE}, mean ± std over seeds)")
+        rows.append(["Ground truth (real photos)"] + [fmt(collect.metric(inp.ground_truth, seg, k))
+                                                      for k, _ in METRICS])
+    by_name = {r.cell.name: r for r in inp.results}
+    runs = [[c.variant.label, str(c.seed)] + [fmt(collect.metric(by_name[c.name].scores, seg, k)) for k, _ in METRICS]
+            for c in main_cells if inp.status.get(c.name) == "done"]
+    return (_table(f"FCN-scores with {lab} ({PHASE}, mean ± std over seeds)", ["Optimizer"] + METRIC_NAMES, rows)
+            + paired_table(lab, numbers, cells.ADAM, cells.TRADAM)
+            + _table(f"Every run, {lab}", ["Optimizer", "seed"] + METRIC_NAMES, runs))
 
 
-def paired_table(inp, seg, adam, tradam):
+def paired_table(lab, numbers, adam, tradam):
     rows = []
-    for key, label in collect.METRICS:
-        a = values_by_seed(inp.results, adam, seg, key)
-        b = values_by_seed(inp.results, tradam, seg, key)
-        diff = stats.paired_difference(a, b)
-        per_seed = ", ".join(f"{s}: {b[s] - a[s]:+.4f}" for s in diff.seeds)
-        rows.append([label, f"{diff.mean:+.4f}" if diff.n else "–",
-                     f"[{diff.ci_low:+.4f}, {diff.ci_high:+.4f}]" if diff.n >= 2 else "–",
-                     str(diff.n), fmt(stats.summarize(a.values()).std, 4),
-                     fmt(stats.summarize(b.values()).std, 4), per_seed or "–"])
-    return d.Table(["Metric", "TRAdam − Adam", "95% CI (t)", "seeds", "Adam std", "TRAdam std",
-                    "per seed"], rows,
-                   caption=f"Paired difference with {seg_label(seg)} ({adam.label} vs {tradam.label})")
-
-
-def per_seed_table(inp, seg, cells):
-    rows = []
-    for c in cells:
-        r = next(r for r in inp.results if r.cell == c)
-        rows.append([c.variant.label, str(c.seed)] +
-                    [fmt(collect.metric(r.scores, seg, k)) for k, _ in collect.METRICS])
-    return d.Table(["Optimizer", "seed"] + [label for _, label in collect.METRICS], rows,
-                   caption=f"Every run, {seg_label(seg)}")
-
-
-def ablation_table(inp, seg, group):
-    """Each variant of the group on the group's seeds; Δ is paired by seed against the reference
-    (the first variant), with its 95% interval when there are several seeds."""
-    variants = cells_mod.group_variants(group)
-    ref, seeds = variants[0], set(inp.grid.seeds[group])
-    rows = []
-    for v in variants:
-        cols = [v.label]
-        for key, _ in collect.METRICS:
-            mine = {s: x for s, x in values_by_seed(inp.results, v, seg, key).items() if s in seeds}
-            text = fmt_summary(stats.summarize(mine.values()))
-            if v != ref and mine:
-                diff = stats.paired_difference(
-                    {s: x for s, x in values_by_seed(inp.results, ref, seg, key).items() if s in seeds}, mine)
-                if diff.n:
-                    text += f" (Δ {diff.mean:+.4f}" + (
-                        f", CI [{diff.ci_low:+.4f}, {diff.ci_high:+.4f}])" if diff.n >= 2 else ")")
-            cols.append(text)
-        rows.append(cols)
-    return d.Table(["Variant"] + [label for _, label in collect.METRICS], rows,
-                   caption=f"{group} with {seg_label(seg)}; Δ paired by seed against {ref.label}")
+    for key, name in METRICS:
+        a, b, d = numbers[key]["adam"], numbers[key]["tradam"], numbers[key]["tradam_minus_adam"]
+        per_seed = ", ".join(f"{s}: {v:+.4f}" for s, v in d.per_seed.items())
+        rows.append([name, f"{d.mean:+.4f}" if d.n else "–", _ci(d) if d.n >= 2 else "–", str(d.n),
+                     fmt(a.std, 4), fmt(b.std, 4), per_seed or "–"])
+    return _table(f"Paired difference with {lab} ({adam.label} vs {tradam.label})",
+                  ["Metric", "TRAdam − Adam", "95% CI (t)", "seeds", "Adam std", "TRAdam std", "per seed"], rows)
 
 
 ABLATION_TEXT = {
@@ -163,304 +358,121 @@ ABLATION_TEXT = {
 }
 
 
-def setup_section(inp):
-    sc = inp.scale
-    done = [c.name for c in inp.grid.cells if inp.status.get(c.name) == "done"]
-    others = [f"{c.name}: {inp.status.get(c.name, 'not run')}" for c in inp.grid.cells
-              if inp.status.get(c.name) != "done"]
-    groups = ", ".join(f"{g} (seeds {', '.join(map(str, s))})" for g, s in inp.grid.seeds.items())
-    text = (f"Scale `{sc.name}`: dataset `{os.path.relpath(inp.paths.dataroot, inp.paths.work_dir)}`, "
-            f"shared train.py flags `{' '.join(sc.train_flags)}`, {sc.n_epochs} epochs + "
-            f"{sc.n_epochs_decay} of linear decay, lr {sc.lr:g} (beta1 0.5), TRAdam λ=0.1, S=10 "
-            f"unless varied. Groups: {groups}. Cells finished: {len(done)} of {len(inp.grid.cells)}.")
-    blocks = [d.Paragraph(text)]
-    blocks += provenance(inp)
-    if others:
-        blocks += [d.Paragraph("Cells of the grid without results:"), d.Bullets(others)]
-    return blocks
+def ablation_section(inp, group, segmenters, data):
+    """Each variant of the group on the group's seeds; Δ is paired by seed against the reference
+    (the first variant), with its 95% interval when there are several seeds."""
+    seeds = inp.grid.seeds[group]
+    variants = cells.group_variants(group)
+    ref = variants[0]
+    numbers = data[group] = {"seeds": seeds, "reference": ref.name, "variants": {}}
+    lines = ["### " + group, ""] + _para(ABLATION_TEXT[group] + " Seeds: " + ", ".join(map(str, seeds)) + ".")
+    for seg in segmenters:
+        rows = []
+        for v in variants:
+            row = [v.label]
+            for key, _ in METRICS:
+                mine = values_by_seed(inp.results, v, seg, key, seeds)
+                summary = stats.summarize(mine.values())
+                diff = (stats.paired(values_by_seed(inp.results, ref, seg, key, seeds), mine)
+                        if v != ref and mine else None)
+                numbers["variants"].setdefault(v.name, {"label": v.label}).setdefault(label(seg), {})[key] = {
+                    "summary": summary, "vs_reference": diff}
+                text = fmt_summary(summary)
+                if diff and diff.n:
+                    text += f" (Δ {diff.mean:+.4f}" + (f", CI {_ci(diff)})" if diff.n >= 2 else ")")
+                row.append(text)
+            rows.append(row)
+        lines += _table(f"{group} with {label(seg)}; Δ paired by seed against {ref.label}",
+                        ["Variant"] + METRIC_NAMES, rows)
+    if group == "batch_size":
+        numbers["tradam_minus_adam_by_batch"] = {}
+        for b in cells.BATCH_GRID[1:]:
+            adam, tradam = (dataclasses.replace(v, batch_size=b) for v in (cells.ADAM, cells.TRADAM))
+            pairs = numbers["tradam_minus_adam_by_batch"][b] = adam_vs_tradam(inp.results, segmenters, adam, tradam)
+            for seg in segmenters:
+                lines += paired_table(label(seg), pairs[label(seg)], adam, tradam)
+    return lines
 
 
-def provenance(inp):
-    """Where the finished cells' numbers were read, how long the stored ones took, and whether one
-    segmenter judged them all."""
-    done = [r for r in inp.results if r.scores]
-    if not done:
-        return []
-    stored = [r for r in done if r.source == "store"]
-    parts = []
-    if inp.store_dir:
-        from .commands import REPO
-        where = os.path.relpath(inp.store_dir, REPO) if inp.store_dir.startswith(REPO + os.sep) else inp.store_dir
-        count = (f"all {len(done)} finished cells were read from there" if len(stored) == len(done) else
-                 f"{len(stored)} of the {len(done)} finished cells were read from there, the others from "
-                 "the work dir")
-        parts.append(f"Finished cells keep their scores, loss summary and commands in `{where}` "
-                     f"(committed with the report): {count}.")
-    walls = [r.record["wall_seconds"] for r in stored if r.record and r.record.get("wall_seconds")]
-    if walls:
-        jobs = sorted({r.record.get("jobs") for r in stored if r.record and r.record.get("wall_seconds")} - {None})
-        cells = f"{len(walls)} cell" + "s" * (len(walls) != 1)
-        parts.append(f"Wall time of the {cells} timed in one go: mean {sum(walls) / len(walls) / 60:.1f} "
-                     f"min per cell (min {min(walls) / 60:.1f}, max {max(walls) / 60:.1f}), "
-                     f"{' or '.join(map(str, jobs)) or '?'} cells at a time.")
-    judges = {}
-    for r in stored:
-        for seg, digest in ((r.record or {}).get("segmenters") or {}).items():
-            judges.setdefault(seg, {}).setdefault(digest, []).append(r.cell.name)
-    for seg, by_digest in judges.items():
-        if len(by_digest) > 1:
-            parts.append(f"Warning: the stored cells were judged by {len(by_digest)} different "
-                         f"{seg} segmenters (weights SHA-256 " +
-                         "; ".join(f"{dg[:12]}: {', '.join(names)}" for dg, names in by_digest.items()) +
-                         "); their scores are not comparable across those groups.")
-    return [d.Paragraph(" ".join(parts))] if parts else []
-
-
-SHORT_NAMES = {"adam": "Adam", "tradam": "TRAdam"}     # ASCII: the grid's titles use PIL's default font
-
-
-def write_images(inp, report_dir, segmenters, main_cells):
-    blocks = []
+def images_section(inp, report_dir, segmenters, main_cells, data):
+    """Loss curves, FCN-score over epochs, and the sample grid of the first seed's Adam and TRAdam."""
     main_results = [r for r in inp.results if r.cell in main_cells]
-    if plots.loss_plot(main_results, os.path.join(report_dir, "losses.png"), inp.scale.total_epochs,
-                       "Training losses (main grid)"):
-        blocks.append(d.Image("losses.png", "training losses", 900))
+    lines = []
+    if plots.loss_plot(main_results, os.path.join(report_dir, "losses.png"), "Training losses (main grid)"):
+        lines += _image("losses.png", "training losses")
     for i, seg in enumerate(segmenters):
         name = f"fcn_over_epochs_{i}.png"
-        if plots.curve_plot(main_results, os.path.join(report_dir, name), seg, collect.METRICS,
-                            f"FCN-score over epochs ({seg_label(seg)})"):
-            blocks.append(d.Image(name, f"FCN-score over epochs, {seg_label(seg)}", 900))
-    blocks += sample_blocks(inp, report_dir, main_cells)
-    return blocks
-
-
-SAMPLES_PNG, SAMPLES_JSON = "samples.png", "samples.json"
-
-
-def sample_blocks(inp, report_dir, main_cells):
-    """The sample grid of the first seed's Adam and TRAdam, drawn from their synthesized images in
-    the work dir. Without those images (a report rebuilt from the committed results): the grid drawn
-    earlier from the same stored cells if the report folder has it (samples.json names the cells and
-    when they were stored), else none, and the report says so."""
+        if plots.curve_plot(main_results, os.path.join(report_dir, name), seg, METRICS,
+                            f"FCN-score over epochs ({label(seg)})"):
+            lines += _image(name, f"FCN-score over epochs, {label(seg)}")
     seed = min((c.seed for c in main_cells), default=None)
     pair = [c for c in main_cells if c.seed == seed]
     done = {r.cell.name: r for r in inp.results if r.scores}
     if not pair or not all(c.name in done for c in pair):
-        return []
-    first = os.path.join(inp.paths.epoch_dir(pair[0], "latest"), "images")
-    dirs = [os.path.join(inp.paths.epoch_dir(c, "latest"), "images") for c in pair]
-    frames = samples.frame_ids(first, 4)
+        return lines
     identity = {c.name: (done[c.name].record or {}).get("stored") for c in pair}
-    if frames and all(samples.frame_ids(x, 4) == frames for x in dirs):
-        cols = [("label map", first, "_real_A.png")]
-        cols += [(SHORT_NAMES[c.variant.optimizer], x, "_fake_B.png") for c, x in zip(pair, dirs)]
-        cols.append(("real photo", first, "_real_B.png"))
-        samples.image_grid(cols, frames, os.path.join(report_dir, SAMPLES_PNG))
-        atomic.write_json(os.path.join(report_dir, SAMPLES_JSON), {"cells": identity, "frames": frames})
-        return [d.Paragraph(f"Validation frames {', '.join(frames)}, seed {seed}, last epoch:"),
-                d.Image(SAMPLES_PNG, "sample images")]
     names = ", ".join(c.name for c in pair)
-    try:
-        import json
-        with open(os.path.join(report_dir, SAMPLES_JSON), encoding="utf-8") as f:
-            earlier = json.load(f)
-    except (OSError, ValueError):
-        earlier = None
-    if (earlier and earlier.get("cells") == identity and all(identity.values())
-            and os.path.exists(os.path.join(report_dir, SAMPLES_PNG))):
-        return [d.Paragraph(f"Validation frames {', '.join(earlier.get('frames', []))}, seed {seed}, last "
-                            f"epoch (drawn when {names} ran; their images are not in this work dir):"),
-                d.Image(SAMPLES_PNG, "sample images")]
+    drawn = plots.samples(pair, inp.paths, report_dir, identity)
+    data["samples"] = drawn and {"seed": seed, "frames": drawn[1], "drawn": drawn[0]}
+    if drawn:
+        when = ":" if drawn[0] == "drawn" else f" (drawn when {names} ran; their images are not in this work dir):"
+        return lines + _para(f"Validation frames {', '.join(drawn[1])}, seed {seed}, last epoch{when}") + \
+            _image(plots.SAMPLES_PNG, "sample images")
     why = (" (this report was rebuilt from the committed cell results, which keep no images); a run of "
            "those cells here (delete their stored folders) draws them"
-           if any(done[c.name].source == "store" for c in pair) else "")
-    return [d.Paragraph(f"Sample images omitted: the synthesized images of {names} are not in this work "
-                        f"dir{why}.")]
-
-
-# --- budgets: the gap over training and across schedules ------------------------------------
-
-def fmt_gap(g):
-    if g is None or g.n == 0:
-        return "–"
-    if g.n == 1:
-        return f"{g.mean:+.4f} (1 seed)"
-    return f"{g.mean:+.4f} [{g.ci_low:+.4f}, {g.ci_high:+.4f}] (n={g.n})"
-
-
-def fmt_change(c):
-    if math.isnan(c.mean):
-        return "–"
-    if math.isnan(c.ci_low):
-        return f"{c.mean:+.4f}"
-    return f"{c.mean:+.4f} [{c.ci_low:+.4f}, {c.ci_high:+.4f}]"
-
-
-def over_training_section(inp, this, report_dir, segmenters):
-    """TRAdam − Adam at each scored epoch: a table per segmenter and a plot (with the other
-    budgets' gaps as points)."""
-    epochs = sorted(this.curve)
-    blocks = [d.Paragraph(
-        "TRAdam − Adam at each scored epoch, paired by seed, with its 95% t interval (each saved "
-        "checkpoint of the main grid synthesized and scored; the last row is the final result). "
-        f"The lr is constant for epochs 1–{inp.scale.n_epochs}, then decays linearly to 0 by epoch "
-        f"{inp.scale.total_epochs}.")]
-    for seg in segmenters:
-        label = seg_label(seg)
-        rows = []
-        for e in epochs:
-            gaps = this.curve[e].get(label, {})
-            steps = this.steps_at(e)
-            rows.append([str(e), f"{steps:,}" if steps else "–",
-                         "constant" if e <= inp.scale.n_epochs else "decay"] +
-                        [fmt_gap(gaps.get(k)) for k, _ in collect.METRICS])
-        blocks.append(d.Table(["Epoch", "Steps", "lr"] + [f"{lab}: TRAdam − Adam [95% CI]"
-                                                          for _, lab in collect.METRICS], rows,
-                              caption=f"TRAdam − Adam over training, {label}"))
-    for i, seg in enumerate(segmenters):
-        label = seg_label(seg)
-        series = [(this.name, "tab:red", "line",
-                   [(this.steps_at(e) or e, this.curve[e].get(label, {})) for e in epochs])]
-        for color, (_, other) in zip(("tab:green", "tab:purple", "tab:brown"), inp.other_budgets):
-            if other is None or (this.steps_per_epoch is None) != (other.steps_per_epoch is None):
-                continue
-            if other.curve:
-                series.append((other.name, color, "line",
-                               [(other.steps_at(e) or e, other.curve[e].get(label, {})) for e in sorted(other.curve)]))
-            else:
-                series.append((other.name + ", final", color, "points",
-                               [(other.steps or other.epochs, other.final.get(label, {}))]))
-        name = f"gap_over_training_{i}.png"
-        decay = this.steps_at(inp.scale.n_epochs) if this.steps_per_epoch else inp.scale.n_epochs
-        if plots.gap_plot(series, os.path.join(report_dir, name), collect.METRICS,
-                          f"TRAdam − Adam over training ({label}; 95% CI)", decay_start=decay,
-                          xlabel="generator steps" if this.steps_per_epoch else "epoch"):
-            blocks.append(d.Image(name, f"TRAdam − Adam over training, {label}", 900))
-    return blocks
-
-
-def judge_sentence(short, long, label):
-    """Whether the two budgets' gaps were judged by the same weights of `label`, said plainly."""
-    same, basis = budgets.same_judge(short, long, label)
-    if same is None:
-        return f"Whether both budgets were judged by the same weights of {label} is not known."
-    if basis == "weights":
-        if same:
-            fingerprint = next(iter(short.judges[label]))
-            return f"Both budgets were judged by the same weights of {label} (SHA-256 {fingerprint[:12]}…)."
-        def shas(b):
-            return ", ".join(f[:12] + "…" for f in sorted(b.judges[label]))
-        return (f"The budgets were judged by different weights of {label} (SHA-256 {shas(short)} at "
-                f"{short.name}; {shas(long)} at {long.name}): each gap is measured by its own judge, and the "
-                "real photos' row shows how far the judges differ.")
-    if same:
-        return (f"The real photos score the same under both budgets' {label} (to the report's 3 decimals), "
-                "as one set of weights would.")
-    return (f"The real photos score differently under the two budgets' {label} (last row): the segmenter "
-            "was trained again between them (same recipe, other weights), so each gap is measured by its "
-            "own judge; compare the gaps, not the absolute scores.")
-
-
-def budgets_section(inp, this, segmenters):
-    """TRAdam − Adam at each budget this scale compares with, side by side, and how it moved."""
-    blocks = []
-    for name, other in inp.other_budgets:
-        if other is None:
-            blocks.append(d.Paragraph(f"No results of the {name} scale to compare with: neither its cells "
-                                      "(work dir or store) nor its committed report were found."))
-            continue
-        short, long = sorted((other, this), key=lambda b: (b.steps or 0, b.epochs))
-        blocks.append(d.Paragraph(
-            f"TRAdam − Adam of the main grid (batch 1, paired by seed, 95% t interval) at {short.name} "
-            f"and at {long.name}: same data, networks, segmenter recipe and seeds; only the schedule's "
-            "length differs (each: constant lr for half its epochs, then linear decay to 0). The numbers of "
-            f"{other.name} come from {other.source}. 'Change' is the long budget's gap minus the short "
-            "one's with Welch's 95% interval (the runs of the two budgets are separate, not paired)."))
-        for seg in segmenters:
-            label = seg_label(seg)
-            blocks.append(d.Paragraph(judge_sentence(short, long, label)))
-            rows, sentences = [], []
-            for key, mlabel in collect.METRICS:
-                gs, gl = short.final.get(label, {}).get(key), long.final.get(label, {}).get(key)
-                moved = budgets.change(gs, gl) if gs and gl else None
-                rows.append([mlabel, fmt_gap(gs), fmt_gap(gl), fmt_change(moved) if moved else "–"])
-                if gs and gl and moved:
-                    sentences.append(budgets.describe(mlabel, short.name, gs, long.name, gl, moved))
-            if short.ground_truth.get(label) or long.ground_truth.get(label):
-                def gt(b):
-                    vals = b.ground_truth.get(label)
-                    return " / ".join(fmt(vals.get(k)) for k, _ in collect.METRICS) if vals else "–"
-                rows.append(["Real photos, under each budget's judge", gt(short), gt(long), "–"])
-            blocks.append(d.Table(["Metric", short.name, long.name, "Change (long − short) [95% CI]"], rows,
-                                  caption=f"TRAdam − Adam across budgets, {label}"))
-            if sentences:
-                blocks.append(d.Bullets(sentences))
-    return blocks
-
-
-def build(inp, report_dir):
-    doc = d.Document(f"pix2pix labels → photos: Adam vs TRAdam ({inp.scale.name} scale)")
-    segmenters = collect.segmenters_of(inp.results, inp.ground_truth)
-    main_cells = inp.grid.cells_of("main")
-    adam, tradam = cells_mod.ADAM, cells_mod.TRADAM
-
-    doc.add(d.Heading(1, "Answer"))
-    if segmenters:
-        doc.add(*answer_section(inp, segmenters, adam, tradam, "main grid, batch size 1"))
-    else:
-        doc.add(d.Paragraph("No cell has finished yet."))
-    os.makedirs(report_dir, exist_ok=True)
-    main_results = [r for r in inp.results if r.cell in main_cells]
-    this = budgets.from_results(inp.scale, main_results, inp.ground_truth, "this report's cells")
-    if inp.scale.compare_with:       # before any cell finishes: the other budgets' numbers alone
-        segs = segmenters or list(dict.fromkeys(s for _, b in inp.other_budgets if b for s in b.final))
-        doc.add(d.Heading(1, "Across budgets"), *budgets_section(inp, this, segs))
-    if this.curve and segmenters:
-        doc.add(d.Heading(1, "TRAdam − Adam over training"),
-                *over_training_section(inp, this, report_dir, segmenters))
-    doc.add(d.Heading(1, "Setup"), *setup_section(inp))
-
-    doc.add(d.Heading(1, "FCN-scores (the paper's table form)"))
-    for seg in segmenters:
-        doc.add(paper_table(inp, seg, [adam, tradam]), paired_table(inp, seg, adam, tradam),
-                per_seed_table(inp, seg, [c for c in main_cells if inp.status.get(c.name) == "done"]))
-
-    ablations = [g for g in inp.grid.seeds if g != "main"]
-    if ablations:
-        doc.add(d.Heading(1, "Ablations"))
-        for group in ablations:
-            doc.add(d.Heading(2, group), d.Paragraph(ABLATION_TEXT[group] + " Seeds: " +
-                                                     ", ".join(map(str, inp.grid.seeds[group])) + "."))
-            for seg in segmenters:
-                doc.add(ablation_table(inp, seg, group))
-            if group == "batch_size":
-                for b in cells_mod.BATCH_GRID[1:]:
-                    for seg in segmenters:
-                        doc.add(paired_table(inp, seg, dataclasses.replace(adam, batch_size=b),
-                                             dataclasses.replace(tradam, batch_size=b)))
-
-    images = write_images(inp, report_dir, segmenters, main_cells)
-    if images:
-        doc.add(d.Heading(1, "Plots and samples"), *images)
-
-    doc.add(d.Heading(1, "Commands"),
-            d.Paragraph(f"This report was made by (code at commit {inp.code_version}):"),
-            d.Code(inp.invocation),
-            d.Paragraph("which runs, once:"), d.Code("\n".join(inp.prepare_commands)))
-    for c in [c for c in main_cells if c.seed == min(x.seed for x in main_cells)]:
-        doc.add(d.Paragraph(f"and per cell, e.g. {c.name}:"), d.Code("\n".join(inp.cell_commands[c.name])))
-    doc.add(d.Paragraph("Every cell's commands are in commands.sh beside this report."))
-    return doc
+           if all(done[c.name].source == "store" for c in pair) else "")
+    return lines + _para(f"Sample images omitted: the synthesized images of {names} are not in this work dir{why}.")
 
 
 def write(inp, report_dir):
-    """Write report.md, report.html, commands.sh and the PNGs into `report_dir`."""
-    doc = build(inp, report_dir)
-    atomic.write_text(os.path.join(report_dir, "report.md"), render.to_markdown(doc))
-    atomic.write_text(os.path.join(report_dir, "report.html"), render.to_html(doc))
+    """Write report.md, results.json, commands.sh and the PNGs into `report_dir`."""
+    os.makedirs(report_dir, exist_ok=True)
+    segmenters = collect.segmenters_of(inp.results, inp.ground_truth)
+    main_cells = inp.grid.cells_of("main")
+    main = adam_vs_tradam(inp.results, segmenters, cells.ADAM, cells.TRADAM)
+    sc = inp.scale
+    data = {"scale": sc.name, "invocation": inp.invocation, "code_version": inp.code_version,
+            "epochs": {"constant_lr": sc.n_epochs, "decay": sc.n_epochs_decay}, "lr": sc.lr,
+            "steps_per_epoch": sc.steps(1), "seeds": inp.grid.seeds,
+            "cells_finished": sum(inp.status.get(c.name) == "done" for c in inp.grid.cells),
+            "cells_total": len(inp.grid.cells),
+            "ground_truth": _metrics(inp.ground_truth),
+            "cells": {r.cell.name: {"label": r.cell.variant.label, "seed": r.cell.seed, "groups": r.groups,
+                                    "status": inp.status.get(r.cell.name), "read_from": r.source if r.scores else None,
+                                    "scores": _metrics(r.scores), "curve": {e: _metrics(c) for e, c in r.curve.items()}}
+                      for r in inp.results},
+            "main": main, "groups": {}}
+    md = [f"# pix2pix labels → photos: Adam vs TRAdam ({sc.name} scale)", "", "## Answer", ""]
+    md += answer_section(segmenters, main, data) if segmenters else _para("No cell has finished yet.")
+    this = budgets.of_results(sc, [r for r in inp.results if r.cell in main_cells], inp.ground_truth,
+                              "this report's cells")
+    if sc.compare_with:       # before any cell finishes: the other budgets' numbers alone
+        segs = segmenters or list(dict.fromkeys(s for _, b in inp.other_budgets if b for s in b.final))
+        md += ["## Across budgets", ""] + budgets_section(inp, this, segs, data.setdefault("across_budgets", {}))
+    if this.curve and segmenters:
+        md += ["## TRAdam − Adam over training", ""] + over_training_section(
+            inp, this, report_dir, segmenters, data.setdefault("over_training", {}))
+    md += ["## Setup", ""] + setup_section(inp, data)
+    md += ["## FCN-scores (the paper's table form)", ""]
+    for seg in segmenters:
+        md += paper_tables(inp, seg, main[label(seg)], main_cells)
+    ablations = [g for g in inp.grid.seeds if g != "main"]
+    if ablations:
+        md += ["## Ablations", ""]
+        for group in ablations:
+            md += ablation_section(inp, group, segmenters, data["groups"])
+    images = images_section(inp, report_dir, segmenters, main_cells, data)
+    if images:
+        md += ["## Plots and samples", ""] + images
+    md += ["## Commands", ""] + _para(f"This report was made by (code at commit {inp.code_version}):")
+    md += _code(inp.invocation) + _para("which runs, once:") + _code("\n".join(inp.prepare_commands))
+    for c in [c for c in main_cells if c.seed == min(x.seed for x in main_cells)]:
+        md += _para(f"and per cell, e.g. {c.name}:") + _code("\n".join(inp.cell_commands[c.name]))
+    md += _para("Every cell's commands are in commands.sh beside this report.")
+    atomic.write_text(os.path.join(report_dir, REPORT_MD), "\n".join(md).rstrip("\n") + "\n")
+    atomic.write_json(os.path.join(report_dir, RESULTS_JSON), _plain(data))
     lines = ["#!/usr/bin/env bash", "# Every command of this report, in the order run.", "set -e",
              f"# {inp.invocation}", *inp.prepare_commands]
     for c in inp.grid.cells:
         lines += [f"# {c.name}", *inp.cell_commands[c.name]]
-    atomic.write_text(os.path.join(report_dir, "commands.sh"), "\n".join(lines) + "\n")
-    return doc
+    atomic.write_text(os.path.join(report_dir, COMMANDS_SH), "\n".join(lines) + "\n")

@@ -1,25 +1,13 @@
-"""The scales of the reproduction and what each fixes for all of its cells.
+"""The scales of the reproduction: what every cell of a scale shares (data, networks, schedule,
+segmenter, seeds), so that Adam and TRAdam differ only in what cells.py varies. docs/reproduce.md
+says what each is for and how long it takes.
 
-    smoke       a minute on a CPU: tiny nets, a handful of 64x64 frames, 1 seed, 2 cells
-                (Adam vs TRAdam), no per-epoch scoring; what the test runs, to prove the
-                pipeline end to end
-    synthcity   the grid on SynthCity at 128x128, sized to fit about an hour on 2 CPU cores:
-                the main grid over 5 seeds first, then the ablations on 3 seeds and the λ and
-                S sweeps on one; 2,400 generator
-                steps per cell at batch 1; its own segmenter (train_segmenter.py's default recipe on
-                this dataset's train photos)
-    synthcity_long
-                the synthcity scale's data, networks and segmenter at ten times its budget:
-                30 + 30 epochs (24,000 generator steps per cell, constant then linear decay),
-                scored every 10 epochs; the main grid (5 seeds) and the decomposition (3 seeds).
-                Its finished cells' small result files are kept in the repository
-                (docs/results/synthcity_long/cells/), so the grid continues on another machine
-                and its report, which sets both budgets side by side, is rebuilt from them
-    cityscapes  the paper's setting: prepared Cityscapes, 256x256, unet_256, batch 1,
-                200 epochs (100 + 100 of linear decay), the two default segmenters, on a GPU
-
-Everything a cell varies (optimizer, TR settings, batch size, seed) lives in cells.py; a scale holds
-only what all its cells share, so Adam and TRAdam differ in nothing else.
+    smoke           SynthCity 64×64, 6 frames, a tiny ResNet: the pipeline end to end in a minute
+    synthcity       SynthCity 128×128, 400 frames, unet_128, its own segmenter: every group,
+                    2,400 generator steps per cell
+    synthcity_long  synthcity at ten times the steps (30 + 30 epochs, scored every 10): the main grid
+                    and the decomposition; its cells and report are kept in docs/results/synthcity_long/
+    cityscapes      the paper's setting: prepared Cityscapes, 256×256, unet_256, 100 + 100 epochs, GPU
 """
 import dataclasses
 
@@ -49,7 +37,6 @@ class Scale:
     # Paths below are relative to the repository (committed), not the work dir.
     results_store: str = ""         # where finished cells' small results are kept (store.py); "" = none
     report_dir: str = ""            # default --report_dir; "" = results/repro_<scale>/report in the work dir
-    committed_report: str = ""      # this scale's committed report.md (other scales compare budgets with it)
     compare_with: tuple = ()        # scales whose TRAdam − Adam the report sets beside this one's
 
     def __post_init__(self):
@@ -79,62 +66,36 @@ class Scale:
 
 
 SMOKE = Scale(
-    name="smoke",
-    dataset_dir="datasets/synthcity_smoke",
-    synthcity=dict(num_train=6, num_val=3, size=64, seed=0),
-    train_flags=("--netG", "resnet_6blocks", "--ngf", "4", "--ndf", "4",
-                 "--load_size", "64", "--crop_size", "64", "--print_freq", "2",
-                 "--num_threads", "0"),
-    n_epochs=1, n_epochs_decay=1, save_epoch_freq=1,
-    seeds=(0,), ablation_seeds=(0,), groups=("main",), curve_groups=(),
-    segmenter_recipe=("--size", "64", "--steps", "10", "--batch_size", "3"),
-    segmenter_dir="checkpoints/repro_smoke_segmenter",
-    test_flags=("--num_threads", "0"), score_flags=("--num_workers", "0"),
-    device="cpu", jobs=2,
-)
+    name="smoke", dataset_dir="datasets/synthcity_smoke", synthcity=dict(num_train=6, num_val=3, size=64, seed=0),
+    train_flags=("--netG", "resnet_6blocks", "--ngf", "4", "--ndf", "4", "--load_size", "64", "--crop_size", "64",
+                 "--print_freq", "2", "--num_threads", "0"),
+    n_epochs=1, n_epochs_decay=1, save_epoch_freq=1, seeds=(0,), ablation_seeds=(0,), groups=("main",),
+    curve_groups=(), segmenter_recipe=("--size", "64", "--steps", "10", "--batch_size", "3"),
+    segmenter_dir="checkpoints/repro_smoke_segmenter", test_flags=("--num_threads", "0"),
+    score_flags=("--num_workers", "0"), device="cpu", jobs=2)
 
 SYNTHCITY = Scale(
-    name="synthcity",
-    dataset_dir="datasets/synthcity_repro128",
+    name="synthcity", dataset_dir="datasets/synthcity_repro128",
     synthcity=dict(num_train=400, num_val=100, size=128, seed=0),
-    train_flags=("--netG", "unet_128", "--ngf", "16", "--ndf", "16",
-                 "--load_size", "142", "--crop_size", "128", "--print_freq", "50",
-                 "--num_threads", "0"),
-    n_epochs=3, n_epochs_decay=3, save_epoch_freq=2,
-    seeds=(0, 1, 2, 3, 4), ablation_seeds=(0, 1, 2), sweep_seeds=(0,),
-    groups=("main", "decomposition", "lambda_mode", "batch_size", "tr_lambda", "inner_steps"),
-    curve_groups=("main",),
-    segmenter_recipe=("--size", "128", "--steps", "1500"),
-    segmenter_dir="checkpoints/repro_synthcity_segmenter",
-    test_flags=("--num_threads", "0"), score_flags=("--num_workers", "0"),
-    device="cpu", jobs=2,
-    results_store="docs/results/synthcity/cells",
-    committed_report="docs/results/synthcity/report.md",
-)
+    train_flags=("--netG", "unet_128", "--ngf", "16", "--ndf", "16", "--load_size", "142", "--crop_size", "128",
+                 "--print_freq", "50", "--num_threads", "0"),
+    n_epochs=3, n_epochs_decay=3, save_epoch_freq=2, seeds=(0, 1, 2, 3, 4), ablation_seeds=(0, 1, 2),
+    sweep_seeds=(0,), groups=("main", "decomposition", "lambda_mode", "batch_size", "tr_lambda", "inner_steps"),
+    curve_groups=("main",), segmenter_recipe=("--size", "128", "--steps", "1500"),
+    segmenter_dir="checkpoints/repro_synthcity_segmenter", test_flags=("--num_threads", "0"),
+    score_flags=("--num_workers", "0"), device="cpu", jobs=2, results_store="docs/results/synthcity/cells")
 
 # Ten times synthcity's budget on the same data, networks and segmenter (the same segmenter folder:
 # both budgets are judged by one model). Scored every 10 epochs for the gap over training.
 SYNTHCITY_LONG = dataclasses.replace(
-    SYNTHCITY, name="synthcity_long",
-    n_epochs=30, n_epochs_decay=30, save_epoch_freq=10,
-    seeds=(0, 1, 2, 3, 4), ablation_seeds=(0, 1, 2), sweep_seeds=(),
-    groups=("main", "decomposition"), curve_groups=("main",),
-    results_store="docs/results/synthcity_long/cells",
-    report_dir="docs/results/synthcity_long",
-    committed_report="docs/results/synthcity_long/report.md",
-    compare_with=("synthcity",),
-)
+    SYNTHCITY, name="synthcity_long", n_epochs=30, n_epochs_decay=30, save_epoch_freq=10, sweep_seeds=(),
+    groups=("main", "decomposition"), results_store="docs/results/synthcity_long/cells",
+    report_dir="docs/results/synthcity_long", compare_with=("synthcity",))
 
 CITYSCAPES = Scale(
-    name="cityscapes",
-    dataset_dir="datasets/cityscapes",
-    synthcity=None,
-    train_flags=("--netG", "unet_256", "--ngf", "64", "--ndf", "64",
-                 "--load_size", "286", "--crop_size", "256"),
-    n_epochs=100, n_epochs_decay=100, save_epoch_freq=20,
-    seeds=(0, 1, 2), ablation_seeds=(0,),
-    groups=("main",), curve_groups=("main",),
-    device="cuda", jobs=1,
-)
+    name="cityscapes", dataset_dir="datasets/cityscapes", synthcity=None,
+    train_flags=("--netG", "unet_256", "--ngf", "64", "--ndf", "64", "--load_size", "286", "--crop_size", "256"),
+    n_epochs=100, n_epochs_decay=100, save_epoch_freq=20, seeds=(0, 1, 2), ablation_seeds=(0,),
+    groups=("main",), curve_groups=("main",), device="cuda", jobs=1)
 
 SCALES = {s.name: s for s in (SMOKE, SYNTHCITY, SYNTHCITY_LONG, CITYSCAPES)}

@@ -1,24 +1,18 @@
-"""Committed cell results: each finished cell's small files, in a folder the repository tracks.
+"""Committed cell results: each finished cell's small files, in a folder git tracks (e.g.
+docs/results/synthcity_long/cells/), so that a grid continues on another machine and its report is
+rebuilt from a fresh clone; the work dir (checkpoints, images, logs) is not in git.
 
-A cell's checkpoints, images and logs live under the work dir, which git ignores. So that a grid can
-be continued on another machine or in a later session, and its report rebuilt from a fresh clone,
-each finished cell also leaves its small results in the store (e.g. docs/results/synthcity_long/cells/):
+    <cell>/cell.json                what it is and how it ran: variant, seed, steps, commands (paths
+                                    relative to the work dir), code version, the segmenters' weights
+                                    fingerprints, wall time, when it was stored
+    <cell>/fcn_scores_<epoch>.json  evaluate/fcn_score.py's report of each scored epoch (`latest`: the last)
+    <cell>/losses.json              the loss log binned as the report's loss plot draws it
 
-    <cell>/cell.json                what it is and how it ran: cell, seed, variant, scale, steps, its
-                                    commands (paths relative to the work dir), the code version, the
-                                    segmenters' fingerprints, its wall time, when it was stored
-    <cell>/fcn_scores_<epoch>.json  evaluate/fcn_score.py's report of each scored epoch, verbatim
-                                    (<epoch> is `latest` for the last one)
-    <cell>/losses.json              the loss log binned to at most collect.LOSS_POINTS points: what the
-                                    report's loss plot draws (collect.loss_summary)
-
-No checkpoints, no images. A cell's folder appears whole or not at all (written beside it under a
-dot-name, then renamed into place). A cell in the store is done: a re-run skips it even where the work
-dir has nothing of it, and the report reads it from here. Its recorded commands must match the
-current ones, up to paths, --device and --gt (see `settings`): a changed scale is refused rather
-than mixed in. Likewise a grid that would judge new cells by other segmenter weights than its stored
-cells were judged by is refused (`check_judges`): one report, one judge.
+A cell's folder appears whole or not at all. A stored cell is done: a re-run skips it and the report
+reads it from here. Its commands must match today's up to paths, --device and --gt (`check_settings`),
+and new cells must be judged by the same segmenter weights as the stored ones (`check_judges`).
 """
+import dataclasses
 import datetime
 import json
 import os
@@ -28,8 +22,8 @@ import tempfile
 import time
 
 from evaluate import digests
-from pix2pix_tr import atomic
 from pix2pix_tr.errors import UserError
+from pix2pix_tr.run import atomic
 
 from . import collect, commands
 
@@ -64,7 +58,7 @@ class Store:
         return os.path.join(self.cell_dir(name), SCORES_FILE.format(epoch=epoch))
 
     def losses(self, name):
-        """The binned loss records (flat dicts with `epoch_pos`), [] if none were stored."""
+        """The binned loss records (dicts with `epoch_pos`), [] if none were stored."""
         path = os.path.join(self.cell_dir(name), LOSSES_FILE)
         if not os.path.exists(path):
             return []
@@ -74,22 +68,14 @@ class Store:
 
     def check(self, name, record):
         """Raise if the stored cell `name` was made with other settings than `record` says."""
-        old = self.record(name)
-        old_settings = settings(old.get("commands", {}))
-        new_settings = settings(record["commands"])
-        if old_settings != new_settings:
-            changed = sorted(k for k in set(old_settings) | set(new_settings)
-                             if old_settings.get(k) != new_settings.get(k))
-            path = os.path.join(self.cell_dir(name), CELL_FILE)
-            raise UserError(f"cell {name} in {self.root} was made with other settings "
-                            f"({', '.join(changed)} differ, see {path}); delete its folder to run it "
-                            "again, or pass another --results_store")
+        check_settings(os.path.join(self.cell_dir(name), CELL_FILE), record,
+                       "delete its folder to run it again, or pass another --results_store")
 
     def check_judges(self, fingerprints, locations=None, where=None):
         """Raise if stored cells were judged by other weights of a segmenter than `fingerprints`
-        ({label: SHA-256 or hub id}, as segmenter_fingerprints gives) say new cells would be: their
-        scores could not be compared. `locations` ({label: path}) names where the weights are;
-        `where` replaces that in the message (e.g. a finished cell's scores about to be stored)."""
+        ({label: SHA-256 or hub id}) say new cells would be: their scores could not be compared.
+        `locations` ({label: path}) names where the weights are; `where` replaces that in the
+        message (e.g. a finished cell's scores about to be stored)."""
         for label, now in fingerprints.items():
             others = [n for n in self.names() if (self.record(n).get("segmenters") or {}).get(label, now) != now]
             if others:
@@ -130,20 +116,17 @@ class Store:
     def remove_leftovers(self):
         """Delete temporary folders that a killed writer left (older than STALE_SECONDS, so a
         concurrent writer's folder is never touched)."""
-        if not os.path.isdir(self.root):
-            return
-        now = time.time()
-        for entry in os.listdir(self.root):
+        for entry in os.listdir(self.root) if os.path.isdir(self.root) else ():
             path = os.path.join(self.root, entry)
-            if entry.startswith(".") and atomic.TEMP_MARK in entry and os.path.isdir(path):
-                try:
-                    if now - os.path.getmtime(path) > STALE_SECONDS:
-                        shutil.rmtree(path, ignore_errors=True)
-                except OSError:
-                    pass
+            try:
+                if (entry.startswith(".") and atomic.TEMP_MARK in entry and os.path.isdir(path)
+                        and time.time() - os.path.getmtime(path) > STALE_SECONDS):
+                    shutil.rmtree(path, ignore_errors=True)
+            except OSError:
+                pass
 
 
-# --- what a stored cell's commands must agree on -------------------------------------------
+# --- what a cell's commands must agree on ----------------------------------------------------
 
 _IGNORED_WITH_VALUE = ("--device",)   # where it ran, not what it computes
 _IGNORED = ("--gt",)                  # adds the real photos' row; the synthesized scores are the same
@@ -165,23 +148,15 @@ def settings(command_lines):
     return out
 
 
-def portable_line(argv, work_dir):
-    """A command with the interpreter as `python`, paths under the work dir relative to it and
-    scripts relative to the repository: the same words on every machine."""
-    import sys
-
-    work_dir = os.path.abspath(work_dir)
-    words = []
-    for a in argv:
-        if a == sys.executable:
-            words.append("python")
-        elif a == work_dir or a.startswith(work_dir + os.sep):
-            words.append(os.path.relpath(a, work_dir))
-        elif a.startswith(commands.REPO + os.sep):
-            words.append(os.path.relpath(a, commands.REPO))
-        else:
-            words.append(a)
-    return " ".join(shlex.quote(w) for w in words)
+def check_settings(path, record, fix):
+    """Raise if the cell.json at `path` records other settings than `record`; `fix` says what to do."""
+    with open(path, encoding="utf-8") as f:
+        old = settings(json.load(f).get("commands", {}))
+    new = settings(record["commands"])
+    if old != new:
+        changed = sorted(k for k in old.keys() | new.keys() if old.get(k) != new.get(k))
+        raise UserError(f"cell {record['cell']} was made with other settings ({', '.join(changed)} differ, "
+                        f"see {path}); {fix}")
 
 
 def _short(fingerprint):
@@ -189,29 +164,25 @@ def _short(fingerprint):
     return f"SHA-256 {fingerprint[:12]}…" if len(fingerprint) == 64 else fingerprint
 
 
-# --- making a cell's files ----------------------------------------------------------------------
-
-def segmenter_label(spec):
-    """How cell.json names a segmenter: its folder's or file's name, or a hub id's last part."""
-    return os.path.basename(os.path.normpath(spec)) or spec
-
+# --- a cell's files -------------------------------------------------------------------------
 
 def segmenter_fingerprints(scale, paths):
     """{segmenter label: digests.weights_fingerprint} of the scale's segmenters as they are now;
     one not made yet judged nothing and is left out."""
-    prints = {segmenter_label(seg): digests.weights_fingerprint(seg) for seg in commands.segmenter_paths(scale, paths)}
+    prints = {collect.segmenter_label(seg): digests.weights_fingerprint(seg)
+              for seg in commands.segmenter_paths(scale, paths)}
     return {label: f for label, f in prints.items() if f is not None}
 
 
 def recorded_fingerprints(scores_path):
-    """{segmenter label: the weights fingerprint} that an fcn_scores.json recorded (fcn_score
-    writes `weights_fingerprint` for each segmenter), {} for a file from before it did."""
+    """{segmenter label: weights fingerprint} that an fcn_scores.json recorded, {} for a file from
+    before fcn_score recorded them."""
     try:
         with open(scores_path, encoding="utf-8") as f:
             report = json.load(f)
     except (OSError, ValueError):
         return {}
-    return {segmenter_label(name): s["weights_fingerprint"] for name, s in report.get("segmenters", {}).items()
+    return {collect.segmenter_label(name): s["weights_fingerprint"] for name, s in report.get("segmenters", {}).items()
             if isinstance(s, dict) and s.get("weights_fingerprint")}
 
 
@@ -223,6 +194,14 @@ def _losses_text(records):
             "\n  ]\n}\n")
 
 
+def cell_record(cell, scale, paths, stages):
+    """What the cell is and the commands that made it (the part a re-run compares)."""
+    return {"cell": cell.name, "seed": cell.seed, "variant": dataclasses.asdict(cell.variant),
+            "label": cell.variant.label, "scale": scale.name,
+            "epochs": scale.total_epochs, "steps": scale.steps(batch_size=cell.variant.batch_size),
+            "commands": {s.name: commands.shell_line(s.argv, paths.work_dir) for s in stages}}
+
+
 def cell_files(cell, scale, paths, stages, extra):
     """{file name: text} of a finished cell, from the work dir: its scores, binned losses and
     cell.json (`extra` adds code version, timings, fingerprints)."""
@@ -231,22 +210,10 @@ def cell_files(cell, scale, paths, stages, extra):
         if stage.name.startswith("score_") and os.path.exists(stage.done_path):
             with open(stage.done_path, encoding="utf-8") as f:
                 files[SCORES_FILE.format(epoch=stage.name[len("score_"):])] = f.read()
-    records = collect.loss_summary(collect.read_losses(paths.loss_log(cell)), collect.LOSS_POINTS,
-                                  scale.total_epochs)
+    records = collect.loss_summary(paths.loss_log(cell))
     if records:
         files[LOSSES_FILE] = _losses_text(records)
-    record = cell_record(cell, scale, paths, stages)
-    record.update(extra)
+    record = dict(cell_record(cell, scale, paths, stages), **extra)
     record["stored"] = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
     files[CELL_FILE] = json.dumps(record, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
     return files
-
-
-def cell_record(cell, scale, paths, stages):
-    """What the cell is and the commands that made it (the part a re-run compares)."""
-    import dataclasses
-
-    return {"cell": cell.name, "seed": cell.seed, "variant": dataclasses.asdict(cell.variant),
-            "label": cell.variant.label, "scale": scale.name,
-            "epochs": scale.total_epochs, "steps": scale.steps(batch_size=cell.variant.batch_size),
-            "commands": {s.name: portable_line(s.argv, paths.work_dir) for s in stages}}
