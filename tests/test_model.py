@@ -7,8 +7,6 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from pix2pix_tr.errors import UserError
-from pix2pix_tr.run import checkpoint
 from pix2pix_tr.models.pix2pix import NonFiniteLossError, Pix2PixModel
 from pix2pix_tr.models.networks import define_D, define_G
 
@@ -146,29 +144,3 @@ def test_grad_scaler_path_runs():
     assert any(not torch.equal(a, b) for a, b in zip(netG.parameters(), g_before))
 
 
-def test_weight_files_round_trip_in_pix2pix_format(tmp_path):
-    netG, netD = tiny_nets()
-    model = make_model(netG, netD, channels_last=True)
-    model.train_step(batch())
-    nets = {name: checkpoint.network_state(net) for name, net in model.networks().items()}
-    checkpoint.write_weight_files(tmp_path, ["latest", "3"], nets)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["3_net_D.pth", "3_net_G.pth",
-                                                          "latest_net_D.pth", "latest_net_G.pth"]
-    # what pix2pix does with it: plain torch.load + strict load into a fresh net
-    saved = torch.load(tmp_path / "latest_net_G.pth", weights_only=True)
-    assert all(v.device.type == "cpu" and v.is_contiguous() for v in saved.values())
-    fresh = define_G(3, 3, 8, "unet_128")
-    fresh.load_state_dict(saved, strict=True)
-    otherG, _ = tiny_nets(seed=5)
-    checkpoint.load_network(otherG, checkpoint.weights_path(tmp_path, "latest", "G"))
-    for (name, a), b in zip(netG.state_dict().items(), otherG.state_dict().values()):
-        assert torch.equal(a, b), name
-
-
-def test_load_errors_name_the_file(tmp_path):
-    netG, _ = tiny_nets()
-    with pytest.raises(UserError, match="latest_net_G.pth"):
-        checkpoint.load_network(netG, checkpoint.weights_path(tmp_path, "latest", "G"))
-    checkpoint.write_weight_files(tmp_path, ["latest"], {"G": checkpoint.network_state(netG)})
-    with pytest.raises(UserError, match="does not fit netG"):
-        checkpoint.load_network(define_G(3, 3, 16, "unet_128"), checkpoint.weights_path(tmp_path, "latest", "G"))

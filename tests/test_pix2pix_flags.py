@@ -253,17 +253,6 @@ def test_plateau_is_pix2pix_reduce_on_plateau_stepped_with_zero():
     assert TrainOptions().parse(["--lr_policy", "plateau"]).lr_policy == "plateau"
 
 
-def test_plateau_state_survives_a_checkpoint(tmp_path):
-    straight, _, _ = plateau_rates(16)
-    first, scheduler, optimizer = plateau_rates(9)
-    torch.save(scheduler.state_dict(), tmp_path / "s.pth")
-    optimizer2 = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=optimizer.param_groups[0]["lr"])
-    resumed = schedulers.build_scheduler("plateau", optimizer2)
-    resumed.load_state_dict(torch.load(tmp_path / "s.pth", weights_only=True))
-    rest, _, _ = plateau_rates(7, resumed, optimizer2)
-    assert first + rest == pytest.approx(straight)
-
-
 def test_continue_train_switching_to_plateau_takes_its_rate_at_that_epoch():
     """--continue_train --lr_policy plateau: the rate a plateau run would have at epoch 9 (0.2 lr)."""
     opt = TrainOptions().parse(["--lr_policy", "plateau", "--lr", "0.5"])
