@@ -3,8 +3,8 @@
 # (CI has none): the CUDA tests, then the GPU benchmarks whose figures the README records.
 #
 #   bash scripts/gpu_check.sh tests        # tests/test_cuda.py + the suites whose default device is cuda
-#   bash scripts/gpu_check.sh bench        # bench_optim + bench_train (fp32; bf16 + channels_last)
-#   bash scripts/gpu_check.sh compile      # bench_train with torch.compile (+ CUDA graphs) and bench_eval
+#   bash scripts/gpu_check.sh bench        # bench/optim.py + bench/train.py (fp32; bf16 + channels_last)
+#   bash scripts/gpu_check.sh compile      # bench/train.py with torch.compile (+ CUDA graphs) and bench/eval.py
 #
 # Logs and JSON figures go to $OUT (default results/gpu_check).
 set -uo pipefail
@@ -26,17 +26,17 @@ case $stage in
         tests/test_train.py tests/test_test_py.py tests/test_model.py tests/test_optim_contract.py \
         tests/test_optim_trajectory.py tests/test_metrics.py ;;
   bench)
-    run python3 scripts/bench_optim.py --device cuda --steps 200 --generic
-    run python3 scripts/bench_train.py --device cuda --rounds 40 --warmup 5 --json "$OUT/train_fp32.json"
-    run python3 scripts/bench_train.py --device cuda --rounds 40 --warmup 5 --amp --channels_last \
+    run python3 scripts/bench/optim.py --device cuda --steps 200 --generic
+    run python3 scripts/bench/train.py --device cuda --rounds 40 --warmup 5 --json "$OUT/train_fp32.json"
+    run python3 scripts/bench/train.py --device cuda --rounds 40 --warmup 5 --amp --channels_last \
         --variants "plain adam,ours adam,ours tradam" --json "$OUT/train_amp_cl.json" ;;
   compile)
-    run python3 scripts/bench_train.py --device cuda --rounds 40 --warmup 5 --amp --channels_last --compile \
+    run python3 scripts/bench/train.py --device cuda --rounds 40 --warmup 5 --amp --channels_last --compile \
         --variants "plain adam,ours adam,ours tradam" --json "$OUT/train_amp_cl_compile.json"
-    run python3 scripts/bench_train.py --device cuda --rounds 40 --warmup 5 --amp --channels_last --compile \
+    run python3 scripts/bench/train.py --device cuda --rounds 40 --warmup 5 --amp --channels_last --compile \
         --compile_mode reduce-overhead --variants "plain adam,ours adam,ours tradam" \
         --json "$OUT/train_amp_cl_cudagraphs.json"
-    run python3 scripts/bench_eval.py --device cuda --repeats 3 --frames 200 ;;   # 16 frames: worker start-up dominates
+    run python3 scripts/bench/eval.py --device cuda --repeats 3 --frames 200 ;;   # 16 frames: worker start-up dominates
   *) echo "unknown stage $stage (tests | bench | compile)"; exit 2 ;;
 esac
 exit $status

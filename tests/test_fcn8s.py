@@ -393,7 +393,7 @@ def test_the_cli_says_it_in_one_line(tmp_path):
 
 @pytest.mark.slow
 def test_bench_eval_reports_the_fcn8s_against_its_forward_alone(world, capsys):
-    from scripts import bench_eval
+    from scripts.bench import eval as bench_eval
 
     bench_eval.main(["--segmenter", world["model"], "--segmenter_cache", world["cache"], "--frames", "2",
                      "--size", "32", "--repeats", "1", "--num_workers", "0", "--threads", "1", "--device", "cpu"])

@@ -2,42 +2,35 @@
 on the same images (what loading, resizing and the metric add; target >= 0.9 of it) and against a
 naive per-image loop (PIL resize, numpy normalise, numpy confusion matrix), side by side in one run.
 
-    python scripts/bench_eval.py                       # SynthCity frames, random SegFormer-B0, CPU
-    python scripts/bench_eval.py --device cuda --eval_size 512 1024 --frames 100
-    python scripts/bench_eval.py --dataroot datasets/cityscapes \
+    python scripts/bench/eval.py                       # SynthCity frames, untrained SegFormer-B0, CPU
+    python scripts/bench/eval.py --device cuda --eval_size 512 1024 --frames 100
+    python scripts/bench/eval.py --dataroot datasets/cityscapes \
         --segmenter smp-hub/segformer-b0-512x1024-city-160k --device cuda
-    python scripts/bench_eval.py --fcn8s --size 256    # pix2pix's FCN-8s (random weights) at the labels' size
-    python scripts/bench_eval.py --segmenter path/fcn-8s-cityscapes.caffemodel --dataroot datasets/cityscapes
+    python scripts/bench/eval.py --fcn8s --size 256    # pix2pix's FCN-8s (random weights) at the labels' size
+    python scripts/bench/eval.py --segmenter path/fcn-8s-cityscapes.caffemodel --dataroot datasets/cityscapes
 
 Without --dataroot it generates a small SynthCity val split (--size) in a temporary folder; without
---segmenter it saves an untrained smp model of --arch/--encoder there, or with --fcn8s a random-weight
-caffemodel of pix2pix's FCN-8s (speed does not depend on the weights). The real photos serve as the
-results. smp segmenters run at --eval_size; the FCN-8s under pix2pix's protocol, at the labels' own
-size, its "forward alone" being the network on inputs already upsampled and preprocessed. Each mode
-runs --repeats times; the best is kept.
-
-Measured (CPU, `python scripts/bench_eval.py --threads 1 --repeats 3`, shared 2-core machine, load
-average ~5): forward alone 3.67 images/s, fcn_score 3.45 (0.94 of it), naive loop 3.49. Before the
-int32 confusion index, uint8 label resize and channels_last forward, at the same load:
-forward 2.97, fcn_score 3.22 (see docs/readme/evaluate.md).
+--segmenter it saves an untrained SegFormer-B0 (smp) there and loads it as fcn_score.py would, or with
+--fcn8s builds pix2pix's FCN-8s with random weights in memory (speed does not depend on the weights;
+reading a real .caffemodel is the --segmenter path). The real photos serve as the results. smp
+segmenters run at --eval_size; the FCN-8s under pix2pix's protocol, at the labels' own size, its
+"forward alone" being the network on inputs already upsampled and preprocessed. Each mode runs
+--repeats times; the best is kept. Figures: docs/evaluate.md, docs/speed.md.
 """
-import os
-import sys
+import os, sys; sys.path.insert(0, os.path.abspath(os.path.join(__file__, "../../..")))  # noqa: E401,E702 (the repo root)
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import argparse
+import tempfile
+import time
 
-import argparse  # noqa: E402
-import tempfile  # noqa: E402
-import time  # noqa: E402
+import numpy as np
+import torch
+from PIL import Image
 
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-from PIL import Image  # noqa: E402
-
-from data.layout import PreparedLayout  # noqa: E402
-from evaluate import fcn8s, fcn_score, frames, protocols  # noqa: E402
-from evaluate.metrics import scores_from_matrix  # noqa: E402
-from pix2pix_tr.errors import UserError, run_cli  # noqa: E402
+from data.layout import PreparedLayout
+from evaluate import fcn8s, fcn_score, frames, protocols
+from evaluate.metrics import scores_from_matrix
+from pix2pix_tr.errors import run_cli
 
 
 def sync(device):
@@ -116,11 +109,9 @@ def naive(ev, dataset, meta, device):
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--dataroot", default=None, help="prepared dataset (default: temporary SynthCity)")
-    p.add_argument("--segmenter", default=None, help="hub id or folder (default: untrained --arch/--encoder)")
-    p.add_argument("--arch", default="segformer")
-    p.add_argument("--encoder", default="mit_b0")
-    p.add_argument("--fcn8s", action="store_true",
-                   help="without --segmenter: a random-weight caffemodel of pix2pix's FCN-8s (537 MB, temporary)")
+    p.add_argument("--segmenter", default=None,
+                   help="hub id, folder or .caffemodel (default: an untrained SegFormer-B0)")
+    p.add_argument("--fcn8s", action="store_true", help="without --segmenter: pix2pix's FCN-8s, random weights")
     p.add_argument("--segmenter_cache", default=fcn8s.DEFAULT_CACHE_DIR,
                    help="where a .caffemodel's conversion is cached (default fcn_score.py's)")
     p.add_argument("--frames", type=int, default=16, help="val frames to use")
@@ -138,6 +129,9 @@ def main(argv=None):
     if args.threads:
         torch.set_num_threads(args.threads)
     device = torch.device(args.device)
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+        torch.backends.cudnn.allow_tf32 = False
     with tempfile.TemporaryDirectory() as tmp:
         dataroot = args.dataroot
         if dataroot is None:
@@ -145,32 +139,25 @@ def main(argv=None):
 
             dataroot = synthcity.generate(os.path.join(tmp, "synthcity"), num_train=1, num_val=args.frames,
                                           size=args.size, workers=1, log=lambda *a: None)
-        spec, cache_dir = args.segmenter, args.segmenter_cache
-        if spec is None and args.fcn8s:
-            spec, cache_dir = os.path.join(tmp, "fcn-8s-random.caffemodel"), os.path.join(tmp, "cache")
-            torch.manual_seed(0)
-            fcn8s.write_caffemodel(fcn8s.FCN8s(), spec)
-        elif spec is None:
-            import segmentation_models_pytorch as smp
-
-            spec = os.path.join(tmp, "segmenter")
-            smp.create_model(arch=args.arch, encoder_name=args.encoder, encoder_weights=None,
-                             classes=19).save_pretrained(spec)
         meta = PreparedLayout(dataroot).read_meta()
-        labels = frames.label_paths(dataroot, "val")
-        photos = frames.photo_paths(dataroot, "val")
+        labels, photos = frames.label_paths(dataroot, "val"), frames.photo_paths(dataroot, "val")
         ids = frames.match_frames(photos, labels, "val pairs")[:args.frames]
         dataset = frames.LabelledImages(ids, photos, labels, frames.photo_half(meta))
         label_size = frames.check_one_size([labels[ids[0]]], "labels")
-        fcn = protocols.is_caffemodel(spec)
-        ev = protocols.load(spec, device=device, label_size=label_size, eval_size=None if fcn else args.eval_size,
-                            cache_dir=cache_dir, log=lambda *a: None)
-        if not isinstance(ev, (protocols.Pix2PixFCN8s, protocols.NativeSize)):
-            raise UserError(f"bench_eval times the FCN-8s and segmenters at --eval_size, not {type(ev).__name__}")
-        size = ev.eval_size(label_size)
-        if device.type == "cuda":
-            torch.backends.cudnn.benchmark = True
-            torch.backends.cudnn.allow_tf32 = False
+        if args.segmenter is None and args.fcn8s:
+            torch.manual_seed(0)
+            ev = protocols.Pix2PixFCN8s("random FCN-8s", fcn8s.FCN8s(), device)
+        else:
+            spec = args.segmenter
+            if spec is None:
+                import segmentation_models_pytorch as smp
+
+                spec = os.path.join(tmp, "segformer-b0-untrained")
+                smp.create_model(arch="segformer", encoder_name="mit_b0", encoder_weights=None,
+                                 classes=19).save_pretrained(spec)
+            fcn = protocols.is_caffemodel(spec)
+            ev = protocols.load(spec, device=device, label_size=label_size, eval_size=None if fcn else args.eval_size,
+                                cache_dir=args.segmenter_cache, log=lambda *a: None)
         batches = network_inputs(ev, dataset, args.batch_size, device)
         forward_alone(ev, batches[:1], device)                                # warm-up
         best = {"forward alone": 0.0, "fcn_score": 0.0, "naive loop": 0.0}
@@ -179,12 +166,10 @@ def main(argv=None):
             best["fcn_score"] = max(best["fcn_score"], pipeline(ev, dataset, meta, args.batch_size,
                                                                args.num_workers, device))
             best["naive loop"] = max(best["naive loop"], naive(ev, dataset, meta, device))
-        name = "random FCN-8s" if args.fcn8s and not args.segmenter else \
-            spec if args.segmenter else args.arch + "/" + args.encoder
-    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-    print(f"\n{len(dataset)} frames at {size[0]}x{size[1]}, segmenter {name} ({ev.protocol(label_size)['name']} "
+    size, protocol = ev.eval_size(label_size), ev.protocol(label_size)["name"]
+    print(f"\n{len(dataset)} frames at {size[0]}x{size[1]}, segmenter {ev.short_name} ({protocol} "
           f"protocol), device {device}, batch {args.batch_size}, workers {args.num_workers}, torch threads "
-          f"{torch.get_num_threads()}, load average {load:.1f}")
+          f"{torch.get_num_threads()}, load average {os.getloadavg()[0]:.1f}")
     print(f"{'mode':<16}{'images/s':>10}{'vs forward':>12}")
     for mode, ips in best.items():
         print(f"{mode:<16}{ips:>10.2f}{ips / best['forward alone']:>12.2f}")
