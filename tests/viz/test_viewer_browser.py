@@ -26,7 +26,7 @@ from PIL import Image
 from pix2pix_tr.viz.visualizer import Visualizer
 from scripts.install_visdom_assets import missing_assets, visdom_static_dir
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 LOSSES = ("G_GAN", "G_L1", "D_real", "D_fake")
 VISUALS = ("real_A", "fake_B", "real_B")
 CHROMIUM_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",

@@ -50,7 +50,7 @@ def test_a_write_past_the_file_size_limit_is_one_line_and_keeps_the_previous_fil
             f"run_cli(lambda argv: atomic.torch_save({str(path)!r}, torch.zeros(1 << 20)))")
     limit = lambda: resource.setrlimit(resource.RLIMIT_FSIZE, (256 * 1024, resource.RLIM_INFINITY))  # noqa: E731
     proc = subprocess.run([sys.executable, "-c", code], preexec_fn=limit, capture_output=True, text=True,
-                          cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+                          cwd=os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
     assert proc.returncode == 2, proc.stderr
     line, = proc.stderr.strip().splitlines()
     assert line.startswith(f"error: cannot write {path}: ") and "file-size limit" in line

@@ -131,7 +131,7 @@ def assert_same(a, b, *, exact, what):
 
 def train_py_worker(rank, world_size, port, dataroot, out_dir):
     """train.py's main() as torchrun would start it, one process per rank."""
-    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # a spawned interpreter
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))  # spawned
     from tests.trainer_helpers import TINY_RUN, load_module
     os.environ.update(RANK=str(rank), WORLD_SIZE=str(world_size), LOCAL_RANK=str(rank),
                       MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))

@@ -16,7 +16,7 @@ import pytest
 tomllib = pytest.importorskip("tomllib")          # Python 3.11+
 setuptools = pytest.importorskip("setuptools")
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 def pyproject():

@@ -17,8 +17,8 @@ from evaluate.metrics import ConfusionMatrix
 from pix2pix_tr.run import checkpoint
 from pix2pix_tr.models.pix2pix import Pix2PixModel
 from pix2pix_tr.optim import TRAdam, compiled_adam
-from tests.test_model import batch, tiny_nets
-from tests.test_optim_trajectory import STEPS, lr_factor, problem, reference
+from tests.models.test_pix2pix import batch, tiny_nets
+from tests.optim.test_trajectory import STEPS, lr_factor, problem, reference
 from tests.trainer_helpers import TINY_RUN, load_module, make_synthcity
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
