@@ -219,18 +219,3 @@ def load_fcn8s(path, *, device="cpu", cache_dir=DEFAULT_CACHE_DIR, model=None, l
         except UserError as err:       # a read-only cache folder costs speed, not the run
             log(f"not cached: {err}")
     return model.eval().to(device)
-
-
-def write_caffemodel(model, path, **spelling):
-    """Write a module's weights as a .caffemodel (Caffe's layer names and layouts, network order);
-    `spelling` as evaluate/caffe.py's write_caffemodel (v1, double, legacy_dims). Stand-in models
-    for benchmarks; `load_fcn8s` reads them back."""
-    layers = []
-    for name in model.layer_names():
-        module = getattr(model, name)
-        blobs = [module.weight.detach().cpu().numpy()]
-        if module.bias is not None:
-            blobs.append(module.bias.detach().cpu().numpy())
-        kind = "Deconvolution" if isinstance(module, nn.ConvTranspose2d) else "Convolution"
-        layers.append((name, kind, blobs, [], [name]))
-    return caffe.write_caffemodel(path, layers, name="FCN8s", **spelling)

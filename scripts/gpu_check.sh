@@ -2,7 +2,7 @@
 # Everything in this project that needs a CUDA GPU, in one command per stage, for a GPU machine
 # (CI has none): the CUDA tests, then the GPU benchmarks whose figures the README records.
 #
-#   bash scripts/gpu_check.sh tests        # tests/test_cuda.py + the suites whose default device is cuda
+#   bash scripts/gpu_check.sh tests        # tests/e2e/test_cuda.py + the suites whose default device is cuda
 #   bash scripts/gpu_check.sh bench        # bench/optim.py + bench/train.py (fp32; bf16 + channels_last)
 #   bash scripts/gpu_check.sh compile      # bench/train.py with torch.compile (+ CUDA graphs) and bench/eval.py
 #
@@ -21,10 +21,10 @@ python3 -c "import torch; print('torch', torch.__version__, 'cuda', torch.versio
     | tee -a "$OUT/$stage.log"
 case $stage in
   tests)
-    run python3 -m pytest -q -p no:cacheprovider tests/test_cuda.py tests/test_optim_compiled.py
-    run python3 -m pytest -q -p no:cacheprovider -n 8 tests/test_fcn_score.py tests/test_segmenters.py \
-        tests/test_train.py tests/test_test_py.py tests/test_model.py tests/test_optim_contract.py \
-        tests/test_optim_trajectory.py tests/test_metrics.py ;;
+    run python3 -m pytest -q -p no:cacheprovider tests/e2e/test_cuda.py tests/optim/test_compiled.py
+    run python3 -m pytest -q -p no:cacheprovider -n 8 tests/evaluate/test_fcn_score.py tests/evaluate/test_segmenters.py \
+        tests/e2e/test_train.py tests/e2e/test_test_py.py tests/models/test_pix2pix.py tests/optim/test_contract.py \
+        tests/optim/test_trajectory.py tests/evaluate/test_metrics.py ;;
   bench)
     run python3 scripts/bench/optim.py --device cuda --steps 200 --generic
     run python3 scripts/bench/train.py --device cuda --rounds 40 --warmup 5 --json "$OUT/train_fp32.json"

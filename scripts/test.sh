@@ -2,7 +2,7 @@
 # The tests on a fresh machine: install what they need, then run the whole suite in .venv/.
 #
 #   bash scripts/test.sh                     # everything (what CI runs: .ci/run calls this)
-#   bash scripts/test.sh tests/test_losses.py -x     # arguments go to pytest
+#   bash scripts/test.sh tests/models/test_losses.py -x     # arguments go to pytest
 #
 # Installs, each only when missing (a second run installs nothing): .venv/ with requirements-test.txt
 # (requirements.txt + pytest + ruff), Debian's chromium for the live-viewer browser test, and visdom's
@@ -14,7 +14,7 @@ cd "$(dirname "$0")/.."
 . scripts/venv.sh
 
 ensure_venv requirements-test.txt
-ensure_command chromium chromium          # tests/test_viewer_browser.py: headless Chromium
+ensure_command chromium chromium          # tests/viz/test_viewer_browser.py: headless Chromium
 ensure_visdom_assets                      # ... and the page it renders
 
 say "running the tests: .venv/bin/python -m pytest $*"

@@ -10,13 +10,13 @@ The pix2pix step and DDP. pix2pix updates D, then freezes D (requires_grad False
 G's loss through it. Plain DDP handles both halves without `find_unused_parameters` (and its graph
 walk per step): two D forwards (fake and real) before one backward accumulate each parameter's
 gradient once, so DDP's hook fires once per parameter; and the frozen forward of the G step arms no
-hook at all, so no reduction is left pending (tests/test_distributed.py runs exactly this step;
+hook at all, so no reduction is left pending (tests/run/test_distributed.py runs exactly this step;
 torch 2.14 also accepts it with `find_unused_parameters=True`, which only adds a graph walk per step).
 
 Identical optimizer state on every rank. DDP averages gradients across ranks and starts every rank
 from rank 0's parameters; a deterministic optimizer (Adam, TRAdam, ...) then computes the same update
 everywhere, so parameters, TR anchors and step counters stay equal without extra communication
-(tests/test_distributed.py checks it across an anchor refresh).
+(tests/run/test_distributed.py checks it across an anchor refresh).
 
 Data. `ShardedSampler` gives each rank a disjoint shard of one permutation that derives from
 (seed, epoch) only, so a resumed run sees exactly the order it would have seen, and it can skip the

@@ -7,8 +7,6 @@ offline), are one line."""
 import json
 import os
 import shutil
-import subprocess
-import sys
 import urllib.error
 
 import numpy as np
@@ -228,20 +226,3 @@ def test_download_goes_to_torch_hubs_cache_and_offline_is_one_line(world, tmp_pa
     monkeypatch.setattr(torch.hub, "download_url_to_file", download)
     assert fid.resolve_weights(None, log=lambda *_: None) == cached and len(calls) == 2
     assert fid.resolve_weights(None, log=lambda *_: None) == cached and len(calls) == 2   # cached: no download
-
-
-@pytest.mark.slow
-def test_cli_offline_without_the_file_is_one_line(world, tmp_path):
-    """`python evaluate/fcn_score.py --fid` with no weights and no network: one line, exit 2, before any
-    image is segmented. (No network here: TORCH_HOME is empty and the proxy a closed port.)"""
-    env = dict(os.environ, TORCH_HOME=str(tmp_path / "torch"), HTTPS_PROXY="http://127.0.0.1:9",
-               https_proxy="http://127.0.0.1:9", NO_PROXY="", no_proxy="")
-    proc = subprocess.run([sys.executable, "evaluate/fcn_score.py", "--results_dir", world["results"], "--dataroot",
-                           world["layout"].root, "--segmenter", world["seg"], "--device", "cpu", "--fid"],
-                          capture_output=True, text=True, env=env, cwd=os.path.dirname(os.path.dirname(__file__)),
-                          timeout=120)
-    assert proc.returncode == 2, proc.stderr
-    last = proc.stderr.strip().splitlines()[-1]
-    assert last.startswith("error: the FID Inception weights cannot be downloaded from here (")
-    assert f"download {fid.weights_url()}" in last and "--fid_weights PATH" in last
-    assert "Traceback" not in proc.stderr and "FCN-score of" not in proc.stderr

@@ -22,11 +22,12 @@ import pytest
 import torch
 from PIL import Image
 
-from evaluate import caffe, fcn8s, fcn_score, protocols
+from tests.evaluate import caffe_writer
+from evaluate import fcn8s, fcn_score, protocols
 from pix2pix_tr.errors import UserError
 from tests.eval_helpers import make_dataset, write_results
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 OPENCV4 = os.path.join(REPO, ".cache", "opencv4")
 BGR_MEAN = np.array([72.78044, 83.21195, 73.45286], np.float32).reshape(3, 1, 1)   # pix2pix's cityscapes.py
 
@@ -181,7 +182,7 @@ def world(tmp_path_factory, opencv4):
     cached on first load)."""
     root = tmp_path_factory.mktemp("fcn8s")
     model_path, prototxt = root / "fcn-8s-cityscapes.caffemodel", root / "deploy.prototxt"
-    caffe.write_caffemodel(model_path, random_weights(seed=0), name="FCN8s-random")
+    caffe_writer.write_caffemodel(model_path, random_weights(seed=0), name="FCN8s-random")
     prototxt.write_text(deploy_prototxt())
     label_size = (40, 72)
     layout = make_dataset(root / "data", n_val=3, size=32, label_size=label_size, seed=1)
@@ -293,7 +294,7 @@ def test_v1_layers_double_data_and_legacy_dims_convert_alike(tmp_path):
     for i, spelling in enumerate([{}, dict(v1=True), dict(double=True), dict(legacy_dims=True),
                                   dict(v1=True, double=True, legacy_dims=True)]):
         path = tmp_path / f"m{i}.caffemodel"
-        caffe.write_caffemodel(path, layers, **spelling)
+        caffe_writer.write_caffemodel(path, layers, **spelling)
         states.append(fcn8s.load_fcn8s(str(path), cache_dir=str(tmp_path / "cache"), model=_narrow_model(),
                                        log=lambda *a: None).state_dict())
     for state in states[1:]:
@@ -306,7 +307,7 @@ def test_v1_layers_double_data_and_legacy_dims_convert_alike(tmp_path):
 
 def test_a_corrupt_cache_is_converted_again(tmp_path):
     path = tmp_path / "m.caffemodel"
-    caffe.write_caffemodel(path, random_weights(seed=4, **NARROW))
+    caffe_writer.write_caffemodel(path, random_weights(seed=4, **NARROW))
     notes = []
     fcn8s.load_fcn8s(str(path), cache_dir=str(tmp_path), model=_narrow_model(), log=notes.append)
     cached = glob.glob(str(tmp_path / "fcn8s-w4-8-8-16-16-16-*.safetensors"))
@@ -340,7 +341,7 @@ def test_bad_files_are_one_line_naming_the_culprit(tmp_path):
             load(path)
         assert "\n" not in str(err.value)
     whole = tmp_path / "whole.caffemodel"
-    size = caffe.write_caffemodel(whole, random_weights(seed=6, **NARROW))
+    size = caffe_writer.write_caffemodel(whole, random_weights(seed=6, **NARROW))
     cut = tmp_path / "cut.caffemodel"
     cut.write_bytes(whole.read_bytes()[:size * 2 // 3])
     with pytest.raises(UserError, match=rf"cut.caffemodel is truncated \(cut short: .*; the file has {size * 2 // 3:,} "
@@ -348,12 +349,12 @@ def test_bad_files_are_one_line_naming_the_culprit(tmp_path):
         load(cut, _narrow_model())
     # the real network's checks, on small files: layers missing, another number of outputs
     few = tmp_path / "few.caffemodel"
-    caffe.write_caffemodel(few, random_weights(seed=5, only={"conv1_1", "score_fr"}))
+    caffe_writer.write_caffemodel(few, random_weights(seed=5, only={"conv1_1", "score_fr"}))
     with pytest.raises(UserError, match=r"few.caffemodel has no layer conv1_2, conv2_1, conv2_2, conv3_1 \(and 15 "
                                         r"more\) of pix2pix's FCN-8s \(its layers with weights: conv1_1, score_fr\)"):
         load(few)
     voc = tmp_path / "voc.caffemodel"
-    caffe.write_caffemodel(voc, [("score_fr", "Convolution", [np.zeros((21, 4096, 1, 1), np.float32),
+    caffe_writer.write_caffemodel(voc, [("score_fr", "Convolution", [np.zeros((21, 4096, 1, 1), np.float32),
                                                               np.zeros(21, np.float32)], [], [])])
     with pytest.raises(UserError, match=r"voc.caffemodel predicts 21 outputs \(layer score_fr\), pix2pix's Cityscapes "
                                         r"FCN-8s predicts 20 \(19 classes \+ no class\).*21 is PASCAL VOC's"):
@@ -362,13 +363,13 @@ def test_bad_files_are_one_line_naming_the_culprit(tmp_path):
     wrong = random_weights(seed=7, **NARROW)
     wrong = [(n, k, [b[0][:, :4]] + b[1:] if n == "conv3_2" else b, bo, t) for n, k, b, bo, t in wrong]
     bad_shape = tmp_path / "shape.caffemodel"
-    caffe.write_caffemodel(bad_shape, wrong)
+    caffe_writer.write_caffemodel(bad_shape, wrong)
     with pytest.raises(UserError, match=r"shape.caffemodel: layer conv3_2 weight is 8x4x3x3, pix2pix's FCN-8s has "
                                         r"8x8x3x3"):
         load(bad_shape, _narrow_model())
     bias_less = [(n, k, b[:1], bo, t) if n == "fc7_cs" else (n, k, b, bo, t) for n, k, b, bo, t in
                  random_weights(seed=8, **NARROW)]
-    caffe.write_caffemodel(bad_shape, bias_less)
+    caffe_writer.write_caffemodel(bad_shape, bias_less)
     with pytest.raises(UserError, match=r"layer fc7_cs has 1 weight blob\(s\), pix2pix's FCN-8s has 2"):
         load(bad_shape, _narrow_model())
 
@@ -379,7 +380,7 @@ def test_the_cli_says_it_in_one_line(tmp_path):
     results = write_results(str(tmp_path / "res" / "val_latest"),
                             {f: np.zeros((32, 32, 3), np.uint8) for f in layout.frame_ids("val")})
     voc = tmp_path / "voc-fcn8s.caffemodel"
-    caffe.write_caffemodel(voc, [("score_fr", "Convolution", [np.zeros((21, 4096, 1, 1), np.float32),
+    caffe_writer.write_caffemodel(voc, [("score_fr", "Convolution", [np.zeros((21, 4096, 1, 1), np.float32),
                                                               np.zeros(21, np.float32)], [], [])])
     proc = subprocess.run([sys.executable, "evaluate/fcn_score.py", "--results_dir", results, "--dataroot",
                            layout.root, "--segmenter", str(voc), "--device", "cpu", "--segmenter_cache",

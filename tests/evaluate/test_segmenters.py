@@ -1,6 +1,6 @@
 """Segmenters enter through smp.from_pretrained: local save_pretrained folders with their
 preprocessing configs, and one-line errors for an unreachable hub, a folder without a segmenter, and
-a wrong class count. (The Cityscapes SegFormers' official scales: tests/test_protocols.py.)"""
+a wrong class count. (The Cityscapes SegFormers' official scales: tests/evaluate/test_protocols.py.)"""
 import json
 import os
 import subprocess
@@ -14,7 +14,7 @@ from evaluate.segmenters import load_segmenter, resize_labels
 from pix2pix_tr.errors import UserError
 from tests.eval_helpers import make_dataset, tiny_segmenter, write_results
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 def test_local_folder_loads_with_its_albumentations_preprocessing(tmp_path):

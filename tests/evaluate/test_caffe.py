@@ -6,6 +6,7 @@ import struct
 import numpy as np
 import pytest
 
+from tests.evaluate import caffe_writer
 from evaluate import caffe
 
 
@@ -62,7 +63,7 @@ def test_writer_spellings_read_back(tmp_path, v1, double, legacy_dims):
     rng = np.random.default_rng(0)
     w, b = rng.standard_normal((5, 3, 2, 2)), rng.standard_normal(5)
     path = tmp_path / "m.caffemodel"
-    size = caffe.write_caffemodel(path, [("c1", "Convolution", [w, b], ["data"], ["c1"]),
+    size = caffe_writer.write_caffemodel(path, [("c1", "Convolution", [w, b], ["data"], ["c1"]),
                                          ("r1", "ReLU", [], ["c1"], ["c1"]),
                                          ("up", "Deconvolution", [w[:3]], ["c1"], ["up"])],
                                   v1=v1, double=double, legacy_dims=legacy_dims)
@@ -79,7 +80,7 @@ def test_writer_spellings_read_back(tmp_path, v1, double, legacy_dims):
 
 
 def test_malformed_bytes_raise_with_the_byte_offset(tmp_path):
-    good = caffe.write_caffemodel(tmp_path / "m.caffemodel", [("c", "Convolution", [np.ones((4, 4))], [], [])])
+    good = caffe_writer.write_caffemodel(tmp_path / "m.caffemodel", [("c", "Convolution", [np.ones((4, 4))], [], [])])
     data = (tmp_path / "m.caffemodel").read_bytes()
     assert len(data) == good
     for cut in (good - 1, good // 2, 3):
