@@ -6,7 +6,7 @@ import pytest
 
 from pix2pix_tr.errors import UserError
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 spec = importlib.util.spec_from_file_location("reproduce", os.path.join(REPO, "scripts", "reproduce.py"))
 reproduce = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(reproduce)

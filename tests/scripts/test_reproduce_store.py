@@ -4,7 +4,7 @@ refused, new cells judged by other segmenter weights refused, and a report with 
 than can be found is not overwritten.
 
 The cells' stages are faked (stage outputs written in-process, with known scores), so these tests
-take seconds; tests/test_reproduce_smoke.py runs the real tools."""
+take seconds; tests/scripts/test_reproduce_smoke.py runs the real tools."""
 import importlib.util
 import json
 import os
@@ -19,7 +19,7 @@ from pix2pix_tr.run import atomic
 from scripts.repro import cells, collect, commands, runner, store
 from scripts.repro.scales import SYNTHCITY_LONG
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 spec = importlib.util.spec_from_file_location("reproduce_for_store", os.path.join(REPO, "scripts", "reproduce.py"))
 reproduce = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(reproduce)

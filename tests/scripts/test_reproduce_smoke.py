@@ -9,7 +9,7 @@ import pytest
 
 from scripts.repro import cells
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 def _run(work_dir, *extra):
