@@ -1,31 +1,20 @@
 """Which dataset a run uses when the user names none, and what a dataset folder can do.
 
-`resolve_dataroot(None)` picks `datasets/cityscapes` when it is prepared (data/prepare_cityscapes.py
-wrote it), else SynthCity under `datasets/synthcity`, generating it the first time (and saying so),
-so `python train.py` works out of the box. An explicit dataroot must exist. A folder without
-metadata (pix2pix's own prepared `cityscapes`: train/ val/ of photo|label pairs) trains, but has no
-evaluation labels: `require_eval_labels` says how to get them. A folder whose preparation was
-interrupted (a preparer's parameters file or labels/, but no metadata.json) is neither: it is
-refused with the command that finishes it.
-
-`test_split` picks what test.py synthesizes from a prepared dataset when the user names no split:
-pix2pix's defaults (--phase test, --num_test 50) suit its folders, but a prepared dataset's results
-are for FCN-score, which needs every frame of a split with labels, and Cityscapes (so SynthCity,
-made in its image) has no labelled test split.
+`resolve_dataroot(None)` picks prepared Cityscapes under datasets/, else SynthCity (generated the
+first time), so `python train.py` works out of the box. pix2pix's own prepared folders train but have
+no evaluation labels (`require_eval_labels` says how to get them); an interrupted preparation is
+refused with the command that finishes it. `test_split` picks what test.py synthesizes from a prepared
+dataset: every frame of a labelled split, as FCN-score needs (pix2pix's --phase test --num_test 50 suit
+its own folders; Cityscapes has no labelled test split).
 """
 import os
 
-from data.layout import PreparedLayout
+from data.layout import PREPARE_CITYSCAPES, PreparedLayout
 from pix2pix_tr.errors import UserError
 
 CITYSCAPES_DIR = "cityscapes"
 SYNTHCITY_DIR = "synthcity"
-
-PIX2PIX_FOLDER_NOTE = ("{root} has no metadata.json: reading it as pix2pix's prepared folder "
-                       "(train/ val/ of side-by-side pairs; pix2pix's cityscapes pairs are photo|label, "
-                       "so train labels->photos with --direction BtoA). FCN-score needs the gtFine labels: "
-                       "prepare them with python data/prepare_cityscapes.py --gtFine_dir ... "
-                       "--leftImg8bit_dir ... --output_dir DIR")
+GET_LABELS = f"FCN-score needs the gtFine labels: prepare them with {PREPARE_CITYSCAPES.format(root='DIR')}"
 
 
 def resolve_dataroot(dataroot, datasets_dir="datasets", log=print):
@@ -39,22 +28,24 @@ def resolve_dataroot(dataroot, datasets_dir="datasets", log=print):
         layout = PreparedLayout(dataroot)
         layout.check_finished()            # an interrupted preparation is not a pix2pix folder
         if not layout.is_prepared():
-            log(PIX2PIX_FOLDER_NOTE.format(root=dataroot))
+            log(f"{dataroot} has no metadata.json: reading it as pix2pix's prepared folder (train/ val/ of "
+                "side-by-side pairs; pix2pix's cityscapes pairs are photo|label, so train labels->photos "
+                f"with --direction BtoA). {GET_LABELS}")
         return dataroot
-    cityscapes = os.path.join(datasets_dir, CITYSCAPES_DIR)
-    PreparedLayout(cityscapes).check_finished()   # finish it rather than train on SynthCity unawares
-    if PreparedLayout(cityscapes).is_prepared():
-        log(f"dataset: prepared Cityscapes in {cityscapes}")
-        return cityscapes
-    synthcity = os.path.join(datasets_dir, SYNTHCITY_DIR)
-    if PreparedLayout(synthcity).is_prepared():
-        log(f"dataset: no prepared Cityscapes in {cityscapes}; using SynthCity in {synthcity}")
-        return synthcity
+    cityscapes = PreparedLayout(os.path.join(datasets_dir, CITYSCAPES_DIR))
+    synthcity = PreparedLayout(os.path.join(datasets_dir, SYNTHCITY_DIR))
+    cityscapes.check_finished()            # finish it rather than train on SynthCity unawares
+    if cityscapes.is_prepared():
+        log(f"dataset: prepared Cityscapes in {cityscapes.root}")
+        return cityscapes.root
+    if synthcity.is_prepared():
+        log(f"dataset: no prepared Cityscapes in {cityscapes.root}; using SynthCity in {synthcity.root}")
+        return synthcity.root
     from data import synthcity as synth
 
-    log(f"dataset: no prepared Cityscapes in {cityscapes}; generating SynthCity in {synthcity} "
+    log(f"dataset: no prepared Cityscapes in {cityscapes.root}; generating SynthCity in {synthcity.root} "
         f"(once; python data/synthcity.py --help for its options)")
-    return synth.generate(synthcity, log=log)
+    return synth.generate(synthcity.root, log=log)
 
 
 def require_eval_labels(root, split):
@@ -63,16 +54,14 @@ def require_eval_labels(root, split):
     layout.check_finished()
     if not layout.has_labels(split):
         if not layout.is_prepared():
-            raise UserError(f"{root} has no evaluation labels (labels/{split}/): FCN-score needs the "
-                            "gtFine labels; prepare Cityscapes with python data/prepare_cityscapes.py "
-                            "--gtFine_dir ... --leftImg8bit_dir ... --output_dir DIR")
+            raise UserError(f"{root} has no evaluation labels (labels/{split}/): {GET_LABELS}")
         raise UserError(f"{root} is prepared but has no labels/{split}/; re-run its preparation")
     return layout.label_dir(split)
 
 
 def test_split(root, phase, num_test, *, phase_typed, num_test_typed, log=print):
     """(phase, num_test) for test.py. On a prepared dataset: without --phase, val unless the
-    dataset has a labelled test split; without --num_test, every frame. Says so in one line.
+    dataset has a labelled test split; without --num_test, every frame; said in one line.
     On any other folder (pix2pix's): as given."""
     layout = PreparedLayout(root)
     if not layout.is_prepared() or (phase_typed and num_test_typed):

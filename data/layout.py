@@ -1,29 +1,25 @@
 """The prepared dataset layout: the one place that says where every file of a dataset lives.
 
     <root>/
-      metadata.json                  what the dataset is (see `DatasetMeta`)
-      train/<frame_id>.jpg           aligned pair, A | B side by side: A = label colour image,
-      val/<frame_id>.jpg             B = photo, each half image_size (pix2pix's AtoB = labels->photos)
-      labels/train/<frame_id>.png    evaluation labels of the same frame: trainIds (uint8,
-      labels/val/<frame_id>.png      255 = ignore), at label_size (the source resolution)
+      metadata.json                  what the dataset is (`DatasetMeta`); written last
+      train/<frame_id>.jpg           aligned pair A | B: A = label colour image, B = photo, each half
+      val/<frame_id>.jpg             image_size (pix2pix's AtoB = labels -> photos)
+      labels/train/<frame_id>.png    evaluation labels: trainIds (uint8, 255 = ignore) at label_size
+      labels/val/<frame_id>.png
 
-Frame ids are the source's own (`aachen_000000_000019` for Cityscapes, `synthcity_000042` for
-SynthCity); they travel with every sample, name every result, and match results to labels.
-`frame_id` is the one rule: a file's path relative to its split folder, without extension.
-
-This module is also the one place that says which files are images and how they are opened, as
-pix2pix's data/image_folder.py does, so a pix2pix dataset folder reads here as it reads there:
-pix2pix's extensions (any letter case here), sub-folders included (a pair `test/berlin/1.jpg` is frame
-`berlin/1`, so pairs of equal base names keep distinct results), sorted by relative path (pix2pix
-keeps os.walk's order), hidden files skipped.
-
-pix2pix's already-prepared `cityscapes` folder (train/ val/ of side-by-side jpgs, photo | label,
-no metadata, no labels/) is also readable for training (`--direction BtoA`, as pix2pix trains it),
-but FCN-score needs the labels/ folder, which only `prepare_cityscapes.py` writes.
+Frame ids are the source's own (`aachen_000000_000019`, `synthcity_0000042`); they name every result
+and match results to labels. `frame_id` is the one rule: the path relative to the split folder,
+without extension. Which files are images is pix2pix's rule (data/image_folder.py): its extensions
+(any case), sub-folders included, sorted by relative path, hidden files skipped. pix2pix's own
+prepared `cityscapes` folder (no metadata, no labels/) reads too, for training; FCN-score needs the
+labels/ that only `prepare_cityscapes.py` writes. To add a dataset, write a preparer of this layout.
 """
+import contextlib
 import dataclasses
 import json
+import multiprocessing
 import os
+import sys
 
 from PIL import Image
 
@@ -36,11 +32,11 @@ LABEL_EXTENSION = ".png"
 IGNORE_INDEX = 255
 SPLITS = ("train", "val")
 
+PREPARE_CITYSCAPES = "python data/prepare_cityscapes.py --gtFine_dir ... --leftImg8bit_dir ... --output_dir {root}"
 # The file each preparer writes first (its parameters, see `check_same_params`) -> the command that
 # resumes it. One of them (or labels/) without metadata.json: a preparation that was interrupted.
 PREPARERS = {
-    ".prepare_params.json": "python data/prepare_cityscapes.py --gtFine_dir ... --leftImg8bit_dir ... "
-                            "--output_dir {root}",
+    ".prepare_params.json": PREPARE_CITYSCAPES,
     ".synthcity_params.json": "python data/synthcity.py --output_dir {root} (with its earlier --num_train, "
                               "--num_val, --size, --seed)",
 }
@@ -78,15 +74,11 @@ class DatasetMeta:
 
 
 class PreparedLayout:
-    """Paths of one prepared dataset rooted at `root`."""
+    """Paths and state of one prepared dataset rooted at `root`."""
 
     def __init__(self, root):
         self.root = os.fspath(root)
-
-    # --- paths --------------------------------------------------------------------------
-    @property
-    def metadata_path(self):
-        return os.path.join(self.root, METADATA_FILE)
+        self.metadata_path = os.path.join(self.root, METADATA_FILE)
 
     def pair_dir(self, split):
         return os.path.join(self.root, split)
@@ -100,7 +92,6 @@ class PreparedLayout:
     def label_path(self, split, frame_id):
         return os.path.join(self.label_dir(split), frame_id + LABEL_EXTENSION)
 
-    # --- state --------------------------------------------------------------------------
     def is_prepared(self):
         """True once a preparer has finished: metadata.json is written last, atomically."""
         return os.path.isfile(self.metadata_path)
@@ -108,20 +99,15 @@ class PreparedLayout:
     def has_labels(self, split):
         return os.path.isdir(self.label_dir(split))
 
-    def is_unfinished(self):
-        """True if a preparer started here but never wrote metadata.json (it was interrupted):
-        its parameters file or labels/ is there. pix2pix's own prepared folder has neither."""
-        if self.is_prepared():
-            return False
-        return (any(os.path.isfile(os.path.join(self.root, f)) for f in PREPARERS)
-                or os.path.isdir(os.path.join(self.root, "labels")))
-
     def check_finished(self):
-        """A UserError saying how to resume if the preparation of this folder was interrupted."""
-        if not self.is_unfinished():
+        """A UserError saying how to resume if a preparer started here (its parameters file or labels/
+        is there) but never wrote metadata.json. pix2pix's own prepared folder has neither."""
+        if self.is_prepared():
             return
         commands = [cmd.format(root=self.root) for f, cmd in PREPARERS.items()
                     if os.path.isfile(os.path.join(self.root, f))]
+        if not commands and not os.path.isdir(os.path.join(self.root, "labels")):
+            return
         how = commands[0] if commands else ("the command that prepared it (data/prepare_cityscapes.py "
                                             f"or data/synthcity.py) with --output_dir {self.root}")
         raise UserError(f"{self.root} is an unfinished preparation (no {METADATA_FILE} yet: it was "
@@ -135,8 +121,7 @@ class PreparedLayout:
                             "prepare it with data/prepare_cityscapes.py or data/synthcity.py")
         try:
             with open(self.metadata_path, encoding="utf-8") as f:
-                raw = json.load(f)
-            return DatasetMeta(**raw)
+                return DatasetMeta(**json.load(f))
         except (ValueError, TypeError) as err:
             raise UserError(f"{self.metadata_path} is not valid dataset metadata: {err}") from None
 
@@ -144,9 +129,9 @@ class PreparedLayout:
         """Write metadata.json atomically. Preparers call this last: it marks the dataset done."""
         atomic.write_json(self.metadata_path, dataclasses.asdict(meta))
 
-    def pair_files(self, split):
+    def pair_files(self, split, max_dataset_size=float("inf")):
         """Sorted aligned-pair files of a split, or a UserError if the folder is missing or empty."""
-        return find_images(split_folder(self.root, split), what="images (aligned A|B pairs)")
+        return find_images(split_folder(self.root, split), max_dataset_size, what="images (aligned A|B pairs)")
 
     def frame_ids(self, split):
         return [frame_id(p, self.pair_dir(split)) for p in self.pair_files(split)]
@@ -174,8 +159,7 @@ def split_folder(root, phase):
 
 
 def find_images(folder, max_dataset_size=float("inf"), what="images"):
-    """Sorted paths of the images under `folder` (sub-folders included, hidden ones skipped), at
-    most `max_dataset_size`; a UserError naming the folder if there are none."""
+    """Sorted paths of the images under `folder`, at most `max_dataset_size`; a UserError if none."""
     found = []
     for root, dirs, files in os.walk(folder):
         dirs[:] = [d for d in dirs if not d.startswith(".")]
@@ -187,10 +171,13 @@ def find_images(folder, max_dataset_size=float("inf"), what="images"):
     return found[:int(max_dataset_size)] if max_dataset_size != float("inf") else found
 
 
-def open_image(path, mode="RGB", fix="delete or re-create it"):
-    """Decode an image, converted to `mode` (None: as stored), or one UserError naming the file and `fix`."""
+def open_image(path, mode="RGB", fix="delete or re-create it", header_only=False):
+    """Decode an image, converted to `mode` (None: as stored), or one UserError naming the file and
+    `fix`. `header_only`: its (width, height), read from the header alone."""
     try:
         with Image.open(path) as img:
+            if header_only:
+                return img.size
             img.load()
             return img.convert(mode) if mode and img.mode != mode else img.copy()
     except (OSError, SyntaxError, ValueError) as err:      # unreadable, truncated, not an image
@@ -199,28 +186,21 @@ def open_image(path, mode="RGB", fix="delete or re-create it"):
 
 def image_size(path, fix="delete or re-create it"):
     """(width, height) from the file's header alone, or the same UserError as `open_image`."""
-    try:
-        with Image.open(path) as img:
-            return img.size
-    except (OSError, SyntaxError, ValueError) as err:
-        raise UserError(f"{path} is not a readable image ({err}); {fix}") from None
+    return open_image(path, fix=fix, header_only=True)
 
 
-def check_output_dir(path, flag="--output_dir"):
-    """A UserError if a preparer's output folder is an existing file (before any work is done)."""
+def make_output_dir(path, create=True):
+    """Create a preparer's --output_dir (`create=False`: only check it could be, before any work), or
+    a UserError if the path is a file or cannot be made."""
     if os.path.exists(path) and not os.path.isdir(path):
-        raise UserError(f"{flag} {path} is an existing file, not a folder; pass a folder path "
+        raise UserError(f"--output_dir {path} is an existing file, not a folder; pass a folder path "
                         "(it is created if missing)")
-
-
-def make_output_dir(path, flag="--output_dir"):
-    """Create a preparer's output folder, or a UserError if the path is a file or cannot be made."""
-    check_output_dir(path, flag)
-    try:
-        os.makedirs(path, exist_ok=True)
-    except OSError as err:
-        raise UserError(f"{flag} {path} cannot be created ({err.strerror}); pass a folder you can "
-                        "write to") from None
+    if create:
+        try:
+            os.makedirs(path, exist_ok=True)
+        except OSError as err:
+            raise UserError(f"--output_dir {path} cannot be created ({err.strerror}); pass a folder you "
+                            "can write to") from None
 
 
 def check_same_params(root, params_file, params, what):
@@ -235,3 +215,21 @@ def check_same_params(root, params_file, params, what):
                             "choose another --output_dir or delete it")
     else:
         atomic.write_json(path, params)
+
+
+def run_jobs(fn, jobs, workers, desc, frames=lambda job: 1):
+    """[fn(job) for job in jobs] in `workers` processes (None: one per core; 1: this one), with a
+    progress bar counting `frames(job)` per job. A preparer's frames are independent of the order."""
+    from tqdm import tqdm
+
+    workers = max(1, min(workers or os.cpu_count() or 1, len(jobs)))
+    results = []
+    with tqdm(total=sum(map(frames, jobs)), desc=desc, unit="frame") as bar, contextlib.ExitStack() as stack:
+        mapped = map(fn, jobs)
+        if workers > 1:
+            ctx = multiprocessing.get_context("fork" if sys.platform.startswith("linux") else "spawn")
+            mapped = stack.enter_context(ctx.Pool(workers)).imap(fn, jobs)
+        for job, result in zip(jobs, mapped):
+            results.append(result)
+            bar.update(frames(job))
+    return results

@@ -3,20 +3,12 @@
     python data/prepare_cityscapes.py --gtFine_dir gtFine --leftImg8bit_dir leftImg8bit \\
         --output_dir datasets/cityscapes
 
-Input, the official layout at any resolution (the official one is 2048x1024):
-    gtFine/{train,val}/<city>/<frame>_gtFine_color.png, <frame>_gtFine_labelIds.png
-    leftImg8bit/{train,val}/<city>/<frame>_leftImg8bit.png
-Output, per split:
-    <split>/<frame>.jpg         A | B = label colour image | photo, each resized to 256x256 as pix2pix's
-                                prepare_cityscapes_dataset.py does (PIL bicubic; JPEG quality 100,
-                                no chroma subsampling). pix2pix puts the photo left; we put the label
-                                left, so labels->photos is AtoB.
-    labels/<split>/<frame>.png  trainIds (255 = ignore) at the source resolution, mapped from labelIds
-                                with cityscapesscripts' own definitions
-    metadata.json               written last: its presence means "prepared"
-
-Frames run in parallel; frames already written are skipped, so an interrupted run resumes. Every
-file is written atomically, so an interruption never leaves a file (or a dataset) that looks done.
+Reads gtFine/<split>/<city>/<frame>_gtFine_{color,labelIds}.png and leftImg8bit/<split>/<city>/
+<frame>_leftImg8bit.png (any resolution). Writes per frame the pair label colour | photo, each half
+resized to --image_size (256) square as pix2pix's prepare_cityscapes_dataset.py does (PIL bicubic,
+JPEG quality 100, no chroma subsampling; pix2pix puts the photo left, we put the label left, so
+labels->photos is AtoB), and the trainIds (cityscapesscripts' mapping) at the source resolution.
+Frames already written are skipped, so an interrupted run resumes.
 """
 import os
 import sys
@@ -25,13 +17,12 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import argparse  # noqa: E402
 import glob  # noqa: E402
-import multiprocessing  # noqa: E402
 
 import numpy as np  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from data.layout import (IGNORE_INDEX, SPLITS, DatasetMeta, PreparedLayout, check_same_params, open_image,  # noqa: E402
-                         check_output_dir, cityscapes_classes, make_output_dir)
+from data.layout import (IGNORE_INDEX, SPLITS, DatasetMeta, PreparedLayout, check_same_params,  # noqa: E402
+                         cityscapes_classes, make_output_dir, open_image, run_jobs)
 from pix2pix_tr.run import atomic  # noqa: E402
 from pix2pix_tr.errors import UserError, run_cli  # noqa: E402
 
@@ -133,36 +124,20 @@ def prepare_frame(job):
     return fid, [ids.shape[0], ids.shape[1]], True
 
 
-
-def prepare(gtfine_dir, leftimg_dir, output_dir, *, image_size=256, workers=None, splits=SPLITS,
-            log=print):
+def prepare(gtfine_dir, leftimg_dir, output_dir, *, image_size=256, workers=None, splits=SPLITS, log=print):
     """Prepare the official Cityscapes folders into `output_dir`. Returns a summary dict."""
-    from tqdm import tqdm
-
     if image_size < 1:
         raise UserError(f"--image_size {image_size}: must be a positive number of pixels (the side of "
                         "each half of a pair; pix2pix uses 256)")
     for folder, flag in ((gtfine_dir, "--gtFine_dir"), (leftimg_dir, "--leftImg8bit_dir")):
         if not os.path.isdir(folder):
             raise UserError(f"{flag} {folder} does not exist")
-    check_output_dir(output_dir)
+    make_output_dir(output_dir, create=False)
     frames = {split: find_frames(gtfine_dir, leftimg_dir, split) for split in splits}
     make_output_dir(output_dir)
     check_same_params(output_dir, PARAMS_FILE, {"image_size": image_size}, "prepared Cityscapes")
     jobs = [(output_dir, split, *frame, image_size) for split in splits for frame in frames[split]]
-    workers = max(1, min(workers or os.cpu_count() or 1, len(jobs)))
-    results = []
-    with tqdm(total=len(jobs), desc=f"Cityscapes -> {output_dir}", unit="frame") as bar:
-        if workers == 1:
-            for job in jobs:
-                results.append(prepare_frame(job))
-                bar.update()
-        else:
-            ctx = multiprocessing.get_context("fork" if sys.platform.startswith("linux") else "spawn")
-            with ctx.Pool(workers) as pool:
-                for result in pool.imap_unordered(prepare_frame, jobs, chunksize=4):
-                    results.append(result)
-                    bar.update()
+    results = run_jobs(prepare_frame, jobs, workers, f"Cityscapes -> {output_dir}")
     written = sum(1 for _, _, new in results if new)
     label_sizes = sorted({tuple(size) for _, size, _ in results})
     names, palette = cityscapes_classes()
@@ -172,10 +147,9 @@ def prepare(gtfine_dir, leftimg_dir, output_dir, *, image_size=256, workers=None
         segmenters=list(SEGMENTERS), ignore_index=IGNORE_INDEX,
         source={"gtFine_dir": os.path.abspath(gtfine_dir), "leftImg8bit_dir": os.path.abspath(leftimg_dir),
                 "label_sizes": [list(s) for s in label_sizes], "labels": "cityscapesscripts.helpers.labels"}))
-    summary = {"frames": len(jobs), "written": written, "skipped": len(jobs) - written}
     log(f"Cityscapes prepared in {output_dir}: {', '.join(f'{len(frames[s])} {s}' for s in splits)} "
         f"({written} written, {len(jobs) - written} already there)")
-    return summary
+    return {"frames": len(jobs), "written": written, "skipped": len(jobs) - written}
 
 
 def main(argv=None):
@@ -186,8 +160,7 @@ def main(argv=None):
     parser.add_argument("--image_size", type=int, default=256, help="side of each half of a pair")
     parser.add_argument("--workers", type=int, default=None, help="processes (default: all cores)")
     args = parser.parse_args(argv)
-    prepare(args.gtFine_dir, args.leftImg8bit_dir, args.output_dir, image_size=args.image_size,
-            workers=args.workers)
+    prepare(args.gtFine_dir, args.leftImg8bit_dir, args.output_dir, image_size=args.image_size, workers=args.workers)
 
 
 if __name__ == "__main__":

@@ -1,26 +1,14 @@
 """SynthCity: procedural street scenes in the prepared layout, so everything runs without Cityscapes.
 
-Each frame is a label map over Cityscapes classes (road, sidewalk, building, pole, traffic sign,
-vegetation, terrain, sky, person, car) laid out in perspective, and a photo painted from it with
-per-class texture (asphalt grain and lane marks, tiled sidewalks, facades with window grids,
-foliage, sky gradient and clouds, cars in random colours with glass, wheels and lights, people),
-random illumination, colour cast, cast shadows, shading, sensor noise and slight blur.
+A frame is a label map over ten Cityscapes classes laid out in perspective (`make_layout`), and a photo
+painted from it (`paint`) with per-class texture, random light, shadows, noise and blur. The two draw
+from separate random streams, so one label map admits many photos, and a frame is a pure function of
+(seed, index) (`render_frame`): any frame renders alone, in any process. Committed results depend on
+these pixels: a change to the drawing is a new GENERATOR_VERSION.
 
-Two steps, two random streams:
-  `make_layout(rng, size)`  -> `Layout` (the trainIds plus the geometry the painter needs)
-  `paint(layout, rng)`      -> photo (HxWx3 uint8)
-so one label map admits many photos, as in real data. A frame is a pure function of
-(seed, frame index): `render_frame(seed, index, size)`, so any frame renders alone, in any process.
+    python data/synthcity.py --output_dir datasets/synthcity [--num_train 2000 --num_val 500 --size 256 --seed 0]
 
-`generate(output_dir, ...)` writes frames in the prepared layout of `data/layout.py` (A = Cityscapes
-palette colour of the labels, B = photo, labels/ = trainIds) in parallel, skipping frames already
-written, and writes metadata.json last. CLI:
-
-    python data/synthcity.py --output_dir datasets/synthcity [--num_train 2000 --num_val 500
-                             --size 256 --seed 0 --workers N]
-
-To add a class: give it a part in `PARTS` (part -> trainId), draw it in `make_layout`, colour it in
-`paint`.
+To add a class: give it a part in `PARTS` (part -> trainId), draw it in `make_layout`, colour it in `paint`.
 """
 import os
 import sys
@@ -29,23 +17,18 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import argparse  # noqa: E402
 import dataclasses  # noqa: E402
-import multiprocessing  # noqa: E402
 
 import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 from PIL import Image  # noqa: E402
 
 from data.layout import (IGNORE_INDEX, DatasetMeta, PreparedLayout, check_same_params,  # noqa: E402
-                         cityscapes_classes, make_output_dir)
+                         cityscapes_classes, make_output_dir, run_jobs)
 from pix2pix_tr.run import atomic  # noqa: E402
 from pix2pix_tr.errors import UserError, run_cli  # noqa: E402
 
 GENERATOR_VERSION = 1
 NAME = "synthcity"
-def default_segmenters(size):
-    """SynthCity's FCN-score segmenter, one per image size: evaluate/fcn_score.py trains it on first
-    use and caches it there, so a 128 px dataset never reuses a segmenter made for 256 px."""
-    return [f"checkpoints/segmenters/synthcity_{size}px"]
 VAL_INDEX_OFFSET = 1_000_000          # val frames are indices 1_000_000.. : independent of num_train
 PARAMS_FILE = ".synthcity_params.json"
 
@@ -87,9 +70,7 @@ class Layout:
         return PART_CLASS[self.part]
 
 
-# --------------------------------------------------------------------------------------------
-# layout
-# --------------------------------------------------------------------------------------------
+# --- layout -----------------------------------------------------------------------------------
 class _Scene:
     """Projection of a street seen from a camera at height hc, looking down the street (+z)."""
 
@@ -330,9 +311,7 @@ def make_layout(rng, size):
                   road_half=sc.road_half, cam_x=sc.cam_x)
 
 
-# --------------------------------------------------------------------------------------------
-# painting
-# --------------------------------------------------------------------------------------------
+# --- painting ---------------------------------------------------------------------------------
 FACADE_COLOURS = np.array([(200, 180, 140), (150, 78, 58), (140, 138, 135), (215, 208, 195),
                            (205, 175, 105), (195, 135, 105), (105, 98, 92), (170, 160, 175)], np.float32)
 CAR_COLOURS = np.array([(225, 225, 225), (25, 25, 28), (160, 162, 165), (95, 95, 100), (170, 25, 25),
@@ -487,18 +466,9 @@ def render_frame(seed, index, size=256):
     return layout.labels, paint(layout, paint_rng)
 
 
-# --------------------------------------------------------------------------------------------
-# writing the prepared layout
-# --------------------------------------------------------------------------------------------
+# --- writing the prepared layout --------------------------------------------------------------
 def frame_id(index):
     return f"{NAME}_{index:07d}"
-
-
-def _palette_lut():
-    _, palette = cityscapes_classes()
-    lut = np.zeros((256, 3), np.uint8)
-    lut[:len(palette)] = palette
-    return lut
 
 
 def _write_frames(job):
@@ -506,7 +476,9 @@ def _write_frames(job):
     root, split, indices, size, seed = job
     cv2.setNumThreads(1)
     layout = PreparedLayout(root)
-    lut = _palette_lut()
+    palette = cityscapes_classes()[1]
+    lut = np.zeros((256, 3), np.uint8)                     # trainId -> its Cityscapes colour
+    lut[:len(palette)] = palette
     written = 0
     for index in indices:
         fid = frame_id(index)
@@ -521,12 +493,9 @@ def _write_frames(job):
     return written
 
 
-
 def generate(output_dir, *, num_train=2000, num_val=500, size=256, seed=0, workers=None, log=print):
     """Write SynthCity in the prepared layout under `output_dir` (skipping frames already there);
     metadata.json last. Returns output_dir."""
-    from tqdm import tqdm
-
     if num_train < 1 or num_val < 1:
         raise UserError(f"SynthCity needs at least one frame per split (got --num_train {num_train}, "
                         f"--num_val {num_val})")
@@ -539,23 +508,12 @@ def generate(output_dir, *, num_train=2000, num_val=500, size=256, seed=0, worke
     chunk = 16
     jobs = [(output_dir, split, list(ids[i:i + chunk]), size, seed)
             for split, ids in splits.items() for i in range(0, len(ids), chunk)]
-    workers = workers or os.cpu_count() or 1
-    total = num_train + num_val
-    with tqdm(total=total, desc=f"SynthCity -> {output_dir}", unit="frame") as bar:
-        if workers == 1:
-            for job in jobs:
-                _write_frames(job)
-                bar.update(len(job[2]))
-        else:
-            ctx = multiprocessing.get_context("fork" if sys.platform.startswith("linux") else "spawn")
-            with ctx.Pool(workers) as pool:
-                for job, _ in zip(jobs, pool.imap(_write_frames, jobs)):
-                    bar.update(len(job[2]))
+    run_jobs(_write_frames, jobs, workers, f"SynthCity -> {output_dir}", frames=lambda job: len(job[2]))
     names, palette = cityscapes_classes()
-    layout = PreparedLayout(output_dir)
-    layout.write_meta(DatasetMeta(
+    PreparedLayout(output_dir).write_meta(DatasetMeta(
         name=NAME, classes=names, palette=palette, image_size=[size, size], label_size=[size, size],
-        splits={"train": num_train, "val": num_val}, segmenters=default_segmenters(size),
+        splits={"train": num_train, "val": num_val},
+        segmenters=[f"checkpoints/segmenters/synthcity_{size}px"],   # trained by fcn_score.py on first use
         ignore_index=IGNORE_INDEX,
         source={**params, "num_train": num_train, "num_val": num_val,
                 "classes_drawn": [names[c] for c in CLASSES_DRAWN],
@@ -572,9 +530,7 @@ def main(argv=None):
     parser.add_argument("--size", type=int, default=256, help="height = width of each image")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--workers", type=int, default=None, help="processes (default: all cores)")
-    args = parser.parse_args(argv)
-    generate(args.output_dir, num_train=args.num_train, num_val=args.num_val, size=args.size,
-             seed=args.seed, workers=args.workers)
+    generate(**vars(parser.parse_args(argv)))
 
 
 if __name__ == "__main__":

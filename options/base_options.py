@@ -1,10 +1,8 @@
 """Flags shared by train.py and test.py (data, networks, device), parsing, validation, saving.
 
-`BaseOptions().parse(argv)` returns an argparse Namespace. A bad value ends in one line through
-`UserError` (argparse's own messages included), never a traceback or a usage dump.
-
-Each flag that a saved run matters to carries its role beside its definition
-(`parser.add_argument(..., role=ARCHITECTURE)`); `BaseOptions.roles` maps flag -> role:
+`BaseOptions().parse(argv)` returns an argparse Namespace; a bad value ends in one UserError line
+(argparse's own messages too). A flag that a saved run matters to carries its role where it is
+defined (`add_argument(..., role=ARCHITECTURE)`):
 
     ARCHITECTURE  the networks' shape: test.py takes it from the run; fixed on --continue_train
     DATA          how images are sized: test.py takes it from the run
@@ -13,9 +11,8 @@ Each flag that a saved run matters to carries its role beside its definition
     INVOCATION    says which run and which weights: never taken from the saved run
     (none)        read afresh by every run; on --continue_train an untyped one keeps the run's value
 
-A run's options are saved with its checkpoint (the record --continue_train and test.py read, through
-`saved_options`), and at its start as train_opt.txt (pix2pix's table, for people) and train_opt.json
-(for runs whose checkpoint is gone: weights alone).
+A run's options are saved in its checkpoint (what --continue_train and test.py read) and, at its
+start, as train_opt.txt (pix2pix's table) and train_opt.json (for a run left with weights alone).
 """
 import argparse
 import json
@@ -23,12 +20,11 @@ import os
 
 from data.aligned import DIRECTIONS, PREPROCESS_MODES
 from data.modes import DATASET_MODES
-from pix2pix_tr.run import atomic
 from pix2pix_tr.errors import UserError
 from pix2pix_tr.models.networks import (DISCRIMINATORS, GENERATORS, INITIALIZERS, NORMS, define_D, define_G,
                                         input_multiple)
 from pix2pix_tr.models.pix2pix import MODELS
-from pix2pix_tr.run import checkpoint
+from pix2pix_tr.run import atomic, checkpoint
 from pix2pix_tr.viz.wandb_run import WANDB_PROJECT
 
 OPTIONS_JSON = "train_opt.json"
@@ -71,32 +67,19 @@ class OptionParser(argparse.ArgumentParser):
         raise UserError(message)
 
 
-def positive_int(text):
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
-    return value
+def _at_least(cast, low, strict=False):
+    """An argparse type: `cast(text)`, at least `low` (above it if `strict`)."""
+    def parse(text):
+        value = cast(text)
+        if not (value > low if strict else value >= low):
+            raise argparse.ArgumentTypeError(f"must be {'>' if strict else '>='} {low}, got {text}")
+        return value
+    parse.__name__ = cast.__name__                       # argparse's "invalid int value: 'x'"
+    return parse
 
 
-def non_negative_float(text):
-    value = float(text)
-    if not value >= 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {text}")
-    return value
-
-
-def positive_float(text):
-    value = float(text)
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
-    return value
-
-
-def non_negative_int(text):
-    value = int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {text}")
-    return value
+positive_int, non_negative_int = _at_least(int, 1), _at_least(int, 0)
+positive_float, non_negative_float = _at_least(float, 0, strict=True), _at_least(float, 0)
 
 
 def registry_choice(registry, others):
@@ -108,23 +91,6 @@ def registry_choice(registry, others):
             raise argparse.ArgumentTypeError(f"{text} {others[text]}")
         raise argparse.ArgumentTypeError(f"invalid choice {text!r} (choose from {', '.join(registry)})")
     return choose
-
-
-def gpu_ids_device(text, *, several_hint):
-    """pix2pix's --gpu_ids as a --device: -1 -> cpu, N -> cuda:N; several -> a UserError with
-    `several_hint` (pix2pix's multi-GPU DataParallel is torchrun here)."""
-    try:
-        ids = [int(part) for part in text.split(",") if part.strip()]
-    except ValueError:
-        ids = None
-    if not ids:
-        raise UserError(f"--gpu_ids {text}: expected -1 (CPU) or a GPU index such as 0")
-    gpus = [i for i in ids if i >= 0]
-    if not gpus:
-        return "cpu"
-    if len(gpus) > 1:
-        raise UserError(f"--gpu_ids {text}: {several_hint.format(n=len(gpus), ids=','.join(map(str, gpus)))}")
-    return f"cuda:{gpus[0]}"
 
 
 def generator(opt):
@@ -168,7 +134,6 @@ def resolve_device(name):
 class BaseOptions:
     """Flags both entry points use. Subclasses add theirs in `initialize` and check in `validate`."""
 
-    is_train = False
     description = "pix2pix_tr"
 
     def initialize(self, parser):
@@ -193,12 +158,11 @@ class BaseOptions:
         parser.add_argument("--load_size", type=positive_int, default=286, help="scale images to this size")
         parser.add_argument("--crop_size", role=DATA, type=positive_int, default=256, help="then crop to this size")
         parser.add_argument("--no_flip", action="store_true", help="no random horizontal flip")
-        parser.add_argument("--max_dataset_size", type=float, default=float("inf"),
+        parser.add_argument("--max_dataset_size", type=_at_least(float, 1), default=float("inf"),
                             help="use at most this many pairs")
         parser.add_argument("--batch_size", type=positive_int, default=1, help="input batch size")
-        parser.add_argument("--serial_batches", action="store_true",
-                            help="take pairs in order instead of shuffling")
-        parser.add_argument("--num_threads", type=int, default=4, help="data loader worker processes")
+        parser.add_argument("--serial_batches", action="store_true", help="take pairs in order instead of shuffling")
+        parser.add_argument("--num_threads", type=non_negative_int, default=4, help="data loader worker processes")
         parser.add_argument("--preload", action="store_true",
                             help="decode every pair once into memory (when the dataset fits)")
         # --- run ---
@@ -232,8 +196,7 @@ class BaseOptions:
                             help="generator filters in the last conv layer")
         parser.add_argument("--ndf", role=ARCHITECTURE, type=positive_int, default=64,
                             help="discriminator filters in the first conv layer")
-        parser.add_argument("--netG", role=ARCHITECTURE, default="unet_256",
-                            choices=list(GENERATORS))
+        parser.add_argument("--netG", role=ARCHITECTURE, default="unet_256", choices=list(GENERATORS))
         parser.add_argument("--netD", role=ARCHITECTURE, default="basic", choices=list(DISCRIMINATORS),
                             help="basic = 70x70 PatchGAN")
         parser.add_argument("--n_layers_D", role=ARCHITECTURE, type=positive_int, default=3,
@@ -257,22 +220,20 @@ class BaseOptions:
         return parser
 
     def build_parser(self):
-        parser = OptionParser(description=self.description,
-                              formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+        parser = OptionParser(description=self.description, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
         return self.initialize(parser)
 
     def keys_with_role(self, *roles):
         return [key for key, role in self.roles.items() if role in roles]
 
     def parse(self, argv=None):
-        """Parse `argv` (None = sys.argv[1:]), validate, and return the Namespace.
-
-        `self.explicit` is left holding the names of the flags the user actually typed, so saved
-        options (test.py, --continue_train) fill in only what was not given.
-        """
-        parser = self.build_parser()
+        """Parse `argv` (None = sys.argv[1:]), validate, and return the Namespace. `self.explicit`: the
+        flags the user typed (saved options fill in only the others)."""
+        parser, typed = self.build_parser(), self.build_parser()
         opt = parser.parse_args(argv)
-        self.explicit = explicit_keys(self.build_parser(), argv)
+        for action in typed._actions:                    # parsed again without defaults: the typed flags
+            action.default, action.required = argparse.SUPPRESS, False
+        self.explicit = set(vars(typed.parse_args(argv)))
         self.defaults = vars(parser.parse_args([]))
         self.roles = parser.roles()
         self.notes = []                      # one-line remarks the entry point prints
@@ -282,12 +243,8 @@ class BaseOptions:
         return self.validate(opt)
 
     def complete(self, opt):
-        """Fill in values that depend on others or on a saved run (subclasses extend)."""
-        return self.complete_pix2pix(opt)
-
-    def complete_pix2pix(self, opt):
-        """pix2pix's derived options: the --model's dataset mode, and --suffix appended to --name
-        (formatted with the options, as pix2pix does) before anything is read from the run."""
+        """Values that depend on others: the --model's dataset mode, and --suffix appended to --name
+        (formatted with the options, as pix2pix does). Subclasses go on with the saved run's."""
         if opt.dataset_mode is None:
             opt.dataset_mode = MODEL_DATASET_MODES[opt.model]
         if opt.suffix:
@@ -303,16 +260,26 @@ class BaseOptions:
                     "CUDA_VISIBLE_DEVICES={ids} choosing the GPUs (docs/speed.md)")
 
     def apply_gpu_ids(self, opt):
-        """pix2pix's --gpu_ids, typed: the --device it means (a typed --device must agree)."""
-        device = gpu_ids_device(str(opt.gpu_ids), several_hint=self.several_gpus)
+        """pix2pix's --gpu_ids, typed: -1 -> --device cpu, N -> cuda:N (a typed --device must agree);
+        several GPUs are torchrun here, not pix2pix's DataParallel."""
+        text = str(opt.gpu_ids)
+        try:
+            ids = [int(part) for part in text.split(",") if part.strip()]
+        except ValueError:
+            ids = []
+        if not ids:
+            raise UserError(f"--gpu_ids {text}: expected -1 (CPU) or a GPU index such as 0")
+        gpus = [i for i in ids if i >= 0]
+        if len(gpus) > 1:
+            raise UserError(f"--gpu_ids {text}: {self.several_gpus.format(n=len(gpus), ids=','.join(map(str, gpus)))}")
+        device = f"cuda:{gpus[0]}" if gpus else "cpu"
         if device != "cpu":
             import torch
 
             if not torch.cuda.is_available():
                 raise UserError(f"--gpu_ids {opt.gpu_ids}: no CUDA GPU is usable here; --gpu_ids -1 runs on "
                                 "the CPU (pix2pix's tip), as does --device cpu")
-        if "device" in self.explicit and opt.device != device and not (
-                opt.device == "cuda" and device == "cuda:0"):
+        if "device" in self.explicit and opt.device != device and not (opt.device == "cuda" and device == "cuda:0"):
             raise UserError(f"--gpu_ids {opt.gpu_ids} means --device {device}, but --device {opt.device} was "
                             "given too; keep one of them")
         opt.device = device
@@ -322,7 +289,6 @@ class BaseOptions:
         for key in keys:
             if key in saved and key not in self.explicit:
                 setattr(opt, key, saved[key])
-        return opt
 
     def validate(self, opt):
         """Checks across flags; each failure is one line naming the flag and the fix."""
@@ -339,10 +305,6 @@ class BaseOptions:
                             f"--load_size {max(step, round(opt.load_size / step) * step)} or --preprocess "
                             "scale_width_and_crop")
         check_run_name(opt.name)
-        if opt.num_threads < 0:
-            raise UserError(f"--num_threads {opt.num_threads}: must be >= 0")
-        if not opt.max_dataset_size >= 1:
-            raise UserError(f"--max_dataset_size {opt.max_dataset_size}: must be >= 1")
         if opt.compile_mode and not opt.compile:
             raise UserError(f"--compile_mode {opt.compile_mode} needs --compile")
         resolve_device(opt.device)
@@ -350,8 +312,7 @@ class BaseOptions:
 
 
 def check_run_name(name):
-    """A run name is a folder under --checkpoints_dir (and --results_dir): never empty, absolute or
-    climbing out with '..'."""
+    """A run name is a folder under --checkpoints_dir and --results_dir: not empty, absolute, or with '..'."""
     if name is None:
         return
     parts = name.replace("\\", "/").split("/")
@@ -360,31 +321,16 @@ def check_run_name(name):
                         "(letters, digits, -, _; no '..', no absolute path)")
 
 
-def explicit_keys(parser, argv):
-    """The destinations of the flags present in `argv` (parsed again with every default removed)."""
-    for action in parser._actions:
-        action.default = argparse.SUPPRESS
-        action.required = False
-    return set(vars(parser.parse_args(argv)))
-
-
-def options_as_dict(opt):
-    return {k: v for k, v in sorted(vars(opt).items())}
-
-
 def save_options(opt, folder, defaults=None):
     """Write train_opt.txt (pix2pix's table, defaults noted) and train_opt.json, atomically."""
-    values = options_as_dict(opt)
+    values = dict(sorted(vars(opt).items()))
     lines = ["----------------- Options ---------------"]
     for key, value in values.items():
-        note = ""
-        if defaults is not None and key in defaults and defaults[key] != value:
-            note = f"\t[default: {defaults[key]}]"
+        note = f"\t[default: {defaults[key]}]" if defaults and key in defaults and defaults[key] != value else ""
         lines.append(f"{key:>25}: {str(value):<30}{note}")
     lines.append("----------------- End -------------------")
     atomic.write_text(os.path.join(folder, OPTIONS_TEXT), "\n".join(lines) + "\n")
     atomic.write_json(os.path.join(folder, OPTIONS_JSON), values)
-    return "\n".join(lines)
 
 
 def saved_options(run_dir):

@@ -1,11 +1,9 @@
 """Synthesis flags for test.py: which run, which split, where the results go.
 
-The networks' architecture and image size come from the run's saved options (its checkpoint), so
-`python test.py --dataroot D --name X` suffices; a flag typed here overrides the saved value.
-As in pix2pix, images are resized straight to --crop_size (no random crop) and not flipped, and the
-defaults are pix2pix's (--phase test, --num_test 50, results/<name>/test_latest/); on a prepared
-dataset (data/layout.py), whose results are for FCN-score, test.py takes every frame of a split with
-labels unless told otherwise (data/default.py test_split).
+The architecture and image size come from the run's saved options, so `python test.py --dataroot D
+--name X` suffices; a typed flag overrides them. As in pix2pix, images are resized straight to
+--crop_size and not flipped, and the defaults are pix2pix's (--phase test, --num_test 50); a prepared
+dataset gives FCN-score every frame of a labelled split unless told otherwise (data/default.py).
 """
 import os
 
@@ -13,7 +11,6 @@ from options.base_options import ARCHITECTURE, DATA, BaseOptions, positive_float
 
 
 class TestOptions(BaseOptions):
-    is_train = False
     description = "Synthesize a split with a trained pix2pix generator; images named by frame id."
 
     def initialize(self, parser):
@@ -37,7 +34,7 @@ class TestOptions(BaseOptions):
     def complete(self, opt):
         if opt.name is None:
             opt.name = "pix2pix_adam"
-        self.complete_pix2pix(opt)                     # --suffix: before the run's folder is read
+        super().complete(opt)                          # --suffix: before the run's folder is read
         saved = saved_options(os.path.join(opt.checkpoints_dir, opt.name))
         opt.saved_options_found = saved is not None
         if saved is not None:

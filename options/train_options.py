@@ -1,8 +1,6 @@
-"""Training flags: optimizer (Adam or the trajectory-regularized TRAdam/TRSGD), LR policy, losses,
-display, checkpoints and resume. pix2pix's names and defaults wherever pix2pix has the flag.
-
-With --continue_train the run's saved options fill in every flag not typed (roles: base_options.py),
-so `python train.py --name X --continue_train` resumes the run as it was started.
+"""Training flags: optimizer (Adam, or the trajectory-regularized TRAdam/TRSGD), LR policy, losses,
+display, checkpoints and resume. With --continue_train the run's saved options fill in every flag not
+typed (roles: base_options.py), so `python train.py --name X --continue_train` goes on as it started.
 """
 import argparse
 import os
@@ -48,7 +46,6 @@ def visualizer_settings(opt):
 
 
 class TrainOptions(BaseOptions):
-    is_train = True
     description = "Train pix2pix (labels -> photos) with Adam or a trajectory-regularized optimizer."
 
     def initialize(self, parser):
@@ -119,7 +116,7 @@ class TrainOptions(BaseOptions):
     def complete(self, opt):
         if opt.name is None:
             opt.name = f"pix2pix_{opt.optimizer}"
-        self.complete_pix2pix(opt)                     # --suffix: before the run's folder is read
+        super().complete(opt)                          # --suffix: before the run's folder is read
         if opt.continue_train:
             saved = saved_options(os.path.join(opt.checkpoints_dir, opt.name))
             if saved is not None:

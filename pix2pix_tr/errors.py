@@ -1,9 +1,5 @@
-"""Errors a user can cause, and how entry points report them.
-
-A `UserError` carries one line that names the culprit and the fix (a missing directory, a bad flag
-value, a corrupt image). Entry points wrap their `main` in `run_cli`, which prints that line and
-exits with status 2 instead of a traceback. Bugs still raise ordinary exceptions with tracebacks.
-"""
+"""Errors a user can cause: a `UserError` carries one line naming the culprit and the fix, and
+`run_cli` prints it and exits with status 2 instead of a traceback. Bugs still raise with tracebacks."""
 import sys
 
 

@@ -1,12 +1,11 @@
-"""GAN objectives of pix2pix: vanilla, lsgan, wgangp (+ its gradient penalty).
+"""GAN objectives of pix2pix on the discriminators' raw logits (no sigmoid layer):
 
-Role: turn the discriminator's logits into the adversarial loss, without the caller building label
-tensors. The discriminators output raw logits (no sigmoid layer), so:
-  vanilla: BCE with logits against 1 (real) / 0 (fake)       -- the pix2pix default
-  lsgan:   mean squared error against 1 / 0
-  wgangp:  -mean(prediction) for real, +mean(prediction) for fake; add `gradient_penalty` to D's loss.
-Label tensors are made on first use with the prediction's shape, dtype and device and reused (no
-buffers to move, works under autocast and channels_last). To add a mode: one function in GAN_MODES.
+    vanilla  BCE with logits against 1 (real) / 0 (fake), pix2pix's default
+    lsgan    mean squared error against 1 / 0
+    wgangp   -mean(prediction) for real, +mean(prediction) for fake; add `gradient_penalty` to D's loss
+
+Label tensors are made on first use like the prediction (shape, dtype, device) and reused, so nothing
+needs moving and autocast and channels_last just work. To add a mode: one function in GAN_MODES.
 """
 import torch
 import torch.nn.functional as F
@@ -52,13 +51,10 @@ class GANLoss:
 
 
 def gradient_penalty(netD, real_data, fake_data, *, kind="mixed", constant=1.0, lambda_gp=10.0):
-    """WGAN-GP penalty (Gulrajani et al. 2017) with pix2pix's `cal_gradient_penalty` semantics.
-
-    x = real (kind 'real'), fake ('fake') or alpha*real + (1-alpha)*fake with one alpha ~ U[0,1) per
-    sample ('mixed'); penalty = lambda_gp * mean_over_batch((||dD(x)/dx + 1e-16||_2 - constant)^2),
-    built with create_graph=True so it can be backpropagated into D. Returns (penalty, gradients)
-    with gradients flattened to [batch, -1]; (0.0, None) when lambda_gp <= 0.
-    """
+    """WGAN-GP penalty (Gulrajani et al. 2017) as pix2pix's `cal_gradient_penalty`: at x = real, fake or
+    ('mixed') alpha*real + (1-alpha)*fake with one alpha ~ U[0,1) per sample, lambda_gp * mean over the
+    batch of (||dD(x)/dx + 1e-16||_2 - constant)^2, differentiable into D. Returns (penalty, gradients
+    as [batch, -1]); (0.0, None) when lambda_gp <= 0."""
     if lambda_gp <= 0.0:
         return 0.0, None
     if kind == "real":

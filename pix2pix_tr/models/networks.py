@@ -1,19 +1,15 @@
 """pix2pix's generators and discriminators, layer for layer, so pix2pix checkpoints load as they are.
 
-Role: build the networks the trainer optimizes. `define_G` and `define_D` take pix2pix's arguments
-and return plain, initialized modules on the CPU (the caller moves them and wraps them for DDP).
-Every module keeps pix2pix's attribute names and `nn.Sequential` indices, so the state_dict keys,
-shapes and order equal those of junyanz/pytorch-CycleGAN-and-pix2pix: a `latest_net_G.pth` written
-by pix2pix loads with `strict=True`. `load_pix2pix_state_dict` also accepts files written before
-BatchNorm kept `num_batches_tracked`, or with stale InstanceNorm running statistics.
+`define_G` and `define_D` take pix2pix's arguments and return initialized modules on the CPU. Every
+module keeps pix2pix's attribute names and `nn.Sequential` indices, so state_dict keys, shapes and order
+equal junyanz/pytorch-CycleGAN-and-pix2pix's and its `latest_net_G.pth` loads with `strict=True`
+(`load_pix2pix_state_dict` also takes its older files).
 
-Generators (GENERATORS):   unet_256, unet_128 (U-Net with 8 / 7 downsamplings),
-                           resnet_9blocks, resnet_6blocks (Johnson et al.'s ResNet).
-Discriminators (DISCRIMINATORS): basic (70x70 PatchGAN = n_layers with 3), n_layers, pixel (1x1).
-Norms (NORMS): batch | syncbatch | instance | none.   Inits (INITIALIZERS): normal | xavier | kaiming | orthogonal.
+    GENERATORS      unet_256, unet_128 (U-Net, 8 / 7 downsamplings), resnet_9blocks, resnet_6blocks
+    DISCRIMINATORS  basic (70x70 PatchGAN = n_layers with 3), n_layers, pixel (1x1)
+    NORMS           batch, syncbatch, instance, none;   INITIALIZERS: normal, xavier, kaiming, orthogonal
 
-To add a network: write its class, add a builder to the registry dict; nothing is looked up by name
-anywhere else.
+To add a network: write its class and add a builder to the registry dict.
 """
 import functools
 
@@ -22,37 +18,26 @@ from torch import nn
 
 from pix2pix_tr.errors import UserError
 
-# --------------------------------------------------------------------------------------------------
-# Normalization layers: a factory `make(num_channels) -> nn.Module`. Layers without affine
-# parameters (instance, none) leave the convolutions their bias, as in pix2pix.
-# --------------------------------------------------------------------------------------------------
-
+# Normalization layers: name -> `make(num_channels) -> nn.Module`.
 NORMS = {
     "batch": functools.partial(nn.BatchNorm2d, affine=True, track_running_stats=True),
-    # pix2pix's syncbatch: BatchNorm whose statistics span every torchrun process (CUDA); alone, or
-    # in one process, it is BatchNorm. Same state_dict keys as batch. As in pix2pix, whose init
-    # matches class names containing "BatchNorm2d", its weights keep torch's init (1, 0), not N(1, gain).
+    # BatchNorm over every torchrun process (CUDA); keys as batch. As in pix2pix, whose init matches class
+    # names containing "BatchNorm2d", its weights keep torch's init (1, 0), not N(1, gain).
     "syncbatch": functools.partial(nn.SyncBatchNorm, affine=True, track_running_stats=True),
     "instance": functools.partial(nn.InstanceNorm2d, affine=False, track_running_stats=False),
     "none": lambda num_channels: nn.Identity(),
 }
 
 
-def _norm_factory(norm):
+def _norm(norm):
+    """(make_norm, bias): pix2pix gives the convolutions before a norm a bias only with InstanceNorm
+    (BatchNorm has its own shift; with 'none' pix2pix leaves it out too, and checkpoints follow)."""
     if norm not in NORMS:
         raise UserError(f"unknown --norm {norm!r}; choose one of {', '.join(NORMS)}")
-    return NORMS[norm]
+    return NORMS[norm], norm == "instance"
 
 
-def _convs_need_bias(norm):
-    """pix2pix gives convolutions a bias only when followed by InstanceNorm (BatchNorm has its own
-    shift; with 'none' pix2pix also leaves the bias out, and the checkpoint layout follows it)."""
-    return norm == "instance"
-
-
-# --------------------------------------------------------------------------------------------------
-# Generators
-# --------------------------------------------------------------------------------------------------
+# --- generators ---------------------------------------------------------------------------------
 
 
 class UnetSkipConnectionBlock(nn.Module):
@@ -68,21 +53,17 @@ class UnetSkipConnectionBlock(nn.Module):
                  innermost=False, norm="batch", use_dropout=False):
         super().__init__()
         self.outermost = outermost
-        make_norm = _norm_factory(norm)
-        bias = _convs_need_bias(norm)
+        make_norm, bias = _norm(norm)
         input_nc = outer_nc if input_nc is None else input_nc
         down_conv = nn.Conv2d(input_nc, inner_nc, kernel_size=4, stride=2, padding=1, bias=bias)
         if outermost:
             up_conv = nn.ConvTranspose2d(inner_nc * 2, outer_nc, kernel_size=4, stride=2, padding=1)
             layers = [down_conv, submodule, nn.ReLU(True), up_conv, nn.Tanh()]
         elif innermost:
-            up_conv = nn.ConvTranspose2d(inner_nc, outer_nc, kernel_size=4, stride=2, padding=1,
-                                         bias=bias)
-            layers = [nn.LeakyReLU(0.2, True), down_conv,
-                      nn.ReLU(True), up_conv, make_norm(outer_nc)]
+            up_conv = nn.ConvTranspose2d(inner_nc, outer_nc, kernel_size=4, stride=2, padding=1, bias=bias)
+            layers = [nn.LeakyReLU(0.2, True), down_conv, nn.ReLU(True), up_conv, make_norm(outer_nc)]
         else:
-            up_conv = nn.ConvTranspose2d(inner_nc * 2, outer_nc, kernel_size=4, stride=2, padding=1,
-                                         bias=bias)
+            up_conv = nn.ConvTranspose2d(inner_nc * 2, outer_nc, kernel_size=4, stride=2, padding=1, bias=bias)
             layers = [nn.LeakyReLU(0.2, True), down_conv, make_norm(inner_nc), submodule,
                       nn.ReLU(True), up_conv, make_norm(outer_nc)]
             if use_dropout:
@@ -104,11 +85,9 @@ class UnetGenerator(nn.Module):
             raise ValueError("a U-Net generator needs at least 5 downsamplings")
         block = UnetSkipConnectionBlock(ngf * 8, ngf * 8, innermost=True, norm=norm)
         for _ in range(num_downs - 5):  # the 512-channel middle levels carry the dropout
-            block = UnetSkipConnectionBlock(ngf * 8, ngf * 8, submodule=block, norm=norm,
-                                            use_dropout=use_dropout)
+            block = UnetSkipConnectionBlock(ngf * 8, ngf * 8, submodule=block, norm=norm, use_dropout=use_dropout)
         for outer_mult, inner_mult in ((4, 8), (2, 4), (1, 2)):
-            block = UnetSkipConnectionBlock(ngf * outer_mult, ngf * inner_mult, submodule=block,
-                                            norm=norm)
+            block = UnetSkipConnectionBlock(ngf * outer_mult, ngf * inner_mult, submodule=block, norm=norm)
         self.model = UnetSkipConnectionBlock(output_nc, ngf, input_nc=input_nc, submodule=block,
                                              outermost=True, norm=norm)
 
@@ -121,14 +100,11 @@ class ResnetBlock(nn.Module):
 
     def __init__(self, dim, *, norm="batch", use_dropout=False):
         super().__init__()
-        make_norm = _norm_factory(norm)
-        bias = _convs_need_bias(norm)
-        layers = [nn.ReflectionPad2d(1), nn.Conv2d(dim, dim, kernel_size=3, bias=bias),
-                  make_norm(dim), nn.ReLU(True)]
+        make_norm, bias = _norm(norm)
+        layers = [nn.ReflectionPad2d(1), nn.Conv2d(dim, dim, kernel_size=3, bias=bias), make_norm(dim), nn.ReLU(True)]
         if use_dropout:
             layers.append(nn.Dropout(0.5))
-        layers += [nn.ReflectionPad2d(1), nn.Conv2d(dim, dim, kernel_size=3, bias=bias),
-                   make_norm(dim)]
+        layers += [nn.ReflectionPad2d(1), nn.Conv2d(dim, dim, kernel_size=3, bias=bias), make_norm(dim)]
         self.conv_block = nn.Sequential(*layers)
 
     def forward(self, x):
@@ -141,8 +117,7 @@ class ResnetGenerator(nn.Module):
 
     def __init__(self, input_nc, output_nc, ngf=64, *, n_blocks=9, norm="batch", use_dropout=False):
         super().__init__()
-        make_norm = _norm_factory(norm)
-        bias = _convs_need_bias(norm)
+        make_norm, bias = _norm(norm)
         layers = [nn.ReflectionPad2d(3), nn.Conv2d(input_nc, ngf, kernel_size=7, bias=bias),
                   make_norm(ngf), nn.ReLU(True)]
         for mult in (1, 2):
@@ -161,9 +136,7 @@ class ResnetGenerator(nn.Module):
         return self.model(x)
 
 
-# --------------------------------------------------------------------------------------------------
-# Discriminators (they output logits: the GAN loss applies the sigmoid, if any)
-# --------------------------------------------------------------------------------------------------
+# --- discriminators (they output logits: the GAN loss applies the sigmoid, if any) -------------------
 
 
 class NLayerDiscriminator(nn.Module):
@@ -172,10 +145,8 @@ class NLayerDiscriminator(nn.Module):
 
     def __init__(self, input_nc, ndf=64, n_layers=3, *, norm="batch"):
         super().__init__()
-        make_norm = _norm_factory(norm)
-        bias = _convs_need_bias(norm)
-        layers = [nn.Conv2d(input_nc, ndf, kernel_size=4, stride=2, padding=1),
-                  nn.LeakyReLU(0.2, True)]
+        make_norm, bias = _norm(norm)
+        layers = [nn.Conv2d(input_nc, ndf, kernel_size=4, stride=2, padding=1), nn.LeakyReLU(0.2, True)]
         mult = 1
         for n in range(1, n_layers):
             prev_mult, mult = mult, min(2 ** n, 8)
@@ -198,43 +169,26 @@ class PixelDiscriminator(nn.Module):
 
     def __init__(self, input_nc, ndf=64, *, norm="batch"):
         super().__init__()
-        make_norm = _norm_factory(norm)
-        bias = _convs_need_bias(norm)
-        self.net = nn.Sequential(
-            nn.Conv2d(input_nc, ndf, kernel_size=1),
-            nn.LeakyReLU(0.2, True),
-            nn.Conv2d(ndf, ndf * 2, kernel_size=1, bias=bias),
-            make_norm(ndf * 2),
-            nn.LeakyReLU(0.2, True),
-            nn.Conv2d(ndf * 2, 1, kernel_size=1, bias=bias),
-        )
+        make_norm, bias = _norm(norm)
+        self.net = nn.Sequential(nn.Conv2d(input_nc, ndf, kernel_size=1), nn.LeakyReLU(0.2, True),
+                                 nn.Conv2d(ndf, ndf * 2, kernel_size=1, bias=bias), make_norm(ndf * 2),
+                                 nn.LeakyReLU(0.2, True), nn.Conv2d(ndf * 2, 1, kernel_size=1, bias=bias))
 
     def forward(self, x):
         return self.net(x)
 
 
-# --------------------------------------------------------------------------------------------------
-# Registries and initialization
-# --------------------------------------------------------------------------------------------------
-
-# How many times each U-Net halves its input: its input size must be a multiple of 2**n.
-UNET_DOWNSAMPLINGS = {"unet_256": 8, "unet_128": 7}
-RESNET_DOWNSAMPLINGS = 2   # the ResNet generators halve twice, then upsample back
+# --- registries and initialization -------------------------------------------------------------
+# name -> (class, its size argument): a U-Net halves its input num_downs times, a ResNet twice.
+GENERATORS = {"unet_256": (UnetGenerator, {"num_downs": 8}), "unet_128": (UnetGenerator, {"num_downs": 7}),
+              "resnet_9blocks": (ResnetGenerator, {"n_blocks": 9}),
+              "resnet_6blocks": (ResnetGenerator, {"n_blocks": 6})}
 
 
 def input_multiple(netG):
     """The generator's input height and width must be multiples of this to come out at their size."""
-    return 2 ** UNET_DOWNSAMPLINGS.get(netG, RESNET_DOWNSAMPLINGS)
+    return 2 ** GENERATORS[netG][1].get("num_downs", 2)
 
-GENERATORS = {
-    **{name: functools.partial(lambda n, i, o, ngf, norm, drop: UnetGenerator(i, o, n, ngf, norm=norm,
-                                                                           use_dropout=drop), downs)
-       for name, downs in UNET_DOWNSAMPLINGS.items()},
-    "resnet_9blocks": lambda i, o, ngf, norm, drop: ResnetGenerator(i, o, ngf, n_blocks=9, norm=norm,
-                                                                    use_dropout=drop),
-    "resnet_6blocks": lambda i, o, ngf, norm, drop: ResnetGenerator(i, o, ngf, n_blocks=6, norm=norm,
-                                                                    use_dropout=drop),
-}
 
 DISCRIMINATORS = {
     "basic": lambda i, ndf, n_layers, norm: NLayerDiscriminator(i, ndf, 3, norm=norm),
@@ -243,30 +197,12 @@ DISCRIMINATORS = {
 }
 
 
-def _init_normal(weight, gain):
-    nn.init.normal_(weight, 0.0, gain)
-
-
-def _init_xavier(weight, gain):
-    nn.init.xavier_normal_(weight, gain=gain)
-
-
-def _init_kaiming(weight, gain):  # pix2pix ignores the gain here
-    nn.init.kaiming_normal_(weight, a=0, mode="fan_in")
-
-
-def _init_orthogonal(weight, gain):
-    nn.init.orthogonal_(weight, gain=gain)
-
-
 INITIALIZERS = {
-    "normal": _init_normal,
-    "xavier": _init_xavier,
-    "kaiming": _init_kaiming,
-    "orthogonal": _init_orthogonal,
+    "normal": lambda weight, gain: nn.init.normal_(weight, 0.0, gain),
+    "xavier": lambda weight, gain: nn.init.xavier_normal_(weight, gain=gain),
+    "kaiming": lambda weight, gain: nn.init.kaiming_normal_(weight, a=0, mode="fan_in"),   # pix2pix: no gain
+    "orthogonal": lambda weight, gain: nn.init.orthogonal_(weight, gain=gain),
 }
-
-_WEIGHTED_LAYERS = (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)
 
 
 def init_weights(net, init_type="normal", init_gain=0.02):
@@ -277,7 +213,7 @@ def init_weights(net, init_type="normal", init_gain=0.02):
     init_weight = INITIALIZERS[init_type]
     with torch.no_grad():
         for module in net.modules():
-            if isinstance(module, _WEIGHTED_LAYERS):
+            if isinstance(module, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
                 init_weight(module.weight, init_gain)
                 if module.bias is not None:
                     nn.init.zeros_(module.bias)
@@ -287,14 +223,13 @@ def init_weights(net, init_type="normal", init_gain=0.02):
     return net
 
 
-def define_G(input_nc, output_nc, ngf, netG, norm="batch", use_dropout=False, init_type="normal",
-             init_gain=0.02):
+def define_G(input_nc, output_nc, ngf, netG, norm="batch", use_dropout=False, init_type="normal", init_gain=0.02):
     """Build and initialize a pix2pix generator (on the CPU; the caller moves it)."""
     if netG not in GENERATORS:
         raise UserError(f"unknown --netG {netG!r}; choose one of {', '.join(GENERATORS)}")
-    _norm_factory(norm)
-    net = GENERATORS[netG](input_nc, output_nc, ngf, norm, use_dropout)
-    return init_weights(net, init_type, init_gain)
+    cls, size = GENERATORS[netG]
+    return init_weights(cls(input_nc, output_nc, ngf=ngf, norm=norm, use_dropout=use_dropout, **size),
+                        init_type, init_gain)
 
 
 def define_D(input_nc, ndf, netD, n_layers_D=3, norm="batch", init_type="normal", init_gain=0.02):
@@ -302,7 +237,6 @@ def define_D(input_nc, ndf, netD, n_layers_D=3, norm="batch", init_type="normal"
     input_nc is input_nc + output_nc: D judges the input and output images concatenated."""
     if netD not in DISCRIMINATORS:
         raise UserError(f"unknown --netD {netD!r}; choose one of {', '.join(DISCRIMINATORS)}")
-    _norm_factory(norm)
     net = DISCRIMINATORS[netD](input_nc, ndf, n_layers_D, norm)
     return init_weights(net, init_type, init_gain)
 
@@ -323,20 +257,17 @@ def describe_networks(nets, verbose=False):
     return "\n".join(lines)
 
 
-# --------------------------------------------------------------------------------------------------
-# Loading pix2pix state dicts
-# --------------------------------------------------------------------------------------------------
+# --- loading pix2pix state dicts --------------------------------------------------------------------
+class StateDictMismatch(ValueError):
+    """A state dict does not fit the network; the message is one short line."""
 
 
-def patch_pix2pix_state_dict(net, state_dict):
-    """Return a copy of `state_dict` adapted to `net` the way pix2pix's own loader does:
-    drop a DataParallel 'module.' prefix; add the `num_batches_tracked` counters (0) that files
-    saved before PyTorch 0.4.1 lack; drop InstanceNorm running statistics that old pix2pix versions
-    saved but the current (track_running_stats=False) layers do not have. Anything else that
-    differs is left for load_state_dict(strict=True) to report."""
-    patched = {}
-    for key, value in state_dict.items():
-        patched[key[len("module."):] if key.startswith("module.") else key] = value
+def load_pix2pix_state_dict(net, state_dict):
+    """Load a state dict written by pix2pix (any version) or by this project into `net`, strictly, as
+    pix2pix's own loader does: without a DataParallel 'module.' prefix, with the `num_batches_tracked`
+    counters (0) that files from before PyTorch 0.4.1 lack, without the InstanceNorm running statistics
+    old pix2pix saved. Raises StateDictMismatch (one line) when keys or shapes still differ."""
+    patched = {(key[len("module."):] if key.startswith("module.") else key): v for key, v in state_dict.items()}
     for name, module in net.named_modules():
         prefix = f"{name}." if name else ""
         if isinstance(module, nn.modules.batchnorm._BatchNorm) and module.track_running_stats:
@@ -346,37 +277,16 @@ def patch_pix2pix_state_dict(net, state_dict):
         elif isinstance(module, nn.InstanceNorm2d) and not module.track_running_stats:
             for stat in ("running_mean", "running_var", "num_batches_tracked"):
                 patched.pop(prefix + stat, None)
-    return patched
-
-
-class StateDictMismatch(ValueError):
-    """A state dict does not fit the network; the message is one short line."""
-
-
-def describe_mismatch(net, state_dict):
-    """One line saying how `state_dict` differs from `net`'s keys and shapes ('' when it fits)."""
     expected = {k: tuple(v.shape) for k, v in net.state_dict().items()}
-    missing = [k for k in expected if k not in state_dict]
-    unexpected = [k for k in state_dict if k not in expected]
-    reshaped = [k for k in expected if k in state_dict and tuple(state_dict[k].shape) != expected[k]]
-    parts = []
-    if missing:
-        parts.append(f"{len(missing)} missing keys (first {missing[0]})")
-    if unexpected:
-        parts.append(f"{len(unexpected)} unexpected keys (first {unexpected[0]})")
+    missing = [k for k in expected if k not in patched]
+    unexpected = [k for k in patched if k not in expected]
+    reshaped = [k for k in expected if k in patched and tuple(patched[k].shape) != expected[k]]
+    problems = [f"{len(keys)} {what} (first {keys[0]})" for what, keys in
+                (("missing keys", missing), ("unexpected keys", unexpected)) if keys]
     if reshaped:
-        k = reshaped[0]
-        parts.append(f"{len(reshaped)} shape mismatches (first {k}: file {list(state_dict[k].shape)}, "
-                     f"net {list(expected[k])})")
-    return "; ".join(parts)
-
-
-def load_pix2pix_state_dict(net, state_dict):
-    """Load a state dict written by pix2pix (any version) or by this project into `net`, strictly.
-    Raises StateDictMismatch (one line) when keys or shapes differ."""
-    patched = patch_pix2pix_state_dict(net, state_dict)
-    mismatch = describe_mismatch(net, patched)
-    if mismatch:
-        raise StateDictMismatch(mismatch)
+        problems.append(f"{len(reshaped)} shape mismatches (first {reshaped[0]}: file "
+                        f"{list(patched[reshaped[0]].shape)}, net {list(expected[reshaped[0]])})")
+    if problems:
+        raise StateDictMismatch("; ".join(problems))
     net.load_state_dict(patched, strict=True)
     return net

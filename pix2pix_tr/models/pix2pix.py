@@ -1,17 +1,14 @@
-"""One pix2pix training step: conditional GAN + L1, D then G.
+"""One pix2pix training step: conditional GAN + L1, D then G (Isola et al. 2017).
 
-Role: the pix2pix objective of Isola et al. (2017) in one method, `Pix2PixModel.train_step`:
     fake_B = G(real_A)
     D step: loss_D = 0.5 * (GAN(D(real_A, fake_B.detach()), fake) + GAN(D(real_A, real_B), real))
             (+ gradient penalty for wgangp)
     G step, with D frozen: loss_G = GAN(D(real_A, fake_B), real) + lambda_L1 * |fake_B - real_B|_1
-D always sees the input and the output concatenated on channels. The optimizers come from outside
-(any torch.optim.Optimizer: Adam, TRAdam, ...); the model only calls `zero_grad` and `step()`.
 
-Speed: `amp=True` runs forward passes under bf16 autocast (CUDA; CPU works too), `channels_last=True`
-keeps nets and inputs in NHWC, and the step syncs with the host once: the four losses are
-gathered into one tensor and copied back together (that copy also drives the NaN/Inf check).
-An optional `torch.amp.GradScaler` (`grad_scaler=`) serves fp16 autocast; bf16 needs none.
+The optimizers come from outside (any torch.optim.Optimizer: Adam, TRAdam, ...). `amp=True` runs the
+forward passes under bf16 autocast, `channels_last=True` keeps nets and inputs NHWC, and the step syncs
+with the host once (the four losses copied back together, which also drives the NaN/Inf check). A
+`torch.amp.GradScaler` (`grad_scaler=`) serves fp16 autocast; bf16 needs none.
 """
 import math
 
@@ -40,20 +37,17 @@ class NonFiniteLossError(ArithmeticError):
         super().__init__(f"loss {bad} is not finite")
 
 
-def autocast(device, amp, dtype=torch.bfloat16):
-    """The one mixed-precision rule of training and synthesis: bf16 autocast wherever --amp is
-    given (CUDA, and CPUs whose oneDNN has bf16 kernels), full precision otherwise."""
-    return torch.autocast(torch.device(device).type, dtype=dtype, enabled=bool(amp))
+def autocast(device, amp):
+    """The one mixed-precision rule of training and synthesis: bf16 autocast wherever --amp is given
+    (CUDA, and CPUs whose oneDNN has bf16 kernels), full precision otherwise."""
+    return torch.autocast(torch.device(device).type, dtype=torch.bfloat16, enabled=bool(amp))
 
 
 class Pix2PixModel:
     def __init__(self, netG, netD, optimizer_G, optimizer_D, *, gan_mode="vanilla", lambda_L1=100.0,
-                 device="cpu", amp=False, channels_last=False, amp_dtype=torch.bfloat16,
-                 grad_scaler=None, lambda_gp=10.0, check_finite=True):
-        """`netG`, `netD`: modules (possibly DDP-wrapped); they are moved to `device` (and to
-        channels_last) in place, so build the optimizers on their parameters before or after:
-        the parameter objects stay the same. Moving them before building the optimizers is best
-        (optimizer state, e.g. TR anchors, is then made on the right device)."""
+                 device="cpu", amp=False, channels_last=False, grad_scaler=None):
+        """`netG`, `netD` (possibly DDP-wrapped) are moved to `device` in place: the parameters stay the
+        same objects, but move them first so optimizer state (TR anchors) is made on the device."""
         self.device = torch.device(device)
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
         layout = {"memory_format": torch.channels_last} if channels_last else {}
@@ -64,16 +58,13 @@ class Pix2PixModel:
         self.gan_mode = gan_mode
         self.criterionGAN = GANLoss(gan_mode)
         self.lambda_L1 = float(lambda_L1)
-        self.lambda_gp = float(lambda_gp)
         self.amp = bool(amp)
-        self.amp_dtype = amp_dtype
         self.scaler = grad_scaler
-        self.check_finite = check_finite
         self._visuals = {}
 
     # ---- inputs and helpers -------------------------------------------------------------------
     def _autocast(self):
-        return autocast(self.device, self.amp, self.amp_dtype)
+        return autocast(self.device, self.amp)
 
     def _to_device(self, tensor):
         return tensor.to(self.device, non_blocking=True, memory_format=self.memory_format)
@@ -113,7 +104,7 @@ class Pix2PixModel:
             loss_D_real = self.criterionGAN(self.netD(real_AB), True)
             loss_D = 0.5 * (loss_D_fake + loss_D_real)
             if self.gan_mode == "wgangp":
-                penalty, _ = gradient_penalty(self.netD, real_AB, fake_AB, lambda_gp=self.lambda_gp)
+                penalty, _ = gradient_penalty(self.netD, real_AB, fake_AB)
                 loss_D = loss_D + penalty
         self._backward_step(loss_D, self.optimizer_D)
 
@@ -135,14 +126,13 @@ class Pix2PixModel:
         values = torch.stack([loss.detach().float() for loss in
                               (loss_G_GAN, loss_G_L1, loss_D_real, loss_D_fake)]).tolist()
         losses = dict(zip(LOSS_NAMES, values))  # the one host sync of the step
-        if self.check_finite and not all(math.isfinite(v) for v in values):
+        if not all(math.isfinite(v) for v in values):
             raise NonFiniteLossError(losses)
         return losses
 
     def visuals(self):
         """The last step's images as float NCHW tensors in [-1, 1]: real_A, fake_B, real_B."""
-        return {name: self._visuals[name].float().contiguous() for name in VISUAL_NAMES
-                if name in self._visuals}
+        return {name: self._visuals[name].float().contiguous() for name in VISUAL_NAMES if name in self._visuals}
 
     def networks(self):
         return {"G": self.netG, "D": self.netD}

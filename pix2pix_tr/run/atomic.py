@@ -1,11 +1,9 @@
 """Atomic file writes: a file either appears complete under its final name or not at all.
 
-Everything the project writes that a later step trusts (checkpoints, prepared images, metadata,
-reports) goes through `atomic_path`: the data are written to a temporary name in the same folder
-and renamed into place, so an interrupted run never leaves a half-written file that looks done.
-A write that fails (full disk, file-size limit, read-only folder) is one UserError line naming the
-file; the file it would have replaced stays as it was. A process killed mid-write leaves only a
-dot-prefixed temporary, which `remove_leftovers` clears when the folder is next used.
+Everything a later step trusts (checkpoints, prepared images, metadata, reports) is written to a
+temporary name in the same folder and renamed into place (`atomic_path`). A failed write (full disk,
+read-only folder) is one UserError line naming the file, and the file it would have replaced stays; a
+killed writer leaves only a dot-prefixed temporary, which `remove_leftovers` clears.
 """
 import contextlib
 import json
@@ -15,6 +13,7 @@ import tempfile
 
 from pix2pix_tr.errors import UserError
 
+TEMP_MARK = ".tmp"
 _UMASK = os.umask(0)
 os.umask(_UMASK)
 
@@ -43,9 +42,6 @@ def atomic_path(path):
         raise
 
 
-TEMP_MARK = ".tmp"
-
-
 def write_error(path, err):
     """One line for a failed write: the file, the system's reason, and the free space left."""
     reason = err.strerror if isinstance(err, OSError) and err.strerror else str(err).strip().splitlines()[0]
@@ -58,8 +54,8 @@ def write_error(path, err):
 
 
 def remove_leftovers(folder):
-    """Delete the temporaries of writes that a killed process left in `folder`; returns their names.
-    Call it only while no other process writes there (train.py holds the run's lock)."""
+    """Delete the temporaries that a killed writer left in `folder`; returns their names. Only while no
+    other process writes there (train.py holds the run's lock)."""
     if not os.path.isdir(folder):
         return []
     stale = [name for name in os.listdir(folder)
@@ -71,9 +67,8 @@ def remove_leftovers(folder):
 
 
 def write_text(path, text):
-    with atomic_path(path) as tmp:
-        with open(tmp, "w", encoding="utf-8") as f:
-            f.write(text)
+    with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8") as f:
+        f.write(text)
 
 
 def write_json(path, obj):
@@ -89,8 +84,7 @@ def save_image(path, image, **save_kwargs):
 
 
 def torch_save(path, obj):
-    """torch.save, atomically and flushed to disk before the rename (a checkpoint survives a crash
-    of the machine too)."""
+    """torch.save, atomically, flushed to disk before the rename (so it survives a crash of the machine)."""
     import torch
 
     with atomic_path(path) as tmp:

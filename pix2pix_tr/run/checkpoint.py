@@ -1,21 +1,11 @@
 """Checkpoints and exact resume: one checkpoint is one consistent unit.
 
-A run's folder holds pix2pix's weight files (`weights_path` names them)
-
-    <epoch>_net_G.pth  <epoch>_net_D.pth     every --save_epoch_freq epochs
-    latest_net_G.pth   latest_net_D.pth      at every save
-
-and ONE training-state file, latest_state.pth: the resume unit. It holds both networks' weights
-and everything else a resumed run needs to go on bit for bit as if it had never stopped: both
-optimizers (their trajectory-regularization anchors and counters included), both schedulers, the
-epoch, the samples already consumed in it, the total iteration count, every random number
-generator (python, numpy, torch CPU, CUDA) and the run's options, the one record of them that
---continue_train reads. One file is renamed into place at once (run/atomic.py), so the weights and
-the state of one moment are there together or not at all, and the previous checkpoint stays whole
-until the next is complete: a kill at any moment leaves a checkpoint that resumes. The pix2pix
-weight files are written after it, for test.py and pix2pix; a resume rewrites them from the state
-when a kill left them from another moment. The state holds only tensors, dicts, lists, numbers and
-strings: it loads with `torch.load(..., weights_only=True)`.
+A run's folder holds pix2pix's weight files (`<label>_net_{G,D}.pth`, `weights_path`: latest at every
+save, <epoch> every --save_epoch_freq) and ONE resume unit, latest_state.pth: both networks' weights,
+both optimizers (TR anchors included), both schedulers, the position, every RNG and the run's options,
+so a resumed run goes on bit for bit. It is renamed into place at once (run/atomic.py), so a kill at
+any moment leaves the previous whole checkpoint; the weight files follow it, and a resume rewrites them
+when a kill left them from another moment. It loads with `torch.load(..., weights_only=True)`.
 """
 import contextlib
 import fcntl
@@ -33,6 +23,7 @@ from pix2pix_tr.models.networks import StateDictMismatch, load_pix2pix_state_dic
 
 STATE_FILE = "latest_state.pth"
 STATE_VERSION = 2
+LOCK_FILE = "train.lock"
 
 
 # --- random number generators ---------------------------------------------------------------
@@ -67,13 +58,9 @@ def restore_rng_state(state):
                          "state": {"key": npst["key"].numpy().astype(np.uint32), "pos": npst["pos"]},
                          "has_gauss": npst["has_gauss"], "gauss": npst["gauss"]})
     torch.set_rng_state(state["torch"])
-    if "cuda" in state and torch.cuda.is_available():
-        cuda_states = state["cuda"]
-        if len(cuda_states) == torch.cuda.device_count():
-            torch.cuda.set_rng_state_all(cuda_states)
-        else:                                   # resumed on another machine: what matches
-            for index, rng in enumerate(cuda_states[: torch.cuda.device_count()]):
-                torch.cuda.set_rng_state(rng, index)
+    if "cuda" in state and torch.cuda.is_available():   # on another machine: the devices both have
+        for index, rng in enumerate(state["cuda"][:torch.cuda.device_count()]):
+            torch.cuda.set_rng_state(rng, index)
 
 
 # --- weight files ------------------------------------------------------------------------------
@@ -91,16 +78,19 @@ def load_network(net, path, name="G"):
                         "--netD, --ngf/--ndf, --norm, --n_layers_D, --input_nc/--output_nc") from None
 
 
+def _torch_load(path, fix, mmap=False):
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
+    except Exception as err:  # zero-byte, truncated, garbage, or a pickle weights_only refuses
+        reason = str(err).strip().splitlines()[0] if str(err).strip() else "empty file"
+        raise UserError(f"{path} is not a readable checkpoint ({type(err).__name__}: {reason}); {fix}") from None
+
+
 def read_weights(path):
     """A weights file's state dict; a missing, empty, truncated or foreign file is one UserError line."""
     if not os.path.isfile(path):
         raise UserError(f"no checkpoint {path}; check --name, --checkpoints_dir and --epoch")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # zero-byte, truncated, garbage, or a pickle weights_only refuses
-        raise UserError(f"{path} is not a readable checkpoint ({type(err).__name__}: "
-                        f"{str(err).splitlines()[0] if str(err) else 'empty'}); restore it or pick "
-                        "another --epoch") from None
+    state = _torch_load(path, "restore it or pick another --epoch")
     if not isinstance(state, dict) or not all(torch.is_tensor(v) for v in state.values()):
         raise UserError(f"{path} holds no state dict of tensors; is it a weights file (<label>_net_G.pth)?")
     return state
@@ -108,8 +98,7 @@ def read_weights(path):
 
 # --- save / load ------------------------------------------------------------------------------
 def training_state(*, optimizers, schedulers, position, options, nets, scaler=None):
-    """The resume state as a dict: `position` (run/counter.py) is where training goes on: the epoch
-    to run, the samples of it already consumed, the samples in all; `nets` maps "G"/"D" to modules."""
+    """The resume state: `position` (run/counter.py) is where training goes on; `nets`: {"G"/"D": module}."""
     state = {
         "version": STATE_VERSION,
         "optimizers": {k: opt.state_dict() for k, opt in optimizers.items()},
@@ -150,12 +139,7 @@ def load_training_state(run_dir, *, mmap=False):
     path = os.path.join(run_dir, STATE_FILE)
     if not os.path.isfile(path):
         return None
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
-    except Exception as err:                                   # zero-byte, truncated or foreign file
-        reason = str(err).strip().splitlines()[0] if str(err).strip() else "empty file"
-        raise UserError(f"cannot read {path} ({type(err).__name__}: {reason}); delete it to continue "
-                        "from the weights alone (fresh optimizer state)") from None
+    state = _torch_load(path, "delete it to continue from the weights alone (fresh optimizer state)", mmap)
     if not isinstance(state, dict) or state.get("version") != STATE_VERSION:
         version = state.get("version") if isinstance(state, dict) else None
         raise UserError(f"{path} has state version {version}, expected {STATE_VERSION}; "
@@ -164,10 +148,8 @@ def load_training_state(run_dir, *, mmap=False):
 
 
 def restore_training_state(state, *, optimizers, schedulers, nets, scaler=None):
-    """Load the weights, then optimizers, schedulers (after them, torch's order) and the scaler.
-    `nets` maps "G"/"D" to the modules. The RNGs are left to the caller: restore them
-    (`restore_rng_state(state["rng"])`) just before the first step, after everything that draws
-    random numbers while being built."""
+    """Load the weights, optimizers, schedulers (after them, torch's order) and scaler. The caller
+    restores the RNGs (`restore_rng_state`) just before the first step, after all that draws while built."""
     for name, net in nets.items():
         unwrap(net).load_state_dict(state["nets"][name])
     for key, opt in optimizers.items():
@@ -191,15 +173,10 @@ def weight_files_match(run_dir, state):
     return True
 
 
-# --- one trainer per run folder ---------------------------------------------------------------------
-LOCK_FILE = "train.lock"
-
-
 @contextlib.contextmanager
 def run_lock(run_dir):
-    """Hold the run folder for this process: a second trainer on it gets one UserError line naming
-    the holder's pid. The lock is the kernel's (flock), so it dies with its process: a run killed
-    with -9 leaves a lock file that the next trainer simply takes over."""
+    """Hold the run folder for this process: a second trainer gets one UserError line naming the holder's
+    pid. The lock is the kernel's (flock), so a trainer killed with -9 leaves nothing to clean up."""
     os.makedirs(run_dir, exist_ok=True)
     path = os.path.join(run_dir, LOCK_FILE)
     try:

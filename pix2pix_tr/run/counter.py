@@ -1,9 +1,8 @@
 """Where a run is, how long its steps take, and when it prints, displays and saves.
 
-The training loop asks the counter instead of doing arithmetic on its own variables (as SPADE's
-`IterationCounter`): the position (epoch, samples consumed in it, samples in all), the time of the
-step and of waiting for its data, and pix2pix's schedule of events, each a multiple of its --*_freq
-in samples seen. A resumed run starts the counter at the checkpoint's position.
+As SPADE's `IterationCounter`, the loop asks the counter rather than doing arithmetic: the position
+(epoch, samples consumed in it, samples in all), step and data times, and pix2pix's events, each a
+multiple of its --*_freq in samples seen. A resumed run starts at the checkpoint's position.
 """
 import time
 from typing import NamedTuple

@@ -1,13 +1,11 @@
 """--continue_train: load a run's checkpoint into the networks and optimizers just built, and
-reconcile the flags typed now with the ones the checkpoint was made with.
+reconcile the flags typed now with the checkpoint's.
 
-A flag whose value differs from the checkpoint's is refused (the networks' shape, the optimizer
-kind, the seed: `fixed`), starts a new learning-rate schedule from the current epoch (`schedule`),
-or simply applies (anything a run reads afresh; optimizer settings go into the param groups). Each
-is said in one line. Which flag is which is the options' business (their roles); this module gets
-plain sets of names. Without a state file (a pix2pix run, or --epoch N / --load_iter N) only the
-weights are loaded and training starts at --epoch_count with fresh optimizers, as pix2pix's
---continue_train does.
+A changed flag is refused (`fixed`: the networks' shape, optimizer kind, seed), starts a new LR
+schedule from the current epoch (`schedule`), or simply applies (optimizer settings go into the param
+groups); each is said in one line. Which flag is which is the options' business: this module gets sets
+of names. Without a state file (a pix2pix run, or --epoch N / --load_iter N) only the weights load and
+training starts at --epoch_count with fresh optimizers, as pix2pix's --continue_train does.
 """
 import os
 import warnings
@@ -21,10 +19,9 @@ from pix2pix_tr.errors import UserError
 def resume(run_dir, label, *, options, fixed, schedule, ignored, model, schedulers, make_scheduler,
            settings, main_process=True, log=print):
     """Load checkpoint `label` of `run_dir` into `model` and `schedulers`; (Position, RNG state or None).
-
-    `options`: the run's options now (a dict); `fixed`, `schedule`, `ignored`: flag names by how a
-    change is handled; `make_scheduler(optimizer)` builds a scheduler from the flags now; `settings`:
-    the optimizer keywords now (`build_optimizer`'s)."""
+    `options`: the flags now (a dict); `fixed`, `schedule`, `ignored`: flag names by how a change is
+    handled; `make_scheduler(optimizer)`: a scheduler from the flags now; `settings`: `build_optimizer`'s
+    keywords now."""
     state = checkpoint.load_training_state(run_dir) if label == "latest" else None
     if state is None:
         return Position(options["epoch_count"]), _load_weights_alone(run_dir, label, model, options, log)
@@ -72,9 +69,8 @@ def describe(changes):
 
 
 def reschedule(optimizers, schedulers, make_scheduler, *, lr, epochs_done):
-    """New schedulers from the flags as they are now: each is built fresh and stepped through the
-    epochs already trained, so the rate is the one a run started with these flags would have now
-    (with the flags of the checkpoint, the restored schedulers are kept instead)."""
+    """New schedulers from the flags now, stepped through the epochs already trained: the rate a run
+    started with these flags would have now."""
     for name, optimizer in optimizers.items():
         for group in optimizer.param_groups:
             group["lr"] = group["initial_lr"] = lr

@@ -1,11 +1,9 @@
 """Stop a training run cleanly on SIGINT (Ctrl-C) or SIGTERM (what clusters send before a kill).
 
-The first signal only raises a flag: the loop finishes the step in flight, saves latest and exits
-with one line saying where a resume restarts, so nothing since the last periodic save is lost. A
-second signal stops at once (KeyboardInterrupt); a save it interrupts leaves the previous
-checkpoint whole (checkpoints are written atomically). DataLoader workers ignore both signals
-(`ignore_stop_signals` as their worker_init_fn): a terminal's Ctrl-C or a cluster's SIGTERM reaches
-the whole process group, and a worker that died of it would fail the step in flight.
+The first signal raises a flag: the loop finishes its step, saves latest and exits with one line saying
+how to resume. A second stops at once (KeyboardInterrupt); the checkpoint it may cut short stays whole
+(atomic writes). DataLoader workers ignore both (`ignore_stop_signals`), since a terminal's Ctrl-C
+reaches the whole process group and a dead worker would fail the step in flight.
 """
 import signal
 import sys
@@ -17,9 +15,7 @@ STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 class GracefulStop:
     """Context manager: while active, `requested` turns true on the first SIGINT/SIGTERM."""
 
-    def __init__(self, message="stopping: finishing this step, then saving latest "
-                               "(Ctrl-C again to stop at once)"):
-        self.message = message
+    def __init__(self):
         self.signum = None
         self._previous = {}
 
@@ -31,7 +27,8 @@ class GracefulStop:
         if self.signum is not None:
             raise KeyboardInterrupt
         self.signum = signum
-        print(f"\n{signal.Signals(signum).name}: {self.message}", file=sys.stderr, flush=True)
+        print(f"\n{signal.Signals(signum).name}: stopping: finishing this step, then saving latest (Ctrl-C "
+              "again to stop at once)", file=sys.stderr, flush=True)
 
     def __enter__(self):
         if threading.current_thread() is threading.main_thread():  # signals reach the main thread only

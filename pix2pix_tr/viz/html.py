@@ -1,9 +1,8 @@
 """HTML pages of images, as pix2pix's util/html.py: a title, headers, rows of captioned images.
 
-Used for `checkpoints/<name>/web/index.html` (the images of each epoch, newest first) by the
-visualizer, and for `results/<name>/<phase>_<epoch>/index.html` by test.py. Images live in the
-page's `images/` folder and are referenced relative to it, so a page folder can be moved or copied
-as a whole. The page is written atomically: a browser (or a refreshing page) never reads half of it.
+The visualizer writes checkpoints/<name>/web/index.html (each epoch's images, newest first) and test.py
+results/<name>/<phase>_<epoch>/index.html. Images live in the page's images/ folder and are linked
+relative to it, so a page folder can be moved whole; the page is written atomically.
 
     page = HTML(web_dir, "Experiment name = facades")
     page.add_header("epoch [3]")
@@ -15,7 +14,7 @@ import posixpath
 import urllib.parse
 
 import dominate
-from dominate.tags import a, br, h3, img, meta, p, table, td, tr
+from dominate.tags import a, br, h3, img, p, table, td, tr
 
 from pix2pix_tr.run import atomic
 
@@ -23,16 +22,11 @@ from pix2pix_tr.run import atomic
 class HTML:
     """One page at `web_dir/index.html`; images are expected under `web_dir/images/`."""
 
-    def __init__(self, web_dir, title, refresh=0):
-        """refresh > 0 makes the browser reload the page every `refresh` seconds."""
+    def __init__(self, web_dir, title):
         self.web_dir = os.fspath(web_dir)
         self.img_dir = os.path.join(self.web_dir, "images")
-        self.title = title
         os.makedirs(self.img_dir, exist_ok=True)
         self.doc = dominate.document(title=title)
-        if refresh > 0:
-            with self.doc.head:
-                meta(http_equiv="refresh", content=str(int(refresh)))
 
     def get_image_dir(self):
         return self.img_dir
@@ -57,12 +51,9 @@ class HTML:
                             br()
                             p(txt)
 
-    def render(self):
-        return self.doc.render()
-
-    def save(self, filename="index.html"):
-        path = os.path.join(self.web_dir, filename)
-        atomic.write_text(path, self.render())
+    def save(self):
+        path = os.path.join(self.web_dir, "index.html")
+        atomic.write_text(path, self.doc.render())
         return path
 
 

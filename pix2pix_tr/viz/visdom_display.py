@@ -1,9 +1,9 @@
 """A visdom client that never stops training.
 
-If visdom is not importable or no server answers, ONE warning names the command that starts a server
-(`python scripts/visdom_server.py`: loopback only, no CDN download) and training goes on; the server
-is looked for again every `reconnect_interval` seconds, so starting it later works. No call waits
-long: a socket check with a short timeout precedes the visdom client, whose requests time out too.
+Without visdom or a server, ONE warning names the command that starts one (`python
+scripts/visdom_server.py`: loopback only, no CDN download) and training goes on; the server is looked
+for again every `reconnect_interval` seconds. No call waits long: a short socket check precedes the
+client, whose requests time out too.
 """
 import contextlib
 import logging
@@ -17,71 +17,52 @@ except ImportError:
     visdom = None
 
 DEFAULT_PORT = 8097                      # visdom's and pix2pix's --display_port
-SERVER_COMMAND = "python scripts/visdom_server.py --port {port}"
+CONNECT_TIMEOUT, REQUEST_TIMEOUT = 1.0, 10.0
 
 
 class VisdomDisplay:
-    """A visdom client that never stops training: warn once, skip while no server, retry later."""
+    """Warn once, skip while there is no server, retry later."""
 
-    def __init__(self, server, port, env, *, log=print, reconnect_interval=60.0,
-                 connect_timeout=1.0, request_timeout=10.0):
+    def __init__(self, server, port, env, *, log=print, reconnect_interval=60.0):
         parsed = urllib.parse.urlparse(server if "://" in server else f"http://{server}")
-        self.server = f"{parsed.scheme}://{parsed.hostname}"
-        self.host = parsed.hostname
-        self.port = int(port)
-        self.env = env
-        self.log = log
-        self.reconnect_interval = reconnect_interval
-        self.connect_timeout = connect_timeout
-        self.request_timeout = request_timeout
-        self.client = None
-        self._warned = False
-        self._last_attempt = None
+        self.server, self.host, self.port = f"{parsed.scheme}://{parsed.hostname}", parsed.hostname, int(port)
+        self.env, self.log, self.reconnect_interval = env, log, reconnect_interval
+        self.client, self._warned, self._last_attempt = None, False, None
         self._visdom_missing = visdom is None
         if self._visdom_missing:
             self._warn("visdom is not installed (pip install visdom==0.2.4)")
             return
         self._connect()
 
-    @property
-    def url(self):
-        return f"{self.server}:{self.port}/env/{urllib.parse.quote(self.env)}"
-
     def _warn(self, reason):
         if not self._warned:
             self._warned = True
             self.log(f"warning: {reason}; the live view is off, training goes on (loss logs and "
                      f"HTML are still written). Start a server with: "
-                     f"{SERVER_COMMAND.format(port=self.port)}")
-
-    def _server_listens(self):
-        try:
-            with socket.create_connection((self.host, self.port), timeout=self.connect_timeout):
-                return True
-        except OSError:
-            return False
+                     f"python scripts/visdom_server.py --port {self.port}")
 
     def _connect(self):
         self._last_attempt = time.monotonic()
-        if not self._server_listens():
-            self._warn(f"no visdom server answers at {self.server}:{self.port}")
+        address = f"{self.server}:{self.port}"
+        try:                                               # a short socket check first: never hang
+            socket.create_connection((self.host, self.port), timeout=CONNECT_TIMEOUT).close()
+        except OSError:
+            self._warn(f"no visdom server answers at {address}")
             return False
         try:
-            with _quiet_visdom_logger():  # "Setting up a new session...", "Without the incoming socket..."
-                self.client = _TimeoutVisdom(self.request_timeout, server=self.server, port=self.port,
-                                             env=self.env, raise_exceptions=True,
-                                             use_incoming_socket=False)
-            is_visdom = self.client.win_exists("") is not None  # "true"/"false" from visdom only
+            with _quiet_visdom_logger():
+                client = _TimeoutVisdom(server=self.server, port=self.port, env=self.env,
+                                        raise_exceptions=True, use_incoming_socket=False)
+            is_visdom = client.win_exists("") is not None  # "true"/"false" from visdom only
         except Exception as err:  # the server went away meanwhile
-            self.client, is_visdom = None, False
-            self._warn(f"the visdom server at {self.server}:{self.port} did not answer ({err})")
+            self._warn(f"the visdom server at {address} did not answer ({err})")
             return False
         if not is_visdom:
-            self.client = None
-            self._warn(f"the server at {self.server}:{self.port} does not answer as visdom does")
+            self._warn(f"the server at {address} does not answer as visdom does")
             return False
+        self.client = client
         if self._warned:
-            self.log(f"visdom: connected to {self.url}")
+            self.log(f"visdom: connected to {address}/env/{urllib.parse.quote(self.env)}")
         return True
 
     def send(self, method, *args, **kwargs):
@@ -102,7 +83,7 @@ class VisdomDisplay:
 
 @contextlib.contextmanager
 def _quiet_visdom_logger():
-    """Hide visdom's chatter at client setup (warnings about features we do not use)."""
+    """Hide visdom's chatter at client setup ("Setting up a new session...")."""
     visdom_logger = logging.getLogger("visdom")
     level = visdom_logger.level
     visdom_logger.setLevel(logging.ERROR)
@@ -116,11 +97,5 @@ if visdom is not None:
     class _TimeoutVisdom(visdom.Visdom):
         """visdom.Visdom whose HTTP requests time out instead of hanging on a stuck server."""
 
-        def __init__(self, timeout, **kwargs):
-            self._request_timeout = timeout
-            super().__init__(**kwargs)
-
         def _handle_post(self, url, data=None):  # visdom's documented override point
-            response = self.session.post(url, data={} if data is None else data,
-                                         timeout=self._request_timeout)
-            return response.text
+            return self.session.post(url, data={} if data is None else data, timeout=REQUEST_TIMEOUT).text

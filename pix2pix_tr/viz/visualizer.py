@@ -1,24 +1,15 @@
-"""What a training run shows while it runs: visdom live view, the epoch HTML page, the loss logs.
+"""What a training run shows: the visdom live view, Weights & Biases, the epoch HTML page, the loss logs.
 
 As pix2pix's util/visualizer.py, with the same three calls from the training loop:
 
-    vis = Visualizer(name, checkpoints_dir="checkpoints", display_id=1)
     vis.display_current_results(model.visuals(), epoch, save_result)   # every --display_freq
     vis.plot_current_losses(epoch, counter_ratio, losses)               # every --print_freq
     vis.print_current_losses(epoch, iters, losses, t_comp, t_data)      # every --print_freq
 
-- visdom (display_id > 0): one line plot of the losses (named legend, x = epoch + counter_ratio)
-  in window `display_id`, and one image pane per visual (real_A, fake_B, real_B) in windows
-  `display_id + 1, + 2, ...`, all in env `display_env` (default: the run's name); with
-  `display_ncols` N > 0, as pix2pix's default 4, all images in one pane instead (N a row, blank
-  images filling the last row, window `display_id + 1`) and their labels in a table beside it
-  (window `display_id + 2`).
-- Weights & Biases (`use_wandb`, pix2pix's --use_wandb, wandb_run.py): the losses at every print,
-  the images at every display, and a "Result" table with a row per epoch.
-- No visdom or no server: one warning, and training goes on (visdom_display.py).
-- `checkpoints/<name>/web/index.html`: the images saved at each epoch, newest first (the first
-  display of every epoch, and every display with save_result).
-- the loss logs (loss_log.py).
+visdom (display_id > 0, env --display_env or the run's name): the loss plot in window display_id, an
+image pane per visual in the next ones, or with display_ncols N > 0 (pix2pix's default 4) one grid of
+N a row and a table of labels. No visdom or no server: one warning, training goes on. The HTML page
+(checkpoints/<name>/web/) keeps the first display of each epoch and every one with save_result.
 """
 import math
 import os
@@ -29,7 +20,7 @@ import numpy as np
 
 from pix2pix_tr.viz import html as html_page
 from pix2pix_tr.viz.images import save_image, tensor2im
-from pix2pix_tr.viz.loss_log import LOSS_JSONL, LOSS_TEXT, append_losses, json_number, read_loss_records
+from pix2pix_tr.viz.loss_log import LOSS_JSONL, LOSS_TEXT, append_losses, read_loss_records
 from pix2pix_tr.viz.visdom_display import DEFAULT_PORT, VisdomDisplay
 from pix2pix_tr.viz.wandb_run import WANDB_PROJECT, WandbRun
 
@@ -44,26 +35,19 @@ class Visualizer:
                  display_port=DEFAULT_PORT, display_env=None, display_winsize=256, display_ncols=0, use_html=True,
                  use_wandb=False, wandb_project=WANDB_PROJECT, wandb_config=None,
                  log=print, reconnect_interval=60.0):
-        self.name = name
-        self.display_id = int(display_id)
-        self.display_ncols = int(display_ncols)
+        self.name, self.use_html, self.log = name, use_html, log
+        self.display_id, self.display_ncols = int(display_id), int(display_ncols)
         self.display_winsize = int(display_winsize)
-        self.use_html = use_html
-        self.log = log
         self.run_dir = os.path.join(os.fspath(checkpoints_dir), name)
         self.web_dir = os.path.join(self.run_dir, "web")
         self.img_dir = os.path.join(self.web_dir, "images")
-        self.loss_log_path = os.path.join(self.run_dir, LOSS_TEXT)
-        self.loss_jsonl_path = os.path.join(self.run_dir, LOSS_JSONL)
         os.makedirs(self.img_dir if use_html else self.run_dir, exist_ok=True)
         self._last_saved_epoch = None
         self._plot = {"X": [], "Y": [], "legend": None}
-        self.display = None
-        if self.display_id > 0:
-            self.display = VisdomDisplay(display_server, display_port, display_env or name,
-                                         log=log, reconnect_interval=reconnect_interval)
+        self.display = VisdomDisplay(display_server, display_port, display_env or name, log=log,
+                                     reconnect_interval=reconnect_interval) if self.display_id > 0 else None
         self.wandb = WandbRun(wandb_project, name, wandb_config) if use_wandb else None
-        with open(self.loss_log_path, "a", encoding="utf-8") as f:
+        with open(os.path.join(self.run_dir, LOSS_TEXT), "a", encoding="utf-8") as f:
             f.write(f"================ Training Loss ({time.strftime('%c')}) ================\n")
 
     # -- images -----------------------------------------------------------------------------
@@ -121,16 +105,14 @@ class Visualizer:
         page.save()
 
     def close(self):
-        """End the wandb run (pix2pix leaves it to the process's exit; a run ended here is complete
-        on disk at once, and a next Visualizer in this process starts its own)."""
+        """End the wandb run (pix2pix leaves it to the process's exit), so it is complete on disk now."""
         if self.wandb is not None:
             self.wandb.finish()
             self.wandb = None
 
     # -- losses -----------------------------------------------------------------------------
     def plot_current_losses(self, epoch, counter_ratio, losses):
-        """Add one point per loss at x = epoch + counter_ratio and redraw the named lines (and log
-        the losses to wandb, with or without visdom)."""
+        """Add one point per loss at x = epoch + counter_ratio and redraw the lines; log them to wandb."""
         if self.wandb is not None:
             self.wandb.log({k: float(v) for k, v in losses.items()})
         if self.display is None:
@@ -139,28 +121,22 @@ class Visualizer:
         if plot["legend"] is None:
             plot["legend"] = list(losses)
         plot["X"].append(epoch + counter_ratio)
-        values = (losses.get(k) for k in plot["legend"])
-        plot["Y"].append([_plot_value(v) for v in values])
+        plot["Y"].append([_plot_value(losses.get(k)) for k in plot["legend"]])
         self._send_plot()
 
     def _send_plot(self):
         plot = self._plot
-        x = np.array(plot["X"], dtype=np.float64)
-        self.display.send(
-            "line", X=np.stack([x] * len(plot["legend"]), axis=1), Y=np.array(plot["Y"], dtype=np.float64),
-            win=str(self.display_id),
-            opts=dict(title=f"{self.name} loss over time", legend=plot["legend"],
-                      xlabel="epoch", ylabel="loss"))
+        x, y = np.array(plot["X"], dtype=np.float64), np.array(plot["Y"], dtype=np.float64)
+        self.display.send("line", X=np.stack([x] * len(plot["legend"]), axis=1), Y=y, win=str(self.display_id),
+                          opts=dict(title=f"{self.name} loss over time", legend=plot["legend"], xlabel="epoch",
+                                    ylabel="loss"))
 
     def restore_loss_plot(self, dataset_size, *, epoch, epoch_iter):
-        """After --continue_train: put the points this run logged up to its resume point back on
-        the plot, so the line goes on where it stopped instead of starting over. They come from
-        loss_log.jsonl (x = epoch + iters / dataset_size, as plotted). Left out: points logged
-        after the checkpoint (steps a crash lost, which run again), the lost points of earlier
-        resumes, and those of an earlier run under the same name (the log only appends), i.e.
-        every point not below the next one kept. Says how many samples run again when the log went
-        past the checkpoint (a kill). Returns the number of points."""
-        logged = read_loss_records(self.loss_jsonl_path)
+        """After --continue_train: put this run's points up to its resume point back on the plot (from
+        loss_log.jsonl), so the line goes on where it stopped. Points after the checkpoint (steps a kill
+        lost, which run again; said in one line), lost points of earlier resumes and an earlier run's
+        under the same name are left out: every point not below the next one kept. Returns their number."""
+        logged = read_loss_records(os.path.join(self.run_dir, LOSS_JSONL))
         again = (logged[-1][0][0] - epoch) * dataset_size + logged[-1][0][1] - epoch_iter if logged else 0
         if again > 0:
             self.log(f"the loss log had reached epoch {logged[-1][0][0]}, sample {logged[-1][0][1]}: at least "
@@ -186,9 +162,7 @@ class Visualizer:
         message = f"(epoch: {epoch}, iters: {iters}, time: {t_comp:.3f}, data: {t_data:.3f}) "
         message += "".join(f"{k}: {float(v):.3f} " for k, v in losses.items())
         self.log(message)
-        append_losses(self.run_dir, message, dict(epoch=epoch, iters=iters, t_comp=float(t_comp),
-                                                  t_data=float(t_data),
-                                                  losses={k: json_number(v) for k, v in losses.items()}))
+        append_losses(self.run_dir, message, epoch=epoch, iters=iters, t_comp=t_comp, t_data=t_data, losses=losses)
 
 
 def _fit(plane, shape):
@@ -200,8 +174,7 @@ def _fit(plane, shape):
 
 
 def _plot_value(value):
-    """A loss as a plotted float: NaN (a gap) for a missing, non-finite or "nan"/"inf" value, since
-    visdom's JSON has no Infinity."""
+    """A loss as a plotted float: NaN (a gap) for a missing or non-finite one (visdom's JSON has no Infinity)."""
     try:
         value = float(value)
     except (TypeError, ValueError):
