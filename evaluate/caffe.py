@@ -1,4 +1,4 @@
-"""Caffe's binary model files (.caffemodel), read and written without Caffe or a protobuf compiler.
+"""Caffe's binary model files (.caffemodel), read without Caffe or a protobuf compiler.
 
 A .caffemodel is one protobuf message, `NetParameter`, in protobuf's wire format: a sequence of
 (field number, wire type, value) records, where a nested message or a packed array is a
@@ -13,8 +13,7 @@ Caffe's src/caffe/proto/caffe.proto):
     BlobShape         dim = 1 (packed int64)
 
 Everything else (param specs, fillers, layer parameters, diffs) is skipped by its wire type. The
-float arrays are read with numpy straight from a memory map of the file, so reading pix2pix's
-537 MB FCN-8s takes about a second.
+float arrays are numpy views of the file's bytes, read once: no copy per blob.
 
     net = read_caffemodel("fcn-8s-cityscapes.caffemodel")      # -> CaffeNet
     net.layers["score_fr"].blobs[0].array()                     # float32 numpy, Caffe's shape
@@ -23,7 +22,7 @@ Malformed input raises `CaffeFormatError` with the byte offset; callers turn it 
 UserError naming the file. (The tests write stand-in models with tests/evaluate/caffe_writer.py.)
 """
 import dataclasses
-import mmap
+import os
 
 import numpy as np
 
@@ -69,7 +68,6 @@ class CaffeNet:
     legacy_layers: bool     # True when the file used V1 `layers` (field 2)
 
 
-# --- reading ---------------------------------------------------------------------------------------
 def _varint(buf, pos, end):
     result = shift = 0
     while True:
@@ -86,8 +84,8 @@ def _varint(buf, pos, end):
 
 
 def _fields(buf, start, end):
-    """Yield (field number, wire type, value, value_start) over buf[start:end]. A BYTES value is
-    (start, stop) offsets; varints and fixed values are ints/bytes."""
+    """Yield (field number, wire type, value, offset of the field) over buf[start:end]. A BYTES value
+    is its (start, stop) offsets; varints are ints, fixed values bytes."""
     pos = start
     while pos < end:
         at = pos
@@ -97,14 +95,11 @@ def _fields(buf, start, end):
             raise CaffeFormatError(f"field number 0 at byte {at}")
         if wire == VARINT:
             value, pos = _varint(buf, pos, end)
-        elif wire == FIXED64:
-            if pos + 8 > end:
-                raise CaffeFormatError(f"cut short inside an 8-byte value at byte {pos}")
-            value, pos = bytes(buf[pos:pos + 8]), pos + 8
-        elif wire == FIXED32:
-            if pos + 4 > end:
-                raise CaffeFormatError(f"cut short inside a 4-byte value at byte {pos}")
-            value, pos = bytes(buf[pos:pos + 4]), pos + 4
+        elif wire in (FIXED64, FIXED32):
+            size = 8 if wire == FIXED64 else 4
+            if pos + size > end:
+                raise CaffeFormatError(f"cut short inside a {size}-byte value at byte {pos}")
+            value, pos = bytes(buf[pos:pos + size]), pos + size
         elif wire == BYTES:
             length, pos = _varint(buf, pos, end)
             if pos + length > end:
@@ -138,36 +133,33 @@ def _signed64(v):
 
 
 def _blob(buf, start, end):
-    legacy = {1: 0, 2: 0, 3: 0, 4: 0}
-    has_legacy, shape, chunks = False, None, []
+    legacy, shape, chunks = {}, None, []
     for field, wire, value, at in _fields(buf, start, end):
-        if field in legacy and wire == VARINT:
-            legacy[field], has_legacy = _signed64(value), True
+        if field in (1, 2, 3, 4) and wire == VARINT:
+            legacy[field] = _signed64(value)
         elif field == 7 and wire == BYTES:
             shape = []
             for f, w, v, _ in _fields(buf, *value):
                 if f == 1:
                     shape += [_signed64(d) for d in _packed_ints(buf, w, v)]
         elif field in (5, 8):
-            dtype = "<f4" if field == 5 else "<f8"
+            dtype = np.dtype("<f4" if field == 5 else "<f8")
             if wire == BYTES:
                 lo, hi = value
-                if (hi - lo) % np.dtype(dtype).itemsize:
+                if (hi - lo) % dtype.itemsize:
                     raise CaffeFormatError(f"packed {'float' if field == 5 else 'double'} data at byte {lo} "
                                            f"is {hi - lo} bytes, not a whole number of values")
-                chunks.append(np.frombuffer(buf, dtype=dtype, count=(hi - lo) // np.dtype(dtype).itemsize,
-                                            offset=lo))
+                chunks.append(np.frombuffer(buf, dtype=dtype, count=(hi - lo) // dtype.itemsize, offset=lo))
             elif wire in (FIXED32, FIXED64):
                 chunks.append(np.frombuffer(value, dtype=dtype))
             else:
                 raise CaffeFormatError(f"blob data at byte {at} has wire type {wire}")
-    if shape is None:
-        shape, is_legacy = tuple(legacy[k] for k in (1, 2, 3, 4)), True
-        if not has_legacy:
-            shape = (0,) if not chunks else (sum(c.size for c in chunks),)
-            is_legacy = False
-    else:
+    if shape is not None:
         shape, is_legacy = tuple(shape), False
+    elif legacy:
+        shape, is_legacy = tuple(legacy.get(k, 0) for k in (1, 2, 3, 4)), True
+    else:
+        shape, is_legacy = (sum(c.size for c in chunks),), False
     if any(d < 0 for d in shape):
         raise CaffeFormatError(f"a blob at byte {start} has a negative dimension {shape}")
     values = chunks[0] if len(chunks) == 1 else (np.concatenate(chunks) if chunks else np.zeros(0, np.float32))
@@ -196,7 +188,7 @@ def _layer(buf, start, end, v1):
 
 
 def parse_net(buf):
-    """A CaffeNet from the bytes of a NetParameter (bytes, memoryview or mmap)."""
+    """A CaffeNet from the bytes of a NetParameter (bytes or bytearray)."""
     name, layers, legacy = "", {}, False
     end = len(buf)
     for field, wire, value, _ in _fields(buf, 0, end):
@@ -209,34 +201,9 @@ def parse_net(buf):
     return CaffeNet(name=name, layers=layers, legacy_layers=legacy)
 
 
-class mapped:
-    """Context manager: a read-only memory map of a file (empty files give b"")."""
-
-    def __init__(self, path):
-        self.path = path
-
-    def __enter__(self):
-        self._file = open(self.path, "rb")
-        try:
-            self._map = mmap.mmap(self._file.fileno(), 0, access=mmap.ACCESS_READ)
-        except ValueError:              # an empty file cannot be mapped
-            self._map = None
-        return self._map if self._map is not None else b""
-
-    def __exit__(self, *exc):
-        if self._map is not None:
-            try:
-                self._map.close()
-            except BufferError:         # arrays still view it: the map closes when they go
-                pass
-        self._file.close()
-
-
 def read_caffemodel(path):
-    """Parse a .caffemodel file. The blobs' arrays are copies: the file is closed on return."""
-    with mapped(path) as buf:
-        net = parse_net(buf)
-        for layer in net.layers.values():
-            for blob in layer.blobs:
-                blob.values = np.array(blob.values)      # own the memory; release the map
-    return net
+    """Parse a .caffemodel file. The blobs' arrays are views of one buffer that holds the file."""
+    with open(path, "rb") as f:
+        buf = bytearray(os.fstat(f.fileno()).st_size)
+        f.readinto(buf)
+    return parse_net(buf)

@@ -25,6 +25,11 @@ def _file_sha256(path, size, mtime_ns):
         return hashlib.file_digest(f, "sha256").hexdigest()
 
 
+def short_name(spec):
+    """A segmenter's name in tables: its folder's or file's base name, a hub id's repo name."""
+    return os.path.basename(os.path.normpath(spec))
+
+
 def is_local(spec):
     """A folder that exists, or a spelling no hub id has (./x, /x, a/b/c)."""
     return os.path.isdir(spec) or spec.startswith((".", "/", "~")) or spec.count("/") != 1

@@ -13,13 +13,10 @@ layer names as module names:
     upscore_pool4 (4x4 stride 2) + score_pool3 (1x1 on pool3, cropped at 9)
     upscore8 (16x16 stride 8), cropped at 31 to the input's size -> logits [N, 20, H, W]
 
-Input: BGR pixels minus `BGR_MEAN`, not scaled (pix2pix's cityscapes.py preprocess). Output index
-19 is no Cityscapes class. Caffe's convolution weights are [out, in, kh, kw] and its deconvolution
-weights [in, out, kh, kw], which are torch's Conv2d and ConvTranspose2d layouts, so converting is
-copying: `load_fcn8s` reads the .caffemodel with evaluate/caffe.py, checks every layer's presence
-and shape against this module, and writes the state dict once as safetensors under
-`checkpoints/segmenters/caffe/fcn8s-<sha256 of the file, 16 hex>.safetensors`; later runs hash the
-file (about 2 s) and load the cache.
+Input: BGR pixels minus `BGR_MEAN`, unscaled (pix2pix's cityscapes.py). Output 19 is no class.
+Caffe's convolution and deconvolution weights have torch's Conv2d and ConvTranspose2d layouts, so
+`load_fcn8s` converts by copying, after checking every layer's presence and shape, and caches the
+state dict as safetensors keyed by the .caffemodel's SHA-256 (`--segmenter_cache`).
 """
 import os
 
@@ -87,12 +84,8 @@ class FCN8s(nn.Module):
     def caffe_layers(self):
         """[(caffe layer name, module)] of every layer with weights, score_fr first (its output count
         is the first thing to check), then in network order."""
-        names = ["score_fr"] + [n for n in self.layer_names() if n != "score_fr"]
-        return [(n, getattr(self, n)) for n in names]
-
-    def layer_names(self):
-        """The Caffe names of the layers with weights, in network order."""
-        return [n for block in self.blocks for n in block] + list(HEAD_LAYERS)
+        names = [n for block in self.blocks for n in block] + [n for n in HEAD_LAYERS if n != "score_fr"]
+        return [(n, getattr(self, n)) for n in ["score_fr"] + names]
 
 
 def _crop(t, like, offset):
@@ -108,10 +101,6 @@ def preprocess(images):
 
 
 # --- Caffe -> torch ------------------------------------------------------------------------------
-def _dims(shape):
-    return "x".join(str(d) for d in shape)
-
-
 def _caffe_shape_matches(blob, expected):
     """Caffe's own rule: a blob with legacy num/channels/height/width matches when those equal the
     expected shape left-padded with 1s to 4-D; otherwise the shapes are equal."""
@@ -148,8 +137,8 @@ def state_dict_from_caffe(net, model, source):
                             f"has {len(params)}; pass {DOWNLOAD_HINT}")
         for (kind, param), blob in zip(params, blobs):
             if not _caffe_shape_matches(blob, param.shape):
-                raise UserError(f"{source}: layer {name} {kind} is {_dims(blob.shape)}, pix2pix's FCN-8s "
-                                f"has {_dims(param.shape)}; pass {DOWNLOAD_HINT}")
+                raise UserError(f"{source}: layer {name} {kind} is {'x'.join(map(str, blob.shape))}, pix2pix's "
+                                f"FCN-8s has {'x'.join(map(str, param.shape))}; pass {DOWNLOAD_HINT}")
             try:
                 array = blob.array()
             except caffe.CaffeFormatError as err:
@@ -160,8 +149,6 @@ def state_dict_from_caffe(net, model, source):
 
 def read_net(path):
     """The parsed .caffemodel, or a one-line UserError saying why it is not one."""
-    if not os.path.isfile(path):
-        raise UserError(f"--segmenter {path}: no such file; use {DOWNLOAD_HINT}")
     size = os.path.getsize(path)
     with open(path, "rb") as f:
         head = f.read(256)
@@ -181,13 +168,6 @@ def read_net(path):
     return net
 
 
-def cache_path(digest, cache_dir=DEFAULT_CACHE_DIR, model=None):
-    """Where the conversion of the file with this SHA-256 is cached (narrow stand-ins get a tag)."""
-    real = model is None or (model.widths, model.fc_width) == (VGG_WIDTHS, FC_WIDTH)
-    tag = "" if real else "-w" + "-".join(map(str, model.widths + (model.fc_width,)))
-    return os.path.join(cache_dir, f"fcn8s{tag}-{digest[:16]}.safetensors")
-
-
 def load_fcn8s(path, *, device="cpu", cache_dir=DEFAULT_CACHE_DIR, model=None, log=print):
     """pix2pix's FCN-8s from `path` (.caffemodel) on `device`, eval mode: from the safetensors cache
     when this file (by its SHA-256) was converted before, else converted now and cached."""
@@ -198,24 +178,23 @@ def load_fcn8s(path, *, device="cpu", cache_dir=DEFAULT_CACHE_DIR, model=None, l
     if not os.path.isfile(path):
         raise UserError(f"--segmenter {path}: no such file; use {DOWNLOAD_HINT}")
     digest = file_sha256(path)
-    cached = cache_path(digest, cache_dir, model)
-    state = None
+    real = (model.widths, model.fc_width) == (VGG_WIDTHS, FC_WIDTH)          # narrow stand-ins get a tag
+    tag = "" if real else "-w" + "-".join(map(str, model.widths + (model.fc_width,)))
+    cached = os.path.join(cache_dir, f"fcn8s{tag}-{digest[:16]}.safetensors")
     if os.path.isfile(cached):
         try:
-            state = load_file(cached)
-            model.load_state_dict(state, strict=True)
+            model.load_state_dict(load_file(cached), strict=True)
+            return model.eval().to(device)
         except (SafetensorError, OSError, RuntimeError) as err:
             log(f"{cached} is unreadable ({type(err).__name__}); converting {path} again")
-            state = None
-    if state is None:
-        log(f"converting {path} to PyTorch (once; cached as {cached})")
-        state = state_dict_from_caffe(read_net(path), model, path)
-        model.load_state_dict(state, strict=True)
-        try:
-            with atomic.atomic_path(cached) as tmp:
-                save_file({k: v.contiguous() for k, v in state.items()}, tmp,
-                          metadata={"source": os.path.basename(path), "sha256": digest,
-                                    "converter": "pix2pix_tr evaluate/fcn8s.py"})
-        except UserError as err:       # a read-only cache folder costs speed, not the run
-            log(f"not cached: {err}")
+    log(f"converting {path} to PyTorch (once; cached as {cached})")
+    state = state_dict_from_caffe(read_net(path), model, path)
+    model.load_state_dict(state, strict=True)
+    try:
+        with atomic.atomic_path(cached) as tmp:
+            save_file({k: v.contiguous() for k, v in state.items()}, tmp,
+                      metadata={"source": os.path.basename(path), "sha256": digest,
+                                "converter": "pix2pix_tr evaluate/fcn8s.py"})
+    except UserError as err:       # a read-only cache folder costs speed, not the run
+        log(f"not cached: {err}")
     return model.eval().to(device)

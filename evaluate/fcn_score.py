@@ -12,20 +12,11 @@ they were made from (pix2pix's evaluation): pix2pix's own Caffe FCN-8s, smp segm
 Results are matched to labels/<phase>/ by frame id (`<frame_id>_fake_B.png`); every frame of the
 split must be there, and nothing else. Segmenters default to the dataset's (metadata.json
 "segmenters": the smp-hub SegFormer-B0 and -B5 for Cityscapes; for SynthCity a small one that
-evaluate/train_segmenter.py trains on first use into checkpoints/segmenters/synthcity_<size>px). Each is
-evaluated under its protocol (evaluate/protocols.py): a .caffemodel is pix2pix's FCN-8s under
-pix2pix's protocol, an smp-hub Cityscapes SegFormer under NVlabs' official test config, any other smp
-segmenter at its native scale (or --eval_size). Writes fcn_scores.json and fcn_scores.md (see
-evaluate/report.py) into --output_dir (default: the results folder). With --fid the same report
-also holds FID and KID of the results against the real photos of the split at the same resolution
-(evaluate/fid.py: torchmetrics on the TF FID Inception's features; --fid_weights PATH reads its
-weights from a local file instead of downloading them).
-
-Speed: a DataLoader's workers decode images into pinned memory while the device segments; resizing,
-normalising and the confusion matrices stay on the device, read back once at the end. One pass over
-the images serves every segmenter. pix2pix's upsampling (PIL, to the labels' resolution) runs in the
-workers too; its FCN-8s at 2048x1024 takes tens of seconds a frame on a CPU core (the progress bar
-shows the ETA).
+evaluate/train_segmenter.py trains on first use). Each is evaluated under its protocol
+(evaluate/protocols.py). One pass over the images serves every segmenter: DataLoader workers decode
+(and, for pix2pix's FCN-8s, upsample) the images while the device segments; the confusion matrices
+stay on the device until the end. Writes fcn_scores.json and fcn_scores.md (evaluate/report.py) into
+--output_dir (default: the results folder); --fid adds FID and KID (evaluate/fid.py) to them.
 """
 import os
 import re
@@ -34,14 +25,13 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import torch  # noqa: E402
-from tqdm import tqdm  # noqa: E402
 
 from data.layout import PreparedLayout  # noqa: E402
-from evaluate import digests, fcn8s, fid, frames, protocols, report, segmenters  # noqa: E402
+from evaluate import digests, fcn8s, fid, frames, protocols, report  # noqa: E402
 from evaluate.metrics import ConfusionMatrix  # noqa: E402
 from options.base_options import OptionParser, resolve_device  # noqa: E402
-from pix2pix_tr.run import distributed  # noqa: E402
 from pix2pix_tr.errors import UserError, run_cli  # noqa: E402
+from pix2pix_tr.run import atomic, distributed  # noqa: E402
 
 # Datasets whose default segmenter this repo makes itself: dataset name -> train_segmenter kwargs.
 TRAINABLE_DEFAULTS = {"synthcity": {}}
@@ -99,19 +89,15 @@ def parse_args(argv):
 
 def run_name(results_dir):
     """results/<name>/<phase>_<epoch>[/images] -> <name>."""
-    folder = os.path.normpath(os.path.abspath(results_dir))
-    if os.path.basename(folder) == "images":
-        folder = os.path.dirname(folder)
+    folder = os.path.abspath(frames.run_folder(results_dir))
     return os.path.basename(os.path.dirname(folder)) or os.path.basename(folder)
 
 
 def phase_of(results_dir):
     """results/<name>/<phase>_<epoch>[_iter<N>][/images] -> <phase> (test.py's name: test_latest for
     pix2pix's split, val_latest for a prepared dataset's); val for a folder not named so."""
-    folder = os.path.normpath(os.path.abspath(results_dir))
-    if os.path.basename(folder) == "images":
-        folder = os.path.dirname(folder)
-    named = re.fullmatch(r"(.+)_(latest|\d+)(_iter\d+)?", os.path.basename(folder))
+    folder = os.path.basename(os.path.abspath(frames.run_folder(results_dir)))
+    named = re.fullmatch(r"(.+)_(latest|\d+)(_iter\d+)?", folder)
     return named.group(1) if named else "val"
 
 
@@ -123,7 +109,7 @@ def resolve_segmenters(requested, meta, dataroot, log=print):
         raise UserError(f"dataset {meta.name} names no default segmenters in its metadata.json; "
                         "pass --segmenter")
     for spec in meta.segmenters:
-        if meta.name in TRAINABLE_DEFAULTS and segmenters.is_local(spec) and not os.path.exists(spec):
+        if meta.name in TRAINABLE_DEFAULTS and digests.is_local(spec) and not os.path.exists(spec):
             from evaluate import train_segmenter
 
             log(f"{spec} does not exist yet: training {meta.name}'s default segmenter on {dataroot} "
@@ -137,15 +123,11 @@ def score(dataset, evaluators, *, num_classes, class_names, device, batch_size, 
     """Scores of every segmenter (an evaluate/protocols.py Evaluator) on one dataset in one pass:
     {segmenter name: scores dict}. `real_photos`: the dataset holds the real photos (pix2pix's
     protocol resizes them to 256x256 first)."""
-    device = torch.device(device)
     if any(e.needs_fcn8s_input for e in evaluators):
         dataset = protocols.WithFCN8sInput(dataset, real_photos)
-    dataset = torch.utils.data.Subset(dataset, distributed.shard_range(len(dataset)))  # torchrun: this rank's frames
-    loader = frames.loader(dataset, batch_size=batch_size, num_workers=num_workers,
-                           pin_memory=device.type == "cuda")
     matrices = [ConfusionMatrix(num_classes, device=device) for _ in evaluators]
-    for batch in tqdm(loader, desc=desc, unit="batch", total=len(loader), disable=not distributed.is_main_process()):
-        batch = {k: v.to(device, non_blocking=True) for k, v in batch.items() if torch.is_tensor(v)}
+    for batch in frames.device_batches(dataset, device=device, batch_size=batch_size, num_workers=num_workers,
+                                       desc=desc):
         for evaluator, matrix in zip(evaluators, matrices):
             matrix.update(*evaluator.evaluate(batch))
     for matrix in matrices:
@@ -153,33 +135,22 @@ def score(dataset, evaluators, *, num_classes, class_names, device, batch_size, 
     return {e.name: e.scores(matrix.matrix.cpu().tolist(), class_names) for e, matrix in zip(evaluators, matrices)}
 
 
-def check_classes(seg, meta):
-    outputs = seg.num_outputs()
-    if outputs is not None and outputs != meta.num_classes:
-        raise UserError(f"segmenter {seg.name} predicts {outputs} classes but {meta.name} evaluates "
-                        f"{meta.num_classes}; use a segmenter trained on this dataset's classes")
-    if seg.preprocessing.classes and list(seg.preprocessing.classes) != list(meta.classes):
-        raise UserError(f"segmenter {seg.name} was trained on other classes than {meta.name}'s "
-                        "(its segmenter.json); use one trained on this dataset")
-
-
 def main(argv=None):
     args = parse_args(argv)
     if args.compare:
         return compare_main(args)
     args.device = resolve_device(args.device)       # --device gpu, or cuda without a GPU: one line
-    layout = PreparedLayout(args.dataroot)
-    meta = layout.read_meta()
+    meta = PreparedLayout(args.dataroot).read_meta()
     args.phase = args.phase or phase_of(args.results_dir)
     labels = frames.label_paths(args.dataroot, args.phase)
     results = frames.find_results(args.results_dir)
     frame_ids = frames.match_frames(results, labels, "result images")
-    frames.check_one_size([results[f] for f in frame_ids], f"the images in {args.results_dir}")
+    results_size = frames.check_one_size([results[f] for f in frame_ids], f"the images in {args.results_dir}")
     label_size = frames.check_one_size([labels[frame_ids[0]]], "labels")
     fid_inputs = None
     if args.fid:    # every check and the weights before any image is segmented
-        fid_inputs = fid.prepare(results, labels, results_dir=args.results_dir, dataroot=args.dataroot,
-                                 phase=args.phase, meta=meta, weights=args.fid_weights,
+        fid_inputs = fid.prepare(frame_ids, results, results_size, labels, results_dir=args.results_dir,
+                                 dataroot=args.dataroot, phase=args.phase, meta=meta, weights=args.fid_weights,
                                  kid_subset_size=args.kid_subset_size)
 
     specs = resolve_segmenters(args.segmenter, meta, args.dataroot)
@@ -187,8 +158,6 @@ def main(argv=None):
     evaluators = [protocols.load(spec, device=args.device, label_size=label_size, eval_size=args.eval_size,
                                  cache_dir=args.segmenter_cache) for spec in specs]
     for evaluator in evaluators:
-        if hasattr(evaluator, "segmenter"):
-            check_classes(evaluator.segmenter, meta)
         protocols.check_dataset(evaluator, meta)
     if torch.device(args.device).type == "cuda":
         torch.backends.cudnn.benchmark = args.cudnn_benchmark   # a timed choice of kernels: opt-in
@@ -219,11 +188,11 @@ def main(argv=None):
                                       batch_size=args.fid_batch_size, num_workers=args.num_workers,
                                       kid_subsets=args.kid_subsets, kid_subset_size=args.kid_subset_size)
 
-    if not distributed.is_main_process():  # rank 0 alone writes the report
-        distributed.cleanup()
-        return out
+    writes = distributed.is_main_process()  # rank 0 alone writes the report
     distributed.cleanup()
-    output_dir = args.output_dir or os.path.normpath(args.results_dir).removesuffix(os.sep + "images")
+    if not writes:
+        return out
+    output_dir = args.output_dir or frames.run_folder(args.results_dir)
     json_path, md_path = report.write(out, output_dir)
     print(report.markdown(out).split("\n## Per class")[0].rstrip())
     print(f"wrote {json_path} and {md_path}")
@@ -235,8 +204,6 @@ def compare_main(args):
     text = report.compare_markdown(table)
     print(text.rstrip())
     if args.output_dir:
-        from pix2pix_tr.run import atomic
-
         atomic.write_json(os.path.join(args.output_dir, report.COMPARE_JSON), table)
         atomic.write_text(os.path.join(args.output_dir, report.COMPARE_MD), text)
         print(f"wrote {os.path.join(args.output_dir, report.COMPARE_MD)}")

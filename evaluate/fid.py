@@ -5,38 +5,25 @@
     real = fid.features(photos_dataset, extractor, device="cuda")
     out = fid.fid_kid(fake, real)            # {"fid", "kid", "kid_std", "kid_subsets", "kid_subset_size", ...}
 
-The figures are torchmetrics' (docs/evaluate.md says why): `FrechetInceptionDistance` (float64 means
-and covariances, |mu1 - mu2|^2 + tr(S1) + tr(S2) - 2 tr((S1 S2)^1/2), the trace through the
-eigenvalues of S1 S2) and `KernelInceptionDistance` (the unbiased MMD^2 estimator with the cubic
-polynomial kernel k(x, y) = (x.y / d + 1)^3 over random subsets: their mean and standard deviation).
-The features are those of torchmetrics' `NoTrainInceptionV3`, torch-fidelity's port of the TensorFlow
-FID Inception (2015-12-05; 2048-d pool3), run with `antialias=False`: each uint8 image resized to
-299x299 by TensorFlow 1's bilinear resize, reproduced exactly, as the original FID code did, then
-(x - 128) / 128. This module only feeds them: the images come from evaluate/frames.py's datasets
-through a DataLoader onto the device, one Inception pass per image set serves both metrics (they get
-the features through their documented custom-`feature` path), and the subsets of KID are drawn from
-a fixed seed.
-
-Weights: `--fid_weights PATH` reads a local file (torch-fidelity's
-weights-inception-2015-12-05-6726825d.pth, or pytorch-fid's pt_inception-2015-12-05-6726825d.pth,
-which has the same layer names and shapes); without it torch-fidelity's URL (the one torchmetrics
-downloads) is fetched once into torch.hub's cache (`$TORCH_HOME/hub/checkpoints/`, where torchmetrics
-and torch-fidelity keep it too) and read from there. Either way the file is first read with
-`torch.load(weights_only=True)`, so a file that is not plain weights is refused before the network is
-built; an unreachable network is one line that gives the URL and the flag.
+torchmetrics' `FrechetInceptionDistance` and `KernelInceptionDistance` (subsets drawn from a fixed
+seed) on the pool3 features of its `NoTrainInceptionV3`: torch-fidelity's port of the TensorFlow FID
+Inception with TensorFlow 1's bilinear resize to 299x299 (`antialias=False`), as the original FID
+code fed it. One Inception pass per image set serves both metrics. The weights file is first read
+with `torch.load(weights_only=True)`, so anything but plain weights is refused before the network is
+built. docs/evaluate.md says why these libraries, and how the figures relate to published ones.
 """
-import dataclasses
+import collections
 import os
 import urllib.error
 import warnings
 
 import torch
-from tqdm import tqdm
 
 from evaluate import frames
-from pix2pix_tr.run import distributed
 from evaluate.digests import file_sha256
+from evaluate.segmenters import first_line
 from pix2pix_tr.errors import UserError
+from pix2pix_tr.run import distributed
 
 FEATURES = 2048                         # pool3, the FID layer
 EXTRACTOR = "inception-v3-compat"       # torch-fidelity's name for the TF FID Inception
@@ -48,18 +35,7 @@ MIN_FRAMES = 4                          # 2 for a covariance; KID subsets of at 
 # Published FID of labels->photos on Cityscapes val (500 frames) at the resolution of our prepared
 # pairs (256x256), computed against the real val photos: the rows fcn_scores.md prints beside a
 # cityscapes 256x256 run. (SPADE's, OASIS' and GauGAN's figures are at 256x512: docs/evaluate.md.)
-PUBLISHED = {
-    ("cityscapes", (256, 256)): (
-        ("pix2pix, GAN Compression's model (published)", {"fid": 61.50}),
-    ),
-}
-
-
-def library_version():
-    import torch_fidelity
-    import torchmetrics
-
-    return f"torchmetrics {torchmetrics.__version__}, torch-fidelity {torch_fidelity.__version__}'s Inception"
+PUBLISHED = {("cityscapes", (256, 256)): (("pix2pix, GAN Compression's model (published)", {"fid": 61.50}),)}
 
 
 def weights_url():
@@ -96,7 +72,7 @@ def resolve_weights(path=None, log=print):
         torch.hub.download_url_to_file(url, cached, progress=distributed.is_main_process())  # temp file + rename
     except (urllib.error.URLError, OSError, ValueError, RuntimeError) as err:
         raise UserError(f"the FID Inception weights cannot be downloaded from here ({type(err).__name__}: "
-                        f"{_first_line(err)}); {how_to_get_weights()}") from None
+                        f"{first_line(err)}); {how_to_get_weights()}") from None
     return cached
 
 
@@ -109,7 +85,7 @@ def load_inception(path, *, device="cpu"):
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)   # plain tensors only, or refused
     except Exception as err:  # noqa: BLE001 - pickle, zip and weights_only errors all mean "not weights"
-        raise UserError(f"{path} is not a PyTorch weights file ({type(err).__name__}: {_first_line(err)}); "
+        raise UserError(f"{path} is not a PyTorch weights file ({type(err).__name__}: {first_line(err)}); "
                         f"{how_to_get_weights()}") from None
     if not isinstance(state, dict) or not all(torch.is_tensor(v) for v in state.values()):
         raise UserError(f"{path} holds no state dict of tensors; {how_to_get_weights()}")
@@ -129,11 +105,7 @@ def _mismatch(err):
         if marker in text:
             tail = text[text.index(marker):]
             return tail[:160] + ("..." if len(tail) > 160 else "")
-    return _first_line(err)
-
-
-def _first_line(err):
-    return (str(err).strip().splitlines() or [""])[0][:200]
+    return first_line(err)
 
 
 @torch.no_grad()
@@ -141,22 +113,12 @@ def features(dataset, extractor, *, device, batch_size=32, num_workers=0, desc="
     """[N, 2048] float64 CPU tensor of pool3 features, row i for dataset[i] (its "image": uint8
     [3, H, W]). Under torchrun each rank extracts its share and the rows are summed over ranks
     (each row is non-zero on one rank only), so every rank returns all of them."""
-    device = torch.device(device)
-    shard = distributed.shard_range(len(dataset))
-    loader = frames.loader(torch.utils.data.Subset(dataset, shard), batch_size=batch_size,
-                           num_workers=num_workers, pin_memory=device.type == "cuda")
-    chunks = [extractor(batch["image"].to(device, non_blocking=True)).to(torch.float64)
-              for batch in tqdm(loader, desc=desc, unit="batch", disable=not distributed.is_main_process())]
+    batches = frames.device_batches(dataset, device=device, batch_size=batch_size, num_workers=num_workers, desc=desc)
+    chunks = [extractor(batch["image"]).to(torch.float64) for batch in batches]
     out = torch.zeros(len(dataset), FEATURES, dtype=torch.float64, device=device)
     if chunks:
-        out[torch.tensor(list(shard), device=device)] = torch.cat(chunks)
+        out[torch.tensor(list(distributed.shard_range(len(dataset))), device=device)] = torch.cat(chunks)
     return distributed.all_reduce_sum(out).cpu()
-
-
-def default_subset_size(num_frames):
-    """KID's subset size: torchmetrics' 1000 where there are at least 2000 frames, else half the
-    frames. (Subsets of all N frames would all be the same set: the same MMD^2 and a std of 0.)"""
-    return max(2, min(KID_MAX_SUBSET_SIZE, num_frames // 2))
 
 
 def check_counts(num_results, num_real, kid_subset_size=None):
@@ -166,7 +128,8 @@ def check_counts(num_results, num_real, kid_subset_size=None):
     if n < MIN_FRAMES:
         raise UserError(f"FID and KID need at least {MIN_FRAMES} frames on each side, got {num_results} results "
                         f"and {num_real} real photos")
-    size = kid_subset_size or default_subset_size(n)
+    # torchmetrics' 1000, or half the frames: subsets of all N would all be the same set (std 0)
+    size = kid_subset_size or max(2, min(KID_MAX_SUBSET_SIZE, n // 2))
     if not 2 <= size <= n:
         raise UserError(f"--kid_subset_size {size}: it must be between 2 and the number of frames ({n})")
     return size
@@ -183,8 +146,8 @@ class Precomputed(torch.nn.Module):
 
 def fid_kid(fake, real, *, kid_subsets=KID_SUBSETS, kid_subset_size=None, seed=KID_SEED):
     """FID and KID of two [N, D] feature tensors, by torchmetrics on the CPU in float64. KID's subset
-    size defaults to `default_subset_size` of the smaller set; its subsets are drawn from the CPU
-    generator seeded with `seed`, the caller's random state left as it was."""
+    size defaults to `check_counts`'; its subsets are drawn from the CPU generator seeded with
+    `seed`, the caller's random state left as it was."""
     from torchmetrics.image.fid import FrechetInceptionDistance
     from torchmetrics.image.kid import KernelInceptionDistance
 
@@ -208,12 +171,15 @@ def fid_kid(fake, real, *, kid_subsets=KID_SUBSETS, kid_subset_size=None, seed=K
 
 def protocol(dataset_name, size, weights_path):
     """How the figures were made and which published ones they stand beside (the report prints it)."""
+    import torch_fidelity
+    import torchmetrics
+
     published = PUBLISHED.get((dataset_name, tuple(size)), ())
-    comparable = ("GAN Compression's pix2pix Cityscapes FID (61.50: val, 256x256, real photos resized as "
-                  "here, but pytorch-fid's PyTorch bilinear resize to 299); not SPADE's, OASIS' or GauGAN's "
-                  "(256x512)" if published else "runs of this project on the same split and resolution")
+    comparable = (f"GAN Compression's pix2pix Cityscapes FID ({published[0][1]['fid']:.2f}: val, 256x256, real "
+                  "photos resized as here, but pytorch-fid's PyTorch bilinear resize to 299); not SPADE's, OASIS' "
+                  "or GauGAN's (256x512)" if published else "runs of this project on the same split and resolution")
     return {
-        "name": library_version(),
+        "name": f"torchmetrics {torchmetrics.__version__}, torch-fidelity {torch_fidelity.__version__}'s Inception",
         "description": (f"pool3 features (2048) of the TF Inception ({EXTRACTOR}), each image resized to "
                         "299x299 by TensorFlow 1's bilinear resize; results against the real photos of the "
                         f"same split at {size[0]}x{size[1]}; KID: unbiased MMD^2, cubic polynomial kernel, "
@@ -224,36 +190,24 @@ def protocol(dataset_name, size, weights_path):
     }
 
 
-def check_same_size(results_size, photo_size, results_dir, dataroot, phase):
-    if tuple(results_size) != tuple(photo_size):
-        raise UserError(f"the results in {results_dir} are {results_size[1]}x{results_size[0]} but the {phase} "
-                        f"photos of {dataroot} are {photo_size[1]}x{photo_size[0]}: FID and KID compare images at "
-                        f"one resolution; synthesize at the dataset's size (test.py --crop_size {photo_size[1]}) "
-                        "or evaluate against a dataset prepared at the results' size")
+# What FID compares, checked by `prepare`: results and real photos (frames.Images), their (H, W), the weights file.
+Inputs = collections.namedtuple("Inputs", "results photos size weights")
 
 
-@dataclasses.dataclass
-class Inputs:
-    """What FID compares, checked: results and real photos matched to the split's labels by frame id,
-    their common (H, W), and the local weights file."""
-
-    results: frames.Images
-    photos: frames.Images
-    size: tuple
-    weights: str
-
-
-def prepare(results, labels, *, results_dir, dataroot, phase, meta, weights=None, kid_subset_size=None, log=print):
-    """Check everything FID needs before any image is processed: results {frame_id: path} and the
-    photo halves of the split's pairs each match the labels {frame_id: path} (frames.py's rules and
-    errors), each set is one size and the two sizes agree; the weights are local (downloaded now if
-    they must be)."""
-    result_ids = frames.match_frames(results, labels, "result images")
-    results_size = frames.check_one_size([results[f] for f in result_ids], f"the images in {results_dir}")
+def prepare(result_ids, results, results_size, labels, *, results_dir, dataroot, phase, meta, weights=None,
+            kid_subset_size=None, log=print):
+    """Check everything FID needs before any image is processed, given the results fcn_score matched
+    to the labels {frame_id: path} (`result_ids` of `results`, all `results_size`): the photo halves of
+    the split's pairs match the labels too (frames.py's rules and errors) and are that size; the
+    weights are local (downloaded now if they must be)."""
     photos = frames.photo_paths(dataroot, phase)
     photo_ids = frames.match_frames(photos, labels, f"{phase} pairs")
     h, pair_w = frames.check_one_size([photos[f] for f in photo_ids], f"the {phase} pairs of {dataroot}")
-    check_same_size(results_size, (h, pair_w // 2), results_dir, dataroot, phase)
+    if tuple(results_size) != (h, pair_w // 2):
+        raise UserError(f"the results in {results_dir} are {results_size[1]}x{results_size[0]} but the {phase} "
+                        f"photos of {dataroot} are {pair_w // 2}x{h}: FID and KID compare images at one "
+                        f"resolution; synthesize at the dataset's size (test.py --crop_size {pair_w // 2}) or "
+                        "evaluate against a dataset prepared at the results' size")
     check_counts(len(result_ids), len(photo_ids), kid_subset_size)
     return Inputs(frames.Images(result_ids, results), frames.Images(photo_ids, photos, frames.photo_half(meta)),
                   results_size, resolve_weights(weights, log=log))

@@ -1,33 +1,48 @@
 """What gets scored: images matched to their evaluation labels by frame id, as DataLoaders.
 
-Two sources of images, one label side (FID reads the same two, matched the same way, as `Images`):
+Two sources of images, one label side:
   - results: test.py's `results/<name>/<phase>_<epoch>/images/<frame_id>_fake_B.png`
     (`find_results` accepts the `<phase>_<epoch>` folder or its `images/`);
-  - the dataset's real photos (`--gt`): the photo half of each aligned pair of the split.
+  - the dataset's real photos (`--gt`, and FID's real side): the photo half of each aligned pair.
 Labels are `labels/<phase>/<frame_id>.png` (trainIds) of the prepared layout (data/layout.py).
 
-`LabelledImages` yields uint8 tensors (image [3, h, w], label [H, W]) at their stored size;
-resizing, normalising and scoring happen on the device, so workers only decode PNG/JPEG.
+The datasets yield uint8 tensors at their stored size; resizing, normalising and scoring happen on
+the device, so workers only decode PNG/JPEG.
 """
 import os
 
 import numpy as np
 import torch
+from tqdm import tqdm
 
-from data.layout import IGNORE_INDEX, PreparedLayout, frame_id, image_size, open_image
+from data.layout import IGNORE_INDEX, LABEL_EXTENSION, PreparedLayout, frame_id, image_size, open_image
 from pix2pix_tr.errors import UserError
+from pix2pix_tr.run import distributed
 
-RESULT_SUFFIX = "_fake_B"
+IMAGES_DIR = "images"        # test.py's sub-folder of a results folder (as pix2pix's HTML pages have it)
+RESULT_KIND = "fake_B"
 RESULT_EXTENSIONS = (".png", ".jpg", ".jpeg")
-SHOW = 5   # frame ids listed in an error line before "... (N in all)"
+SHOW = 5                     # frame ids listed in an error line before "... (N in all)"
 
 
-def find_results(results_dir, suffix=RESULT_SUFFIX):
+def result_name(frame_id, kind=RESULT_KIND):
+    """test.py's file name of one image of a frame: <frame_id>_<kind>.png."""
+    return f"{frame_id}_{kind}.png"
+
+
+def run_folder(results_dir):
+    """The `<phase>_<epoch>` folder of a results path that may end in its images/."""
+    folder = os.path.normpath(results_dir)
+    return os.path.dirname(folder) if os.path.basename(folder) == IMAGES_DIR else folder
+
+
+def find_results(results_dir, kind=RESULT_KIND):
     """{frame_id: path} of the synthesized images in test.py's folder (or its images/)."""
     if not os.path.isdir(results_dir):
         raise UserError(f"--results_dir {results_dir} does not exist: pass test.py's "
                         "results/<name>/<phase>_<epoch> folder")
-    for folder in (os.path.join(results_dir, "images"), results_dir):
+    suffix = os.path.splitext(result_name("", kind))[0]
+    for folder in (os.path.join(results_dir, IMAGES_DIR), results_dir):
         if not os.path.isdir(folder):
             continue
         found = {}
@@ -37,23 +52,22 @@ def find_results(results_dir, suffix=RESULT_SUFFIX):
                 found[stem[:-len(suffix)]] = os.path.join(folder, name)
         if found:
             return found
-    nested = sorted(d for d in os.listdir(results_dir)
-                    if os.path.isdir(os.path.join(results_dir, d, "images")))
+    nested = sorted(d for d in os.listdir(results_dir) if os.path.isdir(os.path.join(results_dir, d, IMAGES_DIR)))
     hint = f" (it has run folders: {', '.join(nested[:SHOW])}; pass one of them)" if nested else ""
-    raise UserError(f"no <frame_id>{suffix}.png in {results_dir} or its images/{hint}: expected "
-                    "test.py's results/<name>/<phase>_<epoch> folder")
+    raise UserError(f"no {result_name('<frame_id>', kind)} in {results_dir} or its {IMAGES_DIR}/{hint}: "
+                    "expected test.py's results/<name>/<phase>_<epoch> folder")
 
 
 def label_paths(dataroot, phase):
     """{frame_id: label path} of a prepared dataset's split."""
     layout = PreparedLayout(dataroot)
     layout.read_meta()
-    if not layout.has_labels(phase):
-        raise UserError(f"{dataroot} has no {layout.label_dir(phase)}: FCN-score needs the trainId "
-                        "labels that data/prepare_cityscapes.py or data/synthcity.py write")
     folder = layout.label_dir(phase)
+    if not layout.has_labels(phase):
+        raise UserError(f"{dataroot} has no {folder}: FCN-score needs the trainId labels that "
+                        "data/prepare_cityscapes.py or data/synthcity.py write")
     ids = sorted(frame_id(os.path.join(folder, f), folder) for f in os.listdir(folder)
-                 if f.endswith(".png") and not f.startswith("."))
+                 if f.endswith(LABEL_EXTENSION) and not f.startswith("."))
     if not ids:
         raise UserError(f"{folder} holds no labels")
     return {fid: layout.label_path(phase, fid) for fid in ids}
@@ -81,8 +95,7 @@ def match_frames(images, labels, what):
 
 
 def _listing(ids):
-    shown = ", ".join(ids[:SHOW])
-    return shown + (f", ... ({len(ids)} in all)" if len(ids) > SHOW else "")
+    return ", ".join(ids[:SHOW]) + (f", ... ({len(ids)} in all)" if len(ids) > SHOW else "")
 
 
 def check_one_size(paths, what):
@@ -98,32 +111,9 @@ def check_one_size(paths, what):
     return h, w
 
 
-class LabelledImages(torch.utils.data.Dataset):
-    """(image, label, frame_id) per frame, as uint8 tensors at their stored size.
-
-    `photo_half` None reads the whole image; "left"/"right" reads that half of an aligned pair.
-    """
-
-    def __init__(self, frame_ids, image_paths, label_paths, photo_half=None, *, num_classes=None,
-                 ignore_index=IGNORE_INDEX):
-        self.frame_ids = list(frame_ids)
-        self.image_paths = [image_paths[f] for f in self.frame_ids]
-        self.label_paths = [label_paths[f] for f in self.frame_ids]
-        self.photo_half = photo_half
-        self.num_classes, self.ignore_index = num_classes, ignore_index
-
-    def __len__(self):
-        return len(self.frame_ids)
-
-    def __getitem__(self, i):
-        image = read_rgb(self.image_paths[i], self.photo_half)
-        label = read_label(self.label_paths[i], self.num_classes, self.ignore_index)
-        return {"image": torch.from_numpy(image).permute(2, 0, 1).contiguous(),
-                "label": torch.from_numpy(label), "frame_id": self.frame_ids[i]}
-
-
 class Images(torch.utils.data.Dataset):
-    """(image, frame_id) per frame without labels (FID's input): the image as LabelledImages reads it."""
+    """{"image": uint8 [3, H, W], "frame_id"} per frame (FID's input). `photo_half` None reads the
+    whole image; "left"/"right" reads that half of an aligned pair."""
 
     def __init__(self, frame_ids, image_paths, photo_half=None):
         self.frame_ids = list(frame_ids)
@@ -138,6 +128,21 @@ class Images(torch.utils.data.Dataset):
         return {"image": torch.from_numpy(image).permute(2, 0, 1).contiguous(), "frame_id": self.frame_ids[i]}
 
 
+class LabelledImages(Images):
+    """`Images` plus "label": the frame's trainId label, uint8 [H, W] (FCN-score's input)."""
+
+    def __init__(self, frame_ids, image_paths, label_paths, photo_half=None, *, num_classes=None,
+                 ignore_index=IGNORE_INDEX):
+        super().__init__(frame_ids, image_paths, photo_half)
+        self.label_paths = [label_paths[f] for f in self.frame_ids]
+        self.num_classes, self.ignore_index = num_classes, ignore_index
+
+    def __getitem__(self, i):
+        item = super().__getitem__(i)
+        item["label"] = torch.from_numpy(read_label(self.label_paths[i], self.num_classes, self.ignore_index))
+        return item
+
+
 def read_label(path, num_classes=None, ignore_index=IGNORE_INDEX):
     """HxW array of a trainId label image; a UserError naming it if it is unreadable, not one channel,
     or (given `num_classes`) holds values other than 0..num_classes-1 and `ignore_index`: Cityscapes'
@@ -147,7 +152,7 @@ def read_label(path, num_classes=None, ignore_index=IGNORE_INDEX):
     if label.ndim != 2:
         raise UserError(f"{path} is not a single-channel trainId label image")
     if num_classes is not None:
-        bad = (label >= num_classes) & (label != ignore_index)     # vectorized: ~1 ms for 1024x2048
+        bad = (label >= num_classes) & (label != ignore_index)
         if label.dtype.kind == "i":
             bad |= label < 0
         if bad.any():
@@ -162,7 +167,7 @@ def read_label(path, num_classes=None, ignore_index=IGNORE_INDEX):
 
 def read_rgb(path, half=None):
     """HxWx3 uint8 of an image, or of the left/right half of an aligned pair; a UserError naming
-    the file if it cannot be decoded (empty, truncated, not an image)."""
+    the file if it cannot be decoded."""
     image = np.array(open_image(path, fix="re-create it (test.py writes the results, the dataset's preparation "
                                           "the pairs) or remove it"))
     if half is not None:
@@ -181,7 +186,12 @@ def photo_half(meta):
                     f"b_is={meta.b_is})")
 
 
-def loader(dataset, *, batch_size, num_workers, pin_memory):
-    return torch.utils.data.DataLoader(
-        dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers, pin_memory=pin_memory,
-        persistent_workers=False, prefetch_factor=4 if num_workers else None)
+def device_batches(dataset, *, device, batch_size, num_workers, desc):
+    """This rank's share of `dataset` (all of it without torchrun) in batches from DataLoader workers,
+    their tensors on `device`, behind a progress bar."""
+    device = torch.device(device)
+    loader = torch.utils.data.DataLoader(
+        torch.utils.data.Subset(dataset, distributed.shard_range(len(dataset))), batch_size=batch_size,
+        num_workers=num_workers, pin_memory=device.type == "cuda", prefetch_factor=4 if num_workers else None)
+    for batch in tqdm(loader, desc=desc, unit="batch", disable=not distributed.is_main_process()):
+        yield {k: v.to(device, non_blocking=True) if torch.is_tensor(v) else v for k, v in batch.items()}

@@ -1,45 +1,40 @@
 """Segmentation scores from a confusion matrix accumulated on the device.
 
 `ConfusionMatrix(num_classes)` counts (label, prediction) pairs of every evaluated pixel without
-leaving the device: no host sync until `.scores()`. Rows are label classes 0..K-1; columns are
-predicted classes 0..K-1 plus one last column, "other", for predictions outside 0..K-1 (an ignore
-value, or a class the dataset does not evaluate): such a pixel is a miss for its label class and a
-false positive for no class. Pixels whose label is `ignore_index` (or any value outside 0..K-1) are
-not evaluated.
+leaving the device until `.scores()`. Rows are label classes 0..K-1; columns are predicted classes
+0..K-1 plus a last one, "other", for predictions outside 0..K-1: such a pixel is a miss for its
+label class and a false positive for no class. Pixels labelled outside 0..K-1 (255) are not counted.
 
-From the matrix M (K x K+1), with TP_c = M[c, c], L_c = sum_j M[c, j] (label pixels of c) and
-P_c = sum_i M[i, c] (pixels predicted c):
+With TP_c = M[c, c], L_c = sum_j M[c, j] (label pixels of c), P_c = sum_i M[i, c] (pixels predicted c):
 
-    pixel accuracy      = sum_c TP_c / sum_c L_c
-    class accuracy_c    = TP_c / L_c
-    class IoU_c         = TP_c / (L_c + P_c - TP_c)
-    mean class accuracy = mean of class accuracy_c over present classes
-    mean class IoU      = mean of class IoU_c over present classes
+    pixel accuracy = sum_c TP_c / sum_c L_c      class accuracy_c = TP_c / L_c
+    class IoU_c    = TP_c / (L_c + P_c - TP_c)
 
-A class is present when L_c > 0. Absent classes are left out of both means and listed as absent;
-with every class present (the full Cityscapes val) the figures are those of pix2pix's
-eval_cityscapes (`fast_hist` / `get_scores`).
+A class is present when L_c > 0; absent classes are listed. The class means follow one of three
+rules (AVERAGING; each evaluation protocol names its own); with every class present all three give
+pix2pix's eval_cityscapes figures (`fast_hist` / `get_scores`).
 """
 import torch
 
-from data.layout import IGNORE_INDEX
+AVERAGING = {
+    "present": "class means over the classes present in the labels (absent ones listed)",
+    "pix2pix": "class means over all 19 classes, an absent class counting 0 (pix2pix's get_scores)",
+    "mmseg": "IoU averaged over classes in the labels or the predictions, accuracy over classes in the "
+             "labels (mmseg's nanmean)",
+}
 
 
 class ConfusionMatrix:
     """Counts (label, prediction) pairs on `device`; `.scores(class_names)` reads them once."""
 
-    def __init__(self, num_classes, *, ignore_index=IGNORE_INDEX, device="cpu"):
-        self.num_classes = int(num_classes)
-        self.ignore_index = ignore_index
-        k = self.num_classes
+    def __init__(self, num_classes, *, device="cpu"):
+        self.num_classes = k = int(num_classes)
         self._bins = k * (k + 1)   # + one last bin collects non-evaluated pixels, then dropped
         self.counts = torch.zeros(self._bins + 1, dtype=torch.int64, device=device)
 
     def update(self, prediction, label):
-        """Add a batch: integer tensors of one shape (e.g. [N, H, W]) on the matrix's device.
-
-        Works in int32 (labels may stay uint8): the index arithmetic on a 512x1024 frame is most of
-        the metric's cost on a CPU."""
+        """Add a batch: integer tensors of one shape (e.g. [N, H, W]) on the matrix's device; the
+        index arithmetic runs in int32, most of the metric's cost on a CPU."""
         if prediction.shape != label.shape:
             raise ValueError(f"prediction {tuple(prediction.shape)} and label {tuple(label.shape)} differ")
         k = self.num_classes
@@ -71,29 +66,34 @@ def count_values(index, length):
     return out.scatter_add_(0, index, torch.ones_like(index))
 
 
-def scores_from_matrix(matrix, class_names=None):
-    """Scores of a K x (K+1) (or K x K) confusion matrix given as nested lists.
+def scores_from_matrix(matrix, class_names=None, averaging="present"):
+    """Scores of a K x (K+1) (or K x K) confusion matrix given as nested lists, the class means taken
+    by one of AVERAGING's rules.
 
     Returns {pixel_acc, class_acc, mean_iou, per_class: {name: {acc, iou, pixels}}, absent: [names],
-    num_pixels}. Absent classes have acc and iou None.
+    num_pixels, averaging}. Absent classes have acc and iou None.
     """
     k = len(matrix)
     names = list(class_names) if class_names is not None else [str(c) for c in range(k)]
     if len(names) != k:
         raise ValueError(f"{len(names)} class names for a {k}-class matrix")
+    if averaging not in AVERAGING:
+        raise ValueError(f"averaging {averaging!r}; one of {sorted(AVERAGING)}")
     label_pixels = [sum(row) for row in matrix]
     predicted = [sum(matrix[i][c] for i in range(k)) for c in range(k)]
     per_class, absent, accs, ious = {}, [], [], []
     for c, name in enumerate(names):
         tp, n_label = matrix[c][c], label_pixels[c]
-        if n_label == 0:
+        union = n_label + predicted[c] - tp
+        if n_label:
+            per_class[name] = {"acc": tp / n_label, "iou": tp / union, "pixels": n_label}
+        else:
             absent.append(name)
             per_class[name] = {"acc": None, "iou": None, "pixels": 0}
-            continue
-        acc, iou = tp / n_label, tp / (n_label + predicted[c] - tp)
-        accs.append(acc)
-        ious.append(iou)
-        per_class[name] = {"acc": acc, "iou": iou, "pixels": n_label}
+        if n_label or averaging == "pix2pix":              # an absent class counts 0 for pix2pix
+            accs.append(tp / n_label if n_label else 0.0)
+        if n_label or averaging == "pix2pix" or (averaging == "mmseg" and union):
+            ious.append(tp / union if union else 0.0)
     total = sum(label_pixels)
     return {
         "pixel_acc": sum(matrix[c][c] for c in range(k)) / total if total else None,
@@ -102,4 +102,5 @@ def scores_from_matrix(matrix, class_names=None):
         "per_class": per_class,
         "absent": absent,
         "num_pixels": total,
+        "averaging": averaging,
     }

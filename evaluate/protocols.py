@@ -5,43 +5,29 @@ into figures, so that a row is comparable with the figures published under the s
     smp-hub Cityscapes SegFormer ids     SegFormerOfficial NVlabs' test configs (whole / sliding window)
     any other smp segmenter              NativeSize        this project's: resized to its native size
 
-pix2pix's protocol (scripts/eval_cityscapes/evaluate.py, cityscapes.py, util.py): trainId labels at
-their own resolution (2048x1024 for Cityscapes), never resized; each result upsampled to its label's
-resolution with PIL's bilinear filter to uint8 (what scipy.misc.imresize did); RGB -> BGR minus the
-BGR mean (72.78044, 83.21195, 73.45286), unscaled; argmax over the FCN-8s's 20 outputs, where index
-19 is no Cityscapes class; one confusion matrix over all frames, label 255 ignored; pixel accuracy =
-trace / total, class accuracy and IoU averaged over all 19 classes with an absent class counting 0
-(get_scores' +1e-12 denominators). The ground-truth row (`--gt`) resizes each real photo to 256x256
-first (pix2pix's README: "resize the original Cityscapes images to 256x256 before running the
-evaluation code"), then takes the same path. A pixel predicted 19 counts here as a miss for its
-label class and a false positive for no class. pix2pix's `fast_hist(a, b, 19)` bins it at
-19*a + 19, i.e. as label a+1 predicted as road, and drops a whole frame from the matrix when a
-bicycle pixel (a = 18) is predicted 19 (its bincount then has 362 bins). How often the released
-weights predict 19 on Cityscapes, and so how much this moved pix2pix's own figures, is not measured
-here (these machines have neither Cityscapes nor the file).
-
-SegFormers (NVlabs/SegFormer local_configs, mmseg 0.13's `whole_inference`/`slide_inference`): the
-frame is resized keeping its aspect ratio to fit the config's test img_scale (mmcv's rule, bilinear),
-normalised with the checkpoint's mean/std, segmented whole (b0-512x1024, b0-640x1280) or by a sliding
-window whose overlapping logits are averaged (b0-768x768: 768 window, stride 768 over 768x1536;
-b0-1024x1024 and b1-b5: 1024 window, stride 768 over 1024x2048), and the logits are resized
-bilinearly to the label's full resolution before the argmax; labels are never resized. The means are
-mmseg's: IoU over classes present in the labels or the predictions, accuracy over classes present in
-the labels. A result image stands for its whole frame: the frame's size is the label's.
+pix2pix's protocol (its scripts/eval_cityscapes): labels at their own resolution; each result
+upsampled to its label's size with PIL's bilinear filter (scipy.misc.imresize's), real photos (`--gt`)
+through 256x256 first; BGR minus the mean; argmax over 20 outputs, 19 being no class (a miss for the
+label's class, a false positive for none); one confusion matrix, 255 ignored; class means over all
+19 classes, an absent one counting 0. SegFormers (NVlabs' local_configs, mmseg 0.13): the frame
+resized keeping its aspect ratio to the config's img_scale, segmented whole or by a sliding window
+whose overlapping logits are averaged, the logits resized to the label's resolution; mmseg's means.
+docs/evaluate.md has both in full, with the published figures each is comparable with.
 
 Another protocol is an `Evaluator` subclass (evaluate, protocol, averaging, and needs_fcn8s_input if
 it wants pix2pix's upsampled input from the workers), chosen for its segmenters in `load`.
 """
 import dataclasses
-import os
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from PIL import Image
 
+from data.layout import cityscapes_classes
 from evaluate import fcn8s, segmenters
-from evaluate.metrics import scores_from_matrix
+from evaluate.digests import short_name
+from evaluate.metrics import AVERAGING, scores_from_matrix as scores
 from pix2pix_tr.errors import UserError
 
 PIX2PIX_GT_SIZE = (256, 256)       # pix2pix scores real photos after resizing them to this
@@ -53,42 +39,6 @@ PIX2PIX_PUBLISHED = (
     ("Ground truth (pix2pix, published)", {"pixel_acc": 0.80, "class_acc": 0.26, "mean_iou": 0.21}),
 )
 
-AVERAGING = {
-    "pix2pix": "class means over all 19 classes, an absent class counting 0 (pix2pix's get_scores)",
-    "mmseg": "IoU averaged over classes in the labels or the predictions, accuracy over classes in the "
-             "labels (mmseg's nanmean)",
-    "present": "class means over the classes present in the labels (absent ones listed)",
-}
-
-
-# --- the figures -----------------------------------------------------------------------------------
-def scores(matrix, class_names, averaging):
-    """Scores of a K x (K+1) confusion matrix (nested lists) under one of AVERAGING's rules: the
-    per-class figures and pixel accuracy of `metrics.scores_from_matrix`, the two class means by the
-    rule."""
-    out = scores_from_matrix(matrix, class_names)
-    if averaging not in AVERAGING:
-        raise ValueError(f"averaging {averaging!r}; one of {sorted(AVERAGING)}")
-    out["averaging"] = averaging
-    if averaging == "present":
-        return out
-    k = len(matrix)
-    accs, ious = [], []
-    for c in range(k):
-        tp, n_label = matrix[c][c], sum(matrix[c])
-        union = n_label + sum(matrix[i][c] for i in range(k)) - tp
-        if averaging == "pix2pix":
-            accs.append(tp / n_label if n_label else 0.0)
-            ious.append(tp / union if union else 0.0)
-        else:
-            if n_label:
-                accs.append(tp / n_label)
-            if union:
-                ious.append(tp / union)
-    out["class_acc"] = sum(accs) / len(accs) if accs else None
-    out["mean_iou"] = sum(ious) / len(ious) if ious else None
-    return out
-
 
 # --- protocols -------------------------------------------------------------------------------------
 @dataclasses.dataclass(frozen=True)
@@ -99,7 +49,6 @@ class SegFormerTest:
     img_scale: tuple
     crop: tuple = None
     stride: tuple = None
-    config: str = ""
 
     def input_size(self, frame_size):
         """mmcv.imrescale's size for a frame (H, W): the largest scale with long edge <= img_scale's
@@ -108,22 +57,14 @@ class SegFormerTest:
         factor = min(max(self.img_scale) / max(h, w), min(self.img_scale) / min(h, w))
         return int(h * factor + 0.5), int(w * factor + 0.5)
 
-    def describe(self):
-        mode = (f"sliding {self.crop[0]}x{self.crop[1]} window, stride {self.stride[0]}" if self.crop
-                else "whole image")
-        return mode
 
-
-_CITY_1024 = dict(img_scale=(2048, 1024), crop=(1024, 1024), stride=(768, 768))
-SEGFORMER_CITYSCAPES = {           # smp-hub repo name -> NVlabs' test config (local_configs/segformer/)
-    "segformer-b0-512x1024-city-160k": SegFormerTest((1024, 512), config="B0/segformer.b0.512x1024.city.160k.py"),
-    "segformer-b0-640x1280-city-160k": SegFormerTest((1280, 640), config="B0/segformer.b0.640x1280.city.160k.py"),
-    "segformer-b0-768x768-city-160k": SegFormerTest((1536, 768), crop=(768, 768), stride=(768, 768),
-                                                    config="B0/segformer.b0.768x768.city.160k.py"),
-    "segformer-b0-1024x1024-city-160k": SegFormerTest(**_CITY_1024, config="B0/segformer.b0.1024x1024.city.160k.py"),
-    **{f"segformer-b{i}-1024x1024-city-160k": SegFormerTest(**_CITY_1024,
-                                                            config=f"B{i}/segformer.b{i}.1024x1024.city.160k.py")
-       for i in range(1, 6)},
+# smp-hub repo name -> the test config of NVlabs' local_configs/segformer/B<i>/<name, dots for dashes>.py
+SEGFORMER_CITYSCAPES = {
+    "segformer-b0-512x1024-city-160k": SegFormerTest((1024, 512)),
+    "segformer-b0-640x1280-city-160k": SegFormerTest((1280, 640)),
+    "segformer-b0-768x768-city-160k": SegFormerTest((1536, 768), crop=(768, 768), stride=(768, 768)),
+    **{f"segformer-b{i}-1024x1024-city-160k": SegFormerTest((2048, 1024), crop=(1024, 1024), stride=(768, 768))
+       for i in range(6)},
 }
 
 
@@ -171,7 +112,7 @@ class Evaluator:
 
     @property
     def short_name(self):
-        return os.path.basename(os.path.normpath(self.name))
+        return short_name(self.name)
 
     def scores(self, matrix, class_names):
         return scores(matrix, class_names, self.averaging)
@@ -196,7 +137,7 @@ class Pix2PixFCN8s(Evaluator):
     def __init__(self, name, model, device):
         super().__init__(name)
         self.device = torch.device(device)
-        # channels_last on CPU: oneDNN's native layout, measured 12% faster for this network; CUDA keeps NCHW
+        # channels_last on CPU: oneDNN's native layout, faster there (docs/evaluate.md); CUDA keeps NCHW
         self.memory_format = torch.channels_last if self.device.type == "cpu" else torch.contiguous_format
         self.model = model.eval().to(self.device, memory_format=self.memory_format)
 
@@ -231,11 +172,8 @@ class SegFormerOfficial(Evaluator):
     @torch.no_grad()
     def logits(self, images, label_size):
         seg = self.segmenter
-        size = self.test.input_size(label_size)
-        x = images.to(torch.float32, copy=True)       # normalised in place below
-        if tuple(x.shape[-2:]) != size:               # mmcv.imresize: bilinear, no antialiasing
-            x = F.interpolate(x, size=size, mode="bilinear", align_corners=False)
-        x = x.sub_(seg.mean * 255).div_(seg.std * 255).contiguous(memory_format=seg.memory_format)
+        x = segmenters.normalize_images(images, self.test.input_size(label_size), seg.mean, seg.std, antialias=False)
+        x = x.contiguous(memory_format=seg.memory_format)
         if self.test.crop:
             logits = slide_logits(seg.model, x, self.test.crop, self.test.stride)
         else:
@@ -247,10 +185,12 @@ class SegFormerOfficial(Evaluator):
         return self.logits(batch["image"], labels.shape[-2:]).argmax(1), labels
 
     def protocol(self, label_size):
-        size = self.test.input_size(label_size)
+        size, crop, name = self.test.input_size(label_size), self.test.crop, short_name(self.name)
+        mode = f"sliding {crop[0]}x{crop[1]} window, stride {self.test.stride[0]}" if crop else "whole image"
+        config = f"{name.split('-')[1].upper()}/{name.replace('-', '.')}.py"
         return {"name": "SegFormer official",
-                "description": f"NVlabs' test config {self.test.config}: resized to {size[0]}x{size[1]}, "
-                               f"{self.test.describe()}, logits resized to the labels' resolution",
+                "description": f"NVlabs' test config {config}: resized to {size[0]}x{size[1]}, "
+                               f"{mode}, logits resized to the labels' resolution",
                 "comparable_with": "the SegFormer paper's single-scale Cityscapes val mIoU of this checkpoint "
                                    "when given full-resolution real photos; otherwise other runs under "
                                    "this protocol",
@@ -296,7 +236,7 @@ def load(spec, *, device, label_size, eval_size=None, cache_dir=fcn8s.DEFAULT_CA
     seg = segmenters.load_segmenter(spec, device=device)
     if eval_size:
         return NativeSize(seg, seg.eval_size(label_size, eval_size), chosen_by="--eval_size; no official protocol")
-    test = SEGFORMER_CITYSCAPES.get(seg.short_name)
+    test = SEGFORMER_CITYSCAPES.get(short_name(spec))
     if test is not None:
         size = test.input_size(label_size)
         windows = slide_windows(size, test.crop, test.stride) if test.crop else [(0, size[0], 0, size[1])]
@@ -307,25 +247,29 @@ def load(spec, *, device, label_size, eval_size=None, cache_dir=fcn8s.DEFAULT_CA
                             "--eval_size H W (this project's native-size protocol) for these labels")
         return SegFormerOfficial(seg, test)
     native = seg.preprocessing.native_size
-    if native and label_size and _aspect_differs(native, label_size):
+    aspect = label_size[0] / label_size[1] if label_size else None
+    if native and aspect and abs(native[0] / native[1] - aspect) > 0.01 * aspect:
         log(f"note: {spec} is evaluated at its native {native[0]}x{native[1]}, another aspect ratio than the "
             f"labels' {label_size[0]}x{label_size[1]} (squashed); an smp-hub Cityscapes SegFormer gets its "
             "official protocol when its folder keeps the hub repo's name")
     return NativeSize(seg, seg.eval_size(label_size))
 
 
-def _aspect_differs(a, b):
-    return abs(a[0] / a[1] - b[0] / b[1]) > 0.01 * (b[0] / b[1])
-
-
 def check_dataset(evaluator, meta):
-    """pix2pix's FCN-8s scores the 19 Cityscapes classes; a dataset with other classes is refused."""
-    if isinstance(evaluator, Pix2PixFCN8s):
-        from data.layout import cityscapes_classes
-
-        if list(meta.classes) != cityscapes_classes()[0]:
-            raise UserError(f"{evaluator.name} scores the 19 Cityscapes classes, but dataset {meta.name} has "
-                            f"{meta.num_classes} other classes; use it on Cityscapes (or SynthCity) labels")
+    """A UserError if the segmenter predicts other classes than the dataset's: another count, other
+    names in its segmenter.json, or pix2pix's FCN-8s (the 19 Cityscapes classes) on other classes."""
+    seg = getattr(evaluator, "segmenter", None)
+    if seg is not None:
+        outputs = seg.num_outputs()
+        if outputs is not None and outputs != meta.num_classes:
+            raise UserError(f"segmenter {seg.name} predicts {outputs} classes but {meta.name} evaluates "
+                            f"{meta.num_classes}; use a segmenter trained on this dataset's classes")
+        if seg.preprocessing.classes and list(seg.preprocessing.classes) != list(meta.classes):
+            raise UserError(f"segmenter {seg.name} was trained on other classes than {meta.name}'s "
+                            "(its segmenter.json); use one trained on this dataset")
+    elif isinstance(evaluator, Pix2PixFCN8s) and list(meta.classes) != cityscapes_classes()[0]:
+        raise UserError(f"{evaluator.name} scores the 19 Cityscapes classes, but dataset {meta.name} has "
+                        f"{meta.num_classes} other classes; use it on Cityscapes (or SynthCity) labels")
 
 
 # --- pix2pix's inputs, made in the DataLoader's workers --------------------------------------------

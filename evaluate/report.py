@@ -16,17 +16,17 @@ under it (pix2pix's FCN-8s), those rows follow the table, labelled as published.
 (evaluate/fid.py) are two more columns of the same table, filled on the results' rows; KID is shown
 as its mean ± std over subsets (in a --compare row: mean ± std over runs).
 
-Comparing runs: each run is labelled by its run name with a trailing `_seed<N>` removed
-(`adam_seed0`, `adam_seed1` -> `adam`); runs with one label become one row, mean ± sample std
-(n-1) over them, with n shown. The ground-truth row is the mean over runs that scored it.
+--compare groups runs by name without a trailing `_seed<N>` into one row each: mean ± sample std
+(n-1) with n; the ground-truth row is the mean over the runs that scored it.
 """
 import json
 import os
 import re
 import statistics
 
-from pix2pix_tr.run import atomic
+from evaluate.digests import short_name as short
 from pix2pix_tr.errors import UserError
+from pix2pix_tr.run import atomic
 
 JSON_FILE = "fcn_scores.json"
 MD_FILE = "fcn_scores.md"
@@ -43,18 +43,18 @@ def group_label(run):
     return SEED_SUFFIX.sub("", run)
 
 
-def short(segmenter):
-    return os.path.basename(os.path.normpath(segmenter))
-
-
 def _fmt(value):
     return "–" if value is None else f"{value:.3f}"
 
 
-def _header(segmenter_names, first="Method", fid=False):
-    cols = [first] + [f"{short(s)}: {title}" for s in segmenter_names for _, title in METRICS]
+def _row(cells):
+    return "| " + " | ".join(cells) + " |"
+
+
+def _header(segmenter_names, fid=False):
+    cols = ["Method"] + [f"{short(s)}: {title}" for s in segmenter_names for _, title in METRICS]
     cols += [title for _, title in FID_METRICS] if fid else []
-    return ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    return [_row(cols), "|" + "---|" * len(cols)]
 
 
 def _fid_cells(values):
@@ -84,6 +84,15 @@ def published_rows(by_seg):
     return list(rows.items())
 
 
+def _published_lines(published, fid_published, segs, fid):
+    """Table rows, in italics, of the figures published under the segmenters' protocols and FID's."""
+    blank_fid = _fid_cells(None) if fid else []
+    return ([_row([f"*{name}*"] + [_fmt(by_seg.get(s, {}).get(m)) for s in segs for m, _ in METRICS] + blank_fid)
+             for name, by_seg in published]
+            + [_row([f"*{name}*"] + ["–"] * (len(segs) * len(METRICS)) + _fid_cells(values))
+               for name, values in fid_published])
+
+
 def _protocol_lines(by_seg):
     lines = []
     for s, v in by_seg.items():
@@ -110,15 +119,9 @@ def markdown(report):
         rows.append((GT_ROW, report["ground_truth"]))
     for name, by_seg in rows:
         cells = [name] + [_fmt(by_seg[s][m]) for s in segs for m, _ in METRICS]
-        cells += _fid_cells(fid if by_seg is report["segmenters"] else None) if fid else []
-        lines.append("| " + " | ".join(cells) + " |")
-    blank_fid = _fid_cells(None) if fid else []
-    for name, by_seg in published_rows(report["segmenters"]):
-        lines.append("| " + " | ".join([f"*{name}*"] + [_fmt(by_seg.get(s, {}).get(m)) for s in segs
-                                                         for m, _ in METRICS] + blank_fid) + " |")
-    for name, values in (fid or {}).get("protocol", {}).get("published", []):    # FID published at this size
-        cells = [f"*{name}*"] + ["–"] * (len(segs) * len(METRICS)) + _fid_cells(values)
-        lines.append("| " + " | ".join(cells) + " |")
+        lines.append(_row(cells + (_fid_cells(fid if by_seg is report["segmenters"] else None) if fid else [])))
+    lines += _published_lines(published_rows(report["segmenters"]),
+                              (fid or {}).get("protocol", {}).get("published", []), segs, fid)
     lines += ["", "Protocols:", ""] + _protocol_lines(report["segmenters"]) + ([_fid_protocol_line(fid)] if fid else [])
     absent = sorted({c for v in report["segmenters"].values() for c in v["absent"]})
     if absent:
@@ -130,14 +133,14 @@ def markdown(report):
         lines += ["", f"Absent from the labels ({how}): {', '.join(absent)}."]
     lines += ["", "## Per class (accuracy / IoU)", ""]
     cols = ["Class"] + [f"{short(s)}: {name}" for s in segs for name, _ in rows]
-    lines += ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    lines += [_row(cols), "|" + "---|" * len(cols)]
     for cls in report["segmenters"][segs[0]]["per_class"]:
         cells = [cls]
         for s in segs:
             for _, by_seg in rows:
                 pc = by_seg[s]["per_class"][cls]
                 cells.append("absent" if pc["acc"] is None else f"{pc['acc']:.3f} / {pc['iou']:.3f}")
-        lines.append("| " + " | ".join(cells) + " |")
+        lines.append(_row(cells))
     return "\n".join(lines) + "\n"
 
 
@@ -171,17 +174,19 @@ def _mean_std(values):
             "n": len(values)}
 
 
+def _summary(runs, key, segs):
+    """{"runs", "scores": {segmenter: {metric: mean ± std}}} of the runs' `key` rows."""
+    return {"runs": [r["run"] for r in runs], "scores": {
+        s: {m: _mean_std([r[key][s][m] for r in runs if s in r[key]]) for m, _ in METRICS} for s in segs}}
+
+
 def compare(reports):
     """Group runs by `group_label`; mean ± std per group, segmenter and metric."""
     segs = list(dict.fromkeys(s for r in reports for s in r["segmenters"]))
     groups = {}
     for r in reports:
         groups.setdefault(group_label(r["run"]), []).append(r)
-    rows = {}
-    for label, runs in groups.items():
-        rows[label] = {"runs": [r["run"] for r in runs], "scores": {
-            s: {m: _mean_std([r["segmenters"][s][m] for r in runs if s in r["segmenters"]]) for m, _ in METRICS}
-            for s in segs}}
+    rows = {label: _summary(runs, "segmenters", segs) for label, runs in groups.items()}
     has_fid = any(r.get("fid_kid") for r in reports)
     if has_fid:
         for label, runs in groups.items():
@@ -189,9 +194,7 @@ def compare(reports):
                                       for m, _ in FID_METRICS}
     gt_runs = [r for r in reports if r.get("ground_truth")]
     if gt_runs:
-        rows[GT_ROW] = {"runs": [r["run"] for r in gt_runs], "scores": {
-            s: {m: _mean_std([r["ground_truth"][s][m] for r in gt_runs if s in r["ground_truth"]])
-                for m, _ in METRICS} for s in segs}}
+        rows[GT_ROW] = _summary(gt_runs, "ground_truth", segs)
     datasets = sorted({f"{r['dataset']} {r['phase']}" for r in reports})
     published = published_rows({s: v for r in reports for s, v in r["segmenters"].items()})
     table = {"segmenters": segs, "datasets": datasets, "rows": rows, "published": published}
@@ -217,19 +220,11 @@ def compare_markdown(table):
     lines += _header(table["segmenters"], fid=fid)
     for label, row in table["rows"].items():
         cells = [f"{label} (n={len(row['runs'])})" if label != GT_ROW else label]
-        for s in table["segmenters"]:
-            for m, _ in METRICS:
-                cells.append(_mean_std_cell(row["scores"][s][m], 3))
+        cells += [_mean_std_cell(row["scores"][s][m], 3) for s in table["segmenters"] for m, _ in METRICS]
         if fid:
             cells += [_mean_std_cell((row.get("fid_kid") or {}).get(m), digits)
                       for (m, _), digits in zip(FID_METRICS, (2, 4))]
-        lines.append("| " + " | ".join(cells) + " |")
-    blank_fid = ["–"] * len(FID_METRICS) if fid else []
-    for name, by_seg in table.get("published", []):
-        lines.append("| " + " | ".join([f"*{name}*"] + [_fmt(by_seg.get(s, {}).get(m)) for s in table["segmenters"]
-                                                         for m, _ in METRICS] + blank_fid) + " |")
-    for name, values in table.get("fid_published", []):
-        lines.append("| " + " | ".join([f"*{name}*"] + ["–"] * (len(table["segmenters"]) * len(METRICS))
-                                       + _fid_cells(values)) + " |")
+        lines.append(_row(cells))
+    lines += _published_lines(table.get("published", []), table.get("fid_published", []), table["segmenters"], fid)
     lines += ["", "Runs: " + "; ".join(f"{k}: {', '.join(v['runs'])}" for k, v in table["rows"].items())]
     return "\n".join(lines) + "\n"

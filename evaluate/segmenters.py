@@ -4,18 +4,11 @@
     seg = load_segmenter("checkpoints/segmenters/synthcity_256px")        # local folder, works offline
     prediction = seg.predict(images_uint8, seg.eval_size(label_size))  # [N, H, W] int64
 
-Preprocessing comes from the checkpoint's own config where it has one:
-  - `albumentations_config_eval.json` (what smp-hub checkpoints carry, written by albumentations'
-    `Compose.save_pretrained`): its Resize gives the native size, its Normalize the mean/std;
-  - `segmenter.json` (what evaluate/train_segmenter.py writes beside it): class names and native size;
-  - otherwise ImageNet mean/std, and the label size as the evaluation size.
-How a segmenter is evaluated (sizes, sliding windows, the means) is its protocol's business
-(evaluate/protocols.py): the smp-hub Cityscapes SegFormers, recognised by their repo's name (so a
-local copy made with `hf download <id> --local-dir <name>` keeps it), get NVlabs' official test
-configs there; the others are evaluated at `eval_size`.
-
-Images are resized bilinearly (antialiased) on the device, labels by nearest neighbour; logits
-that come out at another size are resized bilinearly to the labels' before the argmax.
+Preprocessing comes from the checkpoint's own files: `albumentations_config_eval.json` (what smp-hub
+checkpoints carry: its Resize is the native size, its Normalize the mean/std) and `segmenter.json`
+(what evaluate/train_segmenter.py writes: class names, native size); otherwise ImageNet mean/std and
+the label size. How a segmenter is evaluated (sizes, windows, means) is its protocol's business
+(evaluate/protocols.py).
 """
 import dataclasses
 import json
@@ -28,7 +21,6 @@ from safetensors import SafetensorError
 from evaluate.digests import is_local
 from pix2pix_tr.errors import UserError
 
-CITYSCAPES_DEFAULTS = ("smp-hub/segformer-b0-512x1024-city-160k", "smp-hub/segformer-b5-1024x1024-city-160k")
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 ALBUMENTATIONS_FILE = "albumentations_config_eval.json"
@@ -45,28 +37,20 @@ class Preprocessing:
     std: tuple = IMAGENET_STD
     native_size: tuple = None
     classes: list = None
-    source: str = "ImageNet defaults"
 
 
 class Segmenter:
     """An smp model on a device with its preprocessing; `predict` never leaves the device."""
 
     def __init__(self, name, model, preprocessing, device):
-        self.name = name
-        self.model = model.eval().to(device)
-        # channels_last: measured 1.5x faster convolutions on CPU (oneDNN's native layout)
+        self.name, self.preprocessing = name, preprocessing
+        # channels_last on CPU: oneDNN's native layout, faster there (docs/evaluate.md); CUDA keeps NCHW
         self.memory_format = torch.channels_last if torch.device(device).type == "cpu" else torch.contiguous_format
-        self.model.to(memory_format=self.memory_format)
-        self.preprocessing = preprocessing
-        self.device = torch.device(device)
+        self.model = model.eval().to(device, memory_format=self.memory_format)
         self.mean = torch.tensor(preprocessing.mean, device=device).view(1, 3, 1, 1)
         self.std = torch.tensor(preprocessing.std, device=device).view(1, 3, 1, 1)
         self.output_stride = getattr(getattr(model, "encoder", None), "output_stride", 1) \
             if getattr(model, "requires_divisible_input_shape", False) else 1
-
-    @property
-    def short_name(self):
-        return os.path.basename(os.path.normpath(self.name))
 
     def eval_size(self, label_size, override=None):
         """--eval_size if given, else the native size, else the label size; checked against the
@@ -95,13 +79,13 @@ class Segmenter:
         return config.get("classes")
 
 
-def normalize_images(images, size, mean, std):
-    """uint8 [N, 3, h, w] -> float [N, 3, H, W] resized bilinearly (antialiased when shrinking),
-    (x/255 - mean)/std; mean and std broadcastable tensors [1, 3, 1, 1]. Training and evaluation
-    share it. (Antialiasing changes nothing when enlarging but takes a slower kernel: skipped then.)"""
+def normalize_images(images, size, mean, std, antialias=True):
+    """uint8 [N, 3, h, w] -> float [N, 3, H, W] resized bilinearly, (x/255 - mean)/std; mean and std
+    broadcastable tensors [1, 3, 1, 1]. Training and evaluation share it. `antialias`: when shrinking
+    (enlarging it changes nothing but takes a slower kernel); mmcv's resize never antialiases."""
     x = images.to(torch.float32, copy=True)     # a fresh tensor: normalised in place below
     if tuple(x.shape[-2:]) != tuple(size):
-        shrinks = any(s < h for s, h in zip(size, x.shape[-2:]))
+        shrinks = antialias and any(s < h for s, h in zip(size, x.shape[-2:]))
         x = F.interpolate(x, size=tuple(size), mode="bilinear", align_corners=False, antialias=shrinks)
     return x.sub_(mean * 255).div_(std * 255)
 
@@ -121,101 +105,87 @@ def load_segmenter(spec, *, device="cpu"):
     one-line UserError saying what is wrong and what to do."""
     import segmentation_models_pytorch as smp
 
-    if os.path.isdir(spec):
-        if not os.path.isfile(os.path.join(spec, CONFIG_FILE)):
-            raise UserError(f"{spec} holds no segmenter (no {CONFIG_FILE}): pass a folder written by "
-                            "model.save_pretrained() or evaluate/train_segmenter.py, or an smp hub id")
-        try:
-            model = smp.from_pretrained(spec)
-        except SafetensorError as err:          # the weights file is cut short, empty or not safetensors
-            raise UserError(f"{os.path.join(spec, WEIGHTS_FILE)} is not a readable weights file "
-                            f"({_first_line(err)}): it is truncated or damaged; copy the segmenter again "
-                            "or write it again with model.save_pretrained()") from None
-        except (OSError, KeyError, ValueError, RuntimeError, AttributeError, TypeError) as err:
-            raise UserError(f"{spec} is not a complete smp segmenter ({type(err).__name__}: "
-                            f"{_first_line(err)}); write it again with model.save_pretrained()") from None
-        return Segmenter(spec, model, read_preprocessing(spec, _local_reader(spec)), device)
-    if is_local(spec):
+    local = os.path.isdir(spec)
+    if local and not os.path.isfile(os.path.join(spec, CONFIG_FILE)):
+        raise UserError(f"{spec} holds no segmenter (no {CONFIG_FILE}): pass a folder written by "
+                        "model.save_pretrained() or evaluate/train_segmenter.py, or an smp hub id")
+    if not local and is_local(spec):
         raise UserError(f"segmenter folder {spec} does not exist (pass a folder written by "
                         "save_pretrained, or an smp hub id like smp-hub/<name>)")
+    # a local folder's failures are its files'; every hub failure is the hub's
+    failures = (SafetensorError, OSError, KeyError, ValueError, RuntimeError, AttributeError, TypeError) \
+        if local else Exception
     try:
         model = smp.from_pretrained(spec)
-    except Exception as err:  # noqa: BLE001 - every hub failure becomes the one line below
-        raise UserError(_hub_failure(spec, err)) from None
-    return Segmenter(spec, model, read_preprocessing(spec, _hub_reader(spec)), device)
+    except failures as err:
+        raise UserError(_load_failure(spec, err, local)) from None
+    return Segmenter(spec, model, read_preprocessing(spec, local), device)
 
 
-def _hub_failure(spec, err):
-    from huggingface_hub import errors
+def _load_failure(spec, err, local):
+    if not local:
+        from huggingface_hub import errors
 
-    name = spec.split("/")[-1]
-    if isinstance(err, errors.RepositoryNotFoundError):
-        return f"segmenter {spec}: no such model on the hub; check the id (e.g. {CITYSCAPES_DEFAULTS[0]})"
-    return (f"segmenter {spec} cannot be downloaded: the model hub is unreachable from here "
-            f"({type(err).__name__}). Use a local copy instead: on a connected machine run "
-            f"`hf download {spec} --local-dir {name}` (huggingface_hub's CLI), copy the folder here "
-            f"and pass --segmenter path/to/{name}")
+        if isinstance(err, errors.RepositoryNotFoundError):
+            return (f"segmenter {spec}: no such model on the hub; check the id "
+                    "(e.g. smp-hub/segformer-b0-512x1024-city-160k)")
+        name = spec.split("/")[-1]
+        return (f"segmenter {spec} cannot be downloaded: the model hub is unreachable from here "
+                f"({type(err).__name__}). Use a local copy instead: on a connected machine run "
+                f"`hf download {spec} --local-dir {name}` (huggingface_hub's CLI), copy the folder here "
+                f"and pass --segmenter path/to/{name}")
+    if isinstance(err, SafetensorError):        # the weights file is cut short, empty or not safetensors
+        return (f"{os.path.join(spec, WEIGHTS_FILE)} is not a readable weights file ({first_line(err)}): it "
+                "is truncated or damaged; copy the segmenter again or write it again with model.save_pretrained()")
+    return (f"{spec} is not a complete smp segmenter ({type(err).__name__}: {first_line(err)}); write it "
+            "again with model.save_pretrained()")
 
 
-def _first_line(err):
+def first_line(err):
     return (str(err).strip().splitlines() or [""])[0][:200]
 
 
-def _local_reader(folder):
-    def read(filename):
-        path = os.path.join(folder, filename)
-        return path if os.path.isfile(path) else None
-    return read
-
-
-def _hub_reader(repo_id):
-    def read(filename):
+def _checkpoint_json(spec, filename, local):
+    """One of the checkpoint's JSON files as a dict ({} where it has none)."""
+    if local:
+        path = os.path.join(spec, filename)
+        if not os.path.isfile(path):
+            return {}
+    else:
         from huggingface_hub import errors, hf_hub_download
 
         try:
-            return hf_hub_download(repo_id, filename=filename)
+            path = hf_hub_download(spec, filename=filename)
         except errors.EntryNotFoundError:
-            return None
-    return read
-
-
-def read_preprocessing(spec, read):
-    """Preprocessing from the checkpoint's files (`read(filename)` -> local path or None)."""
-    pre = Preprocessing()
-    albu = read(ALBUMENTATIONS_FILE)
-    if albu:
-        _apply_albumentations(pre, albu)
-    own = read(SEGMENTER_FILE)
-    if own:
-        with open(own, encoding="utf-8") as f:
-            info = json.load(f)
-        pre.classes = info.get("classes")
-        if info.get("native_size"):
-            pre.native_size = tuple(info["native_size"])
-    return pre
-
-
-def _apply_albumentations(pre, path):
-    """Read Resize and Normalize of an albumentations Compose saved with save_pretrained."""
+            return {}
     with open(path, encoding="utf-8") as f:
-        transforms = json.load(f).get("transform", {}).get("transforms", [])
-    for t in transforms:
+        return json.load(f)
+
+
+def read_preprocessing(spec, local):
+    """Preprocessing from the checkpoint's albumentations_config_eval.json and segmenter.json."""
+    pre = Preprocessing()
+    albu = _checkpoint_json(spec, ALBUMENTATIONS_FILE, local)        # albumentations' Compose.save_pretrained
+    for t in albu.get("transform", {}).get("transforms", []):
         kind = t.get("__class_fullname__", "").split(".")[-1]
         if kind == "Resize":
             pre.native_size = (int(t["height"]), int(t["width"]))
         elif kind == "Normalize":
             if t.get("normalization", "standard") != "standard":
-                raise UserError(f"{path}: Normalize(normalization={t['normalization']!r}) is not "
-                                "supported; only mean/std normalisation")
+                raise UserError(f"{spec}'s {ALBUMENTATIONS_FILE}: Normalize(normalization={t['normalization']!r}) "
+                                "is not supported; only mean/std normalisation")
             scale = float(t.get("max_pixel_value", 255.0)) / 255.0
             pre.mean = tuple(float(m) * scale for m in t.get("mean", IMAGENET_MEAN))
             pre.std = tuple(float(s) * scale for s in t.get("std", IMAGENET_STD))
-            pre.source = path
+    own = _checkpoint_json(spec, SEGMENTER_FILE, local)
+    pre.classes = own.get("classes")
+    if own.get("native_size"):
+        pre.native_size = tuple(own["native_size"])
     return pre
 
 
 def albumentations_config(native_size, mean=IMAGENET_MEAN, std=IMAGENET_STD):
-    """The albumentations_config_eval.json that `_apply_albumentations` reads, in the format
+    """The albumentations_config_eval.json that `read_preprocessing` reads, in the format
     albumentations' save_pretrained writes (so albumentations users can load it too)."""
     return {"__version__": "1.4.24", "transform": {
         "__class_fullname__": "Compose", "p": 1.0, "transforms": [

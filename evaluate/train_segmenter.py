@@ -11,18 +11,13 @@ Normalize: the smp-hub format) and `segmenter.json` (class names, native size, h
 val scores). The folder appears complete or not at all (written beside, then renamed).
 
 The native (evaluation) size is the dataset's own image size (`--size` overrides): thin classes
-(poles, signs, people) vanish when 256x256 SynthCity is shrunk to 128. Training sees random
-`--crop_size` windows (128) of those native-size images, so a step costs what a 128x128 image would;
-the fully convolutional net then segments whole native-size images. The defaults: a U-Net on a timm
-MobileNetV3-small-0.5 encoder (0.8 M parameters; decoder 96-64-32-24-16 channels, the last at full
-resolution), 2000 steps of 8 crops, AdamW with a one-cycle lr, cross-entropy weighted by class
-frequency^-WEIGHT_POWER, flips and brightness jitter, channels_last (oneDNN's fast layout: ~2x per
-step on CPU), 1 torch thread (`--threads`): two threads on two cores shared with other jobs
-spin-wait on each other (30x slower steps), and one thread keeps the result independent of the
-machine. Same command and seed give the same weights on one machine and torch
-version.
-
-Its figures on SynthCity (scores, time) are in the README's figures table and docs/evaluate.md.
+(poles, signs, people) vanish when a 256x256 SynthCity is shrunk. Training sees random `--crop_size`
+windows (128) of those images, and the fully convolutional net then segments whole images. Defaults:
+a U-Net on a timm MobileNetV3-small-0.5 encoder (0.8 M parameters), 2000 steps of 8 crops, AdamW
+with a one-cycle lr, cross-entropy weighted by class frequency^-WEIGHT_POWER, flips and brightness
+jitter, channels_last, and 1 torch thread (`--threads`): the result then does not depend on the
+machine's core count, and two threads on two busy shared cores spin-wait on each other. One command
+and seed give the same weights on one machine and torch version. Its figures: docs/evaluate.md.
 """
 import os
 import sys
@@ -43,7 +38,7 @@ from evaluate.metrics import ConfusionMatrix  # noqa: E402
 from pix2pix_tr.run import atomic  # noqa: E402
 from pix2pix_tr.errors import UserError, run_cli  # noqa: E402
 
-WEIGHT_POWER = 0.5   # measured with the former 128x128 default (600 train frames): 0.5 -> IoU 0.670, 0.25 -> 0.651
+WEIGHT_POWER = 0.5   # chosen over 0.25 by val IoU (docs/evaluate.md)
 DEFAULTS = dict(arch="unet", encoder="tu-mobilenetv3_small_050", size=None, crop_size=128, steps=2000,
                 batch_size=8, lr=3e-3, seed=0, max_frames=None, threads=1)
 MODEL_KWARGS = {   # arch -> extra smp.create_model arguments that keep the decoder small
@@ -80,19 +75,9 @@ def class_weights(labels, num_classes):
     return (weights / weights[counts > 0].mean()).float()
 
 
-def build_model(arch, encoder, num_classes):
-    import segmentation_models_pytorch as smp
-
-    return smp.create_model(arch=arch, encoder_name=encoder, encoder_weights=None, classes=num_classes,
-                            **MODEL_KWARGS.get(arch, {}))
-
-
 def native_size(dataroot, split="train"):
     """(H, W) of the dataset's labels: the size its photos were made at."""
-    labels = frames.label_paths(dataroot, split)
-    if not labels:
-        raise UserError(f"{dataroot} has no labels/{split}; prepare the dataset with its labels first")
-    return tuple(frames.check_one_size([next(iter(labels.values()))], "labels"))
+    return frames.check_one_size([next(iter(frames.label_paths(dataroot, split).values()))], "labels")
 
 
 def random_crops(photos, labels, idx, crop, generator):
@@ -135,12 +120,15 @@ def train(dataroot, output_dir, *, arch=DEFAULTS["arch"], encoder=DEFAULTS["enco
 
 
 def _train(dataroot, output_dir, *, arch, encoder, size, crop, steps, batch_size, lr, seed, max_frames, log):
+    import segmentation_models_pytorch as smp
+
     torch.manual_seed(seed)
     t0 = time.time()
     photos, labels, classes = load_split(dataroot, "train", size, max_frames)
     mean = torch.tensor(segmenters.IMAGENET_MEAN).view(1, 3, 1, 1)
     std = torch.tensor(segmenters.IMAGENET_STD).view(1, 3, 1, 1)
-    model = build_model(arch, encoder, len(classes)).to(memory_format=torch.channels_last)
+    model = smp.create_model(arch=arch, encoder_name=encoder, encoder_weights=None, classes=len(classes),
+                             **MODEL_KWARGS.get(arch, {})).to(memory_format=torch.channels_last)
     weights = class_weights(labels, len(classes))
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=lr, total_steps=steps, pct_start=0.15)
