@@ -5,12 +5,7 @@
     python scripts/reproduce.py --scale synthcity_long --jobs 2   # 10x the steps, ~4 h CPU
     python scripts/reproduce.py --scale cityscapes                # the paper's setting, GPU, days
 
-Each cell (a configuration and a seed) runs train.py → test.py → evaluate/fcn_score.py as separate
-processes, `--jobs N` cells at once. Finished stages are skipped, so the same command continues an
-interrupted grid and rewrites the report (report.md, results.json, PNGs, commands.sh) in --report_dir.
-With a results store (--results_store, or the scale's own) each finished cell's small results are
-also kept in the repository, a stored cell is never run again, and --report_only rebuilds the report
-from the store alone. docs/reproduce.md is the manual; scripts/repro/ holds the parts.
+docs/reproduce.md is the manual; scripts/repro/ holds the parts.
 """
 import os
 import sys
@@ -21,14 +16,13 @@ import argparse  # noqa: E402
 import json  # noqa: E402
 import shlex  # noqa: E402
 import subprocess  # noqa: E402
-import time  # noqa: E402
 
 from tqdm import tqdm  # noqa: E402
 
 from data.layout import PreparedLayout  # noqa: E402
 from pix2pix_tr.errors import UserError, run_cli  # noqa: E402
 from pix2pix_tr.run import atomic  # noqa: E402
-from scripts.repro import budgets, cells, collect, commands, report, runner, store  # noqa: E402
+from scripts.repro import budgets, cells, collect, commands, report, store  # noqa: E402
 from scripts.repro.scales import SCALES  # noqa: E402
 
 
@@ -59,16 +53,12 @@ def parse_args(argv):
     add("--jobs", type=int, help="cells run in parallel (default: the scale's)")
     add("--threads", type=int, help="CPU threads per cell (default: cores / jobs)")
     add("--device", help="auto | cpu | cuda[:N] (default: the scale's)")
-    add("--report_dir", help="default: the scale's (synthcity_long: docs/results/synthcity_long), "
-                             "else results/repro_<scale>/report under --work_dir")
-    add("--results_store", help="folder (kept in git) of each finished cell's small results; stored cells are "
-                                "not run again and --report_only reads them. Default: the scale's (synthcity, "
-                                "synthcity_long: docs/results/<scale>/cells), else none; 'none' turns it off")
+    add("--report_dir", help="default: the scale's, else results/repro_<scale>/report under --work_dir")
+    add("--results_store", help="folder (kept in git) of finished cells' small results, never run again; "
+                                "default: the scale's, else none; 'none' turns it off")
     add("--overwrite_report", action="store_true",
-        help="rewrite a report in --report_dir even if its results.json counts more finished cells than can be "
-             "found now (they would be lost), or it has no results.json")
-    add("--git_commit", action="store_true",
-        help="commit the store and the report (git commit --only those paths) after each finished cell")
+        help="rewrite the report even if its results.json (or none) counts more finished cells than found now")
+    add("--git_commit", action="store_true", help="git commit the store and the report after each finished cell")
     add("--list", action="store_true", help="print the grid's cells and exit")
     add("--dry_run", action="store_true", help="print the commands and exit")
     add("--report_only", action="store_true", help="write the report from what exists")
@@ -76,8 +66,6 @@ def parse_args(argv):
 
 
 class Plan:
-    """Everything one invocation decided: scale, grid, each cell's stages, where things go."""
-
     def __init__(self, args, argv):
         self.args = args
         self.scale = scale = SCALES[args.scale]
@@ -96,9 +84,7 @@ class Plan:
             self.to_run = cells.select(self.grid, args.cells)
         except ValueError as err:
             raise UserError(str(err)) from None
-        # A cell's stages must not depend on which groups a run selects: the main grid's adam-bs1-seed0
-        # is the same run when `--groups decomposition` reuses it as its baseline, so the curve cells
-        # are those of the scale's curve groups, in this grid or in the scale's own.
+        # a cell's stages must not depend on the groups selected: curve cells are those of the scale's own grid too
         own = cells.expand(scale.groups, scale.seeds, scale.ablation_seeds, scale.sweep_seeds or scale.ablation_seeds)
         curve = {c.name for g in scale.curve_groups for c in self.grid.cells_of(g) + own.cells_of(g)}
         gt_cell = self.grid.cells[0].name        # its last scoring also scores the real photos
@@ -110,12 +96,11 @@ class Plan:
         # the command that runs the grid and writes this report (--report_only only rewrites it)
         self.invocation = "python scripts/reproduce.py " + " ".join(
             shlex.quote(a) for a in argv if a not in ("--report_only", "--overwrite_report"))
-        self.outcomes = {}                  # cell name -> runner.Outcome of this invocation
+        self.outcomes = {}                  # cell name -> commands.Outcome of this invocation
         self.started_code_version = None    # set when the grid starts running
         self.fingerprints = None            # the segmenters' weights, set by check_judges
 
     def own_dirs(self):
-        """Folders the grid itself writes into (the report's, the store): not the code."""
         return [self.report_dir] + ([self.store.root] if self.store else [])
 
     def is_done(self, cell):
@@ -127,8 +112,7 @@ def _git(*args):
 
 
 def code_version(*excluded_dirs):
-    """The repository's commit (and whether files differ from it), for the report. The folders
-    the grid writes do not count: rewriting a committed report is not a change of the code."""
+    """The repository's commit (and whether files differ from it), for the report."""
     commit = _git("rev-parse", "--short", "HEAD").stdout.strip()
     if not commit:
         return "unknown (not a git checkout)"
@@ -158,9 +142,7 @@ def write_report(plan):
 
 
 def guard_report(plan):
-    """Refuse to overwrite a report that counts more finished cells than can be found now (e.g. one
-    whose cells are not in the repository, from a fresh clone), or one without a results.json to
-    count them (written by an older version, such as the committed 46-cell SynthCity report)."""
+    """Refuse to overwrite a report counting more finished cells than can be found now (or none)."""
     md, results = (os.path.join(plan.report_dir, name) for name in (report.REPORT_MD, report.RESULTS_JSON))
     if plan.args.overwrite_report or not os.path.exists(md):
         return
@@ -178,11 +160,8 @@ def guard_report(plan):
                         "pass --report_dir elsewhere, or --overwrite_report to rewrite it anyway")
 
 
-# --- the results store ----------------------------------------------------------------------
-
 def check_judges(plan):
-    """Hash the segmenters' weights as they are now, and refuse them if the store's cells were
-    judged by others (one report, one judge)."""
+    """Hash the segmenters' weights now; refuse them if the store's cells were judged by others."""
     plan.fingerprints = store.segmenter_fingerprints(plan.scale, plan.paths)
     if plan.store:
         locations = {collect.segmenter_label(s): s for s in commands.segmenter_paths(plan.scale, plan.paths)}
@@ -190,15 +169,13 @@ def check_judges(plan):
 
 
 def judged_by(plan, cell):
-    """{segmenter label: weights fingerprint} that scored the cell: what its last scores file
-    recorded, else (a file from before fcn_score recorded it) the segmenters as they are now."""
+    """The weights that scored the cell: as its last scores file recorded, else as they are now."""
     score = next((s for s in reversed(plan.stages[cell.name]) if s.name.startswith("score_")), None)
     return {**plan.fingerprints, **(store.recorded_fingerprints(score.done_path) if score else {})}
 
 
 def store_cell(plan, cell, outcome=None):
-    """Write a finished cell's small results into the store (`outcome`: how this invocation ran it;
-    None for a cell that finished in the work dir before)."""
+    """Store a finished cell (`outcome`: how this invocation ran it; None: finished earlier)."""
     if outcome is None:
         extra = {"code_version": "unknown: it finished in the work dir before it was stored",
                  "wall_seconds": None, "stored_from": "the work dir, after it finished"}
@@ -215,50 +192,39 @@ def store_cell(plan, cell, outcome=None):
 
 
 def commit_results(plan, message):
-    """git add + git commit --only the store and the report folder (other staged work is left
-    alone); a busy index is retried, a failure is a warning (the files stay on disk)."""
+    """git commit --only the store and the report folder (other staged work is left alone); a failure warns."""
     paths = [os.path.relpath(p, commands.REPO) for p in plan.own_dirs()
              if os.path.abspath(p).startswith(commands.REPO + os.sep) and os.path.exists(p)]
     if not paths:
         return False
-    for attempt in range(10):
-        add = _git("add", "--", *paths)
-        proc = _git("commit", "-q", "-m", message, "--only", "--", *paths) if add.returncode == 0 else add
-        err = (proc.stderr or proc.stdout).strip()
-        if proc.returncode == 0 or "nothing to commit" in err or "no changes added" in err:
-            return proc.returncode == 0
-        if "index.lock" not in err:
-            break
-        time.sleep(1 + attempt)
+    add = _git("add", "--", *paths)
+    proc = _git("commit", "-q", "-m", message, "--only", "--", *paths) if add.returncode == 0 else add
+    err = (proc.stderr or proc.stdout).strip()
+    if proc.returncode == 0 or "nothing to commit" in err or "no changes added" in err:
+        return proc.returncode == 0
     tqdm.write(f"warning: could not commit {', '.join(paths)}: {err.splitlines()[-1] if err else '?'}")
     return False
 
 
-def check_dataset(plan):
-    """A scale without a generator (Cityscapes) needs its dataset prepared, labels included."""
-    layout = PreparedLayout(plan.paths.dataroot)
-    if plan.scale.synthcity is None and not (layout.is_prepared() and layout.has_labels(commands.PHASE)):
-        raise UserError(f"{plan.paths.dataroot} is not a prepared dataset with labels/{commands.PHASE}/: "
-                        "prepare Cityscapes with data/prepare_cityscapes.py (official gtFine and "
-                        "leftImg8bit), or pass --dataroot")
-
-
 def run_grid(plan):
-    """Store what finished earlier, prepare once, then run the selected cells that are neither
-    stored nor finished `plan.jobs` at a time, storing each and rewriting the report as it finishes."""
+    """Store what finished earlier, prepare once, then run the missing cells, storing each as it ends."""
     plan.started_code_version = code_version(*plan.own_dirs())
     check_judges(plan)
     if plan.store:
         for c in plan.grid.cells:
-            if not plan.store.has(c.name) and runner.is_done(plan.stages[c.name]):
+            if not plan.store.has(c.name) and commands.is_done(plan.stages[c.name]):
                 plan.store.check_judges(judged_by(plan, c), where=f"{c.name}'s scores in the work dir")
                 store_cell(plan, c)
-    todo = [c for c in plan.to_run.cells if not plan.is_done(c) and not runner.is_done(plan.stages[c.name])]
+    todo = [c for c in plan.to_run.cells if not plan.is_done(c) and not commands.is_done(plan.stages[c.name])]
     if not todo:
         print(f"{plan.scale.name}: every selected cell has finished"
               + (f" (results in {plan.store.root})" if plan.store else ""), flush=True)
         return
-    check_dataset(plan)
+    layout = PreparedLayout(plan.paths.dataroot)        # a scale without a generator needs its dataset prepared
+    if plan.scale.synthcity is None and not (layout.is_prepared() and layout.has_labels(commands.PHASE)):
+        raise UserError(f"{plan.paths.dataroot} is not a prepared dataset with labels/{commands.PHASE}/: "
+                        "prepare Cityscapes with data/prepare_cityscapes.py (official gtFine and "
+                        "leftImg8bit), or pass --dataroot")
     for c in todo:        # the work dir's record of each cell: a changed scale is refused, not mixed in
         path = os.path.join(plan.paths.cell_results(c), store.CELL_FILE)
         record = store.cell_record(c, plan.scale, plan.paths, plan.stages[c.name])
@@ -267,8 +233,8 @@ def run_grid(plan):
         else:
             atomic.write_json(path, record)
     print(f"preparing {plan.scale.name}: dataset and segmenter", flush=True)
-    prep = runner.run_chain("prepare", plan.prepare, os.path.join(plan.paths.results_dir, "logs"),
-                            runner.subprocess_env(os.cpu_count() or 1))     # alone: every core
+    prep = commands.run_chain("prepare", plan.prepare, os.path.join(plan.paths.results_dir, "logs"),
+                              commands.subprocess_env(os.cpu_count() or 1))     # alone: every core
     if prep.status == "failed":
         raise UserError(f"preparation failed: {prep.message}")
     check_judges(plan)                  # the segmenter may have been made just now: hash it afresh
@@ -290,8 +256,8 @@ def run_grid(plan):
                 commit_results(plan, f"reproduce.py --scale {plan.scale.name}: {outcome.name} finished "
                                      f"({done} of {len(plan.grid.cells)} cells)")
 
-    runner.run_cells([(c.name, plan.stages[c.name], os.path.join(plan.paths.cell_results(c), "logs"))
-                      for c in todo], plan.jobs, plan.threads, progress=on_done)
+    commands.run_cells([(c.name, plan.stages[c.name], os.path.join(plan.paths.cell_results(c), "logs"))
+                        for c in todo], plan.jobs, plan.threads, progress=on_done)
     bar.close()
 
 
@@ -304,14 +270,16 @@ def main(argv=None):
             print(f"{c.name:45s} {','.join(plan.grid.groups[c.name]):30s} {c.variant.label}")
         return 0
     if args.dry_run:
-        for line in [commands.shell_line(s.argv) for s in plan.prepare] + [
-                x for c in plan.to_run.cells for x in [f"# {c.name}"] + [commands.shell_line(s.argv)
-                                                                         for s in plan.stages[c.name]]]:
-            print(line)
+        lines = [commands.shell_line(s.argv) for s in plan.prepare]
+        for c in plan.to_run.cells:
+            lines += [f"# {c.name}"] + [commands.shell_line(s.argv) for s in plan.stages[c.name]]
+        print("\n".join(lines))
         return 0
     for c in plan.grid.cells if plan.store else ():     # refuse stored cells made with other settings
         if plan.store.has(c.name):
-            plan.store.check(c.name, store.cell_record(c, plan.scale, plan.paths, plan.stages[c.name]))
+            store.check_settings(os.path.join(plan.store.cell_dir(c.name), store.CELL_FILE),
+                                 store.cell_record(c, plan.scale, plan.paths, plan.stages[c.name]),
+                                 "delete its folder to run it again, or pass another --results_store")
     guard_report(plan)
     if not args.report_only:
         run_grid(plan)

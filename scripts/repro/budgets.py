@@ -1,8 +1,5 @@
-"""TRAdam − Adam of one scale's main grid (batch 1, paired by seed) as a `Budget`: at the end of
-training, at each scored epoch, the real photos' scores and which segmenter weights judged it.
-
-A report sets its own scale's Budget over training, and beside those of the scales it compares with
-(`Scale.compare_with`), read from their cells: this work dir's, else their store's.
+"""TRAdam − Adam of one scale's main grid (paired by seed), at the end and over training, and beside the
+scales it compares with (read from their cells: work dir, else store).
 """
 import dataclasses
 import math
@@ -26,7 +23,6 @@ class Budget:
 
     @property
     def steps(self):
-        """Generator steps of a run at batch 1 (None: unknown frame count)."""
         return self.scale.steps()
 
     def steps_at(self, epoch):
@@ -40,16 +36,11 @@ class Budget:
 
 def gap(results, segmenter, key, epoch=None):
     """TRAdam − Adam paired by seed over the main grid's cells, at the last epoch or at `epoch`."""
-    def by_seed(variant):
-        values = {r.cell.seed: collect.metric(r.scores if epoch is None else r.curve.get(epoch), segmenter, key)
-                  for r in results if r.cell.variant == variant}
-        return {seed: v for seed, v in values.items() if not math.isnan(v)}
-    return stats.paired(by_seed(cells.ADAM), by_seed(cells.TRADAM))
+    return stats.paired(*(collect.by_seed(results, v, segmenter, key, epoch) for v in (cells.ADAM, cells.TRADAM)))
 
 
 def judges_of(results):
-    """{segmenter label: frozenset of weight fingerprints} over the finished cells, from their store
-    records; a label is left out when any finished cell has no record of it (read from a work dir)."""
+    """{segmenter label: frozenset of fingerprints} from store records; partial knowledge drops a label."""
     finished = [r for r in results if r.scores]
     found = {}
     for r in finished:
@@ -59,10 +50,7 @@ def judges_of(results):
 
 
 def same_judge(a, b, label):
-    """(verdict, basis): were both budgets scored by the same weights of segmenter `label`?
-    From the stored fingerprints where both are known (basis "weights"), else from the real photos'
-    scores, which the same weights reproduce (basis "real photos"; 1e-3: a report prints 3
-    decimals); verdict None when neither is known."""
+    """(verdict, basis): same weights of `label`, by fingerprints, else by the real photos' scores."""
     ja, jb = a.judges.get(label), b.judges.get(label)
     if ja and jb:
         return (len(ja) == 1 and ja == jb), "weights"
@@ -86,8 +74,7 @@ def of_results(scale, results, ground_truth, source):
 
 
 def of_other_scale(scale, work_dir):
-    """Another scale's Budget from its main grid's cells (in `work_dir`, else in its store), None
-    unless every one of them has finished."""
+    """Another scale's Budget from its main grid's cells, None unless all have finished."""
     paths = commands.RunPaths.of(scale, work_dir)
     grid = cells.expand(["main"], scale.seeds, scale.ablation_seeds)
     store = Store(os.path.join(commands.REPO, scale.results_store)) if scale.results_store else None

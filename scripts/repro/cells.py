@@ -1,19 +1,5 @@
-"""Cells and the grid: which training configurations the reproduction runs.
-
-A `Variant` is one training configuration (optimizer and its TR settings, batch size, learning-rate
-factor); a `Cell` is a variant trained with one seed. Cells are named by what they are, so a
-configuration that two groups share (TRAdam λ=0 is in the λ sweep and in the decomposition) is one
-cell, trained once. Groups, in the order they run (the most important first):
-
-    main           Adam vs TRAdam at batch 1, every seed: the paper's claim, with seed noise
-    decomposition  where a gain comes from: Adam; TRAdam; TRAdam λ=0 (only the lr/(k+1) sawtooth);
-                   TRAdam without the sawtooth (proximal term only); Adam at TRAdam's mean step size
-                   lr·H_S/S (H_S the S-th harmonic number); TRAdam at Adam's, lr·S/H_S
-    lambda_mode    λ under LR decay: train.py's default (scaled: λ·lr0/lr, as the released experiments
-                   ran) against a fixed λ and λ/lr with λ = 0.1 (--tr_lambda_mode released)
-    batch_size     Adam vs TRAdam at batch 1, 4, 8
-    tr_lambda      λ ∈ {0, 0.01, 0.1, 1}
-    inner_steps    S ∈ {1, 5, 10, 20, 50} (S = 1 is Adam by construction: a check, run last)
+"""Variants (training configurations), cells (a variant and a seed) and the grid of groups. Cells are named
+by what they are, so a configuration two groups share is trained once; docs/reproduce.md describes the groups.
 """
 import dataclasses
 from fractions import Fraction
@@ -37,7 +23,6 @@ def _num(x):
 @dataclasses.dataclass(frozen=True)
 class Variant:
     """One training configuration; the TR fields mean nothing (and are normalised) for adam."""
-
     optimizer: str = "adam"            # adam | tradam
     batch_size: int = 1
     tr_lambda: float = DEFAULT_LAMBDA
@@ -65,7 +50,6 @@ class Variant:
 
     @property
     def label(self):
-        """A human description for tables."""
         text = "Adam" if self.optimizer == "adam" else f"TRAdam S={self.inner_steps} λ={_num(self.tr_lambda)}"
         if self.lambda_mode != "scaled":
             text += {"released": " (λ/lr)"}.get(self.lambda_mode, f" ({self.lambda_mode} λ)")
@@ -88,7 +72,6 @@ ADAM, TRADAM = Variant("adam"), Variant("tradam")
 
 
 def group_variants(group):
-    """The variants of one group, reference first."""
     replace, mean_step = dataclasses.replace, harmonic_mean_factor(DEFAULT_INNER_STEPS)
     variants = {
         "main": [ADAM, TRADAM],
@@ -106,8 +89,6 @@ def group_variants(group):
 
 @dataclasses.dataclass
 class Grid:
-    """The cells to run, in run order, and which groups each belongs to."""
-
     cells: list
     groups: dict        # cell name -> [group, ...]
     seeds: dict         # group -> seeds it ran with
@@ -117,9 +98,7 @@ class Grid:
 
 
 def expand(groups, main_seeds, ablation_seeds, sweep_seeds=None):
-    """Cells of `groups` (in GROUPS order): main with `main_seeds`, the sweeps (SWEEP_GROUPS) with
-    `sweep_seeds` (default: `ablation_seeds`), the other ablations with `ablation_seeds`; a cell
-    shared by several groups appears once, at its first place."""
+    """Cells of `groups` in GROUPS order; a cell shared by several groups appears once."""
     unknown = [g for g in groups if g not in GROUPS]
     if unknown:
         raise ValueError(f"unknown group(s) {', '.join(unknown)}; groups are {', '.join(GROUPS)}")
@@ -137,7 +116,6 @@ def expand(groups, main_seeds, ablation_seeds, sweep_seeds=None):
 
 
 def select(grid, only_cells=None):
-    """Keep the cells whose names are in `only_cells` (None keeps all); unknown names raise."""
     if not only_cells:
         return grid
     missing = [n for n in only_cells if n not in grid.groups]

@@ -1,11 +1,4 @@
-"""Read what finished cells left into plain records for the report: a stored cell from the store,
-any other from the work dir.
-
-    fcn_scores.json  evaluate/fcn_score.py's report of one scored epoch (evaluate/report.py has its
-                     format); with --gt it also scores the real photos (`ground_truth`)
-    loss_log.jsonl   train.py's loss log, read by pix2pix_tr.viz.loss_log and binned here into at
-                     most LOSS_POINTS points, as the store keeps it
-"""
+"""Read finished cells (from the store if stored, else the work dir) into plain records for the report."""
 import dataclasses
 import json
 import math
@@ -34,8 +27,7 @@ def segmenter_label(spec):
 
 
 def read_scores(path):
-    """({segmenter: metrics} of the synthesized photos, of the real photos or None) from one
-    fcn_scores.json; (None, None) if it does not exist."""
+    """(synthesized photos' scores, real photos' or None) of one fcn_scores.json; (None, None) if absent."""
     if not os.path.exists(path):
         return None, None
     with open(path, encoding="utf-8") as f:
@@ -47,7 +39,6 @@ def read_scores(path):
 
 
 def scores_path(cell, epoch, paths, store=None):
-    """The cell's fcn_scores of `epoch`: the store's copy when the store has the cell."""
     return store.scores_path(cell.name, epoch) if store and store.has(cell.name) else paths.scores_path(cell, epoch)
 
 
@@ -65,9 +56,7 @@ def ground_truth(grid, paths, store=None):
 
 
 def loss_summary(log_path, points=LOSS_POINTS):
-    """A run's loss log binned into at most `points` equal spans of the run: per bin the mean
-    position in epochs from the start (`epoch_pos`: epoch + iteration / the epoch's largest
-    iteration), the record count `n` and the mean of each loss in LOSS_KEYS."""
+    """The loss log binned into at most `points` equal spans of the run (x: `epoch_pos`)."""
     records = [(position, {k: float(v) for k, v in losses.items()
                            if k in LOSS_KEYS and isinstance(v, (int, float))})
                for position, losses in read_loss_records(log_path)]
@@ -96,7 +85,6 @@ def loss_summary(log_path, points=LOSS_POINTS):
 
 
 def collect(grid, paths, curve_epochs, final_epoch, store=None):
-    """A CellResult per grid cell; the last epoch's scores also close its curve at final_epoch."""
     results = []
     for cell in grid.cells:
         curve = {}
@@ -122,8 +110,14 @@ def metric(scores, segmenter, key):
         return math.nan
 
 
+def by_seed(results, variant, segmenter, key, epoch=None, seeds=None):
+    """{seed: metric} of `variant`'s scored cells, at the last epoch or at `epoch`."""
+    values = {r.cell.seed: metric(r.scores if epoch is None else r.curve.get(epoch), segmenter, key)
+              for r in results if r.cell.variant == variant and (seeds is None or r.cell.seed in seeds)}
+    return {seed: v for seed, v in values.items() if not math.isnan(v)}
+
+
 def segmenters_of(results, ground_truth=None):
-    """Segmenter names in first-seen order across the finished cells (and the GT scores)."""
     names = []
     for scores in [ground_truth] + [r.scores for r in results]:
         names += [name for name in scores or {} if name not in names]

@@ -1,19 +1,14 @@
-"""A cell's command lines, and the file whose existence proves each one finished.
-
-A `Stage` is one subprocess with the path that marks it done; the tools write those files
-atomically, so a re-run skips exactly the stages that finished. A cell's stages, in order:
-
-    train                      checkpoints/repro_<scale>/<cell>/<last epoch>_net_G.pth
-    test_<e>, score_<e>        each saved epoch e of a curve cell (the FCN-score over training)
-    test_latest, score_latest  results/repro_<scale>/<cell>/val_latest/fcn_scores.json: the cell is done
-
-Paths are under the work dir (default: the repository). The real photos' row of the tables
-(`fcn_score --gt`) is scored by the first cell's last scoring.
+"""A cell's command lines, each with the file whose existence proves it finished (the tools write them
+atomically), and running them as subprocesses, `jobs` cells at once: a finished stage is skipped and a cut one
+resumed, so the same command continues an interrupted grid.
 """
+import concurrent.futures
 import dataclasses
 import os
 import shlex
+import subprocess
 import sys
+import time
 
 from data.layout import METADATA_FILE
 from evaluate.report import JSON_FILE as SCORES_FILE
@@ -37,7 +32,6 @@ class Stage:
 
 @dataclasses.dataclass(frozen=True)
 class RunPaths:
-    """Where one scale's cells write, under the work dir."""
     work_dir: str
     dataroot: str
     checkpoints_dir: str
@@ -77,15 +71,13 @@ def _script(relpath):
 
 
 def segmenter_paths(scale, paths):
-    """fcn_score --segmenter values: the scale's own, the one its recipe makes, or none (the
-    dataset's defaults, from its metadata)."""
+    """fcn_score --segmenter values: the scale's own, its recipe's, or none (the dataset's)."""
     if scale.segmenters:
         return list(scale.segmenters)
     return [os.path.join(paths.work_dir, scale.segmenter_dir)] if scale.segmenter_recipe else []
 
 
 def train_flags(cell, scale):
-    """train.py flags that make this cell what it is (besides paths and the scale's shared ones)."""
     v = cell.variant
     flags = ["--optimizer", v.optimizer, "--batch_size", str(v.batch_size), "--seed", str(cell.seed),
              "--lr", f"{scale.lr * v.lr_factor:.6g}"]
@@ -99,8 +91,7 @@ def train_flags(cell, scale):
 
 
 def prepare_stages(scale, paths):
-    """Stages shared by all cells, run once before them: the dataset and the segmenter (so that
-    parallel cells never make them twice)."""
+    """The dataset and the segmenter, made once before the cells run in parallel."""
     stages = []
     if scale.synthcity is not None:
         s = scale.synthcity
@@ -135,9 +126,7 @@ def _test_and_score(cell, scale, paths, device, epoch, ground_truth=False):
 
 
 def cell_stages(cell, scale, paths, device, curve=False, ground_truth=False):
-    """The stages of one cell, in order; the last one's output marks the cell done. A `curve` cell
-    is also scored at every saved epoch; with `ground_truth` its last scoring also scores the real
-    photos (the tables' GT row)."""
+    """The stages of one cell, in order; the last one's output marks the cell done."""
     ckpt = paths.cell_checkpoints(cell)
     train = Stage("train", (*_script("train.py"), "--dataroot", paths.dataroot, "--name", cell.name,
                             "--checkpoints_dir", paths.checkpoints_dir, *train_flags(cell, scale),
@@ -153,8 +142,7 @@ def cell_stages(cell, scale, paths, device, curve=False, ground_truth=False):
 
 
 def shell_line(argv, base=REPO):
-    """A command as one copy-pasteable shell line: the interpreter as `python`, paths under `base`
-    (the repository, or a work dir: the same words on every machine) and scripts relative to it."""
+    """A copy-pasteable line: `python`, and paths relative to `base` or the repository."""
     def word(a):
         if a == sys.executable:
             return "python"
@@ -163,3 +151,74 @@ def shell_line(argv, base=REPO):
                 return os.path.relpath(a, root)
         return a
     return " ".join(shlex.quote(word(a)) for a in argv)
+
+
+@dataclasses.dataclass
+class Outcome:
+    name: str
+    status: str             # done | skipped | failed
+    message: str = ""
+    seconds: float = 0.0
+    whole: bool = False     # every stage ran from its start in this call: `seconds` is the cell's time
+
+
+def is_resumed(stage):
+    """Whether the stage would continue from what an earlier attempt left (e.g. --continue_train)."""
+    return bool(stage.resume_flag and os.path.exists(stage.resume_path))
+
+
+def is_done(stages):
+    return not stages or os.path.exists(stages[-1].done_path)
+
+
+def pending(stages):
+    return [s for s in stages if not os.path.exists(s.done_path)]
+
+
+def stage_argv(stage):
+    return list(stage.argv) + ([stage.resume_flag] if is_resumed(stage) else [])
+
+
+def subprocess_env(threads):
+    return dict(os.environ, OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads), PYTHONUNBUFFERED="1")
+
+
+def run_stage(stage, log_path, env):
+    argv = stage_argv(stage)
+    os.makedirs(os.path.dirname(log_path), exist_ok=True)
+    with open(log_path, "a", encoding="utf-8") as log:
+        log.write(f"$ {shell_line(argv)}\n")
+        log.flush()
+        proc = subprocess.run(argv, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT,
+                              stdin=subprocess.DEVNULL)
+    if proc.returncode != 0:
+        raise RuntimeError(f"{stage.name} exited with {proc.returncode}; see {log_path}")
+    if not os.path.exists(stage.done_path):
+        raise RuntimeError(f"{stage.name} finished but did not write {stage.done_path}; see {log_path}")
+
+
+def run_chain(name, stages, log_dir, env):
+    if is_done(stages):
+        return Outcome(name, "skipped", "already done")
+    todo = pending(stages)
+    whole = len(todo) == len(stages) and not any(is_resumed(s) for s in todo)
+    start = time.monotonic()
+    try:
+        for stage in todo:
+            run_stage(stage, os.path.join(log_dir, f"{stage.name}.log"), env)
+    except RuntimeError as err:
+        return Outcome(name, "failed", str(err), time.monotonic() - start)
+    return Outcome(name, "done", "", time.monotonic() - start, whole)
+
+
+def run_cells(chains, jobs, threads_per_job, progress=None):
+    """Run `chains` [(name, stages, log_dir)] `jobs` at a time; the outcomes in input order."""
+    env = subprocess_env(threads_per_job)
+    outcomes = {}
+    with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
+        futures = [pool.submit(run_chain, name, stages, log_dir, env) for name, stages, log_dir in chains]
+        for future in concurrent.futures.as_completed(futures):
+            outcome = outcomes[future.result().name] = future.result()
+            if progress is not None:
+                progress(outcome)
+    return [outcomes[name] for name, _, _ in chains]

@@ -1,12 +1,4 @@
-"""The report's images as PNG (matplotlib's Agg backend and PIL: no display needed).
-
-    loss_plot    G_GAN, G_L1, D_real, D_fake against epoch: each run thin, each optimizer's mean bold
-    curve_plot   each FCN-score metric against epoch: mean over seeds with the min–max band
-    gap_plot     TRAdam − Adam (paired by seed) against generator steps with its 95% band, per metric,
-                 other budgets' gaps beside it
-    samples      label map | Adam | TRAdam | real photo for a few validation frames, from test.py's
-                 `<frame id>_{real_A,fake_B,real_B}.png`
-"""
+"""The report's PNGs (matplotlib Agg and PIL: no display needed)."""
 import json
 import os
 
@@ -26,7 +18,6 @@ SHORT_NAMES = {"adam": "Adam", "tradam": "TRAdam"}     # ASCII: PIL's default fo
 
 
 def _smooth(values, window):
-    """Running mean over the last `window` values."""
     return [sum(values[max(0, i + 1 - window):i + 1]) / len(values[max(0, i + 1 - window):i + 1])
             for i in range(len(values))]
 
@@ -52,8 +43,7 @@ def _save(fig, axes, title, path, legend_size):
 
 
 def loss_plot(results, path, title):
-    """One panel per loss: each run thin (smoothed), the mean over an optimizer's seeds bold.
-    False if nothing was logged."""
+    """One panel per loss: each run thin (smoothed), the mean over an optimizer's seeds bold."""
     runs = [r for r in results if r.losses]
     if not runs:
         return False
@@ -95,9 +85,7 @@ def curve_plot(results, path, segmenter, metrics, title):
 
 
 def gap_plot(series, path, metrics, title, decay_start=None, xlabel="generator steps"):
-    """One panel per metric: each series' TRAdam − Adam against x, joined, with its 95% interval as
-    a band. `series`: [(label, color, [(x, {metric: stats.Gap})])]. A dotted line marks
-    `decay_start` (where the first series' linear lr decay begins). False if no series has a point."""
+    """One panel per metric: each series' TRAdam − Adam against x, joined, with its 95% interval as a band."""
     if not any(points for *_, points in series):
         return False
     fig, axes = _panels([f"{name}: TRAdam − Adam" for _, name in metrics], 4.5, 3.4, xlabel)
@@ -117,16 +105,13 @@ def gap_plot(series, path, metrics, title, decay_start=None, xlabel="generator s
 
 
 def _frame_ids(images_dir, limit):
-    """The first `limit` frame ids (sorted) that have a synthesized image in `images_dir`."""
     names = os.listdir(images_dir) if os.path.isdir(images_dir) else []
     return sorted(f[: -len("_fake_B.png")] for f in names if f.endswith("_fake_B.png"))[:limit]
 
 
 def samples(pair, paths, report_dir, identity, limit=4, tile=128):
-    """The sample grid of the cells `pair` (one seed's Adam and TRAdam) in `report_dir`: drawn from
-    their synthesized images in the work dir, then ("drawn", frames); without those images, the grid
-    drawn earlier from the same stored cells if the folder has it (samples.json names them by
-    `identity`, cell -> when stored), then ("earlier", frames); else None."""
+    """Draw the sample grid of `pair` from the work dir's images ('drawn'), else reuse the earlier grid of the same
+    stored cells ('earlier'), else None."""
     dirs = [os.path.join(paths.epoch_dir(c, "latest"), "images") for c in pair]
     frames = _frame_ids(dirs[0], limit)
     if frames and all(_frame_ids(d, limit) == frames for d in dirs):

@@ -1,13 +1,5 @@
-"""The reproduction report: report.md for people, results.json for programs (every number report.md
-prints, by cell, group, segmenter and metric; nothing reads a report.md back), commands.sh with
-every command, and the PNGs.
-
-It reads only finished cells (work dir or store), so it can be written at any time: a partial grid
-gives a partial report that names the missing cells. Sections: the answer (did TRAdam beat Adam, by
-how much, against the spread over seeds); TRAdam − Adam across budgets (for a scale that compares
-them) and over training; the setup; the paper's table form with the ground-truth row, the paired
-difference and every run; each ablation; plots and samples (omitted, and said so, without the
-synthesized images); the commands.
+"""report.md for people, results.json (every number report.md prints) for programs, commands.sh and the PNGs;
+built from finished cells only, so a partial grid gives a partial report naming its missing cells.
 """
 import dataclasses
 import math
@@ -39,8 +31,6 @@ class ReportInputs:
     store_dir: str | None = None      # the committed cell results (store.py), if any
     other_budgets: list = dataclasses.field(default_factory=list)   # [(scale name, budgets.Budget | None)]
 
-
-# --- Markdown ---------------------------------------------------------------------------------
 
 def _para(text):
     return [text, ""]
@@ -97,24 +87,16 @@ def _plain(x):
     return None if isinstance(x, float) and not math.isfinite(x) else x
 
 
-# --- numbers ------------------------------------------------------------------------------------
-
 def _metrics(scores):
     return {label(s): {k: collect.metric(scores, s, k) for k, _ in METRICS} for s in scores or {}}
 
 
-def values_by_seed(results, variant, segmenter, key, seeds=None):
-    return {r.cell.seed: collect.metric(r.scores, segmenter, key) for r in results if r.cell.variant == variant
-            and r.scores and segmenter in r.scores and (seeds is None or r.cell.seed in seeds)}
-
-
 def adam_vs_tradam(results, segmenters, adam, tradam):
-    """{segmenter label: {metric: {"adam", "tradam": stats.Summary over seeds, "tradam_minus_adam":
-    stats.Gap paired by seed}}}."""
+    """{segmenter: {metric: Summary of each optimizer and the paired Gap}}."""
     out = {}
     for seg in segmenters:
         for key, _ in METRICS:
-            a, b = values_by_seed(results, adam, seg, key), values_by_seed(results, tradam, seg, key)
+            a, b = collect.by_seed(results, adam, seg, key), collect.by_seed(results, tradam, seg, key)
             out.setdefault(label(seg), {})[key] = {"adam": stats.summarize(a.values()),
                                                    "tradam": stats.summarize(b.values()),
                                                    "tradam_minus_adam": stats.paired(a, b)}
@@ -134,8 +116,6 @@ def verdict(numbers, metric):
     compare = f"the std over seeds is up to {spread:.4f}" if spread > 0 else "the seeds did not vary"
     return f"{metric}: {head}: {diff.mean:+.4f} (95% CI {_ci(diff)}, n={diff.n} seeds); {compare}."
 
-
-# --- sections -----------------------------------------------------------------------------------
 
 def answer_section(segmenters, main, data):
     """A one-line verdict (how many metrics TRAdam won or lost at 95%), then one line per metric."""
@@ -158,52 +138,36 @@ def answer_section(segmenters, main, data):
     return _para(head) + _bullets(items)
 
 
+JUDGE_TEXT = {
+    (None, None): "Whether both budgets were judged by the same weights of {lab} is not known.",
+    (True, "weights"): "Both budgets were judged by the same weights of {lab} (SHA-256 {a}).",
+    (False, "weights"): "The budgets were judged by different weights of {lab} (SHA-256 {a} at {short}; {b} at "
+                        "{long}): compare the gaps, not the absolute scores.",
+    (True, "real photos"): "The real photos score the same under both budgets' {lab}, as one set of weights would.",
+    (False, "real photos"): "The real photos score differently under the two budgets' {lab}: the segmenter was "
+                            "trained again between them; compare the gaps, not the absolute scores.",
+}
+
+
 def judge_sentence(short, long, lab):
-    """Whether the two budgets' gaps were judged by the same weights of `lab`, said plainly."""
     same, basis = budgets.same_judge(short, long, lab)
-    if same is None:
-        return f"Whether both budgets were judged by the same weights of {lab} is not known."
-    if basis == "weights" and same:
-        return f"Both budgets were judged by the same weights of {lab} (SHA-256 {min(short.judges[lab])[:12]}…)."
-    if basis == "weights":
-        def shas(b):
-            return ", ".join(f[:12] + "…" for f in sorted(b.judges[lab]))
-        return (f"The budgets were judged by different weights of {lab} (SHA-256 {shas(short)} at "
-                f"{short.name}; {shas(long)} at {long.name}): each gap is measured by its own judge, and the "
-                "real photos' row shows how far the judges differ.")
-    if same:
-        return (f"The real photos score the same under both budgets' {lab} (to the report's 3 decimals), "
-                "as one set of weights would.")
-    return (f"The real photos score differently under the two budgets' {lab} (last row): the segmenter "
-            "was trained again between them (same recipe, other weights), so each gap is measured by its "
-            "own judge; compare the gaps, not the absolute scores.")
-
-
-def _state(g):
-    if g.n < 2:
-        return "without an interval"
-    return "below Adam at 95%" if g.ci_high < 0 else "above Adam at 95%" if g.ci_low > 0 else \
-        "not distinguishable from Adam"
+    def shas(b):
+        return ", ".join(f[:12] + "…" for f in sorted(b.judges.get(lab, ())))
+    return JUDGE_TEXT[same, basis].format(lab=lab, a=shas(short), b=shas(long), short=short.name, long=long.name)
 
 
 def moved_sentence(metric, short, gs, long, gl, moved):
-    """One plain sentence: the gap at each budget, where TRAdam stood, and whether the gap moved."""
-    def g(x):
-        if x.n == 0:
-            return "no paired runs"
-        return f"{x.mean:+.4f} (1 seed, no interval)" if x.n < 2 else f"{x.mean:+.4f} (95% CI {_ci(x)}, n={x.n})"
-    text = f"{metric}: TRAdam − Adam was {g(gs)} at {short.name} and {g(gl)} at {long.name}"
+    """The gap at each budget and whether it moved beyond the noise."""
+    text = f"{metric}: TRAdam − Adam was {fmt_gap(gs)} at {short.name} and {fmt_gap(gl)} at {long.name}"
     if gs.n == 0 or gl.n == 0:
         return text + "."
-    text += f": TRAdam {_state(gs)} at the short budget, {_state(gl)} at the long one"
     if math.isnan(moved.ci_low):
         return text + f"; the gap moved by {moved.mean:+.4f} (too few seeds for an interval)."
-    return (text + f"; the gap moved by {moved.mean:+.4f} (Welch 95% CI {_ci(moved)}), "
-            + ("beyond the noise." if moved.excludes_zero else "within the noise."))
+    return text + f"; the gap moved by {moved.mean:+.4f} (Welch 95% CI {_ci(moved)}), " + \
+        ("beyond the noise." if moved.excludes_zero else "within the noise.")
 
 
 def budgets_section(inp, this, segmenters, data):
-    """TRAdam − Adam at each budget this scale compares with, side by side, and how it moved."""
     lines = []
     for name, other in inp.other_budgets:
         data[name] = None
@@ -213,12 +177,9 @@ def budgets_section(inp, this, segmenters, data):
             continue
         short, long = sorted((other, this), key=lambda b: (b.steps or 0, b.scale.total_epochs))
         data[name] = {"short": short.name, "long": long.name, "source": other.source, "segmenters": {}}
-        lines += _para(
-            f"TRAdam − Adam of the main grid (batch 1, paired by seed, 95% t interval) at {short.name} "
-            f"and at {long.name}: same data, networks, segmenter recipe and seeds; only the schedule's "
-            "length differs (each: constant lr for half its epochs, then linear decay to 0). The numbers of "
-            f"{other.name} come from {other.source}. 'Change' is the long budget's gap minus the short "
-            "one's with Welch's 95% interval (the runs of the two budgets are separate, not paired).")
+        lines += _para(f"TRAdam − Adam of the main grid (paired by seed, 95% t interval) at {short.name} and "
+                       f"{long.name}; only the schedule's length differs. {other.name} from {other.source}; "
+                       "'Change' is long − short with Welch's 95% interval.")
         for lab in map(label, segmenters):
             same, basis = budgets.same_judge(short, long, lab)
             numbers = data[name]["segmenters"][lab] = {
@@ -246,13 +207,10 @@ def budgets_section(inp, this, segmenters, data):
 
 
 def over_training_section(inp, this, report_dir, segmenters, data):
-    """TRAdam − Adam at each scored epoch: a table per segmenter and a plot (with the other budgets'
-    gaps beside it)."""
+    """TRAdam − Adam at each scored epoch: a table per segmenter and a plot."""
     scale, epochs = inp.scale, sorted(this.curve)
-    lines = _para("TRAdam − Adam at each scored epoch, paired by seed, with its 95% t interval (each saved "
-                  "checkpoint of the main grid synthesized and scored; the last row is the final result). "
-                  f"The lr is constant for epochs 1–{scale.n_epochs}, then decays linearly to 0 by epoch "
-                  f"{scale.total_epochs}.")
+    lines = _para(f"TRAdam − Adam at each saved epoch, paired by seed, 95% t interval; lr constant for epochs "
+                  f"1–{scale.n_epochs}, then linear decay to 0 by epoch {scale.total_epochs}.")
     for lab in map(label, segmenters):
         data[lab] = {e: this.curve[e].get(lab, {}) for e in epochs}
         rows = [[str(e), f"{this.steps_at(e):,}" if this.steps_at(e) else "–",
@@ -291,11 +249,8 @@ def setup_section(inp, data):
     parts = []
     if inp.store_dir and done:
         where = os.path.relpath(inp.store_dir, REPO) if inp.store_dir.startswith(REPO + os.sep) else inp.store_dir
-        count = (f"all {len(done)} finished cells were read from there" if len(stored) == len(done) else
-                 f"{len(stored)} of the {len(done)} finished cells were read from there, the others from "
-                 "the work dir")
-        parts.append(f"Finished cells keep their scores, loss summary and commands in `{where}` "
-                     f"(committed with the report): {count}.")
+        parts.append(f"Finished cells keep their scores, loss summary and commands in `{where}` (committed with "
+                     f"the report): {len(stored)} of the {len(done)} finished cells were read from there.")
     timed = [r.record for r in stored if r.record and r.record.get("wall_seconds")]
     if timed:
         walls = [t["wall_seconds"] for t in timed]
@@ -313,8 +268,7 @@ def setup_section(inp, data):
 
 
 def paper_tables(inp, seg, numbers, main_cells):
-    """The paper's table form (mean ± std over seeds, the real photos' row), the paired difference
-    TRAdam − Adam, and every run."""
+    """The paper's table form with the real photos' row, the paired difference and every run."""
     lab = label(seg)
     rows = [[variant.label] + [fmt_summary(numbers[k][who]) for k, _ in METRICS]
             for variant, who in ((cells.ADAM, "adam"), (cells.TRADAM, "tradam"))]
@@ -341,26 +295,19 @@ def paired_table(lab, numbers, adam, tradam):
 
 
 ABLATION_TEXT = {
-    "decomposition": "Where a gain comes from: TRAdam λ=0 keeps only the lr/(k+1) step-size sawtooth; "
-                     "'no sawtooth' keeps only the proximal term; 'Adam, lr × H_S/S' is Adam at "
-                     "TRAdam's mean step size, and 'TRAdam, lr × S/H_S' is TRAdam at Adam's (the "
-                     "sawtooth's mean of 1/(k+1) over a cycle is H_S/S = 0.293 for S = 10).",
-    "lambda_mode": "How λ follows the LR: 'scaled' (train.py's default) uses λ·lr0/lr, so λ grows as the "
-                   "linear decay shrinks lr, and is what the paper's released experiments ran; 'fixed λ' keeps "
-                   "λ; 'λ/lr, λ = 0.1' passes λ = 0.1 straight to the released TRAdam class, which "
-                   "divides it by lr (500 at lr = 0.0002 from the first step): not what the released "
-                   "experiments ran.",
-    "inner_steps": "Inner steps S between anchor refreshes. S = 1 is plain Adam by construction, so its "
-                   "distance from the Adam row shows how far float-level differences (another "
-                   "optimizer implementation) carry a GAN run: a yardstick for noise.",
+    "decomposition": "Where a gain comes from: λ=0 keeps only the lr/(k+1) sawtooth, 'no sawtooth' only the proximal "
+                     "term; 'lr × H_S/S' is Adam at TRAdam's mean step size (H_S/S = 0.293 for S = 10), "
+                     "'lr × S/H_S' TRAdam at Adam's.",
+    "lambda_mode": "How λ follows the LR: 'scaled' (default, as the released experiments ran) uses λ·lr0/lr; 'fixed "
+                   "λ' keeps λ; 'λ/lr' passes λ = 0.1 to the released class, which divides it by lr.",
+    "inner_steps": "Inner steps S between anchor refreshes; S = 1 is Adam by construction, a yardstick for noise.",
     "tr_lambda": "Strength λ of the proximal term (λ = 0 leaves only the step-size sawtooth).",
     "batch_size": "Batch size: the paper's point is that TR helps most at small batches.",
 }
 
 
 def ablation_section(inp, group, segmenters, data):
-    """Each variant of the group on the group's seeds; Δ is paired by seed against the reference
-    (the first variant), with its 95% interval when there are several seeds."""
+    """Each variant on the group's seeds, Δ paired by seed against the first."""
     seeds = inp.grid.seeds[group]
     variants = cells.group_variants(group)
     ref = variants[0]
@@ -371,9 +318,9 @@ def ablation_section(inp, group, segmenters, data):
         for v in variants:
             row = [v.label]
             for key, _ in METRICS:
-                mine = values_by_seed(inp.results, v, seg, key, seeds)
+                mine = collect.by_seed(inp.results, v, seg, key, seeds=seeds)
                 summary = stats.summarize(mine.values())
-                diff = (stats.paired(values_by_seed(inp.results, ref, seg, key, seeds), mine)
+                diff = (stats.paired(collect.by_seed(inp.results, ref, seg, key, seeds=seeds), mine)
                         if v != ref and mine else None)
                 numbers["variants"].setdefault(v.name, {"label": v.label}).setdefault(label(seg), {})[key] = {
                     "summary": summary, "vs_reference": diff}
@@ -418,14 +365,10 @@ def images_section(inp, report_dir, segmenters, main_cells, data):
         when = ":" if drawn[0] == "drawn" else f" (drawn when {names} ran; their images are not in this work dir):"
         return lines + _para(f"Validation frames {', '.join(drawn[1])}, seed {seed}, last epoch{when}") + \
             _image(plots.SAMPLES_PNG, "sample images")
-    why = (" (this report was rebuilt from the committed cell results, which keep no images); a run of "
-           "those cells here (delete their stored folders) draws them"
-           if all(done[c.name].source == "store" for c in pair) else "")
-    return lines + _para(f"Sample images omitted: the synthesized images of {names} are not in this work dir{why}.")
+    return lines + _para(f"Sample images omitted: the synthesized images of {names} are not in this work dir.")
 
 
 def write(inp, report_dir):
-    """Write report.md, results.json, commands.sh and the PNGs into `report_dir`."""
     os.makedirs(report_dir, exist_ok=True)
     segmenters = collect.segmenters_of(inp.results, inp.ground_truth)
     main_cells = inp.grid.cells_of("main")

@@ -1,13 +1,5 @@
-"""The scales of the reproduction: what every cell of a scale shares (data, networks, schedule,
-segmenter, seeds), so that Adam and TRAdam differ only in what cells.py varies. docs/reproduce.md
-says what each is for and how long it takes.
-
-    smoke           SynthCity 64×64, 6 frames, a tiny ResNet: the pipeline end to end in a minute
-    synthcity       SynthCity 128×128, 400 frames, unet_128, its own segmenter: every group,
-                    2,400 generator steps per cell
-    synthcity_long  synthcity at ten times the steps (30 + 30 epochs, scored every 10): the main grid
-                    and the decomposition; its cells and report are kept in docs/results/synthcity_long/
-    cityscapes      the paper's setting: prepared Cityscapes, 256×256, unet_256, 100 + 100 epochs, GPU
+"""What every cell of a scale shares (data, networks, schedule, segmenter, seeds); docs/reproduce.md says
+what each scale is for.
 """
 import dataclasses
 
@@ -51,7 +43,6 @@ class Scale:
 
     @property
     def train_frames(self):
-        """Training frames per epoch (None when the user prepares the dataset)."""
         return self.synthcity["num_train"] if self.synthcity else None
 
     def steps(self, epochs=None, batch_size=1):
@@ -61,7 +52,6 @@ class Scale:
         return None if frames is None else epochs * -(-frames // batch_size)
 
     def curve_epochs(self):
-        """Saved epochs scored for the FCN-score-over-epochs plot (the last one is 'latest')."""
         return list(range(self.save_epoch_freq, self.total_epochs, self.save_epoch_freq))
 
 

@@ -1,10 +1,5 @@
-"""Statistics over seeds: mean ± std, the paired difference with its t interval, Welch's interval.
-
-Seeds pair runs: Adam and TRAdam with one seed start from the same weights and see the same data
-order, so their difference per seed removes the spread both share (scipy.stats.ttest_rel). Two
-budgets' gaps come from separate runs, so how far a gap moved between them is an unpaired
-difference with Welch's interval (scipy.stats.ttest_ind, equal_var=False). Intervals are 95%; with
-fewer than two values there is none (NaN).
+"""Mean ± std over seeds; TRAdam − Adam paired by seed (same seed: same initial weights and data order) with
+scipy's t interval, and Welch's interval between separate budgets' gaps.
 """
 import dataclasses
 import math
@@ -22,8 +17,7 @@ class Summary:
 
 @dataclasses.dataclass(frozen=True)
 class Gap:
-    """b − a with its 95% interval: paired (`per_seed` holds each seed's difference, `n` the pairs)
-    or Welch's (`n` the smaller sample)."""
+    """b − a with its 95% interval: paired (`n` pairs) or Welch's (`n` the smaller sample)."""
     mean: float
     ci_low: float
     ci_high: float

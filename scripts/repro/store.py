@@ -1,17 +1,8 @@
-"""Committed cell results: each finished cell's small files, in a folder git tracks (e.g.
-docs/results/synthcity_long/cells/), so that a grid continues on another machine and its report is
-rebuilt from a fresh clone; the work dir (checkpoints, images, logs) is not in git.
-
-    <cell>/cell.json                what it is and how it ran: variant, seed, steps, commands (paths
-                                    relative to the work dir), code version, the segmenters' weights
-                                    fingerprints, wall time, when it was stored
-    <cell>/fcn_scores_<epoch>.json  evaluate/fcn_score.py's report of each scored epoch (`latest`: the last)
-    <cell>/losses.json              the loss log binned as the report's loss plot draws it
-
-A cell's folder appears whole or not at all. A stored cell is done: a re-run skips it and the report
-reads it from here. Its commands must match today's up to paths, --device and --gt (`check_settings`),
-and new cells must be judged by the same segmenter weights as the stored ones (`check_judges`).
+"""Finished cells' small results (cell.json, fcn_scores_<epoch>.json, losses.json) in a folder git tracks, so
+a grid continues on another machine and its report rebuilds from a fresh clone. A stored cell is done; its
+commands must match today's up to paths, --device and --gt, and one store has one judge (segmenter weights).
 """
+import contextlib
 import dataclasses
 import datetime
 import json
@@ -34,7 +25,6 @@ STALE_SECONDS = 3600          # a temporary folder older than this was left by a
 
 
 class Store:
-    """One folder of committed cell results, a sub-folder per cell."""
 
     def __init__(self, root):
         self.root = os.path.abspath(root)
@@ -58,7 +48,6 @@ class Store:
         return os.path.join(self.cell_dir(name), SCORES_FILE.format(epoch=epoch))
 
     def losses(self, name):
-        """The binned loss records (dicts with `epoch_pos`), [] if none were stored."""
         path = os.path.join(self.cell_dir(name), LOSSES_FILE)
         if not os.path.exists(path):
             return []
@@ -66,16 +55,8 @@ class Store:
             data = json.load(f)
         return [dict(zip(data["columns"], row)) for row in data["rows"]]
 
-    def check(self, name, record):
-        """Raise if the stored cell `name` was made with other settings than `record` says."""
-        check_settings(os.path.join(self.cell_dir(name), CELL_FILE), record,
-                       "delete its folder to run it again, or pass another --results_store")
-
     def check_judges(self, fingerprints, locations=None, where=None):
-        """Raise if stored cells were judged by other weights of a segmenter than `fingerprints`
-        ({label: SHA-256 or hub id}) say new cells would be: their scores could not be compared.
-        `locations` ({label: path}) names where the weights are; `where` replaces that in the
-        message (e.g. a finished cell's scores about to be stored)."""
+        """Raise if stored cells were judged by other segmenter weights than `fingerprints`."""
         for label, now in fingerprints.items():
             others = [n for n in self.names() if (self.record(n).get("segmenters") or {}).get(label, now) != now]
             if others:
@@ -90,10 +71,14 @@ class Store:
                                 f"than {than} ({_short(now)}): {fix}, or pass another --results_store")
 
     def write(self, name, files):
-        """Write {file name: text} as the folder of cell `name`, atomically: a reader sees the
-        old folder or the new one, never a part."""
+        """Write the cell's folder atomically: a reader sees the old one or the new one."""
         os.makedirs(self.root, exist_ok=True)
-        self.remove_leftovers()
+        for entry in os.listdir(self.root):     # killed writers' folders (old ones: never a live writer's)
+            path = os.path.join(self.root, entry)
+            with contextlib.suppress(OSError):
+                if entry.startswith(".") and atomic.TEMP_MARK in entry and \
+                        time.time() - os.path.getmtime(path) > STALE_SECONDS:
+                    shutil.rmtree(path, ignore_errors=True)
         tmp = tempfile.mkdtemp(prefix=f".{name}.", suffix=atomic.TEMP_MARK, dir=self.root)
         try:
             os.chmod(tmp, 0o777 & ~atomic._UMASK)
@@ -101,32 +86,15 @@ class Store:
                 with open(os.path.join(tmp, file_name), "w", encoding="utf-8") as f:
                     f.write(text)
             final = self.cell_dir(name)
-            if os.path.exists(final):          # replaced: move the old one aside first
-                old = tempfile.mkdtemp(prefix=f".{name}.old.", suffix=atomic.TEMP_MARK, dir=self.root)
-                os.rmdir(old)
+            old = tmp + ".old" + atomic.TEMP_MARK      # a replaced folder is moved aside first
+            if os.path.exists(final):
                 os.rename(final, old)
-                os.rename(tmp, final)
-                shutil.rmtree(old, ignore_errors=True)
-            else:
-                os.rename(tmp, final)
+            os.rename(tmp, final)
+            shutil.rmtree(old, ignore_errors=True)
         except OSError as err:
             shutil.rmtree(tmp, ignore_errors=True)
             raise atomic.write_error(self.cell_dir(name), err) from None
 
-    def remove_leftovers(self):
-        """Delete temporary folders that a killed writer left (older than STALE_SECONDS, so a
-        concurrent writer's folder is never touched)."""
-        for entry in os.listdir(self.root) if os.path.isdir(self.root) else ():
-            path = os.path.join(self.root, entry)
-            try:
-                if (entry.startswith(".") and atomic.TEMP_MARK in entry and os.path.isdir(path)
-                        and time.time() - os.path.getmtime(path) > STALE_SECONDS):
-                    shutil.rmtree(path, ignore_errors=True)
-            except OSError:
-                pass
-
-
-# --- what a cell's commands must agree on ----------------------------------------------------
 
 _IGNORED_WITH_VALUE = ("--device",)   # where it ran, not what it computes
 _IGNORED = ("--gt",)                  # adds the real photos' row; the synthesized scores are the same
@@ -136,20 +104,13 @@ def settings(command_lines):
     """{stage: its words without the flags that do not change a cell's result}."""
     out = {}
     for stage, line in command_lines.items():
-        words, skip = [], False
-        for w in shlex.split(line):
-            if skip:
-                skip = False
-            elif w in _IGNORED_WITH_VALUE:
-                skip = True
-            elif w not in _IGNORED:
-                words.append(w)
-        out[stage] = words
+        words = shlex.split(line)
+        out[stage] = [w for i, w in enumerate(words) if w not in _IGNORED + _IGNORED_WITH_VALUE
+                      and not (i and words[i - 1] in _IGNORED_WITH_VALUE)]
     return out
 
 
 def check_settings(path, record, fix):
-    """Raise if the cell.json at `path` records other settings than `record`; `fix` says what to do."""
     with open(path, encoding="utf-8") as f:
         old = settings(json.load(f).get("commands", {}))
     new = settings(record["commands"])
@@ -160,23 +121,18 @@ def check_settings(path, record, fix):
 
 
 def _short(fingerprint):
-    """A SHA-256 as its first 12 digits (enough to tell weights apart in a message); a hub id whole."""
     return f"SHA-256 {fingerprint[:12]}…" if len(fingerprint) == 64 else fingerprint
 
 
-# --- a cell's files -------------------------------------------------------------------------
-
 def segmenter_fingerprints(scale, paths):
-    """{segmenter label: digests.weights_fingerprint} of the scale's segmenters as they are now;
-    one not made yet judged nothing and is left out."""
+    """{segmenter label: weights fingerprint} of the scale's segmenters as made now."""
     prints = {collect.segmenter_label(seg): digests.weights_fingerprint(seg)
               for seg in commands.segmenter_paths(scale, paths)}
     return {label: f for label, f in prints.items() if f is not None}
 
 
 def recorded_fingerprints(scores_path):
-    """{segmenter label: weights fingerprint} that an fcn_scores.json recorded, {} for a file from
-    before fcn_score recorded them."""
+    """{segmenter label: weights fingerprint} an fcn_scores.json recorded ({} if none)."""
     try:
         with open(scores_path, encoding="utf-8") as f:
             report = json.load(f)
@@ -195,7 +151,6 @@ def _losses_text(records):
 
 
 def cell_record(cell, scale, paths, stages):
-    """What the cell is and the commands that made it (the part a re-run compares)."""
     return {"cell": cell.name, "seed": cell.seed, "variant": dataclasses.asdict(cell.variant),
             "label": cell.variant.label, "scale": scale.name,
             "epochs": scale.total_epochs, "steps": scale.steps(batch_size=cell.variant.batch_size),
@@ -203,8 +158,7 @@ def cell_record(cell, scale, paths, stages):
 
 
 def cell_files(cell, scale, paths, stages, extra):
-    """{file name: text} of a finished cell, from the work dir: its scores, binned losses and
-    cell.json (`extra` adds code version, timings, fingerprints)."""
+    """{file name: text} of a finished cell: scores, binned losses, cell.json."""
     files = {}
     for stage in stages:
         if stage.name.startswith("score_") and os.path.exists(stage.done_path):

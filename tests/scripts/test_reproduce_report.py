@@ -199,8 +199,7 @@ def test_across_budgets_on_synthetic_results(tmp_path):
             f"+0.0800 [{moved.ci_low:+.4f}, {moved.ci_high:+.4f}] |") in table
     assert "| Per-pixel acc. | +0.0000 [+0.0000, +0.0000] (n=3) | +0.0000 [+0.0000, +0.0000] (n=3) | +0.0000 " \
         "[+0.0000, +0.0000] |" in table                     # no spread at all: a zero-width interval
-    assert ("Class IOU: TRAdam − Adam was -0.0800 (95% CI" in md and "TRAdam below Adam at 95% at the short budget, "
-            "not distinguishable from Adam at the long one; the gap moved by +0.0800" in md)
+    assert "Class IOU: TRAdam − Adam was -0.0800 [" in md and "; the gap moved by +0.0800 (Welch 95% CI" in md
     change = json.loads((tmp_path / "r" / "results.json").read_text())["across_budgets"]["synthcity"]
     assert change["segmenters"]["synthcity_segmenter"]["metrics"]["mean_iou"]["change"]["mean"] == pytest.approx(0.08)
     # over training: epoch 10's gap is −0.05 on every seed, the last is the final one
@@ -292,4 +291,4 @@ def test_samples_are_kept_or_omitted_when_the_images_are_gone(tmp_path):
     (tmp_path / "report" / "samples.json").write_text(json.dumps(meta))
     md = write()
     assert "Sample images omitted: the synthesized images of adam-bs1-seed0, tradam-S10-l0.1-bs1-seed0" in md
-    assert "rebuilt from the committed cell results" in md and "](samples.png)" not in md
+    assert "](samples.png)" not in md

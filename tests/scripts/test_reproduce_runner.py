@@ -3,7 +3,7 @@ parallel, each with its share of the threads."""
 import os
 import sys
 
-from scripts.repro import commands, runner
+from scripts.repro import commands
 
 
 def _writer(path, count_file, fail=False):
@@ -28,18 +28,18 @@ def _runs(count_file):
 
 def test_second_run_skips_finished_cells(tmp_path):
     stages, count = _chain(tmp_path, "a")
-    env = runner.subprocess_env(1)
-    assert runner.run_chain("a", stages, str(tmp_path / "logs"), env).status == "done"
+    env = commands.subprocess_env(1)
+    assert commands.run_chain("a", stages, str(tmp_path / "logs"), env).status == "done"
     assert _runs(count) == 3
-    again = runner.run_chain("a", stages, str(tmp_path / "logs"), env)
+    again = commands.run_chain("a", stages, str(tmp_path / "logs"), env)
     assert again.status == "skipped" and _runs(count) == 3
 
 
 def test_rerun_continues_from_the_first_unfinished_stage(tmp_path):
     stages, count = _chain(tmp_path, "b")
     open(stages[0].done_path, "w").close()          # training finished in an earlier run
-    assert runner.pending(stages) == stages[1:]
-    assert runner.run_chain("b", stages, str(tmp_path / "logs"), runner.subprocess_env(1)).status == "done"
+    assert commands.pending(stages) == stages[1:]
+    assert commands.run_chain("b", stages, str(tmp_path / "logs"), commands.subprocess_env(1)).status == "done"
     assert _runs(count) == 2
 
 
@@ -47,26 +47,26 @@ def test_resume_flag_only_when_a_previous_attempt_left_state(tmp_path):
     state = tmp_path / "latest_net_G.pth"
     stage = commands.Stage("train", ("python", "train.py"), str(tmp_path / "200_net_G.pth"),
                            resume_flag="--continue_train", resume_path=str(state))
-    assert runner.stage_argv(stage) == ["python", "train.py"]
+    assert commands.stage_argv(stage) == ["python", "train.py"]
     state.write_bytes(b"x")
-    assert runner.stage_argv(stage) == ["python", "train.py", "--continue_train"]
+    assert commands.stage_argv(stage) == ["python", "train.py", "--continue_train"]
 
 
 def test_only_a_chain_run_from_its_start_times_the_whole_cell(tmp_path):
-    env, logs = runner.subprocess_env(1), str(tmp_path / "logs")
+    env, logs = commands.subprocess_env(1), str(tmp_path / "logs")
     fresh, _ = _chain(tmp_path, "fresh")
-    assert runner.run_chain("fresh", fresh, logs, env).whole
+    assert commands.run_chain("fresh", fresh, logs, env).whole
     # a finished stage from an earlier run: this call timed only the rest
     later, _ = _chain(tmp_path, "later")
     open(later[0].done_path, "w").close()
-    assert not runner.run_chain("later", later, logs, env).whole
+    assert not commands.run_chain("later", later, logs, env).whole
     # training continued from an earlier attempt's checkpoint
     cut, _ = _chain(tmp_path, "cut")
     state = tmp_path / "latest_net_G.pth"
     state.write_bytes(b"x")
     cut[0] = commands.Stage("train", cut[0].argv, cut[0].done_path, resume_flag="--continue_train",
                             resume_path=str(state))
-    outcome = runner.run_chain("cut", cut, logs, env)
+    outcome = commands.run_chain("cut", cut, logs, env)
     assert outcome.status == "done" and not outcome.whole
 
 
@@ -74,7 +74,7 @@ def test_a_failing_cell_is_reported_and_does_not_stop_the_others(tmp_path):
     bad, bad_count = _chain(tmp_path, "bad", fail_at="test_latest")
     good, good_count = _chain(tmp_path, "good")
     seen = []
-    outcomes = runner.run_cells([("bad", bad, str(tmp_path / "bad_logs")),
+    outcomes = commands.run_cells([("bad", bad, str(tmp_path / "bad_logs")),
                                  ("good", good, str(tmp_path / "good_logs"))],
                                 jobs=2, threads_per_job=1, progress=seen.append)
     assert [o.name for o in outcomes] == ["bad", "good"]
@@ -86,12 +86,12 @@ def test_a_failing_cell_is_reported_and_does_not_stop_the_others(tmp_path):
 
 
 def test_an_empty_chain_has_nothing_to_do(tmp_path):
-    assert runner.run_chain("prepare", [], str(tmp_path), runner.subprocess_env(1)).status == "skipped"
+    assert commands.run_chain("prepare", [], str(tmp_path), commands.subprocess_env(1)).status == "skipped"
 
 
 def test_a_stage_that_exits_0_without_its_output_is_a_failure(tmp_path):
     stage = commands.Stage("train", (sys.executable, "-c", "pass"), str(tmp_path / "never"))
-    out = runner.run_chain("x", [stage], str(tmp_path), runner.subprocess_env(1))
+    out = commands.run_chain("x", [stage], str(tmp_path), commands.subprocess_env(1))
     assert out.status == "failed" and "did not write" in out.message
 
 
@@ -106,6 +106,6 @@ def test_cells_run_in_parallel(tmp_path):
     chains = [(f"c{i}", [commands.Stage("train", (sys.executable, "-c", code, started[i], *started,
                                                   str(tmp_path / f"done{i}")), str(tmp_path / f"done{i}"))],
                str(tmp_path / f"logs{i}")) for i in (0, 1)]
-    outcomes = runner.run_cells(chains, jobs=2, threads_per_job=1)
+    outcomes = commands.run_cells(chains, jobs=2, threads_per_job=1)
     assert [o.status for o in outcomes] == ["done", "done"]
-    assert runner.subprocess_env(3)["OMP_NUM_THREADS"] == "3"
+    assert commands.subprocess_env(3)["OMP_NUM_THREADS"] == "3"

@@ -16,7 +16,7 @@ import pytest
 from evaluate.digests import weights_fingerprint
 from pix2pix_tr.errors import UserError
 from pix2pix_tr.run import atomic
-from scripts.repro import cells, collect, commands, runner, store
+from scripts.repro import cells, collect, commands, store
 from scripts.repro.scales import SYNTHCITY_LONG
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -40,13 +40,13 @@ def fake_scores(name, epoch):
 
 
 def fake_run_chain(name, stages, log_dir, env):
-    """runner.run_chain without subprocesses: each pending stage writes its output."""
+    """commands.run_chain without subprocesses: each pending stage writes its output."""
     ran = []
-    for stage in runner.pending(stages):
+    for stage in commands.pending(stages):
         if name in cut_after_train and ran:
             cut_after_train.discard(name)
             calls.append((name, ran))
-            return runner.Outcome(name, "failed", "killed", 5.0)
+            return commands.Outcome(name, "failed", "killed", 5.0)
         os.makedirs(os.path.dirname(stage.done_path), exist_ok=True)
         if stage.name == "train":
             with open(os.path.join(os.path.dirname(stage.done_path), "loss_log.jsonl"), "w") as f:
@@ -65,7 +65,7 @@ def fake_run_chain(name, stages, log_dir, env):
             open(stage.done_path, "w").close()
         ran.append(stage.name)
     calls.append((name, ran))
-    return runner.Outcome(name, "done" if name != "prepare" or ran else "skipped", "", 12.5,
+    return commands.Outcome(name, "done" if name != "prepare" or ran else "skipped", "", 12.5,
                           whole=len(ran) == len(stages))
 
 
@@ -77,7 +77,7 @@ cut_after_train = set()     # cells whose next run stops after training (as if k
 def fake_tools(monkeypatch):
     calls.clear()
     cut_after_train.clear()
-    monkeypatch.setattr(runner, "run_chain", fake_run_chain)
+    monkeypatch.setattr(commands, "run_chain", fake_run_chain)
     return calls
 
 
@@ -134,7 +134,7 @@ def test_report_only_from_the_committed_files_alone(tmp_path, fake_tools):
     assert reproduce.main(_argv(tmp_path, "fresh", "--report_only")) == 0
     assert not fresh.exists() or not any(fresh.rglob("*.json"))
     md = (tmp_path / "committed" / "report.md").read_text()
-    assert "Cells finished: 4 of 22" in md and "all 4 finished cells were read from there" in md
+    assert "Cells finished: 4 of 22" in md and "4 of the 4 finished cells were read from there" in md
     assert "| Adam | 0.605 ± 0.007 (n=2) |" in md
     assert "| Ground truth (real photos) | 0.950 | 0.860 | 0.710 |" in md
     assert "Sample images omitted" in md
