@@ -173,25 +173,39 @@ def weight_files_match(run_dir, state):
     return True
 
 
+_HELD = set()                                            # run folders this process holds
+
+
 @contextlib.contextmanager
 def run_lock(run_dir):
     """Hold the run folder for this process: a second trainer gets one UserError line naming the holder's
-    pid. The lock is the kernel's (flock), so a trainer killed with -9 leaves nothing to clean up."""
+    pid. The lock is the kernel's POSIX record lock (lockf): it dies with the trainer itself, even under
+    kill -9, and unlike flock it is not shared with forked loader workers that outlive their parent by
+    a few seconds (a resume at once would be refused). A POSIX lock neither excludes its own process nor
+    survives that process closing any descriptor of the file, so a second hold from this process is
+    refused before opening the file again."""
     os.makedirs(run_dir, exist_ok=True)
     path = os.path.join(run_dir, LOCK_FILE)
+    key = os.path.realpath(path)
+    in_use = "{} is in use by another train.py (pid {}); wait for it to finish, stop it, or choose another --name"
+    if key in _HELD:
+        raise UserError(in_use.format(run_dir, os.getpid()))
     try:
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     except OSError as err:
         raise atomic.write_error(path, err) from None
     try:
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
+            fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except (BlockingIOError, PermissionError):
             holder = os.pread(fd, 200, 0).decode(errors="replace").split()
-            raise UserError(f"{run_dir} is in use by another train.py (pid {holder[0] if holder else '?'}); "
-                            "wait for it to finish, stop it, or choose another --name") from None
+            raise UserError(in_use.format(run_dir, holder[0] if holder else "?")) from None
+        _HELD.add(key)
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"{os.getpid()} {socket.gethostname()}\n".encode(), 0)
-        yield path
+        try:
+            yield path
+        finally:
+            _HELD.discard(key)
     finally:
-        os.close(fd)                                     # releases the flock
+        os.close(fd)                                     # releases the lock

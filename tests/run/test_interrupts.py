@@ -179,3 +179,51 @@ def test_sigkill_anywhere_then_resume_ends_bit_identical(tmp_path, dataroot, lon
         assert zygote.run(resume if state else fresh, log) == 0, log.read_text()[-3000:]
     assert_same_weights(ckpt / "run", long_straight_run)
     assert not [p for p in (ckpt / "run").iterdir() if p.name.startswith(".")]   # no temporaries left
+
+
+def loader_workers(pid):
+    """The pids whose parent is `pid` (a trainer's data-loader workers)."""
+    children = []
+    for entry in os.listdir("/proc"):
+        try:
+            with open(f"/proc/{entry}/stat") as stat:
+                if entry.isdigit() and int(stat.read().rsplit(")", 1)[1].split()[1]) == pid:
+                    children.append(int(entry))
+        except OSError:
+            pass
+    return children
+
+
+def wait_for_records(jsonl, count, proc, timeout=120):
+    deadline = time.time() + timeout
+    while not (jsonl.exists() and len(jsonl.read_text().splitlines()) >= count):
+        assert proc.poll() is None and time.time() < deadline, "train.py ended before logging"
+        time.sleep(0.05)
+
+
+@pytest.mark.slow
+def test_a_resume_at_once_after_kill_9_with_loader_workers_running_is_not_refused(tmp_path, dataroot):
+    """The loader workers of a trainer killed with -9 outlive it for a moment; they must not hold its lock."""
+    ckpt = tmp_path / "ckpt"
+    jsonl = ckpt / "run" / "loss_log.jsonl"
+    train_py = [sys.executable, os.path.join(REPO, "train.py")]
+    argv = run_args(dataroot, ckpt, "--num_threads", "4", "--print_freq", "1", "--n_epochs", "200")  # the default
+    first = subprocess.Popen(train_py + argv, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+    wait_for_records(jsonl, 4, first)                           # a checkpoint saved at step 3
+    while not loader_workers(first.pid):                        # between epochs there are none
+        assert first.poll() is None
+    first.kill()
+    first.wait()
+    resumed = subprocess.Popen(train_py + ["--name", "run", "--checkpoints_dir", str(ckpt), "--continue_train",
+                                           "--display_id", "0"],
+                               cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    logged = len(jsonl.read_text().splitlines())
+    try:
+        wait_for_records(jsonl, logged + 1, resumed)
+    except AssertionError:
+        resumed.kill()
+        raise AssertionError(resumed.communicate()[0][-2000:]) from None
+    resumed.send_signal(signal.SIGTERM)
+    output = resumed.communicate(timeout=120)[0]
+    assert resumed.returncode == 128 + signal.SIGTERM, output[-2000:]
+    assert "in use" not in output

@@ -12,12 +12,16 @@
 import json
 import os
 import shutil
+import signal
+import subprocess
+import sys
+import time
 
 import pytest
 
 from pix2pix_tr.run import checkpoint
 from pix2pix_tr.errors import UserError
-from tests.trainer_helpers import TINY_RUN, assert_same_tensors, load_module, load_weights, make_synthcity
+from tests.trainer_helpers import REPO, TINY_RUN, assert_same_tensors, load_module, load_weights, make_synthcity
 
 train = load_module("train")
 NUM_FRAMES = 4
@@ -112,6 +116,25 @@ def test_a_second_trainer_on_a_run_is_refused_naming_the_holder(tmp_path, dataro
         with pytest.raises(UserError, match=f"in use by another train.py \\(pid {os.getpid()}\\)"):
             train.main(args(dataroot, tmp_path, "run", "--n_epochs", "1", "--n_epochs_decay", "0"))
     assert not (tmp_path / "run" / checkpoint.STATE_FILE).exists()
+
+
+def test_the_lock_is_not_held_by_forked_children_that_outlive_the_holder(tmp_path):
+    """Loader workers are forked with the lock's descriptor; once the trainer is gone the run is free."""
+    run_dir = str(tmp_path / "run")
+    take = f"from pix2pix_tr.run import checkpoint\nwith checkpoint.run_lock({run_dir!r}): print('taken')"
+    with checkpoint.run_lock(run_dir):
+        refused = subprocess.run([sys.executable, "-c", take], cwd=REPO, capture_output=True, text=True)
+        assert f"in use by another train.py (pid {os.getpid()})" in refused.stderr
+        child = os.fork()
+        if child == 0:                                    # a worker outliving its parent
+            time.sleep(60)
+            os._exit(0)
+    try:
+        result = subprocess.run([sys.executable, "-c", take], cwd=REPO, capture_output=True, text=True)
+        assert result.stdout == "taken\n", result.stderr[-500:]
+    finally:
+        os.kill(child, signal.SIGKILL)
+        os.waitpid(child, 0)
 
 
 def test_the_lock_of_a_dead_process_is_taken_over_and_leftovers_cleaned(tmp_path, dataroot, capsys):
