@@ -1,5 +1,6 @@
 """Errors a user can cause: a `UserError` carries one line naming the culprit and the fix, and
 `run_cli` prints it and exits with status 2 instead of a traceback. Bugs still raise with tracebacks."""
+import multiprocessing
 import sys
 
 
@@ -8,15 +9,31 @@ class UserError(Exception):
 
 
 def run_cli(main, argv=None):
-    """Run `main(argv)`; turn a UserError (or Ctrl-C) into one line on stderr and exit status 2."""
+    """Run `main(argv)`; turn a UserError (or Ctrl-C) into one line on stderr and exit status 2.
+    Whatever ends it early, its worker processes end with it (`stop_children`)."""
     try:
         return main(argv)
     except UserError as err:
         print(f"error: {one_line(err)}", file=sys.stderr)
+        stop_children()
         sys.exit(2)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
+        stop_children()
         sys.exit(130)
+    except BaseException:
+        stop_children()
+        raise
+
+
+def stop_children():
+    """Kill this process's multiprocessing children (DataLoader and pool workers). Loader workers ignore
+    SIGTERM (a Ctrl-C or a job's signal is the trainer's to handle), so multiprocessing's exit hook,
+    which terminates them with SIGTERM and then joins them, would otherwise wait forever while an
+    exception still holds their iterator."""
+    for child in multiprocessing.active_children():
+        child.kill()
+        child.join()
 
 
 def one_line(err):

@@ -10,9 +10,12 @@
   the weight files -- each followed by --continue_train (or a fresh start when nothing was saved
   yet): the chain ends bit-identical to an uninterrupted run. Runs are forked from one process that
   imported train.py once (tests/kill_zygote.py).
+- With loader workers on (the default): a resume right after kill -9 is not refused by the lock the
+  workers inherited, and data that become unreadable mid-run end train.py with its one line, promptly.
 """
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -227,3 +230,25 @@ def test_a_resume_at_once_after_kill_9_with_loader_workers_running_is_not_refuse
     output = resumed.communicate(timeout=120)[0]
     assert resumed.returncode == 128 + signal.SIGTERM, output[-2000:]
     assert "in use" not in output
+
+
+@pytest.mark.slow
+def test_a_pair_that_becomes_unreadable_under_loader_workers_ends_the_run_with_one_line(tmp_path, dataroot):
+    data = tmp_path / "synthcity"
+    shutil.copytree(dataroot, data)
+    ckpt = tmp_path / "ckpt"
+    argv = run_args(str(data), ckpt, "--num_threads", "4", "--print_freq", "1", "--n_epochs", "200")
+    proc = subprocess.Popen([sys.executable, os.path.join(REPO, "train.py"), *argv], cwd=REPO,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    wait_for_records(ckpt / "run" / "loss_log.jsonl", 2, proc)
+    for pair in (data / "train").iterdir():
+        pair.write_bytes(b"")                                   # truncated mid-run
+    try:
+        errors = proc.communicate(timeout=90)[1]
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        raise AssertionError("train.py did not exit after its data became unreadable") from None
+    assert proc.returncode == 2, errors[-2000:]
+    last = errors.strip().splitlines()[-1]
+    assert last.startswith(f"error: {data / 'train'}") and "is not a readable image" in last, errors[-2000:]
+    assert "Traceback" not in errors
