@@ -94,11 +94,18 @@ def train(opt, options, device, run_dir, main_process):
     if visualizer is not None and opt.continue_train:
         visualizer.restore_loss_plot(len(dataset), epoch=start.epoch, epoch_iter=start.epoch_iter)
 
+    def diverged(where, err):
+        return UserError(f"{where}: {err}: training diverged; the last good checkpoint is kept "
+                         f"({counter.describe_last_saved()}); lower --lr or check the data")
+
     def save(labels, position):
         if main_process:
-            checkpoint.save_checkpoint(run_dir, labels, checkpoint.training_state(
-                optimizers=model.optimizers(), schedulers=schedulers, position=position, options=vars(opt),
-                nets=model.networks(), scaler=model.scaler))
+            try:                                         # weights or BN statistics gone to Inf: save nothing
+                checkpoint.save_checkpoint(run_dir, labels, checkpoint.training_state(
+                    optimizers=model.optimizers(), schedulers=schedulers, position=position, options=vars(opt),
+                    nets=model.networks(), scaler=model.scaler))
+            except checkpoint.NonFiniteWeights as err:
+                raise diverged(position.describe(), err) from None
         counter.last_saved = position
 
     # --- the loop ---
@@ -117,9 +124,7 @@ def train(opt, options, device, run_dir, main_process):
                 try:
                     losses = model.train_step(batch)
                 except NonFiniteLossError as err:       # the nets are spoiled: stop, save nothing
-                    raise UserError(f"epoch {epoch}, sample {counter.epoch_iter + 1}: {err}: training diverged; "
-                                    f"the last good checkpoint is kept ({counter.describe_last_saved()}); "
-                                    "lower --lr or check the data") from None
+                    raise diverged(f"epoch {epoch}, sample {counter.epoch_iter + 1}", err) from None
                 counter.record_step_end(len(batch["frame_id"]))
                 bar.set_postfix({k: f"{v:.3f}" for k, v in losses.items()}, refresh=False)
 

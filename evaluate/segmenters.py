@@ -20,6 +20,7 @@ from safetensors import SafetensorError
 
 from evaluate.digests import is_local
 from pix2pix_tr.errors import UserError
+from pix2pix_tr.run.checkpoint import NonFiniteWeights, check_finite
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -119,6 +120,10 @@ def load_segmenter(spec, *, device="cpu"):
         model = smp.from_pretrained(spec)
     except failures as err:
         raise UserError(_load_failure(spec, err, local)) from None
+    try:
+        check_finite(model.state_dict(), f"segmenter {spec}")
+    except NonFiniteWeights as err:
+        raise UserError(f"{err}: it cannot judge; train it again with a lower --lr") from None
     return Segmenter(spec, model, read_preprocessing(spec, local), device)
 
 

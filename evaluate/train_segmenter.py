@@ -8,7 +8,8 @@ Trains `smp.create_model(arch, encoder_name, encoder_weights=None)` (nothing dow
 halves of the train pairs against labels/train and saves it with `save_pretrained` plus the two files
 evaluate/segmenters.py reads: `albumentations_config_eval.json` (Resize to the native size, ImageNet
 Normalize: the smp-hub format) and `segmenter.json` (class names, native size, how it was made, its
-val scores). The folder appears complete or not at all (written beside, then renamed).
+val scores). The folder appears complete or not at all (written beside, then swapped in); a folder
+that is not a segmenter is never replaced, and weights that are not finite are never saved.
 
 The native (evaluation) size is the dataset's own image size (`--size` overrides): thin classes
 (poles, signs, people) vanish when a 256x256 SynthCity is shrunk. Training sees random `--crop_size`
@@ -25,6 +26,7 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import argparse  # noqa: E402
+import glob  # noqa: E402
 import shutil  # noqa: E402
 import time  # noqa: E402
 
@@ -36,6 +38,7 @@ from data.layout import PreparedLayout  # noqa: E402
 from evaluate import frames, segmenters  # noqa: E402
 from evaluate.metrics import ConfusionMatrix  # noqa: E402
 from pix2pix_tr.run import atomic  # noqa: E402
+from pix2pix_tr.run.checkpoint import NonFiniteWeights, check_finite  # noqa: E402
 from pix2pix_tr.errors import UserError, run_cli  # noqa: E402
 
 WEIGHT_POWER = 0.5   # chosen over 0.25 by val IoU (docs/evaluate.md)
@@ -106,6 +109,9 @@ def train(dataroot, output_dir, *, arch=DEFAULTS["arch"], encoder=DEFAULTS["enco
 
     size: native (evaluation) size, default the dataset's own; crop_size: side of the random
     training windows cut from the size x size images (None: whole images)."""
+    check_output_dir(output_dir)
+    if steps < 1:
+        raise UserError(f"--steps {steps} must be at least 1")
     size = native_size(dataroot) if size is None else size
     size = (size, size) if isinstance(size, int) else tuple(size)
     crop = size if crop_size is None else (crop_size, crop_size) if isinstance(crop_size, int) else tuple(crop_size)
@@ -163,6 +169,10 @@ def _train(dataroot, output_dir, *, arch, encoder, size, crop, steps, batch_size
                         "train_seconds": round(train_seconds, 1), "torch": torch.__version__,
                         "threads": torch.get_num_threads()},
             "val_scores": {k: scores[k] for k in ("pixel_acc", "class_acc", "mean_iou", "absent")}}
+    try:
+        check_finite(model.state_dict(), "the segmenter")
+    except NonFiniteWeights as err:
+        raise UserError(f"{err}: its training diverged, so nothing was saved to {output_dir}; lower --lr") from None
     save(model.to(memory_format=torch.contiguous_format), output_dir, info)
     return scores
 
@@ -175,19 +185,32 @@ def evaluate_photos(segmenter, dataroot, size, classes, batch_size=16):
     return matrix.scores(classes)
 
 
+def check_output_dir(output_dir):
+    """An --output_dir is replaced only when it is a segmenter this script wrote, or empty."""
+    if os.path.exists(output_dir) and not os.path.isdir(output_dir):
+        raise UserError(f"--output_dir {output_dir} is a file, not a folder; choose another --output_dir")
+    if os.path.isdir(output_dir) and os.listdir(output_dir) and \
+            not os.path.isfile(os.path.join(output_dir, segmenters.SEGMENTER_FILE)):
+        raise UserError(f"--output_dir {output_dir} holds files that are not a segmenter written by this script "
+                        f"(no {segmenters.SEGMENTER_FILE}); it would be replaced: choose a new or empty folder")
+
+
 def save(model, output_dir, info):
-    """save_pretrained + preprocessing files into a folder beside output_dir, then rename it in."""
+    """save_pretrained + preprocessing files into a folder beside output_dir, then swapped in whole
+    (atomic.replace_dir); what a killed save left beside it is cleared first."""
     output_dir = os.path.normpath(output_dir)
+    for stale in glob.glob(glob.escape(output_dir) + ".tmp-*"):
+        if not os.path.exists(f"/proc/{stale.rsplit('-', 1)[-1].split('.')[0]}"):   # its writer is gone
+            shutil.rmtree(stale, ignore_errors=True)
     tmp = f"{output_dir}.tmp-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
     try:
         model.save_pretrained(tmp, dataset=info["dataset"], metrics=info["val_scores"])
         atomic.write_json(os.path.join(tmp, segmenters.ALBUMENTATIONS_FILE),
                           segmenters.albumentations_config(info["native_size"]))
         atomic.write_json(os.path.join(tmp, segmenters.SEGMENTER_FILE), info)
-        if os.path.isdir(output_dir):
-            shutil.rmtree(output_dir)
-        os.replace(tmp, output_dir)
+        atomic.replace_dir(tmp, output_dir)
+    except OSError as err:
+        raise atomic.write_error(output_dir, err) from None
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 

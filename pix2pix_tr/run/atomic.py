@@ -6,6 +6,8 @@ read-only folder) is one UserError line naming the file, and the file it would h
 killed writer leaves only a dot-prefixed temporary, which `remove_leftovers` clears.
 """
 import contextlib
+import ctypes
+import errno
 import json
 import os
 import shutil
@@ -64,6 +66,29 @@ def remove_leftovers(folder):
         with contextlib.suppress(FileNotFoundError):
             os.remove(os.path.join(folder, name))
     return stale
+
+
+def replace_dir(new, dst):
+    """Put folder `new` in place of folder `dst`, so that a kill at any moment leaves `dst` whole, old or
+    new: Linux's renameat2(RENAME_EXCHANGE) swaps the two in one step, then `new` (holding the old
+    folder) is deleted. Where the kernel or filesystem cannot swap, the old folder is renamed away first."""
+    if not os.path.isdir(dst):
+        os.replace(new, dst)
+        return
+    try:
+        renameat2 = ctypes.CDLL(None, use_errno=True).renameat2
+    except AttributeError:                           # not glibc
+        renameat2 = None
+    at_cwd, exchange = -100, 2                       # AT_FDCWD, RENAME_EXCHANGE
+    if renameat2 is None or renameat2(at_cwd, os.fsencode(new), at_cwd, os.fsencode(dst), exchange) != 0:
+        code = ctypes.get_errno() if renameat2 is not None else errno.ENOSYS
+        if code not in (errno.EINVAL, errno.ENOSYS, errno.ENOTSUP):
+            raise OSError(code, os.strerror(code), dst)
+        old = f"{new}.old"
+        os.rename(dst, old)
+        os.rename(new, dst)
+        new = old
+    shutil.rmtree(new)
 
 
 def write_text(path, text):

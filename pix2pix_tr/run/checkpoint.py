@@ -64,6 +64,18 @@ def restore_rng_state(state):
 
 
 # --- weight files ------------------------------------------------------------------------------
+class NonFiniteWeights(ArithmeticError):
+    """Weights or statistics holding NaN or Inf: never saved, never used to make outputs."""
+
+
+def check_finite(tensors, what):
+    """Raise NonFiniteWeights naming how many of `tensors` ({name: tensor}) hold NaN or Inf, and one of them."""
+    bad = [k for k, v in tensors.items() if v.is_floating_point() and not torch.isfinite(v).all()]
+    if bad:
+        raise NonFiniteWeights(f"{len(bad)} of {len(tensors)} tensors of {what} are not finite "
+                               f"(NaN or Inf; e.g. {bad[0]})")
+
+
 def weights_path(run_dir, label, name, suffix=""):
     """pix2pix's weight file of net `name` ("G"/"D") at `label` ("latest", an epoch, iter_<N>)."""
     return os.path.join(run_dir, f"{label}_net_{name}{suffix}.pth")
@@ -93,6 +105,10 @@ def read_weights(path):
     state = _torch_load(path, "restore it or pick another --epoch")
     if not isinstance(state, dict) or not all(torch.is_tensor(v) for v in state.values()):
         raise UserError(f"{path} holds no state dict of tensors; is it a weights file (<label>_net_G.pth)?")
+    try:
+        check_finite(state, path)
+    except NonFiniteWeights as err:
+        raise UserError(f"{err}: its run had diverged; pick another --epoch") from None
     return state
 
 
@@ -121,7 +137,10 @@ def network_state(net):
 
 def save_checkpoint(run_dir, labels, state):
     """The resume unit first (latest_state.pth, weights inside, one rename), then pix2pix's
-    <label>_net_{G,D}.pth for each label, from the same weights."""
+    <label>_net_{G,D}.pth for each label, from the same weights. Weights or statistics that are not
+    finite raise NonFiniteWeights before anything is written: the last checkpoint stays the last good one."""
+    for name, weights in state["nets"].items():
+        check_finite(weights, f"net{name}")
     os.makedirs(run_dir, exist_ok=True)
     atomic.torch_save(os.path.join(run_dir, STATE_FILE), state)
     write_weight_files(run_dir, labels, state["nets"])
@@ -144,6 +163,13 @@ def load_training_state(run_dir, *, mmap=False):
         version = state.get("version") if isinstance(state, dict) else None
         raise UserError(f"{path} has state version {version}, expected {STATE_VERSION}; "
                         "delete it to continue from the weights alone (fresh optimizer state)")
+    if not mmap:
+        for name, weights in state["nets"].items():
+            try:
+                check_finite(weights, f"net{name} in {path}")
+            except NonFiniteWeights as err:
+                raise UserError(f"{err}: its run had diverged; delete it to continue from an earlier "
+                                "epoch's weights") from None
     return state
 
 

@@ -239,3 +239,15 @@ def test_checkpoint_of_another_architecture_is_one_line(tmp_path, run_dir):
         synthesize(tmp_path, layout)
     msg = one_line(err)
     assert msg.startswith(f"{path} does not fit netG as configured") and "--ngf" in msg
+
+
+def test_weights_that_are_not_finite_make_no_outputs(tmp_path, run_dir):
+    layout, folder = run_dir
+    path = folder / "latest_net_G.pth"
+    weights = torch.load(path, weights_only=True)
+    next(v for v in weights.values() if v.is_floating_point()).view(-1)[0] = float("inf")
+    torch.save(weights, path)
+    with pytest.raises(UserError) as err:
+        synthesize(tmp_path, layout)
+    assert one_line(err).startswith(f"1 of {len(weights)} tensors of {path} are not finite")
+    assert not (tmp_path / "results").exists()

@@ -1,5 +1,7 @@
-"""atomic.py: a file appears whole under its final name or not at all, with a normal mode."""
+"""atomic.py: a file appears whole under its final name or not at all, with a normal mode; a folder is
+replaced in one step."""
 import os
+import signal
 import stat
 
 import pytest
@@ -62,3 +64,21 @@ def test_a_folder_that_cannot_be_written_is_one_line(tmp_path):
     blocker.write_text("a file where the folder should be")
     with pytest.raises(atomic.UserError, match=f"cannot write {blocker}/run/x.json: "):
         atomic.write_json(blocker / "run" / "x.json", {})
+
+
+@pytest.mark.parametrize("exists", [True, False])
+def test_a_folder_replaced_and_killed_at_once_is_whole_and_new(tmp_path, exists):
+    new, dst = tmp_path / "new.tmp-1", tmp_path / "dst"
+    new.mkdir()
+    (new / "weights").write_text("new")
+    if exists:
+        dst.mkdir()
+        (dst / "weights").write_text("old")
+    child = os.fork()
+    if child == 0:                                            # killed right after the switch
+        atomic.shutil.rmtree = lambda *a, **k: os.kill(os.getpid(), signal.SIGKILL)
+        atomic.replace_dir(str(new), str(dst))
+        os._exit(0)
+    os.waitpid(child, 0)
+    assert (dst / "weights").read_text() == "new"
+    assert not new.exists() or (new / "weights").read_text() == "old"   # only the old one is left over
