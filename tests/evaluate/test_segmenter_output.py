@@ -1,6 +1,5 @@
 """train_segmenter's --output_dir: only a segmenter it wrote (or an empty folder) is replaced, whole and
 in one step; a diverged segmenter is never saved, and one that holds NaN is never used as a judge."""
-import os
 
 import pytest
 import torch
