@@ -6,8 +6,10 @@
 
 --model pix2pix (aligned pairs) writes results/<name>/<phase>_<epoch>/images/<frame_id>_{real_A,
 fake_B,real_B}.png, --model test (pix2pix's TestModel, single images: a folder or one file)
-<frame_id>_{real,fake}.png, and an index.html with a row per frame in pix2pix's column order;
-evaluate/fcn_score.py reads the folder. pix2pix's defaults apply (--phase test, --num_test 50); a
+<frame_id>_{real,fake}.png, an index.html with a row per frame in pix2pix's column order, and
+synthesis.json: the weights file that made the folder and, once the last frame is written, its
+frames. evaluate/fcn_score.py reads the folder and refuses one left incomplete or mixed with frames
+of an earlier synthesis. pix2pix's defaults apply (--phase test, --num_test 50); a
 prepared dataset (data/layout.py) without a labelled test split synthesizes all of val instead and
 says so. The architecture comes from the run's saved options, so --dataroot and --name suffice.
 As in pix2pix the generator stays in train mode (BatchNorm on the batch's statistics, dropout on)
@@ -20,6 +22,7 @@ from tqdm import tqdm
 
 from data.default import resolve_dataroot, test_split
 from data.modes import DATASET_MODES
+from evaluate import frames
 from options import TestOptions, resolve_device
 from options.base_options import generator, weights_label
 from pix2pix_tr.errors import UserError, run_cli
@@ -49,7 +52,8 @@ def main(argv=None):
                                          pin_memory=device.type == "cuda")
 
     netG = generator(opt)
-    load_network(netG, weights_path(run_dir, weights_label(opt), "G", opt.model_suffix))
+    checkpoint = weights_path(run_dir, weights_label(opt), "G", opt.model_suffix)
+    load_network(netG, checkpoint)
     if opt.verbose:
         print(describe_networks({"G": netG}, verbose=True))
     netG.to(device)
@@ -63,6 +67,8 @@ def main(argv=None):
         out_dir = f"{out_dir}_iter{opt.load_iter}"                  # as pix2pix names it
     webpage = HTML(out_dir, f"Experiment = {opt.name}, Phase = {opt.phase}, Epoch = {opt.epoch}")
     image_dir = webpage.get_image_dir()
+    frames.write_synthesis(out_dir, checkpoint)                     # incomplete until the last frame
+    written = []
     wandb = WandbRun(opt.wandb_project_name, opt.name, vars(opt)) if opt.use_wandb else None
     real, fake, target = MODELS[opt.model][0], MODELS[opt.model][1], MODELS[opt.model][2:]
     for batch in tqdm(loader, desc=f"synthesizing {opt.phase}", unit="batch"):
@@ -81,7 +87,9 @@ def main(argv=None):
             webpage.add_images(names, list(images), names, width=opt.display_winsize)
             if wandb is not None:
                 wandb.log_images(images)
+            written.append(frame_id)
     webpage.save()
+    frames.write_synthesis(out_dir, checkpoint, written)
     if wandb is not None:
         wandb.finish()
     print(f"{len(dataset)} {'frames of ' + opt.phase if opt.dataset_mode == 'aligned' else 'images'} "

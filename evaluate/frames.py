@@ -9,6 +9,7 @@ Labels are `labels/<phase>/<frame_id>.png` (trainIds) of the prepared layout (da
 The datasets yield uint8 tensors at their stored size; resizing, normalising and scoring happen on
 the device, so workers only decode PNG/JPEG.
 """
+import json
 import os
 
 import numpy as np
@@ -16,10 +17,12 @@ import torch
 from tqdm import tqdm
 
 from data.layout import IGNORE_INDEX, LABEL_EXTENSION, PreparedLayout, frame_id, image_size, open_image
+from evaluate.digests import file_sha256
 from pix2pix_tr.errors import UserError
-from pix2pix_tr.run import distributed
+from pix2pix_tr.run import atomic, distributed
 
 IMAGES_DIR = "images"        # test.py's sub-folder of a results folder (as pix2pix's HTML pages have it)
+SYNTHESIS_FILE = "synthesis.json"   # test.py's record of a results folder: its checkpoint, complete or not
 RESULT_KIND = "fake_B"
 RESULT_EXTENSIONS = (".png", ".jpg", ".jpeg")
 SHOW = 5                     # frame ids listed in an error line before "... (N in all)"
@@ -51,11 +54,41 @@ def find_results(results_dir, kind=RESULT_KIND):
             if ext.lower() in RESULT_EXTENSIONS and stem.endswith(suffix) and not name.startswith("."):
                 found[stem[:-len(suffix)]] = os.path.join(folder, name)
         if found:
-            return found
+            return check_synthesis(run_folder(results_dir), found)
     nested = sorted(d for d in os.listdir(results_dir) if os.path.isdir(os.path.join(results_dir, d, IMAGES_DIR)))
     hint = f" (it has run folders: {', '.join(nested[:SHOW])}; pass one of them)" if nested else ""
     raise UserError(f"no {result_name('<frame_id>', kind)} in {results_dir} or its {IMAGES_DIR}/{hint}: "
                     "expected test.py's results/<name>/<phase>_<epoch> folder")
+
+
+def write_synthesis(folder, checkpoint, frame_ids=None):
+    """test.py's record: which weights file (and its SHA-256) made the folder; `frame_ids` once complete."""
+    record = {"checkpoint": os.path.abspath(checkpoint), "sha256": file_sha256(checkpoint),
+              "complete": frame_ids is not None, "frames": sorted(frame_ids or [])}
+    atomic.write_json(os.path.join(folder, SYNTHESIS_FILE), record)
+
+
+def check_synthesis(folder, found):
+    """`found` ({frame_id: path}) if test.py's record says the folder is whole and holds only its frames;
+    a folder without a record (pix2pix's own test.py) is taken as it is."""
+    path = os.path.join(folder, SYNTHESIS_FILE)
+    if not os.path.isfile(path):
+        return found
+    try:
+        with open(path, encoding="utf-8") as f:
+            record = json.load(f)
+        complete, made, checkpoint = record["complete"], set(record["frames"]), record["checkpoint"]
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        raise UserError(f"{path} is not test.py's record of this folder ({err}); run test.py again") from None
+    if not complete:
+        raise UserError(f"{folder} is incomplete: test.py stopped while synthesizing it from {checkpoint}; "
+                        "run test.py again")
+    stale, missing = sorted(set(found) - made), sorted(made - set(found))
+    if stale or missing:
+        what = f"{len(stale)} frames test.py did not write from {checkpoint} (e.g. {stale[0]})" if stale else \
+            f"no images of {len(missing)} frames test.py wrote (e.g. {missing[0]})"
+        raise UserError(f"{folder} is mixed: it has {what}; delete it and run test.py again")
+    return found
 
 
 def label_paths(dataroot, phase):

@@ -1,5 +1,8 @@
 """test.py: synthesizes a split into results/<name>/<phase>_<epoch>/images/<frame_id>_{fake_B,real_A,
 real_B}.png plus index.html, with the architecture read from the run's train_opt.json."""
+import hashlib
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -7,6 +10,7 @@ from PIL import Image
 
 from data.aligned import AlignedDataset
 from data.layout import PreparedLayout
+from evaluate import frames
 from pix2pix_tr.errors import UserError
 from pix2pix_tr.viz.images import tensor2im
 from pix2pix_tr.models.networks import define_G
@@ -74,3 +78,32 @@ def test_missing_run_or_epoch_is_a_user_error(tmp_path, trained):
     with pytest.raises(UserError, match="nothing"):
         test_entry.main(["--dataroot", root, "--name", "nothing", "--checkpoints_dir", str(ckpt),
                          "--results_dir", str(tmp_path), "--num_threads", "0", *TINY_RUN[:4]])
+
+
+def test_a_results_folder_records_its_checkpoint_and_fcn_score_refuses_it_incomplete_or_mixed(
+        tmp_path, trained, monkeypatch):
+    root, ckpt = trained
+    argv = ["--dataroot", root, "--name", "run", "--checkpoints_dir", str(ckpt), "--results_dir", str(tmp_path),
+            "--num_threads", "0"]
+    folder = test_entry.main(argv)
+    record = json.loads((tmp_path / "run" / "val_latest" / frames.SYNTHESIS_FILE).read_text())
+    weights = ckpt / "run" / "latest_net_G.pth"
+    assert record == {"checkpoint": str(weights), "sha256": hashlib.sha256(weights.read_bytes()).hexdigest(),
+                      "complete": True, "frames": PreparedLayout(root).frame_ids("val")}
+    assert sorted(frames.find_results(folder)) == record["frames"]
+
+    test_entry.main([*argv, "--num_test", "1"])             # over the 3 frames of the first run
+    with pytest.raises(UserError, match="is mixed: it has 2 frames test.py did not write"):
+        frames.find_results(folder)
+
+    calls = []
+    with monkeypatch.context() as patch:                    # Ctrl-C while re-synthesizing: a stale mixture
+        def interrupted(*args, **kwargs):
+            calls.append(1)
+            if len(calls) == 4:
+                raise KeyboardInterrupt
+        patch.setattr(test_entry, "save_image", interrupted)
+        with pytest.raises(KeyboardInterrupt):
+            test_entry.main(argv)
+    with pytest.raises(UserError, match=f"{folder} is incomplete: test.py stopped while synthesizing it"):
+        frames.find_results(folder)
