@@ -90,7 +90,8 @@ def family_note(named_gaps):
     excluding = sum(g.excludes_zero for _, g in tested)
     holm = stats.holm([g.p for _, g in tested])
     kept = [name for (name, _), p in zip(tested, holm) if p < 0.05]
-    return _para(f"Family-wise: {excluding} of these {len(tested)} intervals exclude zero, where about "
+    verb = "excludes" if excluding == 1 else "exclude"
+    return _para(f"Family-wise: {excluding} of these {len(tested)} intervals {verb} zero, where about "
                  f"{0.05 * len(tested):.1f} would by chance if there were no effect at all; after Holm's correction "
                  f"over the {len(tested)}, {len(kept)} remain" + (f" ({'; '.join(kept)})." if kept else "."))
 
