@@ -80,8 +80,8 @@ class TrajectoryRegularized(Optimizer):
     optimizer; λ = 0 leaves only the 1/(k+1) sawtooth of the step size.
 
     **λ modes.** "scaled", λ_n = λ·γ₀/γ_n (λ itself while the lr is unchanged, growing when a
-    schedule decays the lr), is what the paper's released experiments ran (huiqu18/TRAlgorithm: its
-    options set λ = 0.1·γ₀ and its TRAdam divides that by the current lr). "released" is λ/γ_n with
+    schedule decays the lr), is what the paper's released CIFAR code runs (huiqu18/TRAlgorithm, which
+    has no GAN code: its options set λ = 0.1·γ₀ and its TRAdam divides that by the current lr). "released" is λ/γ_n with
     λ as given: λ = 0.1 passed straight to the released class, which its experiments never do (an
     ablation). "fixed" keeps λ.
 

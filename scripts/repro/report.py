@@ -6,6 +6,7 @@ import math
 import os
 
 from evaluate.report import METRICS
+from pix2pix_tr.optim.schedulers import LinearDecay
 from pix2pix_tr.run import atomic
 
 from . import budgets, cells, collect, plots, stats
@@ -66,14 +67,33 @@ def _ci(g):
     return f"[{g.ci_low:+.4f}, {g.ci_high:+.4f}]"
 
 
+def _mde(g):
+    """', MDE x' beside an interval that includes zero: effects under x cannot be excluded."""
+    return "" if g.n < 2 or g.excludes_zero or math.isnan(g.detectable) else f", MDE {g.detectable:.3f}"
+
+
 def fmt_gap(g):
     if g is None or g.n == 0:
         return "–"
-    return f"{g.mean:+.4f} (1 seed)" if g.n == 1 else f"{g.mean:+.4f} {_ci(g)} (n={g.n})"
+    return f"{g.mean:+.4f} (1 seed)" if g.n == 1 else f"{g.mean:+.4f} {_ci(g)} (n={g.n}{_mde(g)})"
 
 
-def fmt_change(c):
-    return "–" if math.isnan(c.mean) else f"{c.mean:+.4f}" if math.isnan(c.ci_low) else f"{c.mean:+.4f} {_ci(c)}"
+MDE_TEXT = ("MDE: the minimum detectable effect, the true difference that n paired seeds would find with 80% power "
+            "at the measured paired SD (two-sided paired t, α = 0.05); effects smaller than it cannot be excluded.")
+
+
+def family_note(named_gaps):
+    """How many of a table's intervals exclude zero, how many would by chance, and which survive Holm."""
+    tested = [(name, g) for name, g in named_gaps if g is not None and g.n >= 2 and not math.isnan(g.p)]
+    if not tested:
+        return []
+    excluding = sum(g.excludes_zero for _, g in tested)
+    holm = stats.holm([g.p for _, g in tested])
+    kept = [name for (name, _), p in zip(tested, holm) if p < 0.05]
+    verb = "excludes" if excluding == 1 else "exclude"
+    return _para(f"Family-wise: {excluding} of these {len(tested)} intervals {verb} zero, where about "
+                 f"{0.05 * len(tested):.1f} would by chance if there were no effect at all; after Holm's correction "
+                 f"over the {len(tested)}, {len(kept)} remain" + (f" ({'; '.join(kept)})." if kept else "."))
 
 
 def _plain(x):
@@ -112,14 +132,15 @@ def verdict(numbers, metric):
         return f"{metric}: TRAdam − Adam = {diff.mean:+.4f} on a single seed; no interval, so no conclusion."
     spread = max(s for s in (numbers["adam"].std, numbers["tradam"].std, 0.0) if not math.isnan(s))
     head = ("TRAdam beat Adam" if diff.ci_low > 0 else "TRAdam was worse than Adam" if diff.ci_high < 0
-            else "no significant difference between TRAdam and Adam")
+            else f"no difference detectable with {diff.n} seeds (effects under ~{diff.detectable:.3f} cannot be "
+                 "excluded)")
     compare = f"the std over seeds is up to {spread:.4f}" if spread > 0 else "the seeds did not vary"
     return f"{metric}: {head}: {diff.mean:+.4f} (95% CI {_ci(diff)}, n={diff.n} seeds); {compare}."
 
 
 def answer_section(segmenters, main, data):
     """A one-line verdict (how many metrics TRAdam won or lost at 95%), then one line per metric."""
-    items, won, lost, seeds = [], 0, 0, 0
+    items, won, lost, seeds, named = [], 0, 0, 0, []
     for seg in segmenters:
         for key, name in METRICS:
             diff = main[label(seg)][key]["tradam_minus_adam"]
@@ -127,15 +148,35 @@ def answer_section(segmenters, main, data):
             won += diff.excludes_zero and diff.mean > 0
             lost += diff.excludes_zero and diff.mean < 0
             items.append(verdict(main[label(seg)][key], f"{label(seg)}, {name}"))
+            named.append((f"{label(seg)}, {name}", diff))
     data["verdict"] = {"metrics": len(items), "won": won, "lost": lost, "paired_seeds": seeds}
     if seeds < 2:
         head = f"Not enough paired seeds yet ({seeds}) for an interval; the differences so far:"
     else:
         head = (f"Verdict (main grid, batch size 1, {seeds} seeds paired): TRAdam beat Adam on {won} of "
                 f"{len(items)} FCN-score metrics and lost on {lost} at 95% confidence; on the other "
-                f"{len(items) - won - lost} the difference is within the noise between seeds. Per metric "
+                f"{len(items) - won - lost} no difference was detectable with {seeds} seeds. Per metric "
                 "(TRAdam − Adam):")
-    return _para(head) + _bullets(items)
+    return _para(head) + _bullets(items) + family_note(named) + _para(MDE_TEXT)
+
+
+def judge_section(ground_truth, segmenters):
+    """What the judge can resolve: its ceiling on the real photos and the classes absent from the labels."""
+    lines = []
+    for seg in segmenters:
+        gt = (ground_truth or {}).get(seg)
+        if not gt:
+            continue
+        absent = gt.get("absent")
+        ceiling = " / ".join(fmt(gt.get(k)) for k, _ in METRICS)
+        lines += _para(f"What the judge can resolve: {label(seg)} scores the real photos themselves at {ceiling} "
+                       f"({', '.join(METRIC_NAMES)}): the ceiling any synthesized photo is measured against. "
+                       + (f"{len(absent)} of the 19 classes are absent from the val labels ({', '.join(absent)}), "
+                          f"so the class means average {19 - len(absent)} classes. " if absent else "") +
+                       "The intervals above count seed noise only: a segmenter "
+                       "trained again from the same recipe, or float-level changes of the run, move the scores "
+                       "too, by amounts these cells do not measure; a gap smaller than those is not a ranking.")
+    return lines
 
 
 JUDGE_TEXT = {
@@ -163,8 +204,19 @@ def moved_sentence(metric, short, gs, long, gl, moved):
         return text + "."
     if math.isnan(moved.ci_low):
         return text + f"; the gap moved by {moved.mean:+.4f} (too few seeds for an interval)."
-    return text + f"; the gap moved by {moved.mean:+.4f} (Welch 95% CI {_ci(moved)}), " + \
-        ("beyond the noise." if moved.excludes_zero else "within the noise.")
+    text += f"; the gap moved by {moved.mean:+.4f} (paired 95% CI {_ci(moved)}), " + (
+        "an interval that excludes zero" if moved.excludes_zero else
+        f"not detectable with {moved.n} seeds (MDE {moved.detectable:.3f})")
+    if gs.excludes_zero:     # how much of the short budget's gap the intervals say was recovered
+        text += (f"; of the {abs(gs.mean):.4f} short-budget gap, the change's interval recovers "
+                 f"{moved.ci_low / -gs.mean:.0%} to {moved.ci_high / -gs.mean:.0%}, and the long budget's interval "
+                 f"still allows {gl.ci_low / gs.mean:.0%} of it")
+    return text + "."
+
+
+def last_lambda(scale, tr_lambda):
+    """TRAdam's λ_eff = λ·lr₀/lr in the last epoch, under pix2pix's linear decay (the default scaled λ)."""
+    return tr_lambda / LinearDecay(scale.n_epochs, scale.n_epochs_decay, 1)(scale.total_epochs - 1)
 
 
 def budgets_section(inp, this, segmenters, data):
@@ -177,21 +229,30 @@ def budgets_section(inp, this, segmenters, data):
             continue
         short, long = sorted((other, this), key=lambda b: (b.steps or 0, b.scale.total_epochs))
         data[name] = {"short": short.name, "long": long.name, "source": other.source, "segmenters": {}}
+        lam = cells.TRADAM.tr_lambda
+        ls, ll = (last_lambda(b.scale, lam) for b in (short, long))
         lines += _para(f"TRAdam − Adam of the main grid (paired by seed, 95% t interval) at {short.name} and "
-                       f"{long.name}; only the schedule's length differs. {other.name} from {other.source}; "
-                       "'Change' is long − short with Welch's 95% interval.")
+                       f"{long.name}. {other.name} from {other.source}. 'Change' is long − short paired by seed "
+                       f"(t interval of the per-seed change): the budgets' runs of one seed share initial weights "
+                       f"and data order, and their first {short.steps_at(short.scale.n_epochs):,} steps (the "
+                       f"short budget's constant-lr epochs) are the same steps. What else differs is the schedule: "
+                       f"pix2pix's linear decay ends at lr₀/{ls / lam:.0f} vs "
+                       f"lr₀/{ll / lam:.0f} in the last epoch, not at 0, so under the scaled λ (λ·lr₀/lr) TRAdam's "
+                       f"λ_eff ends at {ls:.2g} vs {ll:.2g}.")
         for lab in map(label, segmenters):
             same, basis = budgets.same_judge(short, long, lab)
             numbers = data[name]["segmenters"][lab] = {
                 "same_judge": same, "judged_by": basis, "metrics": {},
                 "ground_truth": {"short": short.ground_truth.get(lab), "long": long.ground_truth.get(lab)}}
             lines += _para(judge_sentence(short, long, lab))
-            rows, sentences = [], []
+            rows, sentences, named = [], [], []
             for key, metric in METRICS:
                 gs, gl = short.final.get(lab, {}).get(key), long.final.get(lab, {}).get(key)
-                moved = stats.welch(gs.per_seed.values(), gl.per_seed.values()) if gs and gl else None
+                moved = stats.paired(gs.per_seed, gl.per_seed) if gs and gl else None
                 numbers["metrics"][key] = {"short": gs, "long": gl, "change": moved}
-                rows.append([metric, fmt_gap(gs), fmt_gap(gl), fmt_change(moved) if moved else "–"])
+                rows.append([metric, fmt_gap(gs), fmt_gap(gl), fmt_gap(moved)])
+                named += [(f"{metric} {b}", g) for b, g in ((f"at {short.name}", gs), (f"at {long.name}", gl),
+                                                            ("change", moved))]
                 if moved:
                     sentences.append(moved_sentence(metric, short, gs, long, gl, moved))
             if short.ground_truth.get(lab) or long.ground_truth.get(lab):
@@ -200,24 +261,38 @@ def budgets_section(inp, this, segmenters, data):
                     return " / ".join(fmt(vals.get(k)) for k, _ in METRICS) if vals else "–"
                 rows.append(["Real photos, under each budget's judge", gt(short), gt(long), "–"])
             lines += _table(f"TRAdam − Adam across budgets, {lab}",
-                            ["Metric", short.name, long.name, "Change (long − short) [95% CI]"], rows)
+                            ["Metric", short.name, long.name, "Change (long − short), paired [95% CI]"], rows)
             if sentences:
                 lines += _bullets(sentences)
+            lines += family_note(named)
     return lines
 
 
 def over_training_section(inp, this, report_dir, segmenters, data):
     """TRAdam − Adam at each scored epoch: a table per segmenter and a plot."""
     scale, epochs = inp.scale, sorted(this.curve)
+    last = LinearDecay(scale.n_epochs, scale.n_epochs_decay, 1)(scale.total_epochs - 1)
     lines = _para(f"TRAdam − Adam at each saved epoch, paired by seed, 95% t interval; lr constant for epochs "
-                  f"1–{scale.n_epochs}, then linear decay to 0 by epoch {scale.total_epochs}.")
+                  f"1–{scale.n_epochs}, then linear decay to lr₀/{1 / last:.0f} in epoch {scale.total_epochs}.")
     for lab in map(label, segmenters):
         data[lab] = {e: this.curve[e].get(lab, {}) for e in epochs}
         rows = [[str(e), f"{this.steps_at(e):,}" if this.steps_at(e) else "–",
                  "constant" if e <= scale.n_epochs else "decay"] + [fmt_gap(data[lab][e].get(k)) for k, _ in METRICS]
                 for e in epochs]
+        mean_row, negative, named = [], 0, []
+        for key, name in METRICS:     # each seed's gap averaged over the checkpoints, then paired over seeds
+            gaps = [data[lab][e][key] for e in epochs if data[lab][e].get(key)]
+            negative += sum(g.mean < 0 for g in gaps)
+            named += [(f"{name} at epoch {e}", data[lab][e].get(key)) for e in epochs]
+            seeds = set.intersection(*(set(g.per_seed) for g in gaps)) if gaps else set()
+            avg = {s: sum(g.per_seed[s] for g in gaps) / len(gaps) for s in sorted(seeds)}
+            data[lab].setdefault("mean_of_epochs", {})[key] = mean = stats.paired(dict.fromkeys(avg, 0.0), avg)
+            mean_row.append(fmt_gap(mean))
+        rows.append([f"mean of the {len(epochs)}", "–", "–"] + mean_row)
         lines += _table(f"TRAdam − Adam over training, {lab}", ["Epoch", "Steps", "lr"] +
                         [f"{name}: TRAdam − Adam [95% CI]" for name in METRIC_NAMES], rows)
+        lines += _para(f"{negative} of the {len(named)} point estimates above are negative. The last row averages "
+                       "each seed's gap over the checkpoints and pairs those averages.") + family_note(named)
     by_steps = scale.train_frames is not None
     for i, lab in enumerate(map(label, segmenters)):
         series = [(this.name, "tab:red", [(this.steps_at(e) or e, this.curve[e].get(lab, {})) for e in epochs])]
@@ -288,7 +363,7 @@ def paired_table(lab, numbers, adam, tradam):
     for key, name in METRICS:
         a, b, d = numbers[key]["adam"], numbers[key]["tradam"], numbers[key]["tradam_minus_adam"]
         per_seed = ", ".join(f"{s}: {v:+.4f}" for s, v in d.per_seed.items())
-        rows.append([name, f"{d.mean:+.4f}" if d.n else "–", _ci(d) if d.n >= 2 else "–", str(d.n),
+        rows.append([name, f"{d.mean:+.4f}" if d.n else "–", _ci(d) + _mde(d) if d.n >= 2 else "–", str(d.n),
                      fmt(a.std, 4), fmt(b.std, 4), per_seed or "–"])
     return _table(f"Paired difference with {lab} ({adam.label} vs {tradam.label})",
                   ["Metric", "TRAdam − Adam", "95% CI (t)", "seeds", "Adam std", "TRAdam std", "per seed"], rows)
@@ -298,11 +373,13 @@ ABLATION_TEXT = {
     "decomposition": "Where a gain comes from: λ=0 keeps only the lr/(k+1) sawtooth, 'no sawtooth' only the proximal "
                      "term; 'lr × H_S/S' is Adam at TRAdam's mean step size (H_S/S = 0.293 for S = 10), "
                      "'lr × S/H_S' TRAdam at Adam's.",
-    "lambda_mode": "How λ follows the LR: 'scaled' (default, as the released experiments ran) uses λ·lr0/lr; 'fixed "
+    "lambda_mode": "How λ follows the LR: 'scaled' (default, as the released CIFAR code runs) uses λ·lr0/lr; 'fixed "
                    "λ' keeps λ; 'λ/lr' passes λ = 0.1 to the released class, which divides it by lr.",
     "inner_steps": "Inner steps S between anchor refreshes; S = 1 is Adam by construction, a yardstick for noise.",
     "tr_lambda": "Strength λ of the proximal term (λ = 0 leaves only the step-size sawtooth).",
-    "batch_size": "Batch size: the paper's point is that TR helps most at small batches.",
+    "batch_size": "Batch size: the paper's point is that TR helps most at small batches. Here every batch size "
+                  "runs the same epochs, so batch 4 and 8 take 1/4 and 1/8 of the updates: batch size is "
+                  "confounded with the number of updates, and these cells cannot say which of the two matters.",
 }
 
 
@@ -314,7 +391,7 @@ def ablation_section(inp, group, segmenters, data):
     numbers = data[group] = {"seeds": seeds, "reference": ref.name, "variants": {}}
     lines = ["### " + group, ""] + _para(ABLATION_TEXT[group] + " Seeds: " + ", ".join(map(str, seeds)) + ".")
     for seg in segmenters:
-        rows = []
+        rows, named = [], []
         for v in variants:
             row = [v.label]
             for key, _ in METRICS:
@@ -326,11 +403,24 @@ def ablation_section(inp, group, segmenters, data):
                     "summary": summary, "vs_reference": diff}
                 text = fmt_summary(summary)
                 if diff and diff.n:
-                    text += f" (Δ {diff.mean:+.4f}" + (f", CI {_ci(diff)})" if diff.n >= 2 else ")")
+                    text += f" (Δ {diff.mean:+.4f}" + (f", CI {_ci(diff)}{_mde(diff)})" if diff.n >= 2 else ")")
+                    named.append((f"{v.label}, {dict(METRICS)[key]}", diff))
                 row.append(text)
             rows.append(row)
         lines += _table(f"{group} with {label(seg)}; Δ paired by seed against {ref.label}",
-                        ["Variant"] + METRIC_NAMES, rows)
+                        ["Variant"] + METRIC_NAMES, rows) + family_note(named)
+    if group == "decomposition":      # the contrasts that say where TRAdam's own gap comes from
+        tr = variants[1]
+        for seg in segmenters:
+            rows, named = [], []
+            for v in variants[2:]:
+                diffs = numbers.setdefault("vs_" + tr.name, {}).setdefault(v.name, {})[label(seg)] = {
+                    k: stats.paired(*(collect.by_seed(inp.results, x, seg, k, seeds=seeds) for x in (tr, v)))
+                    for k, _ in METRICS}
+                rows.append([v.label] + [fmt_gap(diffs[k]) for k, _ in METRICS])
+                named += [(f"{v.label}, {name}", diffs[k]) for k, name in METRICS]
+            lines += _table(f"{group} with {label(seg)}; Δ paired by seed against {tr.label}",
+                            ["Variant"] + METRIC_NAMES, rows) + family_note(named)
     if group == "batch_size":
         numbers["tradam_minus_adam_by_batch"] = {}
         for b in cells.BATCH_GRID[1:]:
@@ -386,7 +476,8 @@ def write(inp, report_dir):
                       for r in inp.results},
             "main": main, "groups": {}}
     md = [f"# pix2pix labels → photos: Adam vs TRAdam ({sc.name} scale)", "", "## Answer", ""]
-    md += answer_section(segmenters, main, data) if segmenters else _para("No cell has finished yet.")
+    md += answer_section(segmenters, main, data) + judge_section(inp.ground_truth, segmenters) if segmenters \
+        else _para("No cell has finished yet.")
     this = budgets.of_results(sc, [r for r in inp.results if r.cell in main_cells], inp.ground_truth,
                               "this report's cells")
     if sc.compare_with:       # before any cell finishes: the other budgets' numbers alone

@@ -1,11 +1,11 @@
 """Mean ± std over seeds; TRAdam − Adam paired by seed (same seed: same initial weights and data order) with
-scipy's t interval, and Welch's interval between separate budgets' gaps.
+scipy's t interval; the smallest effect 5 (or n) pairs detect at 80% power; Holm's family-wise correction.
 """
 import dataclasses
 import math
 import warnings
 
-from scipy import stats
+from scipy import optimize, stats
 
 
 @dataclasses.dataclass(frozen=True)
@@ -17,16 +17,22 @@ class Summary:
 
 @dataclasses.dataclass(frozen=True)
 class Gap:
-    """b − a with its 95% interval: paired (`n` pairs) or Welch's (`n` the smaller sample)."""
+    """b − a paired over `n` seeds, with its 95% interval and p."""
     mean: float
     ci_low: float
     ci_high: float
     n: int
     per_seed: dict = dataclasses.field(default_factory=dict)
+    p: float = math.nan         # two-sided p of the t test
 
     @property
     def excludes_zero(self):
         return self.n >= 2 and (self.ci_low > 0 or self.ci_high < 0)
+
+    @property
+    def detectable(self):
+        """The smallest true difference these n pairs find with 80% power, at their own paired SD."""
+        return detectable(summarize(self.per_seed.values()).std, self.n)
 
 
 def summarize(values):
@@ -42,8 +48,9 @@ def summarize(values):
 def _interval(test, *samples):
     with warnings.catch_warnings():      # identical values: scipy warns, and the interval has width 0
         warnings.simplefilter("ignore", RuntimeWarning)
-        ci = test(*samples).confidence_interval(0.95)
-    return float(ci.low), float(ci.high)
+        result = test(*samples)
+        ci = result.confidence_interval(0.95)
+    return float(ci.low), float(ci.high), float(result.pvalue)
 
 
 def paired(a_by_seed, b_by_seed):
@@ -51,13 +58,34 @@ def paired(a_by_seed, b_by_seed):
     seeds = sorted(a_by_seed.keys() & b_by_seed.keys())
     a, b = [float(a_by_seed[s]) for s in seeds], [float(b_by_seed[s]) for s in seeds]
     per_seed = {s: y - x for s, x, y in zip(seeds, a, b)}
-    low, high = _interval(stats.ttest_rel, b, a) if len(seeds) >= 2 else (math.nan, math.nan)
-    return Gap(summarize(per_seed.values()).mean, low, high, len(seeds), per_seed)
+    low, high, p = _interval(stats.ttest_rel, b, a) if len(seeds) >= 2 else (math.nan,) * 3
+    return Gap(summarize(per_seed.values()).mean, low, high, len(seeds), per_seed, p)
 
 
-def welch(a_values, b_values):
-    """mean(b) − mean(a) of two independent samples."""
-    a, b = [float(v) for v in a_values], [float(v) for v in b_values]
-    n = min(len(a), len(b))
-    low, high = _interval(lambda x, y: stats.ttest_ind(x, y, equal_var=False), b, a) if n >= 2 else (math.nan, math.nan)
-    return Gap(summarize(b).mean - summarize(a).mean, low, high, n)
+def power(effect, sd, n, alpha=0.05):
+    """Power of the two-sided paired t test (n pairs, paired SD `sd`) against a true mean difference `effect`."""
+    df, nc = n - 1, effect / sd * math.sqrt(n)
+    t = stats.t.ppf(1 - alpha / 2, df)
+    return float(stats.nct.sf(t, df, nc) + stats.nct.sf(t, df, -nc))   # both tails
+
+
+def detectable(sd, n, target=0.8, alpha=0.05):
+    """The minimum detectable effect: the mean difference the paired t test finds with `target` power."""
+    if n < 2 or not sd > 0:
+        return math.nan
+    return float(optimize.brentq(lambda e: power(e, sd, n, alpha) - target, 1e-9 * sd, 40 * sd / math.sqrt(n)))
+
+
+def pairs_needed(effect, sd, target=0.8, alpha=0.05):
+    """The fewest pairs whose paired t test finds `effect` with `target` power at paired SD `sd`."""
+    return next(n for n in range(2, 10_000) if power(effect, sd, n, alpha) >= target)
+
+
+def holm(pvalues):
+    """Holm's step-down adjusted p-values (same order), controlling the family-wise error rate."""
+    order = sorted(range(len(pvalues)), key=lambda i: pvalues[i])
+    adjusted, running = [math.nan] * len(pvalues), 0.0
+    for rank, i in enumerate(order):
+        running = max(running, min(1.0, (len(pvalues) - rank) * pvalues[i]))
+        adjusted[i] = running
+    return adjusted

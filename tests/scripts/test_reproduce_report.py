@@ -120,7 +120,10 @@ def test_report_tables_statistics_plots_and_commands(tmp_path):
     iou = data["main"][lab]["mean_iou"]["tradam_minus_adam"]
     assert (iou["mean"], iou["n"], iou["per_seed"]) == (pytest.approx(0.04 / 3), 3,
                                                         pytest.approx({"0": 0.01, "1": 0.02, "2": 0.01}))
-    assert f"| Class IOU | {iou['mean']:+.4f} | [{iou['ci_low']:+.4f}, {iou['ci_high']:+.4f}] | 3 |" in md
+    mde = report.stats.detectable(report.stats.summarize([0.01, 0.02, 0.01]).std, 3)
+    ci = f"[{iou['ci_low']:+.4f}, {iou['ci_high']:+.4f}], MDE {mde:.3f}"
+    assert f"| Class IOU | {iou['mean']:+.4f} | {ci} | 3 |" in md
+    assert "What the judge can resolve: " in md and "scores the real photos themselves at 0.950 / 0.900 / 0.850" in md
     assert data["ground_truth"] == {lab: {"pixel_acc": 0.95, "class_acc": 0.9, "mean_iou": 0.85}}
     assert data["cells"]["adam-bs1-seed1"]["scores"][lab]["pixel_acc"] == 0.70
     lam0 = data["groups"]["decomposition"]["variants"]["tradam-S10-l0-bs1"][lab]["pixel_acc"]
@@ -149,7 +152,9 @@ def test_verdicts_say_who_won_by_how_much_against_the_seed_spread():
     assert verdict(low, high).startswith("m: TRAdam beat Adam: +0.0200 (95% CI [")
     assert "the std over seeds is up to 0.0527" in verdict(low, high)
     assert verdict(high, low).startswith("m: TRAdam was worse than Adam: -0.0200")
-    assert "no significant difference" in verdict({0: 0.5, 1: 0.5, 2: 0.5}, {0: 0.52, 1: 0.47, 2: 0.51})
+    flat = verdict({0: 0.5, 1: 0.5, 2: 0.5}, {0: 0.52, 1: 0.47, 2: 0.51})
+    mde = stats.detectable(stats.summarize([0.02, -0.03, 0.01]).std, 3)
+    assert f"no difference detectable with 3 seeds (effects under ~{mde:.3f} cannot be excluded)" in flat
     assert verdict({0: 1.0}, {0: 2.0}) == ("m: TRAdam − Adam = +1.0000 on a single seed; no interval, so no "
                                            "conclusion.")
 
@@ -178,8 +183,8 @@ def test_across_budgets_on_synthetic_results(tmp_path):
     assert g.mean == pytest.approx(-0.08) and g.per_seed == pytest.approx(short_gaps) and g.excludes_zero
     assert short.steps == 2400 and short.name == "2,400 steps (synthcity)"
 
-    # the change: Welch on the per-seed gaps (variance 0.0004 vs 0.0001, 3 seeds each)
-    moved = stats.welch(short_gaps.values(), long_gaps.values())
+    # the change: paired by seed (the budgets share seeds and their first steps)
+    moved = stats.paired(short_gaps, long_gaps)
     assert moved.mean == pytest.approx(0.08) and moved.excludes_zero
 
     # the long scale's report: its own gap over training and the short budget beside it
@@ -192,14 +197,17 @@ def test_across_budgets_on_synthetic_results(tmp_path):
     report.write(inputs, str(tmp_path / "r"))
     md = (tmp_path / "r" / "report.md").read_text()
     table = md.split("*TRAdam − Adam across budgets, synthcity_segmenter*")[1]
-    assert "| Metric | 2,400 steps (synthcity) | 24,000 steps (synthcity_long) | Change (long − short) [95% CI] |" \
-        in table
+    assert "| Metric | 2,400 steps (synthcity) | 24,000 steps (synthcity_long) | Change (long − short), paired " \
+        "[95% CI] |" in table
+    assert "their first 1,200 steps" in md and "ends at lr₀/4 vs lr₀/31" in md and "λ_eff ends at 0.4 vs 3.1" in md
     lo, hi = (-0.08 - 4.302652729911275 * 0.02 / math.sqrt(3), -0.08 + 4.302652729911275 * 0.02 / math.sqrt(3))
-    assert (f"| Class IOU | -0.0800 [{lo:+.4f}, {hi:+.4f}] (n=3) | +0.0000 [-0.0248, +0.0248] (n=3) | "
-            f"+0.0800 [{moved.ci_low:+.4f}, {moved.ci_high:+.4f}] |") in table
+    mde = stats.detectable(0.01, 3)             # the long gaps' paired SD is 0.01
+    assert (f"| Class IOU | -0.0800 [{lo:+.4f}, {hi:+.4f}] (n=3) | +0.0000 [-0.0248, +0.0248] (n=3, MDE {mde:.3f}) | "
+            f"+0.0800 [{moved.ci_low:+.4f}, {moved.ci_high:+.4f}] (n=3) |") in table
     assert "| Per-pixel acc. | +0.0000 [+0.0000, +0.0000] (n=3) | +0.0000 [+0.0000, +0.0000] (n=3) | +0.0000 " \
-        "[+0.0000, +0.0000] |" in table                     # no spread at all: a zero-width interval
-    assert "Class IOU: TRAdam − Adam was -0.0800 [" in md and "; the gap moved by +0.0800 (Welch 95% CI" in md
+        "[+0.0000, +0.0000] (n=3) |" in table                # no spread at all: a zero-width interval
+    assert "Class IOU: TRAdam − Adam was -0.0800 [" in md and "; the gap moved by +0.0800 (paired 95% CI" in md
+    assert "Family-wise: " in table and "would by chance" in table
     change = json.loads((tmp_path / "r" / "results.json").read_text())["across_budgets"]["synthcity"]
     assert change["segmenters"]["synthcity_segmenter"]["metrics"]["mean_iou"]["change"]["mean"] == pytest.approx(0.08)
     # over training: epoch 10's gap is −0.05 on every seed, the last is the final one

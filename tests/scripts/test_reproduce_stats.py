@@ -30,13 +30,15 @@ def test_paired_difference_is_b_minus_a_by_seed_with_t_interval():
     assert one.n == 1 and math.isnan(one.ci_low) and not one.excludes_zero
 
 
-def test_welch_difference_by_hand():
-    # a: mean 2, variance 1 (n 3); b: mean 5, variance 20/3 (n 4)
-    d = stats.welch([1, 2, 3], [2, 4, 6, 8])
-    se = math.sqrt(1 / 3 + (20 / 3) / 4)
-    half = d.ci_high - d.mean
-    assert d.mean == pytest.approx(3.0) and d.mean - d.ci_low == pytest.approx(half)
-    # Welch–Satterthwaite: 4.08 degrees of freedom, between the table's t(0.975, 4) and t(0.975, 5)
-    assert 2.571 * se < half < 2.776 * se and not d.excludes_zero
-    assert stats.welch([1, 2, 3], [12, 14, 16, 18]).excludes_zero
-    assert math.isnan(stats.welch([1.0], [2.0, 3.0]).ci_low)
+def test_power_and_the_minimum_detectable_effect():
+    # a paired t test with 5 pairs reaches 80% power at d = 1.68 (G*Power's one-sample t table)
+    assert stats.detectable(1.0, 5) == pytest.approx(1.68, abs=0.01)
+    assert stats.power(stats.detectable(0.029, 5), 0.029, 5) == pytest.approx(0.8)
+    assert stats.detectable(0.029, 5) == pytest.approx(0.0488, abs=1e-4)       # issue 27's 24k class IoU
+    assert stats.pairs_needed(0.025, 0.029) == 13 and stats.power(0.025, 0.029, 12) < 0.8
+    assert math.isnan(stats.detectable(0.0, 5)) and math.isnan(stats.detectable(1.0, 1))
+
+
+def test_holm_step_down():
+    assert stats.holm([0.01, 0.04, 0.03, 0.5]) == pytest.approx([0.04, 0.09, 0.09, 0.5])
+    assert stats.holm([0.3, 0.9]) == pytest.approx([0.6, 0.9])
