@@ -48,7 +48,8 @@ def _fmt(value):
 
 
 def _row(cells):
-    return "| " + " | ".join(cells) + " |"
+    """A Markdown table row; a `|` or line break inside a cell (a --label, a file name) stays inside it."""
+    return "| " + " | ".join(str(c).replace("|", "\\|").replace("\n", " ") for c in cells) + " |"
 
 
 def _header(segmenter_names, fid=False):

@@ -75,6 +75,16 @@ def test_eval_size_override_and_images_folder(world):
     assert os.path.isfile(world["root"] / "o" / "fcn_scores.md")
 
 
+def test_a_label_with_a_pipe_stays_in_its_cell(world):
+    seg_a, _ = world["segs"]
+    out = run(world, "--segmenter", seg_a, "--label", "adam | lr 2e-4\nbatch 1", "--output_dir", str(world["root"] / "p"))
+    md = (world["root"] / "p" / "fcn_scores.md").read_text()
+    row = next(line for line in md.splitlines() if line.startswith("| adam"))
+    assert row.startswith(f"| adam \\| lr 2e-4 batch 1 | {out['segmenters'][seg_a]['pixel_acc']:.3f} |")
+    header = next(line for line in md.splitlines() if line.startswith("| Method"))
+    assert row.replace("\\|", "").count("|") == header.count("|")
+
+
 def _copy_results(world, name, drop=(), extra=(), resize=None):
     rng = np.random.default_rng(0)
     images = {f: rng.integers(0, 256, (64, 64, 3), dtype=np.uint8) for f in world["fids"] if f not in drop}
