@@ -77,7 +77,8 @@ def test_eval_size_override_and_images_folder(world):
 
 def test_a_label_with_a_pipe_stays_in_its_cell(world):
     seg_a, _ = world["segs"]
-    out = run(world, "--segmenter", seg_a, "--label", "adam | lr 2e-4\nbatch 1", "--output_dir", str(world["root"] / "p"))
+    out = run(world, "--segmenter", seg_a, "--label", "adam | lr 2e-4\nbatch 1",
+              "--output_dir", str(world["root"] / "p"))
     md = (world["root"] / "p" / "fcn_scores.md").read_text()
     row = next(line for line in md.splitlines() if line.startswith("| adam"))
     assert row.startswith(f"| adam \\| lr 2e-4 batch 1 | {out['segmenters'][seg_a]['pixel_acc']:.3f} |")
