@@ -116,3 +116,17 @@ def test_linear_policy_is_pix2pix_rule():
 def test_step_and_cosine_policies():
     assert lrs("step", 5, lr_decay_iters=2) == pytest.approx([1, 1, 0.1, 0.1, 0.01])
     assert lrs("cosine", 3, n_epochs=2) == pytest.approx([1, 0.5, 0])
+
+
+@pytest.mark.parametrize("options", [TrainOptions, TestOptions])
+@pytest.mark.parametrize("flag, value", [("--phase", "../../outside"), ("--phase", "/abs"), ("--epoch", "../x"),
+                                         ("--epoch", ".."), ("--phase", "a\\..\\b")])
+def test_flags_that_become_file_names_cannot_lead_out_of_their_folder(options, flag, value):
+    with pytest.raises(UserError, match=f"{flag} .*: must be a plain name"):
+        options().parse([flag, value])
+
+
+def test_model_suffix_is_a_plain_name_too():
+    with pytest.raises(UserError, match="--model_suffix '/../x': must be a plain name"):
+        TestOptions().parse(["--model_suffix", "/../x"])
+    assert TestOptions().parse(["--model_suffix", "_A", "--epoch", "200"]).epoch == "200"
