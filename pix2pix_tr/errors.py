@@ -9,7 +9,8 @@ class UserError(Exception):
 
 
 def run_cli(main, argv=None):
-    """Run `main(argv)`; turn a UserError (or Ctrl-C) into one line on stderr and exit status 2.
+    """Run `main(argv)`; turn a UserError, an OSError naming a path (an output folder that cannot be
+    made or written) or Ctrl-C into one line on stderr and exit status 2 (130).
     Whatever ends it early, its worker processes end with it (`stop_children`)."""
     try:
         return main(argv)
@@ -21,6 +22,13 @@ def run_cli(main, argv=None):
         print("interrupted", file=sys.stderr)
         stop_children()
         sys.exit(130)
+    except OSError as err:
+        stop_children()
+        if err.filename is None:                        # not about a path: a bug, or the system's
+            raise
+        print(f"error: {err.filename}: {err.strerror or err}; check the paths given (a folder that is a file, "
+              "a read-only or full disk, no permission?)", file=sys.stderr)
+        sys.exit(2)
     except BaseException:
         stop_children()
         raise

@@ -1,4 +1,6 @@
 """run_cli: a UserError becomes one line and exit status 2, also when a DataLoader worker raised it."""
+import errno
+
 import pytest
 import torch
 
@@ -30,3 +32,17 @@ def test_error_from_a_dataloader_worker_keeps_only_the_users_line(capsys):
         run_cli(main)
     assert exit_info.value.code == 2
     assert capsys.readouterr().err == "error: frame_0.jpg is truncated; re-prepare the dataset\n"
+
+
+def test_an_os_error_on_a_path_is_one_line_and_one_without_a_path_is_a_traceback(capsys):
+    def read_only(argv):                                     # what a read-only mount gives (root ignores modes)
+        raise OSError(errno.EROFS, "Read-only file system", "/mnt/ro/run")
+    with pytest.raises(SystemExit) as exit_info:
+        run_cli(read_only)
+    assert exit_info.value.code == 2
+    assert capsys.readouterr().err.startswith("error: /mnt/ro/run: Read-only file system; check the paths given")
+
+    def bug(argv):
+        raise OSError("no path: a bug's or the system's")
+    with pytest.raises(OSError, match="no path"):
+        run_cli(bug)
