@@ -19,6 +19,7 @@ import dataclasses
 import json
 import multiprocessing
 import os
+import signal
 import sys
 
 from PIL import Image
@@ -228,7 +229,10 @@ def run_jobs(fn, jobs, workers, desc, frames=lambda job: 1):
         mapped = map(fn, jobs)
         if workers > 1:
             ctx = multiprocessing.get_context("fork" if sys.platform.startswith("linux") else "spawn")
-            mapped = stack.enter_context(ctx.Pool(workers)).imap(fn, jobs)
+            # Ctrl-C reaches the whole process group: the workers leave it to this process, which
+            # stops them (Pool's exit); else each prints its own KeyboardInterrupt traceback
+            pool = ctx.Pool(workers, initializer=signal.signal, initargs=(signal.SIGINT, signal.SIG_IGN))
+            mapped = stack.enter_context(pool).imap(fn, jobs)
         for job, result in zip(jobs, mapped):
             results.append(result)
             bar.update(frames(job))

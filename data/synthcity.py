@@ -23,7 +23,7 @@ import numpy as np  # noqa: E402
 from PIL import Image  # noqa: E402
 
 from data.layout import (IGNORE_INDEX, DatasetMeta, PreparedLayout, check_same_params,  # noqa: E402
-                         cityscapes_classes, make_output_dir, run_jobs)
+                         cityscapes_classes, is_image_file, make_output_dir, open_image, run_jobs)
 from pix2pix_tr.run import atomic  # noqa: E402
 from pix2pix_tr.errors import UserError, run_cli  # noqa: E402
 
@@ -471,6 +471,16 @@ def frame_id(index):
     return f"{NAME}_{index:07d}"
 
 
+def _is_whole(path, size):
+    """Whether `path` decodes completely at `size` (width, height)."""
+    if not os.path.exists(path):
+        return False
+    try:
+        return open_image(path, mode=None).size == size
+    except UserError:
+        return False
+
+
 def _write_frames(job):
     """Render and write the frames of one chunk (runs in a worker). Returns frames written."""
     root, split, indices, size, seed = job
@@ -483,8 +493,8 @@ def _write_frames(job):
     for index in indices:
         fid = frame_id(index)
         pair_path, label_path = layout.pair_path(split, fid), layout.label_path(split, fid)
-        if os.path.exists(pair_path) and os.path.exists(label_path):
-            continue
+        if _is_whole(pair_path, (2 * size, size)) and _is_whole(label_path, (size, size)):
+            continue                                         # a re-run keeps only frames it can read
         labels, photo = render_frame(seed, index, size)
         atomic.save_image(label_path, Image.fromarray(labels, mode="L"))
         pair = np.concatenate([lut[labels], photo], axis=1)
@@ -505,6 +515,13 @@ def generate(output_dir, *, num_train=2000, num_val=500, size=256, seed=0, worke
     make_output_dir(output_dir)
     check_same_params(output_dir, PARAMS_FILE, params, "SynthCity")
     splits = {"train": range(0, num_train), "val": range(VAL_INDEX_OFFSET, VAL_INDEX_OFFSET + num_val)}
+    layout = PreparedLayout(output_dir)
+    for split, ids in splits.items():                    # frames of a larger earlier run would be trained on
+        found = os.listdir(layout.pair_dir(split)) if os.path.isdir(layout.pair_dir(split)) else []
+        extra = sorted({os.path.splitext(n)[0] for n in found if is_image_file(n)} - {frame_id(i) for i in ids})
+        if extra:
+            raise UserError(f"{output_dir} holds {len(extra)} {split} frames beyond the {len(ids)} asked for "
+                            f"(e.g. {extra[0]}); choose another --output_dir or delete it")
     chunk = 16
     jobs = [(output_dir, split, list(ids[i:i + chunk]), size, seed)
             for split, ids in splits.items() for i in range(0, len(ids), chunk)]

@@ -1,5 +1,9 @@
 """data/synthcity.py: determinism, class coverage, prepared layout and metadata, re-runs."""
 import os
+import signal
+import subprocess
+import sys
+import time
 
 import numpy as np
 import pytest
@@ -8,6 +12,7 @@ from PIL import Image
 from data import synthcity
 from data.layout import PreparedLayout
 from pix2pix_tr.errors import UserError, run_cli
+from tests.trainer_helpers import REPO
 
 # trainIds of the classes SynthCity must draw, restated from the Cityscapes definition.
 REQUIRED = {"road": 0, "sidewalk": 1, "building": 2, "pole": 5, "traffic sign": 7, "vegetation": 8,
@@ -123,3 +128,34 @@ def test_interrupted_generation_is_not_prepared_and_resumes(tmp_path, monkeypatc
     monkeypatch.setattr(synthcity, "_write_frames", real)
     synthcity.generate(tmp_path, num_train=20, num_val=2, size=32, workers=1, log=lambda *a: None)
     assert layout.is_prepared() and len(layout.frame_ids("train")) == 20
+
+
+def test_a_rerun_rewrites_frames_it_cannot_read_and_refuses_frames_beyond_the_count(generated, tmp_path):
+    layout = PreparedLayout(generated)
+    broken = {layout.pair_path("train", "synthcity_0000001"): b"", layout.label_path("val", "synthcity_1000000"):
+              open(layout.label_path("val", "synthcity_1000000"), "rb").read()[:40]}     # zero-byte, truncated
+    for path, data in broken.items():
+        with open(path, "wb") as f:
+            f.write(data)
+    synthcity.generate(generated, num_train=6, num_val=3, size=64, seed=2, workers=1, log=lambda *a: None)
+    for path in broken:
+        assert Image.open(path).load() is not None and os.path.getsize(path) > 100
+    with pytest.raises(UserError, match=f"{generated} holds 2 train frames beyond the 4 asked for "
+                                        r"\(e.g. synthcity_0000004\)"):
+        synthcity.generate(generated, num_train=4, num_val=3, size=64, seed=2, workers=1)
+
+
+def test_ctrl_c_with_workers_is_one_line(tmp_path):
+    """A terminal's Ctrl-C signals the whole process group: the pool's workers as well."""
+    proc = subprocess.Popen([sys.executable, "data/synthcity.py", "--output_dir", str(tmp_path / "s"),
+                             "--num_train", "400", "--num_val", "1", "--size", "64", "--workers", "2"],
+                            cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+    train = tmp_path / "s" / "train"
+    while not (train.is_dir() and len(os.listdir(train)) >= 20):
+        assert proc.poll() is None, proc.stderr.read()
+        time.sleep(0.02)
+    os.killpg(proc.pid, signal.SIGINT)
+    errors = proc.communicate(timeout=60)[1]
+    assert proc.returncode == 130 and "Traceback" not in errors, errors[-3000:]
+    assert errors.strip().splitlines()[-1] == "interrupted"
