@@ -146,7 +146,8 @@ def main(argv=None):
     results = frames.find_results(args.results_dir)
     frame_ids = frames.match_frames(results, labels, "result images")
     results_size = frames.check_one_size([results[f] for f in frame_ids], f"the images in {args.results_dir}")
-    label_size = frames.check_one_size([labels[frame_ids[0]]], "labels")
+    label_size = frames.check_one_size([labels[f] for f in frame_ids[:1 if args.batch_size == 1 else None]],
+                                       "labels", fix="a batch holds one size: pass --batch_size 1")
     fid_inputs = None
     if args.fid:    # every check and the weights before any image is segmented
         fid_inputs = fid.prepare(frame_ids, results, results_size, labels, results_dir=args.results_dir,

@@ -131,15 +131,14 @@ def _listing(ids):
     return ", ".join(ids[:SHOW]) + (f", ... ({len(ids)} in all)" if len(ids) > SHOW else "")
 
 
-def check_one_size(paths, what):
+def check_one_size(paths, what, fix="a results folder holds the outputs of one test.py run"):
     """All images share one size (read from the headers only); returns (H, W)."""
     sizes = {}
     for path in paths:
         sizes.setdefault(image_size(path, fix="re-create it"), path)
     if len(sizes) > 1:
         listed = ", ".join(f"{w}x{h} ({os.path.basename(p)})" for (w, h), p in list(sizes.items())[:3])
-        raise UserError(f"{what} are not all one size: {listed}; a results folder holds the "
-                        "outputs of one test.py run")
+        raise UserError(f"{what} are not all one size: {listed}; {fix}")
     (w, h), = sizes
     return h, w
 

@@ -79,6 +79,15 @@ def truncate(path, keep=0.5):
         f.write(data[:int(len(data) * keep)])
 
 
+def test_labels_of_two_sizes_in_one_batch_are_one_line(world, segmenter):
+    layout, _ = world
+    path = layout.label_path("val", "frame_002")
+    Image.open(path).resize((128, 64), Image.NEAREST).save(path)
+    with pytest.raises(UserError, match=r"labels are not all one size: 64x64 .*, 128x64 \(frame_002.png\); a batch "
+                                        "holds one size: pass --batch_size 1"):
+        score(world, segmenter, "--batch_size", "2")
+
+
 def test_truncated_result_png_is_named(world, segmenter):
     path = os.path.join(world[1], "images", "frame_001_fake_B.png")
     truncate(path)
