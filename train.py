@@ -21,7 +21,7 @@ from data.default import resolve_dataroot
 from options import TrainOptions, resolve_device, save_options
 from options.base_options import ARCHITECTURE, FIXED, INVOCATION, SCHEDULE, discriminator, generator, weights_label
 from options.train_options import dataset_settings, optimizer_settings, schedule_settings, visualizer_settings
-from pix2pix_tr.errors import UserError, run_cli
+from pix2pix_tr.errors import UserError, out_of_memory, run_cli
 from pix2pix_tr.models.networks import describe_networks
 from pix2pix_tr.models.pix2pix import NonFiniteLossError, Pix2PixModel
 from pix2pix_tr.optim import build_optimizer
@@ -125,6 +125,12 @@ def train(opt, options, device, run_dir, main_process):
                     losses = model.train_step(batch)
                 except NonFiniteLossError as err:       # the nets are spoiled: stop, save nothing
                     raise diverged(f"epoch {epoch}, sample {counter.epoch_iter + 1}", err) from None
+                except (MemoryError, RuntimeError) as err:
+                    if not out_of_memory(err):
+                        raise
+                    raise UserError(f"out of memory in a training step on {device.type} at --crop_size "
+                                    f"{opt.crop_size}, --batch_size {opt.batch_size}: lower them (or --ngf/--ndf)"
+                                    ) from None
                 counter.record_step_end(len(batch["frame_id"]))
                 bar.set_postfix({k: f"{v:.3f}" for k, v in losses.items()}, refresh=False)
 

@@ -57,6 +57,13 @@ class PreprocessedImages(torch.utils.data.Dataset):
 
     def resized(self, img, gray=False):
         """The part of pix2pix's transform without randomness (PIL bicubic), as a uint8 CHW tensor."""
+        try:
+            return self._resized(img, gray)
+        except MemoryError:
+            raise UserError(f"out of memory resizing an image of {img.size[0]}x{img.size[1]} for --preprocess "
+                            f"{self.preprocess} --load_size {self.load_size}: lower --load_size") from None
+
+    def _resized(self, img, gray):
         if gray:
             img = img.convert("L")
         (w, h), load = img.size, self.load_size

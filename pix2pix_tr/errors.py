@@ -10,7 +10,7 @@ class UserError(Exception):
 
 def run_cli(main, argv=None):
     """Run `main(argv)`; turn a UserError, an OSError naming a path (an output folder that cannot be
-    made or written) or Ctrl-C into one line on stderr and exit status 2 (130).
+    made or written), running out of memory, or Ctrl-C into one line on stderr and exit status 2 (130).
     Whatever ends it early, its worker processes end with it (`stop_children`)."""
     try:
         return main(argv)
@@ -22,6 +22,13 @@ def run_cli(main, argv=None):
         print("interrupted", file=sys.stderr)
         stop_children()
         sys.exit(130)
+    except (MemoryError, RuntimeError) as err:
+        stop_children()
+        if not out_of_memory(err):
+            raise
+        print("error: out of memory (" + one_line(err)[:120] + "); lower the sizes given (--load_size, "
+              "--crop_size, --batch_size, --aspect_ratio, --size)", file=sys.stderr)
+        sys.exit(2)
     except OSError as err:
         stop_children()
         if err.filename is None:                        # not about a path: a bug, or the system's
@@ -32,6 +39,12 @@ def run_cli(main, argv=None):
     except BaseException:
         stop_children()
         raise
+
+
+def out_of_memory(err):
+    """Whether `err` is Python's MemoryError or torch's allocator failing (CPU or CUDA)."""
+    return isinstance(err, MemoryError) or type(err).__name__ == "OutOfMemoryError" or \
+        "can't allocate memory" in str(err) or "out of memory" in str(err)
 
 
 def stop_children():

@@ -46,3 +46,20 @@ def test_an_os_error_on_a_path_is_one_line_and_one_without_a_path_is_a_traceback
         raise OSError("no path: a bug's or the system's")
     with pytest.raises(OSError, match="no path"):
         run_cli(bug)
+
+
+@pytest.mark.parametrize("raised", [MemoryError(), RuntimeError("[enforce fail at alloc_cpu.cpp:117] "
+                                    "DefaultCPUAllocator: can't allocate memory: you tried to allocate 9 GB")])
+def test_running_out_of_memory_is_one_line_and_other_runtime_errors_are_tracebacks(capsys, raised):
+    def main(argv):
+        raise raised
+    with pytest.raises(SystemExit) as exit_info:
+        run_cli(main)
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: out of memory") and "--load_size" in err and err.count("\n") == 1
+
+    def bug(argv):
+        raise RuntimeError("mat1 and mat2 shapes cannot be multiplied")
+    with pytest.raises(RuntimeError, match="shapes"):
+        run_cli(bug)

@@ -5,6 +5,7 @@ tiny data and checks the UserError (or exit status 2 with one line on stderr) na
 The data/ preparation cases live in test_prepare_cityscapes.py, the dataset's in test_data_aligned.py.
 """
 import os
+import resource
 import shutil
 import subprocess
 import sys
@@ -19,7 +20,7 @@ from options import TrainOptions
 from pix2pix_tr.errors import UserError
 from pix2pix_tr.models.networks import define_G
 from tests.eval_helpers import make_dataset, tiny_segmenter, write_results
-from tests.trainer_helpers import REPO, load_module
+from tests.trainer_helpers import REPO, load_module, make_synthcity
 
 test_entry = load_module("test")
 ENV = dict(os.environ, OMP_NUM_THREADS="1", HF_HUB_OFFLINE="1")
@@ -31,10 +32,10 @@ def one_line(err):
     return text
 
 
-def run_cli(args, timeout=120):
+def run_cli(args, timeout=120, preexec_fn=None):
     """A command from the repository root: (exit status, stderr); a user error is exit 2, one line."""
     proc = subprocess.run([sys.executable, *args], cwd=REPO, env=ENV, capture_output=True, text=True,
-                          timeout=timeout)
+                          timeout=timeout, preexec_fn=preexec_fn)
     return proc.returncode, proc.stderr
 
 
@@ -207,6 +208,27 @@ def test_scale_width_to_a_width_the_unet_cannot_take():
     opt = TrainOptions().parse(["--preprocess", "scale_width", "--load_size", "100", "--netG", "resnet_9blocks",
                                 "--device", "cpu"])
     assert opt.load_size == 100
+
+
+# --- train.py: sizes too large for memory ------------------------------------------------------
+
+def _six_gib_of_address_space():
+    resource.setrlimit(resource.RLIMIT_AS, (6 << 30, 6 << 30))
+
+
+@pytest.mark.parametrize("sizes, needles", [
+    (["--load_size", "80000", "--crop_size", "256"], ["out of memory resizing", "--load_size 80000"]),
+    (["--load_size", "3000", "--crop_size", "3000", "--netG", "resnet_6blocks"],
+     ["out of memory in a training step", "--crop_size 3000", "--batch_size 1"]),
+])
+def test_a_size_too_large_for_memory_is_one_line_naming_the_flag(tmp_path, sizes, needles):
+    """A real allocation failure (an address-space limit, as a small machine or a job's memory limit gives),
+    with loader workers on (the default), in the loader's resize and in the step."""
+    data = make_synthcity(tmp_path / "data", num_train=2, num_val=1)
+    rc, stderr = run_cli(["train.py", "--dataroot", data, "--name", "r", "--checkpoints_dir", str(tmp_path / "ck"),
+                          "--display_id", "0", "--device", "cpu", "--n_epochs", "1", "--n_epochs_decay", "0", *sizes],
+                         preexec_fn=_six_gib_of_address_space)
+    assert_one_error_line(rc, stderr, *needles)
 
 
 # --- test.py ----------------------------------------------------------------------------------
