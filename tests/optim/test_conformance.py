@@ -1,7 +1,9 @@
 """The generic checks of torch's optimizer suite (test/optim/test_optim.py with OptimizerInfo in
 torch/testing/_internal/common_optimizers.py) and of pytorch_optimizer's
 (tests/test_general_optimizer_parameters.py, tests/test_optimizers.py), restated here, table-driven
-over the three TR classes: TRAdam, TRSGD and TrajectoryRegularized around another base (AdamW)."""
+over the three TR classes: TRAdam (generic path and single pass, its kernels run eagerly here),
+TRSGD and TrajectoryRegularized around another base (AdamW). The GradScaler check for the TR
+classes lives here; test_contract.py keeps the TR-specific contract."""
 import copy
 import io
 import pickle
@@ -9,14 +11,20 @@ import pickle
 import pytest
 import torch
 
-from pix2pix_tr.optim import TRAdam, TRSGD, TrajectoryRegularized
+from pix2pix_tr.optim import TRAdam, TRSGD, TrajectoryRegularized, compiled_adam
 
 # name -> (class, its lr/base settings): TRAdam/TRSGD build their base; a torch class gets wrapped
 INFOS = {"TRAdam": (TRAdam, dict(lr=1e-2)),
+         "TRAdam(compiled)": (TRAdam, dict(lr=1e-2, compiled=True)),
          "TRSGD": (TRSGD, dict(lr=1e-2, momentum=0.9)),
          "TR(AdamW)": (torch.optim.AdamW, dict(lr=1e-2))}
 TR = dict(tr_lambda=0.5, inner_steps=3)
 by_info = pytest.mark.parametrize("name", INFOS)
+
+
+@pytest.fixture(autouse=True)
+def eager_kernels(monkeypatch):  # the single-pass kernels run eagerly (test_compiled.py compiles)
+    monkeypatch.setattr(compiled_adam, "USE_COMPILE", False)
 
 
 def make(name, params, tr=None, **base_kw):
@@ -102,6 +110,37 @@ def test_step_hooks_fire_once_in_torch_order(name):
             h.remove()
     assert [tag for tag, _ in calls] == [0, 1, 2, 5] * 2
     assert all(o is opt for _, o in calls)
+
+
+@by_info
+def test_state_dict_hooks_fire_once(name):
+    """torch: test_state_dict_pre_hook / post hook / load_state_dict pre and post hooks."""
+    params = new_params()
+    opt = make(name, params)
+    run(opt, params, 1)
+    calls = []
+    opt.register_state_dict_pre_hook(lambda o: calls.append(("pre", o)))
+    opt.register_state_dict_post_hook(lambda o, sd: calls.append(("post", o)))
+    opt.register_load_state_dict_pre_hook(lambda o, sd: calls.append(("load_pre", o)))
+    opt.register_load_state_dict_post_hook(lambda o: calls.append(("load_post", o)))
+    opt.load_state_dict(opt.state_dict())
+    assert calls == [("pre", opt), ("post", opt), ("load_pre", opt), ("load_post", opt)]
+
+
+@by_info
+def test_grad_scaler_skips_a_step_whole(name):
+    """torch: test_grad_scaler (an inf gradient skips the step: no move, k not advanced)."""
+    params = new_params()
+    opt = make(name, params)
+    scaler = torch.amp.GradScaler("cpu", init_scale=2.0 ** 8)
+    for n in range(4):
+        opt.zero_grad()
+        scaler.scale(sum((p - 1).pow(2).sum() for p in params) * (float("inf") if n == 1 else 1)).backward()
+        before = [p.detach().clone() for p in params]
+        scaler.step(opt)
+        scaler.update()
+        assert equal(before, params) == (n == 1)
+    assert opt.param_groups[0]["tr_step"] == 3
 
 
 @by_info
