@@ -5,7 +5,7 @@ here. Use `TrajectoryRegularized(torch.optim.AdamW(...))` for any other base.
 """
 import torch
 
-from pix2pix_tr.optim.trajectory import TrajectoryRegularized
+from pix2pix_tr.optim.trajectory import TrajectoryRegularized, check_positive, check_tr_settings
 
 
 class TRAdam(TrajectoryRegularized):
@@ -28,17 +28,21 @@ class TRAdam(TrajectoryRegularized):
     into the step size, i.e. torch's form with ε/√(1−β₂ᵗ) in place of ε; with ε = 0 the two are
     identical, otherwise they differ only where √v̂ is of the order of ε.
 
-    Args: as torch.optim.Adam (lr, betas, eps, weight_decay, amsgrad, maximize, fused — passed to
+    Args: torch.optim.Adam's lr, betas, eps, weight_decay, amsgrad, maximize, fused (passed to
     torch's Adam: its fused kernel runs the base's step on the generic path) plus tr_lambda,
     inner_steps, tr_lambda_mode, inner_lr_decay and compiled (see TrajectoryRegularized: True or
     None takes the single-pass compiled step, which wants torch's default ``fused=None``).
     The base keeps torch's state format: ``step`` (a 0-dim tensor), ``exp_avg``, ``exp_avg_sq``
-    (``max_exp_avg_sq``), plus ``tr_anchor``.
+    (``max_exp_avg_sq``), plus ``tr_anchor``. Not taken: ``foreach``, ``capturable``,
+    ``decoupled_weight_decay`` (use ``TrajectoryRegularized(torch.optim.Adam(..., foreach=True))``
+    or ``torch.optim.AdamW``), ``differentiable`` (refused, see TrajectoryRegularized).
     """
 
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0,
                  amsgrad=False, *, tr_lambda=0.1, inner_steps=10, tr_lambda_mode="scaled",
                  inner_lr_decay=True, maximize=False, fused=None, compiled=False):
+        check_tr_settings(tr_lambda, inner_steps, tr_lambda_mode, inner_lr_decay)  # before the base
+        check_positive("lr", lr)
         base = torch.optim.Adam(params, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay,
                                 amsgrad=amsgrad, maximize=maximize, fused=fused)
         super().__init__(base, tr_lambda=tr_lambda, inner_steps=inner_steps,
@@ -57,13 +61,17 @@ class TRSGD(TrajectoryRegularized):
                 \;\; (\text{nesterov: } \tilde g_n + \mu b_n)
        \end{aligned}
 
-    Args: as torch.optim.SGD (lr, momentum, dampening, weight_decay, nesterov, maximize, fused —
-    passed to torch's SGD) plus tr_lambda, inner_steps, tr_lambda_mode, inner_lr_decay (see TrajectoryRegularized).
+    Args: torch.optim.SGD's lr, momentum, dampening, weight_decay, nesterov, maximize, fused
+    (passed to torch's SGD) plus tr_lambda, inner_steps, tr_lambda_mode, inner_lr_decay (see
+    TrajectoryRegularized). Not taken: ``foreach`` (use
+    ``TrajectoryRegularized(torch.optim.SGD(..., foreach=True))``), ``differentiable`` (refused).
     """
 
     def __init__(self, params, lr=1e-3, momentum=0.0, dampening=0.0, weight_decay=0.0,
                  nesterov=False, *, tr_lambda=0.1, inner_steps=10, tr_lambda_mode="scaled",
                  inner_lr_decay=True, maximize=False, fused=None):
+        check_tr_settings(tr_lambda, inner_steps, tr_lambda_mode, inner_lr_decay)  # before the base
+        check_positive("lr", lr)
         base = torch.optim.SGD(params, lr=lr, momentum=momentum, dampening=dampening,
                                weight_decay=weight_decay, nesterov=nesterov, maximize=maximize,
                                fused=fused)

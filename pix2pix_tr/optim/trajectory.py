@@ -1,11 +1,12 @@
-"""The trajectory-regularization (TR) mechanism: one wrapper that turns any torch.optim.Optimizer into
+"""The trajectory-regularization (TR) mechanism: one wrapper that turns a torch.optim.Optimizer into
 its TR version.
 
 TRAdam and TRSGD (tradam.py) are this wrapper around torch.optim.Adam and torch.optim.SGD; the
 wrapper owns all TR bookkeeping (inner counter, anchors, lr₀, λ_n, the 1/(k+1) step size) and lets the
-base optimizer do its own arithmetic, so any base (AdamW, RMSprop, ...) gets the same method. The only
+base optimizer do its own arithmetic, so other bases (AdamW, RMSprop, ...) get the same method. The only
 specialised arithmetic is `compiled_adam.py`, a faster equivalent of the same step for Adam/AdamW.
 """
+import inspect
 import math
 
 import torch
@@ -43,9 +44,27 @@ def check_tr_settings(tr_lambda, inner_steps, tr_lambda_mode, inner_lr_decay=Tru
 
 
 def is_compilable_adam(optimizer):
-    """True when `optimizer` is torch's Adam/AdamW (AdamW subclasses Adam), not differentiable."""
-    return isinstance(optimizer, torch.optim.Adam) and not any(
-        g.get("differentiable") for g in optimizer.param_groups)
+    """True when `optimizer` is torch's Adam/AdamW (AdamW subclasses Adam)."""
+    return isinstance(optimizer, torch.optim.Adam)
+
+
+def check_wrappable(optimizer):
+    """Refuse the bases the TR step cannot drive: sparse-only ones (the pull is dense) and those
+    whose step() requires a closure (LBFGS: it re-evaluates the loss inside its step)."""
+    closure = inspect.signature(optimizer.step).parameters.get("closure")
+    if isinstance(optimizer, torch.optim.SparseAdam):
+        raise InvalidHyperparameter("SparseAdam cannot be trajectory-regularized: the proximal "
+                                    "pull is dense; use Adam or AdamW")
+    if closure is not None and closure.default is inspect.Parameter.empty:
+        raise InvalidHyperparameter(f"{type(optimizer).__name__} cannot be trajectory-regularized: "
+                                    "its step() requires a closure; use a first-order optimizer")
+
+
+def unhooked_step(optimizer):
+    """The base's step without torch's hook wrapper: the wrapper's own step already ran the global
+    step hooks, once, with the TR optimizer as argument."""
+    step = type(optimizer).step
+    return (step.__wrapped__ if getattr(step, "hooked", False) else step).__get__(optimizer)
 
 
 def total_numel(param_groups):
@@ -53,8 +72,8 @@ def total_numel(param_groups):
 
 
 class TrajectoryRegularized(Optimizer):
-    r"""Trajectory regularization around any optimizer (Zhang, Qu, Chen, Metaxas, "Taming the Noisy
-    Gradient: Train Deep Neural Networks with Small Batch Sizes", IJCAI 2019).
+    r"""Trajectory regularization around a first-order optimizer (Zhang, Qu, Chen, Metaxas, "Taming
+    the Noisy Gradient: Train Deep Neural Networks with Small Batch Sizes", IJCAI 2019).
 
     .. math::
        \begin{aligned}
@@ -92,7 +111,9 @@ class TrajectoryRegularized(Optimizer):
     pulls towards the anchor. Adam's epsilon: see TRAdam.
 
     Args:
-        optimizer: the base optimizer; the wrapper shares its ``param_groups`` and ``state``, so
+        optimizer: the base optimizer (not SparseAdam, LBFGS or any whose step() requires a
+            closure, nor ``differentiable=True``: ValueError; docs/optim.md "Contract" lists the
+            bases tested); the wrapper shares its ``param_groups`` and ``state``, so
             ``state_dict()`` is torch's usual format with extra group keys ``tr_lambda``,
             ``inner_steps``, ``tr_lambda_mode``, ``tr_lr0`` (γ₀), ``tr_step`` (n) and a per-parameter
             ``tr_anchor``. Param groups may carry their own ``tr_lambda`` / ``inner_steps`` /
@@ -128,16 +149,25 @@ class TrajectoryRegularized(Optimizer):
         if isinstance(optimizer, TrajectoryRegularized):
             raise InvalidHyperparameter("optimizer is already trajectory-regularized")
         check_tr_settings(tr_lambda, inner_steps, tr_lambda_mode, inner_lr_decay)
+        check_wrappable(optimizer)
         if compiled and not is_compilable_adam(optimizer):
             raise InvalidHyperparameter(
-                "compiled=True needs a torch.optim.Adam/AdamW base (differentiable=False); "
-                "pass compiled=None or False")
+                "compiled=True needs a torch.optim.Adam/AdamW base; pass compiled=None or False")
         self.base_optimizer = optimizer
         self._tr_defaults = dict(tr_lambda=tr_lambda, inner_steps=inner_steps,
                                  tr_lambda_mode=tr_lambda_mode, inner_lr_decay=inner_lr_decay)
         self._compiled_request = compiled
         self._compile_failure = None  # auto mode: why the single pass fell back, once it did
         super().__init__(optimizer.param_groups, {**optimizer.defaults, **self._tr_defaults})
+        self._share_base()
+
+    def __getstate__(self):  # torch's keeps defaults, state, param_groups: add the base and TR's own
+        keep = ("base_optimizer", "_tr_defaults", "_compiled_request", "_compile_failure")
+        return {**super().__getstate__(), **{key: self.__dict__[key] for key in keep}}
+
+    def __setstate__(self, state):  # unpickling, and load_state_dict's new state and groups:
+        super().__setstate__(state)  # hand them to the base (its own setstate fix-ups run) and share
+        self.base_optimizer.__setstate__({"state": self.state, "param_groups": self.param_groups})
         self._share_base()
 
     # ----------------------------------------------------------------------------- bookkeeping
@@ -158,14 +188,15 @@ class TrajectoryRegularized(Optimizer):
         check_tr_settings(group["tr_lambda"], group["inner_steps"], group["tr_lambda_mode"],
                           group["inner_lr_decay"])
         check_positive("lr", group["lr"])
+        if group.get("differentiable"):
+            raise InvalidHyperparameter("differentiable=True is not supported: the regularized "
+                                        "gradient is built outside autograd")
         group.setdefault("tr_lr0", float(group["lr"]))
         group.setdefault("tr_step", 0)
 
     def load_state_dict(self, state_dict):
         before = [{k: g[k] for k in (*TR_GROUP_KEYS, "tr_lr0")} for g in self.param_groups]
-        super().load_state_dict(state_dict)  # replaces self.state / self.param_groups ...
-        self.base_optimizer.__setstate__({"state": self.state, "param_groups": self.param_groups})
-        self._share_base()  # ... so hand them to the base (its own setstate fix-ups run) and share
+        super().load_state_dict(state_dict)  # shared with the base by __setstate__
         for group, old in zip(self.param_groups, before):  # a plain (non-TR) checkpoint: keep ours
             for key, value in old.items():
                 group.setdefault(key, value)
@@ -263,7 +294,7 @@ class TrajectoryRegularized(Optimizer):
                         p.grad = g
                 saved_lrs.append((group, group["lr"]))
                 group["lr"] = lr_k
-            self.base_optimizer.step()
+            unhooked_step(self.base_optimizer)()
         finally:
             for group, lr in saved_lrs:
                 group["lr"] = lr
