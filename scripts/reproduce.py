@@ -15,6 +15,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import argparse  # noqa: E402
 import json  # noqa: E402
 import shlex  # noqa: E402
+import signal  # noqa: E402
 import subprocess  # noqa: E402
 
 from tqdm import tqdm  # noqa: E402
@@ -257,7 +258,7 @@ def run_grid(plan):
                                      f"({done} of {len(plan.grid.cells)} cells)")
 
     commands.run_cells([(c.name, plan.stages[c.name], os.path.join(plan.paths.cell_results(c), "logs"))
-                        for c in todo], plan.jobs, plan.threads, progress=on_done)
+                        for c in todo], commands.LocalExecutor(plan.jobs, plan.threads), progress=on_done)
     bar.close()
 
 
@@ -282,7 +283,14 @@ def main(argv=None):
                                  "delete its folder to run it again, or pass another --results_store")
     guard_report(plan)
     if not args.report_only:
-        run_grid(plan)
+        for signum in (signal.SIGINT, signal.SIGTERM):      # stop the children, start nothing more
+            signal.signal(signum, commands.stop_children)
+        try:
+            run_grid(plan)
+        except commands.Stopped as stop:
+            print(f"\nstopped by {stop}: the running stages saved and exited, no other cell started; "
+                  "run the same command to continue", file=sys.stderr)
+            return 128 + stop.signum
     write_report(plan)
     if plan.args.git_commit and not args.report_only:
         commit_results(plan, f"reproduce.py --scale {plan.scale.name}: report")

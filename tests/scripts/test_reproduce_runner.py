@@ -76,7 +76,7 @@ def test_a_failing_cell_is_reported_and_does_not_stop_the_others(tmp_path):
     seen = []
     outcomes = commands.run_cells([("bad", bad, str(tmp_path / "bad_logs")),
                                  ("good", good, str(tmp_path / "good_logs"))],
-                                jobs=2, threads_per_job=1, progress=seen.append)
+                                commands.LocalExecutor(jobs=2, threads=1), progress=seen.append)
     assert [o.name for o in outcomes] == ["bad", "good"]
     assert outcomes[0].status == "failed" and "test_latest exited with 3" in outcomes[0].message
     assert os.path.exists(tmp_path / "bad_logs" / "test_latest.log")
@@ -106,6 +106,6 @@ def test_cells_run_in_parallel(tmp_path):
     chains = [(f"c{i}", [commands.Stage("train", (sys.executable, "-c", code, started[i], *started,
                                                   str(tmp_path / f"done{i}")), str(tmp_path / f"done{i}"))],
                str(tmp_path / f"logs{i}")) for i in (0, 1)]
-    outcomes = commands.run_cells(chains, jobs=2, threads_per_job=1)
+    outcomes = commands.run_cells(chains, commands.LocalExecutor(jobs=2, threads=1))
     assert [o.status for o in outcomes] == ["done", "done"]
     assert commands.subprocess_env(3)["OMP_NUM_THREADS"] == "3"
