@@ -237,8 +237,13 @@ def run_stage(stage, log_path, env):
         with _children_lock:
             if _stopping.is_set():
                 raise StageFailed(f"{stage.name} not started: stopping", log_path)
-            proc = subprocess.Popen(argv, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT,
-                                    stdin=subprocess.DEVNULL, start_new_session=True)
+            # SIGUSR2 (SLURM's warning before a time limit or preemption) is the runner's: blocked in the child
+            old_mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGUSR2})
+            try:
+                proc = subprocess.Popen(argv, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT,
+                                        stdin=subprocess.DEVNULL, start_new_session=True)
+            finally:
+                signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
             _children.add(proc)
         try:
             code = proc.wait()
@@ -293,7 +298,9 @@ def run_chain(name, stages, log_dir, env):
 
 
 class LocalExecutor:
-    """Cells as chains of subprocesses of this process, `jobs` at once, each with `threads` threads."""
+    """Cells as chains of subprocesses of this process, `jobs` at once, each with `threads` threads.
+    An executor (this, slurm.SlurmExecutor): submit(chains) -> handles; finished({name: handle}) -> the names
+    whose cells ended; outcome(handle, name) -> Outcome; close()."""
     poll_seconds = 0.1
 
     def __init__(self, jobs, threads):
@@ -305,8 +312,8 @@ class LocalExecutor:
                 for name, stages, log_dir in chains]
 
     @staticmethod
-    def done(future):
-        return future.done()
+    def finished(waiting):
+        return [name for name, future in waiting.items() if future.done()]
 
     @staticmethod
     def outcome(future, name):
@@ -323,7 +330,7 @@ def run_cells(chains, executor, progress=None):
     outcomes = {}
     try:
         while waiting:
-            for name in [n for n, handle in waiting.items() if executor.done(handle)]:
+            for name in executor.finished(waiting):
                 outcomes[name] = executor.outcome(waiting.pop(name), name)
                 if progress is not None:
                     progress(outcomes[name])

@@ -13,15 +13,6 @@ REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 FIRST, SECOND = "adam-bs1-seed0", "tradam-S10-l0.1-bs1-seed0"
 
 
-@pytest.fixture(scope="module")
-def dataroot(tmp_path_factory):
-    out = tmp_path_factory.mktemp("synthcity") / "ds"       # ~6 s of training a cell: time to signal it
-    subprocess.run([sys.executable, os.path.join(REPO, "data", "synthcity.py"), "--output_dir", str(out),
-                    "--num_train", "150", "--num_val", "3", "--size", "64", "--seed", "0"],
-                   check=True, capture_output=True)
-    return out
-
-
 def _argv(work, dataroot, *extra):
     return [sys.executable, os.path.join(REPO, "scripts", "reproduce.py"), "--scale", "smoke", "--work_dir",
             str(work), "--dataroot", str(dataroot), "--jobs", "1", "--threads", "1", *extra]
@@ -49,7 +40,8 @@ def wait_for(predicate, what, timeout=120):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
-def test_a_stopped_grid_stops_its_children_and_continues_at_once(tmp_path, dataroot, signum):
+def test_a_stopped_grid_stops_its_children_and_continues_at_once(tmp_path, synthcity_150, signum):
+    dataroot = synthcity_150
     logs = tmp_path / "results" / "repro_smoke"
     train_log = logs / FIRST / "logs" / "train.log"
     proc = subprocess.Popen(_argv(tmp_path, dataroot), cwd=REPO, stdout=subprocess.PIPE,
