@@ -69,7 +69,8 @@ def parse_args(argv):
         help="local: cells as subprocesses here; slurm: each cell one task of a SLURM array job (submitit)")
     slurm = p.add_argument_group("--executor slurm (each job gets --threads CPUs, default 4)")
     slurm.add_argument("--slurm_partition")
-    slurm.add_argument("--slurm_gpus_per_cell", type=int, default=0)
+    slurm.add_argument("--slurm_gpus_per_cell", type=int, default=0,
+                       help="GPUs of each job; more than 1 trains under torchrun, one process per GPU")
     slurm.add_argument("--slurm_time", type=int, default=24 * 60, help="minutes per job (default: a day); a job "
                        "that reaches it is requeued and continues its cell from the checkpoint")
     slurm.add_argument("--slurm_array_parallelism", type=int, help="jobs of the array running at once (default: all)")
@@ -120,8 +121,10 @@ class Plan:
         own = cells.expand(scale.groups, scale.seeds, scale.ablation_seeds, scale.sweep_seeds or scale.ablation_seeds)
         curve = {c.name for g in scale.curve_groups for c in self.grid.cells_of(g) + own.cells_of(g)}
         gt_cell = self.grid.cells[0].name        # its last scoring also scores the real photos
+        ranks = max(1, args.slurm_gpus_per_cell) if args.executor == "slurm" else 1     # >1: torchrun
         self.stages = {c.name: commands.cell_stages(c, scale, self.paths, self.device, curve=c.name in curve,
-                                                    ground_truth=c.name == gt_cell) for c in self.grid.cells}
+                                                    ground_truth=c.name == gt_cell, ranks=ranks)
+                       for c in self.grid.cells}
         self.prepare = commands.prepare_stages(scale, self.paths)
         self.jobs = args.jobs or scale.jobs
         self.threads = args.threads or (4 if args.executor == "slurm" else max(1, (os.cpu_count() or 1) // self.jobs))

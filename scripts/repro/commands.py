@@ -131,10 +131,14 @@ def _test_and_score(cell, scale, paths, device, epoch, ground_truth=False):
     return [test, score]
 
 
-def cell_stages(cell, scale, paths, device, curve=False, ground_truth=False):
-    """The stages of one cell, in order; the last one's output marks the cell done."""
+def cell_stages(cell, scale, paths, device, curve=False, ground_truth=False, ranks=1):
+    """The stages of one cell, in order; the last one's output marks the cell done. `ranks` > 1 trains
+    under torchrun, one process per GPU (each at --batch_size: a larger batch, so another result)."""
     ckpt = paths.cell_checkpoints(cell)
-    train = Stage("train", (*_script("train.py"), "--dataroot", paths.dataroot, "--name", cell.name,
+    launch = _script("train.py") if ranks == 1 else (
+        sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={ranks}",
+        os.path.join(REPO, "train.py"))
+    train = Stage("train", (*launch, "--dataroot", paths.dataroot, "--name", cell.name,
                             "--checkpoints_dir", paths.checkpoints_dir, *train_flags(cell, scale),
                             "--n_epochs", str(scale.n_epochs), "--n_epochs_decay",
                             str(scale.n_epochs_decay), "--save_epoch_freq", str(scale.save_epoch_freq),
