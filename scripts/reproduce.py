@@ -279,7 +279,8 @@ def run_grid(plan):
     check_judges(plan)                  # the segmenter may have been made just now: hash it afresh
     by_name = {c.name: c for c in todo}
     executor = make_executor(plan)
-    bar = tqdm(total=len(todo), desc=f"{plan.scale.name} cells ({plan.jobs} at a time)", unit="cell")
+    where = "SLURM jobs" if plan.args.executor == "slurm" else f"{plan.jobs} at a time"
+    bar = tqdm(total=len(todo), desc=f"{plan.scale.name} cells ({where})", unit="cell")
 
     def on_done(outcome):
         plan.outcomes[outcome.name] = outcome
@@ -327,9 +328,8 @@ def main(argv=None):
     if args.collect:
         store_finished(plan)
     elif not args.report_only:
-        for signum in (signal.SIGINT, signal.SIGTERM):      # stop the children, start nothing more
-            signal.signal(signum, commands.stop_children)
-        try:
+        previous = {s: signal.signal(s, commands.stop_children) for s in (signal.SIGINT, signal.SIGTERM)}
+        try:                                # a signal stops the children and starts nothing more
             run_grid(plan)
         except commands.Stopped as stop:
             print(f"\nstopped by {stop}: " + (
@@ -337,6 +337,9 @@ def main(argv=None):
                 if args.executor == "slurm" else "the running stages saved and exited, no other cell started; "
                 "run the same command to continue"), file=sys.stderr)
             return 128 + stop.signum
+        finally:
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
     write_report(plan)
     if plan.args.git_commit and not args.report_only:     # --collect too
         commit_results(plan, f"reproduce.py --scale {plan.scale.name}: report")
