@@ -2,6 +2,8 @@
 the chain it runs locally (commands.run_chain: pending stages only, a cut training continued). The submitter
 watches the queue and hands each ended job's outcome back, so cells are stored as they are locally.
 """
+import glob
+import os
 import shlex
 import subprocess
 
@@ -44,6 +46,7 @@ class SlurmExecutor:
     def submit(self, chains):
         names, stages, log_dirs = zip(*chains)
         self.executor.update_parameters(slurm_array_parallelism=self.array_parallelism or len(chains))
+        self.log_dirs = dict(zip(names, log_dirs))
         jobs = self.executor.map_array(CellJob(self.threads), names, stages, log_dirs)
         print(f"submitted {len(jobs)} cell(s) as SLURM array job {jobs[0].job_id.split('_')[0]} "
               f"(submitit files: {self.executor.folder})", flush=True)
@@ -67,9 +70,11 @@ class SlurmExecutor:
                 return result
             return commands.Outcome(name, "failed", f"SLURM job {job.job_id} {state}: the cell's runner raised; "
                                     f"see {job.paths.stderr}", log_tail=str(result)[-2000:])
+        logs = glob.glob(os.path.join(self.log_dirs[name], "*.log"))      # the cell's last stage, else submitit's
+        last = max(logs, key=os.path.getmtime) if logs else str(job.paths.stderr)
         return commands.Outcome(name, "failed", f"SLURM job {job.job_id} {state} without a result: run the same "
-                                f"command to continue the cell; see {job.paths.stderr}",
-                                log_tail=commands.log_tail(job.paths.stderr))
+                                f"command to continue the cell; see {last} and {job.paths.stderr}",
+                                log_tail=commands.log_tail(last))
 
     def close(self):
         pass

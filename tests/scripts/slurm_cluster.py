@@ -37,7 +37,7 @@ SchedulerType=sched/builtin
 SchedulerParameters=sched_interval=1
 MpiDefault=none
 ReturnToService=2
-KillWait=5
+KillWait=30
 NodeName={host} NodeAddr=127.0.0.1 CPUs={cpus} State=UNKNOWN
 PartitionName=debug Nodes={host} Default=YES MaxTime=INFINITE State=UP
 """

@@ -39,12 +39,12 @@ def _same(tmp_path, cell, file_name):
 
 
 @pytest.mark.slow
-def test_a_grid_on_slurm_survives_cancel_and_preemption_and_equals_a_local_run(tmp_path, cluster, synthcity_150):
-    local = subprocess.run(_argv(tmp_path, "local", synthcity_150, "--jobs", "2"), cwd=REPO, capture_output=True,
-                           text=True, timeout=300)
-    assert local.returncode == 0, local.stderr[-3000:]
-
+def test_a_grid_on_slurm_survives_cancel_and_preemption_and_equals_a_local_run(tmp_path, cluster, synthcity_150,
+                                                                              request):
+    local = subprocess.Popen(_argv(tmp_path, "local", synthcity_150, "--jobs", "2"), cwd=REPO,   # meanwhile
+                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     argv = _argv(tmp_path, "slurm", synthcity_150, "--executor", "slurm")
+    request.addfinalizer(local.kill)
     submitter = subprocess.Popen(argv, cwd=REPO, env=cluster, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                  text=True)
     logs = [tmp_path / "slurm" / "results" / "repro_smoke" / c / "logs" / "train.log" for c in CELLS]
@@ -60,7 +60,7 @@ def test_a_grid_on_slurm_survives_cancel_and_preemption_and_equals_a_local_run(t
         submitter.kill()
     assert submitter.returncode == 1, out[-3000:]
     assert f"FAILED {CELLS[0]}: SLURM job {array}_0" in out and "its log ends:" in out, out[-3000:]
-    assert "stopped by SIGTERM" in out                      # train.py saved when the job was cancelled
+    assert "stopped by SIGTERM" in out, out                 # train.py saved when the job was cancelled
     store = tmp_path / "slurm" / "store"
     assert not (store / CELLS[0]).exists() and (store / CELLS[1] / "cell.json").exists()
     assert json.loads((store / CELLS[1] / "cell.json").read_text())["executor"] == "slurm"
@@ -73,6 +73,7 @@ def test_a_grid_on_slurm_survives_cancel_and_preemption_and_equals_a_local_run(t
         assert len(runs) == 2 and runs[1].endswith("--continue_train"), log
     assert processes_mentioning(str(tmp_path / "slurm")) == []
 
+    assert local.wait(timeout=300) == 0, local.stderr.read()[-3000:]
     for cell in CELLS:
         assert _same(tmp_path, cell, "fcn_scores_latest.json") and _same(tmp_path, cell, "losses.json"), cell
         weights = [torch.load(tmp_path / run / "checkpoints" / "repro_smoke" / cell / "latest_net_G.pth",
