@@ -1,6 +1,8 @@
 """A cell's command lines, each with the file whose existence proves it finished (the tools write them
-atomically), and running them as subprocesses, `jobs` cells at once: a finished stage is skipped and a cut one
-resumed, so the same command continues an interrupted grid.
+atomically), and running them: run_chain runs a cell's pending stages as subprocesses (a finished stage is
+skipped and a cut one resumed, so the same command continues an interrupted grid); an executor launches the
+chains (LocalExecutor here, `jobs` at once; slurm.SlurmExecutor as SLURM jobs) and run_cells watches them.
+SIGINT/SIGTERM (stop_children) stop the running stages and start no more.
 """
 import concurrent.futures
 import contextlib
@@ -225,12 +227,6 @@ def log_tail(path, lines=8):
         return ""
 
 
-class StageFailed(RuntimeError):
-    def __init__(self, message, log_path):
-        super().__init__(message)
-        self.log_tail = log_tail(log_path)
-
-
 def run_stage(stage, log_path, env):
     """One stage as a child in its own session (a terminal's Ctrl-C reaches the runner, which stops it)."""
     argv = stage_argv(stage)
@@ -240,7 +236,7 @@ def run_stage(stage, log_path, env):
         log.flush()
         with _children_lock:
             if _stopping.is_set():
-                raise StageFailed(f"{stage.name} not started: stopping", log_path)
+                raise RuntimeError(f"{stage.name} not started: stopping")
             # SIGUSR2 (SLURM's warning before a time limit or preemption) is the runner's: blocked in the child
             old_mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGUSR2})
             try:
@@ -256,11 +252,11 @@ def run_stage(stage, log_path, env):
             with _children_lock:
                 _children.discard(proc)
     if _stopping.is_set():
-        raise StageFailed(f"{stage.name} stopped by a signal", log_path)
+        raise RuntimeError(f"{stage.name} stopped by a signal")
     if code != 0:
-        raise StageFailed(f"{stage.name} exited with {code}; see {log_path}", log_path)
+        raise RuntimeError(f"{stage.name} exited with {code}; see {log_path}")
     if not os.path.exists(stage.done_path):
-        raise StageFailed(f"{stage.name} finished but did not write {stage.done_path}; see {log_path}", log_path)
+        raise RuntimeError(f"{stage.name} finished but did not write {stage.done_path}; see {log_path}")
 
 
 @contextlib.contextmanager
@@ -272,12 +268,12 @@ def claim(log_dir):
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            holder = None
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"{os.getpid()} {socket.gethostname()}\n".encode(), 0)
         except BlockingIOError:
-            yield os.pread(fd, 200, 0).decode(errors="replace").strip() or "?"
-            return
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{os.getpid()} {socket.gethostname()}\n".encode(), 0)
-        yield None
+            holder = os.pread(fd, 200, 0).decode(errors="replace").strip() or "?"
+        yield holder
     finally:
         os.close(fd)
 
@@ -292,12 +288,13 @@ def run_chain(name, stages, log_dir, env):
         todo = pending(stages)
         whole = len(todo) == len(stages) and not any(is_resumed(s) for s in todo)
         start = time.monotonic()
-        try:
-            for stage in todo:
-                run_stage(stage, os.path.join(log_dir, f"{stage.name}.log"), env)
-        except StageFailed as err:
-            return Outcome(name, "stopped" if _stopping.is_set() else "failed", str(err), time.monotonic() - start,
-                           log_tail=err.log_tail)
+        for stage in todo:
+            log = os.path.join(log_dir, f"{stage.name}.log")
+            try:
+                run_stage(stage, log, env)
+            except RuntimeError as err:
+                return Outcome(name, "stopped" if _stopping.is_set() else "failed", str(err),
+                               time.monotonic() - start, log_tail=log_tail(log))
         return Outcome(name, "done", "", time.monotonic() - start, whole)
 
 
