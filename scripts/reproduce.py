@@ -15,6 +15,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import argparse  # noqa: E402
 import json  # noqa: E402
 import shlex  # noqa: E402
+import shutil  # noqa: E402
 import signal  # noqa: E402
 import subprocess  # noqa: E402
 
@@ -86,11 +87,14 @@ def make_executor(plan):
     args = plan.args
     if args.executor == "local":
         return commands.LocalExecutor(plan.jobs, plan.threads)
-    from scripts.repro import slurm
     additional = dict(kv.split("=", 1) for kv in args.slurm_additional if "=" in kv)
     if len(additional) != len(args.slurm_additional):
         raise UserError(f"--slurm_additional takes KEY=VALUE (an sbatch option without its --), got "
                         f"{next(kv for kv in args.slurm_additional if '=' not in kv)!r}")
+    if not (shutil.which("sbatch") and shutil.which("squeue")):
+        raise UserError("--executor slurm needs SLURM's sbatch and squeue on PATH: run it where jobs are "
+                        "submitted (a login node)")
+    from scripts.repro import slurm
     return slurm.SlurmExecutor(
         args.slurm_folder or os.path.join(plan.paths.results_dir, "slurm", "%j"), plan.threads,
         name=f"repro_{plan.scale.name}", partition=args.slurm_partition, gpus_per_cell=args.slurm_gpus_per_cell,

@@ -8,7 +8,9 @@ import shlex
 import subprocess
 
 import submitit
-from submitit.core.utils import pickle_load
+from submitit.core.utils import FailedJobError, pickle_load
+
+from pix2pix_tr.errors import UserError
 
 from . import commands
 
@@ -34,7 +36,8 @@ class SlurmExecutor:
     def __init__(self, folder, threads, *, name, partition=None, gpus_per_cell=0, time_min=24 * 60,
                  array_parallelism=None, account=None, qos=None, additional=None):
         self.threads, self.array_parallelism = threads, array_parallelism
-        self.executor = submitit.AutoExecutor(folder=folder, cluster="slurm")
+        # a cell longer than --slurm_time goes on as a chain of requeued jobs (submitit's default stops at 3)
+        self.executor = submitit.AutoExecutor(folder=folder, cluster="slurm", slurm_max_num_timeout=1000)
         params = dict(name=name, cpus_per_task=threads, timeout_min=time_min, slurm_partition=partition,
                       gpus_per_node=gpus_per_cell or None, slurm_account=account, slurm_qos=qos,
                       slurm_additional_parameters=dict(additional or {}),
@@ -47,7 +50,10 @@ class SlurmExecutor:
         names, stages, log_dirs = zip(*chains)
         self.executor.update_parameters(slurm_array_parallelism=self.array_parallelism or len(chains))
         self.log_dirs = dict(zip(names, log_dirs))
-        jobs = self.executor.map_array(CellJob(self.threads), names, stages, log_dirs)
+        try:
+            jobs = self.executor.map_array(CellJob(self.threads), names, stages, log_dirs)
+        except FailedJobError as err:        # sbatch refused: no such partition, account, QOS; no controller
+            raise UserError(f"sbatch did not take the jobs: {str(err).strip().splitlines()[-1]}") from None
         print(f"submitted {len(jobs)} cell(s) as SLURM array job {jobs[0].job_id.split('_')[0]} "
               f"(submitit files: {self.executor.folder})", flush=True)
         return jobs
