@@ -278,8 +278,8 @@ def run_grid(plan):
     print(f"preparing {plan.scale.name}: dataset and segmenter", flush=True)
     prep = commands.run_chain("prepare", plan.prepare, os.path.join(plan.paths.results_dir, "logs"),
                               commands.subprocess_env(os.cpu_count() or 1))     # alone: every core
-    if prep.status == "failed":
-        raise UserError(f"preparation failed: {prep.message}")
+    if prep.status in ("failed", "busy"):       # busy: another runner of this grid is preparing it
+        raise UserError(f"preparation {'failed' if prep.status == 'failed' else 'not run here'}: {prep.message}")
     check_judges(plan)                  # the segmenter may have been made just now: hash it afresh
     by_name = {c.name: c for c in todo}
     executor = make_executor(plan)
