@@ -15,6 +15,8 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import argparse  # noqa: E402
 import json  # noqa: E402
 import shlex  # noqa: E402
+import shutil  # noqa: E402
+import signal  # noqa: E402
 import subprocess  # noqa: E402
 
 from tqdm import tqdm  # noqa: E402
@@ -62,7 +64,42 @@ def parse_args(argv):
     add("--list", action="store_true", help="print the grid's cells and exit")
     add("--dry_run", action="store_true", help="print the commands and exit")
     add("--report_only", action="store_true", help="write the report from what exists")
+    add("--collect", action="store_true", help="store the cells that finished in the work dir (e.g. SLURM jobs "
+                                               "whose submitter has gone), then write the report; runs nothing")
+    add("--executor", choices=("local", "slurm"), default="local",
+        help="local: cells as subprocesses here; slurm: each cell one task of a SLURM array job (submitit)")
+    slurm = p.add_argument_group("--executor slurm (each job gets --threads CPUs, default 4)")
+    slurm.add_argument("--slurm_partition")
+    slurm.add_argument("--slurm_gpus_per_cell", type=int, default=0,
+                       help="GPUs of each job; more than 1 trains under torchrun, one process per GPU")
+    slurm.add_argument("--slurm_time", type=int, default=24 * 60, help="minutes per job (default: a day); a job "
+                       "that reaches it is requeued and continues its cell from the checkpoint")
+    slurm.add_argument("--slurm_array_parallelism", type=int, help="jobs of the array running at once (default: all)")
+    slurm.add_argument("--slurm_account")
+    slurm.add_argument("--slurm_qos")
+    slurm.add_argument("--slurm_additional", action="append", default=[], metavar="KEY=VALUE",
+                       help="any other sbatch option, e.g. constraint=a100 (repeatable)")
+    slurm.add_argument("--slurm_folder", help="submitit's job scripts and logs (default: slurm/ in the results)")
     return p.parse_args(argv)
+
+
+def make_executor(plan):
+    args = plan.args
+    if args.executor == "local":
+        return commands.LocalExecutor(plan.jobs, plan.threads)
+    additional = dict(kv.split("=", 1) for kv in args.slurm_additional if "=" in kv)
+    if len(additional) != len(args.slurm_additional):
+        raise UserError(f"--slurm_additional takes KEY=VALUE (an sbatch option without its --), got "
+                        f"{next(kv for kv in args.slurm_additional if '=' not in kv)!r}")
+    if not (shutil.which("sbatch") and shutil.which("squeue")):
+        raise UserError("--executor slurm needs SLURM's sbatch and squeue on PATH: run it where jobs are "
+                        "submitted (a login node)")
+    from scripts.repro import slurm
+    return slurm.SlurmExecutor(
+        args.slurm_folder or os.path.join(plan.paths.results_dir, "slurm", "%j"), plan.threads,
+        name=f"repro_{plan.scale.name}", partition=args.slurm_partition, gpus_per_cell=args.slurm_gpus_per_cell,
+        time_min=args.slurm_time, array_parallelism=args.slurm_array_parallelism, account=args.slurm_account,
+        qos=args.slurm_qos, additional=additional)
 
 
 class Plan:
@@ -88,14 +125,16 @@ class Plan:
         own = cells.expand(scale.groups, scale.seeds, scale.ablation_seeds, scale.sweep_seeds or scale.ablation_seeds)
         curve = {c.name for g in scale.curve_groups for c in self.grid.cells_of(g) + own.cells_of(g)}
         gt_cell = self.grid.cells[0].name        # its last scoring also scores the real photos
+        ranks = max(1, args.slurm_gpus_per_cell) if args.executor == "slurm" else 1     # >1: torchrun
         self.stages = {c.name: commands.cell_stages(c, scale, self.paths, self.device, curve=c.name in curve,
-                                                    ground_truth=c.name == gt_cell) for c in self.grid.cells}
+                                                    ground_truth=c.name == gt_cell, ranks=ranks)
+                       for c in self.grid.cells}
         self.prepare = commands.prepare_stages(scale, self.paths)
         self.jobs = args.jobs or scale.jobs
-        self.threads = args.threads or max(1, (os.cpu_count() or 1) // self.jobs)
+        self.threads = args.threads or (4 if args.executor == "slurm" else max(1, (os.cpu_count() or 1) // self.jobs))
         # the command that runs the grid and writes this report (--report_only only rewrites it)
         self.invocation = "python scripts/reproduce.py " + " ".join(
-            shlex.quote(a) for a in argv if a not in ("--report_only", "--overwrite_report"))
+            shlex.quote(a) for a in argv if a not in ("--report_only", "--overwrite_report", "--collect"))
         self.outcomes = {}                  # cell name -> commands.Outcome of this invocation
         self.started_code_version = None    # set when the grid starts running
         self.fingerprints = None            # the segmenters' weights, set by check_judges
@@ -181,7 +220,7 @@ def store_cell(plan, cell, outcome=None):
                  "wall_seconds": None, "stored_from": "the work dir, after it finished"}
     else:
         extra = {"code_version": plan.started_code_version, "code_version_at_finish": code_version(*plan.own_dirs()),
-                 "jobs": plan.jobs, "threads": plan.threads, "cpus": os.cpu_count(),
+                 "jobs": plan.jobs, "threads": plan.threads, "cpus": os.cpu_count(), "executor": plan.args.executor,
                  "stored_from": "the run that finished it"}
         if outcome.whole:
             extra["wall_seconds"] = round(outcome.seconds, 1)
@@ -206,15 +245,19 @@ def commit_results(plan, message):
     return False
 
 
+def store_finished(plan):
+    """Store the cells that finished in the work dir but are missing from the store (judges checked)."""
+    check_judges(plan)
+    for c in plan.grid.cells if plan.store else ():
+        if not plan.store.has(c.name) and commands.is_done(plan.stages[c.name]):
+            plan.store.check_judges(judged_by(plan, c), where=f"{c.name}'s scores in the work dir")
+            store_cell(plan, c)
+
+
 def run_grid(plan):
     """Store what finished earlier, prepare once, then run the missing cells, storing each as it ends."""
     plan.started_code_version = code_version(*plan.own_dirs())
-    check_judges(plan)
-    if plan.store:
-        for c in plan.grid.cells:
-            if not plan.store.has(c.name) and commands.is_done(plan.stages[c.name]):
-                plan.store.check_judges(judged_by(plan, c), where=f"{c.name}'s scores in the work dir")
-                store_cell(plan, c)
+    store_finished(plan)
     todo = [c for c in plan.to_run.cells if not plan.is_done(c) and not commands.is_done(plan.stages[c.name])]
     if not todo:
         print(f"{plan.scale.name}: every selected cell has finished"
@@ -235,18 +278,23 @@ def run_grid(plan):
     print(f"preparing {plan.scale.name}: dataset and segmenter", flush=True)
     prep = commands.run_chain("prepare", plan.prepare, os.path.join(plan.paths.results_dir, "logs"),
                               commands.subprocess_env(os.cpu_count() or 1))     # alone: every core
-    if prep.status == "failed":
-        raise UserError(f"preparation failed: {prep.message}")
+    if prep.status in ("failed", "busy"):       # busy: another runner of this grid is preparing it
+        raise UserError(f"preparation {'failed' if prep.status == 'failed' else 'not run here'}: {prep.message}")
     check_judges(plan)                  # the segmenter may have been made just now: hash it afresh
     by_name = {c.name: c for c in todo}
-    bar = tqdm(total=len(todo), desc=f"{plan.scale.name} cells ({plan.jobs} at a time)", unit="cell")
+    executor = make_executor(plan)
+    where = "SLURM jobs" if plan.args.executor == "slurm" else f"{plan.jobs} at a time"
+    bar = tqdm(total=len(todo), desc=f"{plan.scale.name} cells ({where})", unit="cell")
 
     def on_done(outcome):
         plan.outcomes[outcome.name] = outcome
         bar.update(1)
         bar.set_postfix_str(f"{outcome.name}: {outcome.status}")
         if outcome.status == "failed":
-            tqdm.write(f"FAILED {outcome.name}: {outcome.message}")
+            tail = "".join(f"\n    {line}" for line in outcome.log_tail.splitlines())
+            tqdm.write(f"FAILED {outcome.name}: {outcome.message}" + (f"; its log ends:{tail}" if tail else ""))
+        elif outcome.status == "busy":
+            tqdm.write(f"{outcome.name}: not run here: {outcome.message}")
         if outcome.status == "done":
             if plan.store:
                 store_cell(plan, by_name[outcome.name], outcome)
@@ -257,7 +305,7 @@ def run_grid(plan):
                                      f"({done} of {len(plan.grid.cells)} cells)")
 
     commands.run_cells([(c.name, plan.stages[c.name], os.path.join(plan.paths.cell_results(c), "logs"))
-                        for c in todo], plan.jobs, plan.threads, progress=on_done)
+                        for c in todo], executor, progress=on_done)
     bar.close()
 
 
@@ -281,10 +329,23 @@ def main(argv=None):
                                  store.cell_record(c, plan.scale, plan.paths, plan.stages[c.name]),
                                  "delete its folder to run it again, or pass another --results_store")
     guard_report(plan)
-    if not args.report_only:
-        run_grid(plan)
+    if args.collect:
+        store_finished(plan)
+    elif not args.report_only:
+        previous = {s: signal.signal(s, commands.stop_children) for s in (signal.SIGINT, signal.SIGTERM)}
+        try:                                # a signal stops the children and starts nothing more
+            run_grid(plan)
+        except commands.Stopped as stop:
+            print(f"\nstopped by {stop}: " + (
+                "the submitted jobs go on (scancel stops them); --collect stores the cells they finish"
+                if args.executor == "slurm" else "the running stages saved and exited, no other cell started; "
+                "run the same command to continue"), file=sys.stderr)
+            return 128 + stop.signum
+        finally:
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
     write_report(plan)
-    if plan.args.git_commit and not args.report_only:
+    if plan.args.git_commit and not args.report_only:     # --collect too
         commit_results(plan, f"reproduce.py --scale {plan.scale.name}: report")
     print(f"report: {os.path.join(plan.report_dir, report.REPORT_MD)}")
     failed = [o.name for o in plan.outcomes.values() if o.status == "failed"]

@@ -1,13 +1,20 @@
 """A cell's command lines, each with the file whose existence proves it finished (the tools write them
-atomically), and running them as subprocesses, `jobs` cells at once: a finished stage is skipped and a cut one
-resumed, so the same command continues an interrupted grid.
+atomically), and running them: run_chain runs a cell's pending stages as subprocesses (a finished stage is
+skipped and a cut one resumed, so the same command continues an interrupted grid); an executor launches the
+chains (LocalExecutor here, `jobs` at once; slurm.SlurmExecutor as SLURM jobs) and run_cells watches them.
+SIGINT/SIGTERM (stop_children) stop the running stages and start no more.
 """
 import concurrent.futures
+import contextlib
 import dataclasses
+import fcntl
 import os
 import shlex
+import signal
+import socket
 import subprocess
 import sys
+import threading
 import time
 
 from data.layout import METADATA_FILE
@@ -19,6 +26,7 @@ from pix2pix_tr.viz.loss_log import LOSS_JSONL
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 PHASE = "val"
 TEST_PAGE = "index.html"        # test.py's page (pix2pix_tr/viz/html.py), written after its images
+CLAIM_FILE = "cell.lock"        # in the cell's log folder: held by the process that runs the cell
 
 
 @dataclasses.dataclass(frozen=True)
@@ -125,10 +133,14 @@ def _test_and_score(cell, scale, paths, device, epoch, ground_truth=False):
     return [test, score]
 
 
-def cell_stages(cell, scale, paths, device, curve=False, ground_truth=False):
-    """The stages of one cell, in order; the last one's output marks the cell done."""
+def cell_stages(cell, scale, paths, device, curve=False, ground_truth=False, ranks=1):
+    """The stages of one cell, in order; the last one's output marks the cell done. `ranks` > 1 trains
+    under torchrun, one process per GPU (each at --batch_size: a larger batch, so another result)."""
     ckpt = paths.cell_checkpoints(cell)
-    train = Stage("train", (*_script("train.py"), "--dataroot", paths.dataroot, "--name", cell.name,
+    launch = _script("train.py") if ranks == 1 else (
+        sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={ranks}",
+        os.path.join(REPO, "train.py"))
+    train = Stage("train", (*launch, "--dataroot", paths.dataroot, "--name", cell.name,
                             "--checkpoints_dir", paths.checkpoints_dir, *train_flags(cell, scale),
                             "--n_epochs", str(scale.n_epochs), "--n_epochs_decay",
                             str(scale.n_epochs_decay), "--save_epoch_freq", str(scale.save_epoch_freq),
@@ -156,10 +168,11 @@ def shell_line(argv, base=REPO):
 @dataclasses.dataclass
 class Outcome:
     name: str
-    status: str             # done | skipped | failed
+    status: str             # done | skipped | failed | stopped | busy (another process runs it)
     message: str = ""
     seconds: float = 0.0
     whole: bool = False     # every stage ran from its start in this call: `seconds` is the cell's time
+    log_tail: str = ""      # a failed stage's last log lines
 
 
 def is_resumed(stage):
@@ -183,42 +196,147 @@ def subprocess_env(threads):
     return dict(os.environ, OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads), PYTHONUNBUFFERED="1")
 
 
+class Stopped(Exception):
+    """SIGINT or SIGTERM reached the runner: its stages were told to stop (train.py saves), nothing more starts."""
+
+    def __init__(self, signum):
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+_children, _children_lock, _stopping = set(), threading.RLock(), threading.Event()
+
+
+def stop_children(signum, frame=None):
+    """Signal handler: SIGTERM every running stage (train.py saves latest and exits), start none after it,
+    and raise Stopped; a second signal kills them at once."""
+    again = _stopping.is_set()
+    _stopping.set()
+    with _children_lock:
+        for proc in _children:
+            proc.send_signal(signal.SIGKILL if again else signal.SIGTERM)
+    if not again:
+        raise Stopped(signum)
+
+
+def log_tail(path, lines=8):
+    try:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            return "".join(f.readlines()[-lines:]).rstrip()
+    except OSError:
+        return ""
+
+
 def run_stage(stage, log_path, env):
+    """One stage as a child in its own session (a terminal's Ctrl-C reaches the runner, which stops it)."""
     argv = stage_argv(stage)
     os.makedirs(os.path.dirname(log_path), exist_ok=True)
     with open(log_path, "a", encoding="utf-8") as log:
         log.write(f"$ {shell_line(argv)}\n")
         log.flush()
-        proc = subprocess.run(argv, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT,
-                              stdin=subprocess.DEVNULL)
-    if proc.returncode != 0:
-        raise RuntimeError(f"{stage.name} exited with {proc.returncode}; see {log_path}")
+        with _children_lock:
+            if _stopping.is_set():
+                raise RuntimeError(f"{stage.name} not started: stopping")
+            # SIGUSR2 (SLURM's warning before a time limit or preemption) is the runner's: blocked in the child
+            old_mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGUSR2})
+            try:
+                proc = subprocess.Popen(argv, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT,
+                                        stdin=subprocess.DEVNULL, start_new_session=True)
+            finally:
+                signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
+            _children.add(proc)
+        try:
+            code = proc.wait()
+        finally:
+            proc.wait()                 # if the wait was cut by a signal: the child was told to stop
+            with _children_lock:
+                _children.discard(proc)
+    if _stopping.is_set():
+        raise RuntimeError(f"{stage.name} stopped by a signal")
+    if code != 0:
+        raise RuntimeError(f"{stage.name} exited with {code}; see {log_path}")
     if not os.path.exists(stage.done_path):
         raise RuntimeError(f"{stage.name} finished but did not write {stage.done_path}; see {log_path}")
 
 
-def run_chain(name, stages, log_dir, env):
-    if is_done(stages):
-        return Outcome(name, "skipped", "already done")
-    todo = pending(stages)
-    whole = len(todo) == len(stages) and not any(is_resumed(s) for s in todo)
-    start = time.monotonic()
+@contextlib.contextmanager
+def claim(log_dir):
+    """Hold the cell for this process (flock; the kernel releases it when the process dies): yields
+    None, or the holder's "pid host" when another process runs the cell."""
+    os.makedirs(log_dir, exist_ok=True)
+    fd = os.open(os.path.join(log_dir, CLAIM_FILE), os.O_RDWR | os.O_CREAT, 0o644)
     try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            holder = None
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"{os.getpid()} {socket.gethostname()}\n".encode(), 0)
+        except BlockingIOError:
+            holder = os.pread(fd, 200, 0).decode(errors="replace").strip() or "?"
+        yield holder
+    finally:
+        os.close(fd)
+
+
+def run_chain(name, stages, log_dir, env):
+    """Run the cell's pending stages in order (a cut training continues), unless another process runs it."""
+    with claim(log_dir) as holder:
+        if holder:
+            return Outcome(name, "busy", f"another runner has it (pid, host: {holder})")
+        if is_done(stages):
+            return Outcome(name, "skipped", "already done")
+        todo = pending(stages)
+        whole = len(todo) == len(stages) and not any(is_resumed(s) for s in todo)
+        start = time.monotonic()
         for stage in todo:
-            run_stage(stage, os.path.join(log_dir, f"{stage.name}.log"), env)
-    except RuntimeError as err:
-        return Outcome(name, "failed", str(err), time.monotonic() - start)
-    return Outcome(name, "done", "", time.monotonic() - start, whole)
+            log = os.path.join(log_dir, f"{stage.name}.log")
+            try:
+                run_stage(stage, log, env)
+            except RuntimeError as err:
+                return Outcome(name, "stopped" if _stopping.is_set() else "failed", str(err),
+                               time.monotonic() - start, log_tail=log_tail(log))
+        return Outcome(name, "done", "", time.monotonic() - start, whole)
 
 
-def run_cells(chains, jobs, threads_per_job, progress=None):
-    """Run `chains` [(name, stages, log_dir)] `jobs` at a time; the outcomes in input order."""
-    env = subprocess_env(threads_per_job)
+class LocalExecutor:
+    """Cells as chains of subprocesses of this process, `jobs` at once, each with `threads` threads.
+    An executor (this, slurm.SlurmExecutor): submit(chains) -> handles; finished({name: handle}) -> the names
+    whose cells ended; outcome(handle, name) -> Outcome; close()."""
+    poll_seconds = 0.1
+
+    def __init__(self, jobs, threads):
+        self.pool = concurrent.futures.ThreadPoolExecutor(max_workers=max(1, jobs))
+        self.env = subprocess_env(threads)
+
+    def submit(self, chains):
+        return [self.pool.submit(lambda *a: run_chain(*a), name, stages, log_dir, self.env)   # run_chain as it is then
+                for name, stages, log_dir in chains]
+
+    @staticmethod
+    def finished(waiting):
+        return [name for name, future in waiting.items() if future.done()]
+
+    @staticmethod
+    def outcome(future, name):
+        return future.result()
+
+    def close(self):        # after Stopped: the running chains end as their children exit; queued ones never start
+        self.pool.shutdown(wait=True, cancel_futures=True)
+
+
+def run_cells(chains, executor, progress=None):
+    """Launch `chains` [(name, stages, log_dir)] on `executor` and watch them, handing each outcome to
+    `progress` as it ends; the outcomes in input order."""
+    waiting = dict(zip([name for name, _, _ in chains], executor.submit(chains)))
     outcomes = {}
-    with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
-        futures = [pool.submit(run_chain, name, stages, log_dir, env) for name, stages, log_dir in chains]
-        for future in concurrent.futures.as_completed(futures):
-            outcome = outcomes[future.result().name] = future.result()
-            if progress is not None:
-                progress(outcome)
+    try:
+        while waiting:
+            for name in executor.finished(waiting):
+                outcomes[name] = executor.outcome(waiting.pop(name), name)
+                if progress is not None:
+                    progress(outcomes[name])
+            if waiting:
+                time.sleep(executor.poll_seconds)
+    finally:
+        executor.close()
     return [outcomes[name] for name, _, _ in chains]

@@ -30,6 +30,16 @@ def test_dry_run_prints_the_commands_of_the_selected_cells(capsys, tmp_path):
     assert not os.listdir(tmp_path)                  # nothing ran
 
 
+def test_a_cell_with_several_gpus_on_slurm_trains_under_torchrun(capsys, tmp_path):
+    assert reproduce.main(["--scale", "smoke", "--work_dir", str(tmp_path), "--dry_run", "--executor", "slurm",
+                           "--slurm_gpus_per_cell", "2"]) == 0
+    out = capsys.readouterr().out
+    assert out.count("python -m torch.distributed.run --standalone --nproc_per_node=2 train.py --dataroot") == 2
+    argv = ["--executor", "slurm", "--slurm_additional", "constraint"]
+    with pytest.raises(UserError, match="--slurm_additional takes KEY=VALUE"):
+        reproduce.make_executor(reproduce.Plan(reproduce.parse_args(argv), argv))
+
+
 def test_report_only_on_an_empty_work_dir(tmp_path):
     report_dir = tmp_path / "report"
     assert reproduce.main(["--scale", "smoke", "--work_dir", str(tmp_path), "--report_only",

@@ -76,10 +76,11 @@ def test_a_failing_cell_is_reported_and_does_not_stop_the_others(tmp_path):
     seen = []
     outcomes = commands.run_cells([("bad", bad, str(tmp_path / "bad_logs")),
                                  ("good", good, str(tmp_path / "good_logs"))],
-                                jobs=2, threads_per_job=1, progress=seen.append)
+                                commands.LocalExecutor(jobs=2, threads=1), progress=seen.append)
     assert [o.name for o in outcomes] == ["bad", "good"]
     assert outcomes[0].status == "failed" and "test_latest exited with 3" in outcomes[0].message
     assert os.path.exists(tmp_path / "bad_logs" / "test_latest.log")
+    assert outcomes[0].log_tail.startswith("$ ")                    # the log's last lines come with it
     assert _runs(bad_count) == 2                     # score never ran after the failure
     assert outcomes[1].status == "done" and _runs(good_count) == 3
     assert sorted(o.name for o in seen) == ["bad", "good"]
@@ -106,6 +107,16 @@ def test_cells_run_in_parallel(tmp_path):
     chains = [(f"c{i}", [commands.Stage("train", (sys.executable, "-c", code, started[i], *started,
                                                   str(tmp_path / f"done{i}")), str(tmp_path / f"done{i}"))],
                str(tmp_path / f"logs{i}")) for i in (0, 1)]
-    outcomes = commands.run_cells(chains, jobs=2, threads_per_job=1)
+    outcomes = commands.run_cells(chains, commands.LocalExecutor(jobs=2, threads=1))
     assert [o.status for o in outcomes] == ["done", "done"]
     assert commands.subprocess_env(3)["OMP_NUM_THREADS"] == "3"
+
+
+def test_a_cell_another_runner_holds_is_not_run_twice(tmp_path):
+    stages, count = _chain(tmp_path, "held")
+    logs = str(tmp_path / "logs")
+    with commands.claim(logs) as holder:             # another submitter's job runs the cell
+        assert holder is None
+        out = commands.run_chain("held", stages, logs, commands.subprocess_env(1))
+    assert out.status == "busy" and str(os.getpid()) in out.message and _runs(count) == 0
+    assert commands.run_chain("held", stages, logs, commands.subprocess_env(1)).status == "done"

@@ -156,12 +156,14 @@ def test_report_only_from_the_committed_files_alone(tmp_path, fake_tools):
 
 
 @pytest.mark.slow
-def test_cells_finished_in_the_work_dir_before_are_stored_without_running(tmp_path, fake_tools):
+@pytest.mark.parametrize("collect", [False, True])     # --collect: the same, and the missing cells do not run
+def test_cells_finished_in_the_work_dir_before_are_stored_without_running(tmp_path, fake_tools, collect):
     assert reproduce.main(["--scale", "synthcity_long", "--work_dir", str(tmp_path / "w"), "--results_store",
                            "none", "--report_dir", str(tmp_path / "r"), "--cells", MAIN[0]]) == 0
     fake_tools.clear()
-    assert reproduce.main(_argv(tmp_path, "w", "--cells", MAIN[0])) == 0
+    assert reproduce.main(_argv(tmp_path, "w", *(["--collect"] if collect else ["--cells", MAIN[0]]))) == 0
     assert fake_tools == []
+    assert store.Store(str(tmp_path / "committed" / "cells")).names() == [MAIN[0]]
     record = store.Store(str(tmp_path / "committed" / "cells")).record(MAIN[0])
     assert record["stored_from"] == "the work dir, after it finished" and record["wall_seconds"] is None
 
