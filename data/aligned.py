@@ -25,7 +25,8 @@ import numpy as np
 import torch
 from PIL import Image
 
-from data.layout import PreparedLayout, frame_id, image_size, open_image
+from data.images import image_size, open_image
+from data.layout import PreparedLayout, frame_id
 from pix2pix_tr.errors import UserError
 
 PREPROCESS_MODES = ("resize_and_crop", "crop", "scale_width", "scale_width_and_crop", "none")

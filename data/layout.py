@@ -22,8 +22,6 @@ import os
 import signal
 import sys
 
-from PIL import Image
-
 from pix2pix_tr.errors import UserError
 from pix2pix_tr.run import atomic
 
@@ -170,24 +168,6 @@ def find_images(folder, max_dataset_size=float("inf"), what="images"):
                         f"{' '.join(IMG_EXTENSIONS)}, in it or its sub-folders)")
     found.sort(key=lambda p: os.path.relpath(p, folder).replace(os.sep, "/"))
     return found[:int(max_dataset_size)] if max_dataset_size != float("inf") else found
-
-
-def open_image(path, mode="RGB", fix="delete or re-create it", header_only=False):
-    """Decode an image, converted to `mode` (None: as stored), or one UserError naming the file and
-    `fix`. `header_only`: its (width, height), read from the header alone."""
-    try:
-        with Image.open(path) as img:
-            if header_only:
-                return img.size
-            img.load()
-            return img.convert(mode) if mode and img.mode != mode else img.copy()
-    except (OSError, SyntaxError, ValueError) as err:      # unreadable, truncated, not an image
-        raise UserError(f"{path} is not a readable image ({err}); {fix}") from None
-
-
-def image_size(path, fix="delete or re-create it"):
-    """(width, height) from the file's header alone, or the same UserError as `open_image`."""
-    return open_image(path, fix=fix, header_only=True)
 
 
 def make_output_dir(path, create=True):

@@ -22,7 +22,8 @@ import numpy as np  # noqa: E402
 from PIL import Image  # noqa: E402
 
 from data.layout import (IGNORE_INDEX, SPLITS, DatasetMeta, PreparedLayout, check_same_params,  # noqa: E402
-                         cityscapes_classes, make_output_dir, open_image, run_jobs)
+                         cityscapes_classes, make_output_dir, run_jobs)
+from data.images import open_image, read_label_values  # noqa: E402
 from pix2pix_tr.run import atomic  # noqa: E402
 from pix2pix_tr.errors import UserError, run_cli  # noqa: E402
 
@@ -98,11 +99,7 @@ def prepare_frame(job):
                 return fid, [img.height, img.width], False
         except (OSError, SyntaxError, ValueError):     # an empty or damaged file: write the frame again
             pass
-    ids_img = _open(labelids_path, None)
-    if ids_img.mode not in ("L", "P", "I", "I;16"):
-        raise UserError(f"{labelids_path} has mode {ids_img.mode}: labelIds must be a one-channel "
-                        "image of Cityscapes label ids")
-    ids = np.asarray(ids_img)
+    ids = read_label_values(labelids_path, fix="labelIds must be a one-channel image of Cityscapes label ids")
     lut, defined = label_id_to_train_id()
     bad = np.unique(ids[(ids < 0) | (ids > 255)]).tolist() if ids.dtype != np.uint8 else []
     if not bad:

@@ -10,7 +10,8 @@ BtoA, the wrong count when the two differ).
 import os
 
 from data.aligned import PreprocessedImages
-from data.layout import IMG_EXTENSIONS, find_images, frame_id, is_image_file, open_image
+from data.images import open_image
+from data.layout import IMG_EXTENSIONS, find_images, frame_id, is_image_file
 from pix2pix_tr.errors import UserError
 
 

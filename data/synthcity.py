@@ -23,7 +23,8 @@ import numpy as np  # noqa: E402
 from PIL import Image  # noqa: E402
 
 from data.layout import (IGNORE_INDEX, DatasetMeta, PreparedLayout, check_same_params,  # noqa: E402
-                         cityscapes_classes, is_image_file, make_output_dir, open_image, run_jobs)
+                         cityscapes_classes, is_image_file, make_output_dir, run_jobs)
+from data.images import open_image  # noqa: E402
 from pix2pix_tr.run import atomic  # noqa: E402
 from pix2pix_tr.errors import UserError, run_cli  # noqa: E402
 

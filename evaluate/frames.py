@@ -16,7 +16,8 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from data.layout import IGNORE_INDEX, LABEL_EXTENSION, PreparedLayout, frame_id, image_size, open_image
+from data.images import image_size, open_image, read_label_values
+from data.layout import IGNORE_INDEX, LABEL_EXTENSION, PreparedLayout, frame_id
 from evaluate.digests import file_sha256
 from pix2pix_tr.errors import UserError
 from pix2pix_tr.run import atomic, distributed
@@ -179,10 +180,8 @@ def read_label(path, num_classes=None, ignore_index=IGNORE_INDEX):
     """HxW array of a trainId label image; a UserError naming it if it is unreadable, not one channel,
     or (given `num_classes`) holds values other than 0..num_classes-1 and `ignore_index`: Cityscapes'
     labelIds (0..33) instead of trainIds (0..18, 255) would otherwise be scored silently wrong."""
-    label = np.array(open_image(path, mode=None, fix="re-create it by re-running the dataset's preparation "
-                                                     "(data/prepare_cityscapes.py or data/synthcity.py)"))
-    if label.ndim != 2:
-        raise UserError(f"{path} is not a single-channel trainId label image")
+    label = read_label_values(path, fix="re-create it by re-running the dataset's preparation "
+                                        "(data/prepare_cityscapes.py or data/synthcity.py)")
     if num_classes is not None:
         bad = (label >= num_classes) & (label != ignore_index)
         if label.dtype.kind == "i":
