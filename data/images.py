@@ -49,7 +49,7 @@ def read_label_values(path, fix):
     if img.mode not in LABEL_MODES:
         raise UserError(f"{path} has mode {img.mode}: a label map is one channel of integer ids "
                         f"({', '.join(LABEL_MODES)}); {fix}")
-    values = np.asarray(img)
+    values = np.array(img)                               # writable: torch.from_numpy takes it as is
     return values if values.dtype == np.uint8 else values.astype(np.int32)   # bool, int32, >u2: native ints
 
 
