@@ -99,7 +99,7 @@ def prepare_frame(job):
                 return fid, [img.height, img.width], False
         except (OSError, SyntaxError, ValueError):     # an empty or damaged file: write the frame again
             pass
-    ids = read_label_values(labelids_path, fix="labelIds must be a one-channel image of Cityscapes label ids")
+    ids = read_label_values(labelids_path, fix="re-download or remove it")
     lut, defined = label_id_to_train_id()
     bad = np.unique(ids[(ids < 0) | (ids > 255)]).tolist() if ids.dtype != np.uint8 else []
     if not bad:

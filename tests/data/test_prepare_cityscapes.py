@@ -165,6 +165,14 @@ def test_corrupt_label(official, tmp_path):
     _fails_cleanly(root, tmp_path / "out", "lindau_000000_000019_gtFine_labelIds.png is not a readable")
 
 
+def test_colour_label_ids_are_refused_naming_the_mode(official, tmp_path):
+    root, _ = official
+    path = root / "gtFine" / "val" / "lindau" / "lindau_000000_000019_gtFine_labelIds.png"
+    Image.open(path).convert("RGB").save(path)
+    _fails_cleanly(root, tmp_path / "out", r"labelIds.png has mode RGB: a label map is one channel of integer ids "
+                                           r".*; re-download or remove it")
+
+
 def test_label_ids_outside_the_definition(official, tmp_path):
     root, _ = official
     path = root / "gtFine" / "train" / "aachen" / "aachen_000000_000019_gtFine_labelIds.png"
