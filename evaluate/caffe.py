@@ -5,21 +5,16 @@ A .caffemodel is one protobuf message, `NetParameter`, in protobuf's wire format
 length-prefixed run of bytes. Only the few fields that carry weights are needed (numbers from
 Caffe's src/caffe/proto/caffe.proto):
 
-    NetParameter      name = 1; layers = 2 (V1LayerParameter, legacy); layer = 100 (LayerParameter)
-    LayerParameter    name = 1; type = 2 (string); bottom = 3; top = 4; blobs = 7 (BlobProto)
-    V1LayerParameter  bottom = 2; top = 3; name = 4; type = 5 (enum V1_TYPES); blobs = 6
+    NetParameter      layers = 2 (V1LayerParameter, legacy); layer = 100 (LayerParameter)
+    LayerParameter    name = 1; blobs = 7 (BlobProto)
+    V1LayerParameter  name = 4; blobs = 6
     BlobProto         num = 1, channels = 2, height = 3, width = 4 (legacy 4-D shape);
                       data = 5 (packed float); shape = 7 (BlobShape); double_data = 8 (packed double)
     BlobShape         dim = 1 (packed int64)
 
-Everything else (param specs, fillers, layer parameters, diffs) is skipped by its wire type. The
-float arrays are numpy views of the file's bytes, read once: no copy per blob.
-
-    net = read_caffemodel("fcn-8s-cityscapes.caffemodel")      # -> CaffeNet
-    net.layers["score_fr"].blobs[0].array()                     # float32 numpy, Caffe's shape
-
-Malformed input raises `CaffeFormatError` with the byte offset; callers turn it into a one-line
-UserError naming the file. (The tests write stand-in models with tests/evaluate/caffe_writer.py.)
+Everything else (types, tops, param specs, fillers, layer parameters, diffs) is skipped by its wire
+type. The float arrays are numpy views of the file's bytes, read once: no copy per blob. Malformed
+input raises `CaffeFormatError` with the byte offset; callers turn it into a one-line UserError.
 """
 import dataclasses
 import os
@@ -27,8 +22,6 @@ import os
 import numpy as np
 
 VARINT, FIXED64, BYTES, FIXED32 = 0, 1, 2, 5
-V1_TYPES = {4: "Convolution", 17: "Pooling", 18: "ReLU", 39: "Deconvolution", 25: "Eltwise",
-            14: "InnerProduct", 6: "Dropout", 5: "Data", 20: "Softmax", 21: "SoftmaxWithLoss"}
 
 
 class CaffeFormatError(ValueError):
@@ -50,22 +43,6 @@ class Blob:
             raise CaffeFormatError(f"a blob of shape {'x'.join(map(str, self.shape))} holds "
                                    f"{self.values.size} values")
         return np.asarray(self.values, dtype=dtype).reshape(self.shape)
-
-
-@dataclasses.dataclass
-class Layer:
-    name: str
-    type: str
-    blobs: list
-    bottoms: list = dataclasses.field(default_factory=list)
-    tops: list = dataclasses.field(default_factory=list)
-
-
-@dataclasses.dataclass
-class CaffeNet:
-    name: str
-    layers: dict            # layer name -> Layer, in file order
-    legacy_layers: bool     # True when the file used V1 `layers` (field 2)
 
 
 def _varint(buf, pos, end):
@@ -167,42 +144,30 @@ def _blob(buf, start, end):
 
 
 def _layer(buf, start, end, v1):
-    names = {"name": 4, "type": 5, "bottom": 2, "top": 3, "blobs": 6} if v1 else \
-            {"name": 1, "type": 2, "bottom": 3, "top": 4, "blobs": 7}
-    layer = Layer(name="", type="", blobs=[])
+    """(name, [Blob]) of a LayerParameter, or of a V1LayerParameter when `v1`."""
+    name_field, blobs_field = (4, 6) if v1 else (1, 7)
+    name, blobs = "", []
     for field, wire, value, _ in _fields(buf, start, end):
-        if wire == BYTES and field == names["name"]:
-            layer.name = _string(buf, value)
-        elif field == names["type"]:
-            if v1 and wire == VARINT:
-                layer.type = V1_TYPES.get(value, f"V1 type {value}")
-            elif not v1 and wire == BYTES:
-                layer.type = _string(buf, value)
-        elif wire == BYTES and field == names["bottom"]:
-            layer.bottoms.append(_string(buf, value))
-        elif wire == BYTES and field == names["top"]:
-            layer.tops.append(_string(buf, value))
-        elif wire == BYTES and field == names["blobs"]:
-            layer.blobs.append(_blob(buf, *value))
-    return layer
+        if wire == BYTES and field == name_field:
+            name = _string(buf, value)
+        elif wire == BYTES and field == blobs_field:
+            blobs.append(_blob(buf, *value))
+    return name, blobs
 
 
 def parse_net(buf):
-    """A CaffeNet from the bytes of a NetParameter (bytes or bytearray)."""
-    name, layers, legacy = "", {}, False
-    end = len(buf)
-    for field, wire, value, _ in _fields(buf, 0, end):
-        if field == 1 and wire == BYTES:
-            name = _string(buf, value)
-        elif field in (100, 2) and wire == BYTES:
-            layer = _layer(buf, *value, v1=field == 2)
-            legacy |= field == 2
-            layers[layer.name] = layer
-    return CaffeNet(name=name, layers=layers, legacy_layers=legacy)
+    """{layer name: [Blob]} in file order, from the bytes of a NetParameter (bytes or bytearray)."""
+    layers = {}
+    for field, wire, value, _ in _fields(buf, 0, len(buf)):
+        if field in (100, 2) and wire == BYTES:
+            name, blobs = _layer(buf, *value, v1=field == 2)
+            layers[name] = blobs
+    return layers
 
 
 def read_caffemodel(path):
-    """Parse a .caffemodel file. The blobs' arrays are views of one buffer that holds the file."""
+    """Parse a .caffemodel file into {layer name: [Blob]}. The blobs' arrays are views of one buffer
+    that holds the file."""
     with open(path, "rb") as f:
         buf = bytearray(os.fstat(f.fileno()).st_size)
         f.readinto(buf)

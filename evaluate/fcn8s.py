@@ -110,20 +110,20 @@ def _caffe_shape_matches(blob, expected):
 
 
 def state_dict_from_caffe(net, model, source):
-    """The module's state dict from a parsed CaffeNet; a UserError naming the first layer that is
-    missing, has another number of blobs, or blobs of other shapes."""
-    score_fr = net.layers.get("score_fr")
-    if score_fr is not None and score_fr.blobs and score_fr.blobs[0].shape:
-        outputs = score_fr.blobs[0].shape[-4 if score_fr.blobs[0].legacy else 0]
+    """The module's state dict from a parsed .caffemodel ({layer name: [Blob]}); a UserError naming the
+    first layer that is missing, has another number of blobs, or blobs of other shapes."""
+    score_fr = net.get("score_fr")
+    if score_fr and score_fr[0].shape:
+        outputs = score_fr[0].shape[-4 if score_fr[0].legacy else 0]
         if outputs != model.score_fr.out_channels:
             hint = " (21 is PASCAL VOC's FCN-8s)" if outputs == 21 else ""
             raise UserError(f"{source} predicts {outputs} outputs (layer score_fr), pix2pix's Cityscapes "
                             f"FCN-8s predicts {model.score_fr.out_channels} (19 classes + no class): it was "
                             f"trained on other classes{hint}; pass {DOWNLOAD_HINT}")
     expected = model.caffe_layers()
-    missing = [name for name, _ in expected if name not in net.layers]
+    missing = [name for name, _ in expected if name not in net]
     if missing:
-        present = [n for n, layer in net.layers.items() if layer.blobs]
+        present = [n for n, blobs in net.items() if blobs]
         raise UserError(f"{source} has no layer {', '.join(missing[:4])}"
                         f"{f' (and {len(missing) - 4} more)' if len(missing) > 4 else ''} of pix2pix's "
                         f"FCN-8s (its layers with weights: {', '.join(present[:6]) or 'none'}"
@@ -131,7 +131,7 @@ def state_dict_from_caffe(net, model, source):
     state = {}
     for name, module in expected:
         params = [("weight", module.weight)] + ([("bias", module.bias)] if module.bias is not None else [])
-        blobs = net.layers[name].blobs
+        blobs = net[name]
         if len(blobs) != len(params):
             raise UserError(f"{source}: layer {name} has {len(blobs)} weight blob(s), pix2pix's FCN-8s "
                             f"has {len(params)}; pass {DOWNLOAD_HINT}")
@@ -163,7 +163,7 @@ def read_net(path):
             raise UserError(f"{path} is truncated ({err}; the file has {size:,} bytes): download it "
                             "again") from None
         raise UserError(f"{path} is not a Caffe model ({err}); pass {DOWNLOAD_HINT}") from None
-    if not any(layer.blobs for layer in net.layers.values()):
+    if not any(net.values()):
         raise UserError(f"{path} is not a Caffe model with weights (no layer holds any); pass {DOWNLOAD_HINT}")
     return net
 

@@ -1,22 +1,13 @@
-"""FCN-score of synthesized photos: segment them with pretrained segmenters, compare with the labels
-they were made from (pix2pix's evaluation): pix2pix's own Caffe FCN-8s, smp segmenters, or both.
+"""FCN-score of synthesized photos: segment them with pretrained segmenters and compare with the
+labels they were made from (pix2pix's evaluation); --fid adds FID and KID. docs/evaluate.md is the manual.
 
-    python evaluate/fcn_score.py --results_dir results/city_tradam/val_latest \
-        --dataroot datasets/cityscapes --gt
     python evaluate/fcn_score.py --results_dir results/city_tradam/val_latest \
         --dataroot datasets/cityscapes --segmenter path/fcn-8s-cityscapes.caffemodel --gt
-    python evaluate/fcn_score.py --results_dir results/city_tradam/val_latest \
-        --dataroot datasets/cityscapes --fid                      # + FID and KID against the real photos
     python evaluate/fcn_score.py --compare results/adam_seed*/val_latest results/tradam_seed*/val_latest
 
-Results are matched to labels/<phase>/ by frame id (`<frame_id>_fake_B.png`); every frame of the
-split must be there, and nothing else. Segmenters default to the dataset's (metadata.json
-"segmenters": the smp-hub SegFormer-B0 and -B5 for Cityscapes; for SynthCity a small one that
-evaluate/train_segmenter.py trains on first use). Each is evaluated under its protocol
+Results are matched to labels by frame id (evaluate/frames.py); each segmenter runs under its protocol
 (evaluate/protocols.py). One pass over the images serves every segmenter: DataLoader workers decode
-(and, for pix2pix's FCN-8s, upsample) the images while the device segments; the confusion matrices
-stay on the device until the end. Writes fcn_scores.json and fcn_scores.md (evaluate/report.py) into
---output_dir (default: the results folder); --fid adds FID and KID (evaluate/fid.py) to them.
+while the device segments, and the confusion matrices stay on the device until the end.
 """
 import os
 import re
@@ -29,7 +20,7 @@ import torch  # noqa: E402
 from data.layout import PreparedLayout  # noqa: E402
 from evaluate import digests, fcn8s, fid, frames, protocols, report  # noqa: E402
 from evaluate.metrics import ConfusionMatrix  # noqa: E402
-from options.base_options import OptionParser, resolve_device  # noqa: E402
+from options.base_options import OptionParser, non_negative_int, positive_int, resolve_device  # noqa: E402
 from pix2pix_tr.errors import UserError, run_cli  # noqa: E402
 from pix2pix_tr.run import atomic, distributed  # noqa: E402
 
@@ -53,8 +44,8 @@ def parse_args(argv):
     p.add_argument("--cudnn_benchmark", action="store_true",
                    help="CUDA: let cuDNN time its convolution algorithms and take the fastest (faster; the "
                         "timing decides the arithmetic, so two runs may differ in a tied pixel)")
-    p.add_argument("--batch_size", type=int, default=1)
-    p.add_argument("--num_workers", type=int, default=min(4, os.cpu_count() or 1))
+    p.add_argument("--batch_size", type=positive_int, default=1)
+    p.add_argument("--num_workers", type=non_negative_int, default=min(4, os.cpu_count() or 1))
     p.add_argument("--eval_size", type=int, nargs=2, metavar=("H", "W"), default=None,
                    help="evaluate at this size instead of each segmenter's native one")
     p.add_argument("--output_dir", default=None, help="where fcn_scores.json/.md go (default: the results folder)")
@@ -65,8 +56,8 @@ def parse_args(argv):
                    help="local Inception weights for --fid (torch-fidelity's weights-inception-2015-12-05-"
                         "6726825d.pth or pytorch-fid's pt_inception-2015-12-05-6726825d.pth); default: "
                         "download torch-fidelity's (torchmetrics' URL) once into torch.hub's cache")
-    p.add_argument("--fid_batch_size", type=int, default=32, help="images per Inception batch for --fid")
-    p.add_argument("--kid_subsets", type=int, default=fid.KID_SUBSETS, help="KID: number of random subsets")
+    p.add_argument("--fid_batch_size", type=positive_int, default=32, help="images per Inception batch for --fid")
+    p.add_argument("--kid_subsets", type=positive_int, default=fid.KID_SUBSETS, help="KID: number of random subsets")
     p.add_argument("--kid_subset_size", type=int, default=None,
                    help=f"KID: frames per subset (default {fid.KID_MAX_SUBSET_SIZE}, or half the frames when "
                         f"there are fewer than {2 * fid.KID_MAX_SUBSET_SIZE})")
@@ -75,10 +66,6 @@ def parse_args(argv):
     args = p.parse_args(argv)
     if args.compare is None and not (args.results_dir and args.dataroot):
         p.error("--results_dir and --dataroot are required (or --compare DIR ...)")
-    if args.batch_size < 1 or args.num_workers < 0:
-        p.error("--batch_size must be >= 1 and --num_workers >= 0")
-    if args.fid_batch_size < 1 or args.kid_subsets < 1:
-        p.error("--fid_batch_size and --kid_subsets must be >= 1")
     if (args.fid_weights or args.kid_subset_size is not None) and not args.fid:
         p.error("--fid_weights and --kid_subset_size go with --fid")
     if args.eval_size is not None and min(args.eval_size) < 1:

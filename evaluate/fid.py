@@ -1,16 +1,9 @@
 """FID and KID of synthesized photos against the real photos of the same split, by torchmetrics.
 
-    extractor = fid.load_inception(fid.resolve_weights(None), device="cuda")   # or a local file
-    fake = fid.features(results_dataset, extractor, device="cuda")               # [N, 2048] float64
-    real = fid.features(photos_dataset, extractor, device="cuda")
-    out = fid.fid_kid(fake, real)            # {"fid", "kid", "kid_std", "kid_subsets", "kid_subset_size", ...}
-
 torchmetrics' `FrechetInceptionDistance` and `KernelInceptionDistance` (subsets drawn from a fixed
-seed) on the pool3 features of its `NoTrainInceptionV3`: torch-fidelity's port of the TensorFlow FID
-Inception with TensorFlow 1's bilinear resize to 299x299 (`antialias=False`), as the original FID
-code fed it. One Inception pass per image set serves both metrics. The weights file is first read
-with `torch.load(weights_only=True)`, so anything but plain weights is refused before the network is
-built. docs/evaluate.md says why these libraries, and how the figures relate to published ones.
+seed) on the pool3 features of torch-fidelity's port of the TensorFlow FID Inception, resized to
+299x299 as TensorFlow 1 did (`antialias=False`). One Inception pass per image set serves both.
+docs/evaluate.md says why these libraries, and how the figures relate to published ones.
 """
 import collections
 import os
@@ -94,18 +87,10 @@ def load_inception(path, *, device="cpu"):
         extractor = NoTrainInceptionV3(name=EXTRACTOR, features_list=[str(FEATURES)],
                                        feature_extractor_weights_path=path, antialias=False)
     except RuntimeError as err:      # load_state_dict: missing / unexpected keys, other shapes
-        raise UserError(f"{path} does not hold the FID Inception's weights ({_mismatch(err)}); "
+        detail = " ".join(str(err).split("\n", 1)[-1].split())       # the keys or shapes, after the title
+        raise UserError(f"{path} does not hold the FID Inception's weights ({detail[:160]}); "
                         f"{how_to_get_weights()}") from None
     return extractor.to(device).eval()
-
-
-def _mismatch(err):
-    text = " ".join(str(err).split())
-    for marker in ("Missing key(s)", "Unexpected key(s)", "size mismatch"):
-        if marker in text:
-            tail = text[text.index(marker):]
-            return tail[:160] + ("..." if len(tail) > 160 else "")
-    return first_line(err)
 
 
 @torch.no_grad()

@@ -1,13 +1,8 @@
 """What gets scored: images matched to their evaluation labels by frame id, as DataLoaders.
 
-Two sources of images, one label side:
-  - results: test.py's `results/<name>/<phase>_<epoch>/images/<frame_id>_fake_B.png`
-    (`find_results` accepts the `<phase>_<epoch>` folder or its `images/`);
-  - the dataset's real photos (`--gt`, and FID's real side): the photo half of each aligned pair.
-Labels are `labels/<phase>/<frame_id>.png` (trainIds) of the prepared layout (data/layout.py).
-
-The datasets yield uint8 tensors at their stored size; resizing, normalising and scoring happen on
-the device, so workers only decode PNG/JPEG.
+Images are test.py's results (`results/<name>/<phase>_<epoch>/images/<frame_id>_fake_B.png`) or the
+photo half of the dataset's aligned pairs (`--gt`, FID's real side); labels are the prepared layout's
+trainIds (data/layout.py). Workers only decode: resizing and scoring happen on the device.
 """
 import json
 import os
@@ -24,14 +19,9 @@ from pix2pix_tr.run import atomic, distributed
 
 IMAGES_DIR = "images"        # test.py's sub-folder of a results folder (as pix2pix's HTML pages have it)
 SYNTHESIS_FILE = "synthesis.json"   # test.py's record of a results folder: its checkpoint, complete or not
-RESULT_KIND = "fake_B"
+RESULT_SUFFIX = "_fake_B"     # test.py's <frame_id>_fake_B.png
 RESULT_EXTENSIONS = (".png", ".jpg", ".jpeg")
 SHOW = 5                     # frame ids listed in an error line before "... (N in all)"
-
-
-def result_name(frame_id, kind=RESULT_KIND):
-    """test.py's file name of one image of a frame: <frame_id>_<kind>.png."""
-    return f"{frame_id}_{kind}.png"
 
 
 def run_folder(results_dir):
@@ -40,25 +30,24 @@ def run_folder(results_dir):
     return os.path.dirname(folder) if os.path.basename(folder) == IMAGES_DIR else folder
 
 
-def find_results(results_dir, kind=RESULT_KIND):
+def find_results(results_dir):
     """{frame_id: path} of the synthesized images in test.py's folder (or its images/)."""
     if not os.path.isdir(results_dir):
         raise UserError(f"--results_dir {results_dir} does not exist: pass test.py's "
                         "results/<name>/<phase>_<epoch> folder")
-    suffix = os.path.splitext(result_name("", kind))[0]
     for folder in (os.path.join(results_dir, IMAGES_DIR), results_dir):
         if not os.path.isdir(folder):
             continue
         found = {}
         for name in os.listdir(folder):
             stem, ext = os.path.splitext(name)
-            if ext.lower() in RESULT_EXTENSIONS and stem.endswith(suffix) and not name.startswith("."):
-                found[stem[:-len(suffix)]] = os.path.join(folder, name)
+            if ext.lower() in RESULT_EXTENSIONS and stem.endswith(RESULT_SUFFIX) and not name.startswith("."):
+                found[stem[:-len(RESULT_SUFFIX)]] = os.path.join(folder, name)
         if found:
             return check_synthesis(run_folder(results_dir), found)
     nested = sorted(d for d in os.listdir(results_dir) if os.path.isdir(os.path.join(results_dir, d, IMAGES_DIR)))
     hint = f" (it has run folders: {', '.join(nested[:SHOW])}; pass one of them)" if nested else ""
-    raise UserError(f"no {result_name('<frame_id>', kind)} in {results_dir} or its {IMAGES_DIR}/{hint}: "
+    raise UserError(f"no <frame_id>{RESULT_SUFFIX}.png in {results_dir} or its {IMAGES_DIR}/{hint}: "
                     "expected test.py's results/<name>/<phase>_<epoch> folder")
 
 

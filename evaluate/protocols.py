@@ -5,17 +5,8 @@ into figures, so that a row is comparable with the figures published under the s
     smp-hub Cityscapes SegFormer ids     SegFormerOfficial NVlabs' test configs (whole / sliding window)
     any other smp segmenter              NativeSize        this project's: resized to its native size
 
-pix2pix's protocol (its scripts/eval_cityscapes): labels at their own resolution; each result
-upsampled to its label's size with PIL's bilinear filter (scipy.misc.imresize's), real photos (`--gt`)
-through 256x256 first; BGR minus the mean; argmax over 20 outputs, 19 being no class (a miss for the
-label's class, a false positive for none); one confusion matrix, 255 ignored; class means over all
-19 classes, an absent one counting 0. SegFormers (NVlabs' local_configs, mmseg 0.13): the frame
-resized keeping its aspect ratio to the config's img_scale, segmented whole or by a sliding window
-whose overlapping logits are averaged, the logits resized to the label's resolution; mmseg's means.
-docs/evaluate.md has both in full, with the published figures each is comparable with.
-
-Another protocol is an `Evaluator` subclass (evaluate, protocol, averaging, and needs_fcn8s_input if
-it wants pix2pix's upsampled input from the workers), chosen for its segmenters in `load`.
+docs/evaluate.md states each in full, with the published figures it is comparable with. Another
+protocol is an `Evaluator` subclass, chosen for its segmenters in `load`.
 """
 import dataclasses
 
@@ -129,17 +120,17 @@ class Evaluator:
 
 
 class Pix2PixFCN8s(Evaluator):
-    """pix2pix's Caffe FCN-8s (evaluate/fcn8s.py) under pix2pix's protocol (module docstring)."""
+    """pix2pix's Caffe FCN-8s (evaluate/fcn8s.py) under pix2pix's eval_cityscapes protocol: each result
+    upsampled to its label's size by PIL's bilinear filter (real photos through 256x256 first), BGR
+    minus the mean, argmax over 20 outputs (19: no class), class means over all 19 classes."""
 
     averaging = "pix2pix"
     needs_fcn8s_input = True
 
     def __init__(self, name, model, device):
         super().__init__(name)
-        self.device = torch.device(device)
-        # channels_last on CPU: oneDNN's native layout, faster there (docs/evaluate.md); CUDA keeps NCHW
-        self.memory_format = torch.channels_last if self.device.type == "cpu" else torch.contiguous_format
-        self.model = model.eval().to(self.device, memory_format=self.memory_format)
+        self.memory_format = segmenters.memory_format(device)
+        self.model = model.eval().to(device, memory_format=self.memory_format)
 
     @torch.no_grad()
     def logits(self, images_at_label_size):
@@ -161,7 +152,8 @@ class Pix2PixFCN8s(Evaluator):
 
 
 class SegFormerOfficial(Evaluator):
-    """An smp-hub Cityscapes SegFormer under NVlabs' test config for it (module docstring)."""
+    """An smp-hub Cityscapes SegFormer under NVlabs' test config for it: resized keeping the aspect
+    ratio, whole or by sliding window, logits resized to the labels; mmseg's class means."""
 
     averaging = "mmseg"
 

@@ -1,23 +1,9 @@
 """FCN-score reports: fcn_scores.json, fcn_scores.md (the paper's table form), and --compare tables.
 
-fcn_scores.json:
-    {"run": "<name>", "dataset": ..., "phase": ..., "num_frames": N, "results_dir": ...,
-     "segmenters": {<segmenter>: {"eval_size": [H, W], "pixel_acc", "class_acc", "mean_iou",
-                                  "per_class": {<class>: {"acc", "iou", "pixels"}}, "absent": [...],
-                                  "averaging": ..., "protocol": {"name", "description",
-                                  "comparable_with", "averaging", "input_size", ["published"]},
-                                  "weights_fingerprint": SHA-256 of its weights, or the hub id}},
-     "ground_truth": {<segmenter>: {...same...}},           (with --gt)
-     "fid_kid": {"fid", "kid", "kid_std", "kid_subsets", "kid_subset_size", "kid_seed", "num_results",
-                 "num_real", "size": [H, W], "weights_sha256", "protocol": {...}}   (with --fid)}
-
-Each segmenter's protocol (evaluate/protocols.py) is named in the report; where figures were published
-under it (pix2pix's FCN-8s), those rows follow the table, labelled as published. FID and KID
-(evaluate/fid.py) are two more columns of the same table, filled on the results' rows; KID is shown
-as its mean ± std over subsets (in a --compare row: mean ± std over runs).
-
---compare groups runs by name without a trailing `_seed<N>` into one row each: mean ± sample std
-(n-1) with n; the ground-truth row is the mean over the runs that scored it.
+Each segmenter's protocol (evaluate/protocols.py) is named under the table, followed by the figures
+published under it; FID and KID are two more columns, filled on the results' rows. --compare groups
+runs by name without a trailing `_seed<N>`: mean ± sample std with n; its ground-truth row is the
+mean over the runs that scored it. The JSON's shape is in docs/evaluate.md.
 """
 import json
 import os

@@ -1,14 +1,9 @@
-"""Segmenters enter through `smp.from_pretrained` only: an smp hub id or a `save_pretrained` folder.
+"""smp segmenters, entering through `smp.from_pretrained` only: an smp hub id or a `save_pretrained` folder.
 
-    seg = load_segmenter("smp-hub/segformer-b0-512x1024-city-160k", device="cuda")
-    seg = load_segmenter("checkpoints/segmenters/synthcity_256px")        # local folder, works offline
-    prediction = seg.predict(images_uint8, seg.eval_size(label_size))  # [N, H, W] int64
-
-Preprocessing comes from the checkpoint's own files: `albumentations_config_eval.json` (what smp-hub
-checkpoints carry: its Resize is the native size, its Normalize the mean/std) and `segmenter.json`
-(what evaluate/train_segmenter.py writes: class names, native size); otherwise ImageNet mean/std and
-the label size. How a segmenter is evaluated (sizes, windows, means) is its protocol's business
-(evaluate/protocols.py).
+Preprocessing comes from the checkpoint's own files: `albumentations_config_eval.json` (smp-hub's:
+Resize = native size, Normalize = mean/std) and `segmenter.json` (evaluate/train_segmenter.py's:
+class names, native size); otherwise ImageNet mean/std and the label size. Sizes, windows and class
+means are the protocol's business (evaluate/protocols.py).
 """
 import dataclasses
 import json
@@ -45,8 +40,7 @@ class Segmenter:
 
     def __init__(self, name, model, preprocessing, device):
         self.name, self.preprocessing = name, preprocessing
-        # channels_last on CPU: oneDNN's native layout, faster there (docs/evaluate.md); CUDA keeps NCHW
-        self.memory_format = torch.channels_last if torch.device(device).type == "cpu" else torch.contiguous_format
+        self.memory_format = memory_format(device)
         self.model = model.eval().to(device, memory_format=self.memory_format)
         self.mean = torch.tensor(preprocessing.mean, device=device).view(1, 3, 1, 1)
         self.std = torch.tensor(preprocessing.std, device=device).view(1, 3, 1, 1)
@@ -78,6 +72,11 @@ class Segmenter:
     def num_outputs(self):
         config = getattr(self.model, "config", None) or {}
         return config.get("classes")
+
+
+def memory_format(device):
+    """channels_last on a CPU: oneDNN's native layout, faster there (docs/evaluate.md); CUDA keeps NCHW."""
+    return torch.channels_last if torch.device(device).type == "cpu" else torch.contiguous_format
 
 
 def normalize_images(images, size, mean, std, antialias=True):

@@ -1,24 +1,13 @@
 """Train a small smp segmenter on a prepared dataset's real photos, for datasets without a public
-one (SynthCity). FCN-score then judges synthesized photos with it, as with the Cityscapes defaults.
+one (SynthCity); FCN-score then judges synthesized photos with it.
 
     python evaluate/train_segmenter.py --dataroot datasets/synthcity \
         --output_dir checkpoints/segmenters/synthcity_256px
 
-Trains `smp.create_model(arch, encoder_name, encoder_weights=None)` (nothing downloads) on the photo
-halves of the train pairs against labels/train and saves it with `save_pretrained` plus the two files
-evaluate/segmenters.py reads: `albumentations_config_eval.json` (Resize to the native size, ImageNet
-Normalize: the smp-hub format) and `segmenter.json` (class names, native size, how it was made, its
-val scores). The folder appears complete or not at all (written beside, then swapped in); a folder
-that is not a segmenter is never replaced, and weights that are not finite are never saved.
-
-The native (evaluation) size is the dataset's own image size (`--size` overrides): thin classes
-(poles, signs, people) vanish when a 256x256 SynthCity is shrunk. Training sees random `--crop_size`
-windows (128) of those images, and the fully convolutional net then segments whole images. Defaults:
-a U-Net on a timm MobileNetV3-small-0.5 encoder (0.8 M parameters), 2000 steps of 8 crops, AdamW
-with a one-cycle lr, cross-entropy weighted by class frequency^-WEIGHT_POWER, flips and brightness
-jitter, channels_last, and 1 torch thread (`--threads`): the result then does not depend on the
-machine's core count, and two threads on two busy shared cores spin-wait on each other. One command
-and seed give the same weights on one machine and torch version. Its figures: docs/evaluate.md.
+Trains from scratch (nothing downloads) at the dataset's own size on random crops, and saves with
+`save_pretrained` plus the two files evaluate/segmenters.py reads; the folder appears whole or not at
+all. One torch thread by default: the weights then do not depend on the machine's core count. The
+defaults, their reasons and figures: docs/evaluate.md.
 """
 import os
 import sys

@@ -2,9 +2,11 @@
 legacy dims): the stand-in models the tests read back through evaluate/caffe.py."""
 import numpy as np
 
-from evaluate.caffe import BYTES, V1_TYPES, VARINT
+from evaluate.caffe import BYTES, VARINT
 
-_V1_CODES = {name: code for code, name in V1_TYPES.items()}
+# Caffe's V1LayerParameter.LayerType enum (caffe.proto)
+_V1_CODES = {"Convolution": 4, "Pooling": 17, "ReLU": 18, "Deconvolution": 39, "Eltwise": 25, "InnerProduct": 14,
+             "Dropout": 6, "Data": 5, "Softmax": 20, "SoftmaxWithLoss": 21}
 
 
 # Messages are built as lists of byte chunks, so a 411 MB weight array is written straight from its

@@ -1,6 +1,7 @@
 """evaluate/caffe.py: Caffe's wire format read without Caffe. Hand-encoded bytes pin the field numbers
-(independently of the writer); the writer's four spellings (V2 `layer` / V1 `layers`, float / double
-data, `shape` / legacy dims) read back equal; malformed bytes raise CaffeFormatError."""
+(independently of the writer) and fields it skips; the writer's four spellings (V2 `layer` / V1
+`layers`, float / double data, `shape` / legacy dims) read back equal; malformed bytes raise
+CaffeFormatError."""
 import struct
 
 import numpy as np
@@ -36,12 +37,11 @@ def test_hand_encoded_v2_and_v1_nets_are_read_by_caffe_field_numbers():
              + field(7, 2, blob) + field(7, 2, bias)
              + field(117, 2, field(1, 0, varint(2))))                 # inner_product_param: skipped
     net = caffe.parse_net(field(1, 2, b"tiny") + field(100, 2, layer))
-    assert net.name == "tiny" and not net.legacy_layers and list(net.layers) == ["fc"]
-    fc = net.layers["fc"]
-    assert (fc.type, fc.bottoms, fc.tops) == ("InnerProduct", ["data"], ["fc"])
-    assert fc.blobs[0].shape == (2, 3) and not fc.blobs[0].legacy
-    assert np.array_equal(fc.blobs[0].array(), np.array(weights, np.float32).reshape(2, 3))
-    assert fc.blobs[1].values.dtype == np.float64 and fc.blobs[1].array().tolist() == [0.25, -0.5]
+    assert list(net) == ["fc"]
+    fc = net["fc"]
+    assert fc[0].shape == (2, 3) and not fc[0].legacy
+    assert np.array_equal(fc[0].array(), np.array(weights, np.float32).reshape(2, 3))
+    assert fc[1].values.dtype == np.float64 and fc[1].array().tolist() == [0.25, -0.5]
 
     # V1: name = 4, type = 5 (enum: 4 = CONVOLUTION), blobs = 6; legacy num/channels/height/width,
     # and floats written unpacked (one fixed32 field each), which protobuf parsers must accept too
@@ -49,11 +49,9 @@ def test_hand_encoded_v2_and_v1_nets_are_read_by_caffe_field_numbers():
                + field(5, 5, struct.pack("<f", 1.5)) + field(5, 5, struct.pack("<f", -2.5)))
     v1_layer = field(2, 2, b"data") + field(3, 2, b"conv") + field(4, 2, b"conv") + field(5, 0, varint(4)) \
         + field(6, 2, v1_blob)
-    net = caffe.parse_net(field(2, 2, v1_layer))
-    conv = net.layers["conv"]
-    assert net.legacy_layers and conv.type == "Convolution" and conv.bottoms == ["data"]
-    assert conv.blobs[0].shape == (1, 1, 1, 2) and conv.blobs[0].legacy
-    assert conv.blobs[0].array().tolist() == [[[[1.5, -2.5]]]]
+    conv = caffe.parse_net(field(2, 2, v1_layer))["conv"]
+    assert conv[0].shape == (1, 1, 1, 2) and conv[0].legacy
+    assert conv[0].array().tolist() == [[[[1.5, -2.5]]]]
 
 
 @pytest.mark.parametrize("v1", [False, True])
@@ -69,14 +67,13 @@ def test_writer_spellings_read_back(tmp_path, v1, double, legacy_dims):
                                   v1=v1, double=double, legacy_dims=legacy_dims)
     assert size == path.stat().st_size
     net = caffe.read_caffemodel(path)
-    assert list(net.layers) == ["c1", "r1", "up"] and net.legacy_layers == v1
-    assert [layer.type for layer in net.layers.values()] == ["Convolution", "ReLU", "Deconvolution"]
-    c1 = net.layers["c1"]
-    assert c1.blobs[0].values.dtype == (np.float64 if double else np.float32)
-    assert c1.blobs[1].shape == ((1, 1, 1, 5) if legacy_dims else (5,)) and c1.blobs[1].legacy == legacy_dims
+    assert list(net) == ["c1", "r1", "up"] and net["r1"] == []
+    c1 = net["c1"]
+    assert c1[0].values.dtype == (np.float64 if double else np.float32)
+    assert c1[1].shape == ((1, 1, 1, 5) if legacy_dims else (5,)) and c1[1].legacy == legacy_dims
     want = w if double else w.astype(np.float32)
-    assert np.array_equal(c1.blobs[0].array(np.float64), want.astype(np.float64))
-    assert np.array_equal(net.layers["up"].blobs[0].array(np.float64), want[:3].astype(np.float64))
+    assert np.array_equal(c1[0].array(np.float64), want.astype(np.float64))
+    assert np.array_equal(net["up"][0].array(np.float64), want[:3].astype(np.float64))
 
 
 def test_malformed_bytes_raise_with_the_byte_offset(tmp_path):
@@ -95,8 +92,8 @@ def test_malformed_bytes_raise_with_the_byte_offset(tmp_path):
         caffe.parse_net(png)
     bad_count = field(100, 2, field(1, 2, b"c") + field(7, 2, field(7, 2, field(1, 2, varint(3)))
                                                          + field(5, 2, struct.pack("<2f", 1, 2))))
-    blob = caffe.parse_net(bad_count).layers["c"].blobs[0]
+    blob = caffe.parse_net(bad_count)["c"][0]
     with pytest.raises(caffe.CaffeFormatError, match="shape 3 holds 2 values"):
         blob.array()
     (tmp_path / "empty.caffemodel").write_bytes(b"")
-    assert caffe.read_caffemodel(tmp_path / "empty.caffemodel").layers == {}
+    assert caffe.read_caffemodel(tmp_path / "empty.caffemodel") == {}

@@ -2,8 +2,9 @@
 (`cv2.dnn.readNetFromCaffe`; OpenCV 5 removed it, so opencv-python-headless<5 is installed for these
 tests alone under .cache/opencv4 and run in a subprocess with that folder first on PYTHONPATH).
 
-The tests write a random-weight caffemodel of the real architecture (shapes restated here from
-pix2pix's deploy.prototxt, 540 MB, once per module) and a deploy.prototxt for OpenCV, and require:
+The tests write a random-weight caffemodel of pix2pix's deploy.prototxt (restated here) with narrower
+layers (every kernel, pad, stride, crop and output the real one's; the real widths are checked on the
+module's shapes) and a deploy.prototxt for OpenCV, and require:
 PyTorch's logits equal OpenCV's to 1e-5 relative with the same argmax on >= 99.99% of pixels; the
 three figures of `fcn_score.py --segmenter X.caffemodel --gt` over a small labelled set equal those
 restated here (PIL upsampling, BGR mean, numpy confusion matrix, pix2pix's get_scores) from OpenCV's
@@ -33,6 +34,17 @@ BGR_MEAN = np.array([72.78044, 83.21195, 73.45286], np.float32).reshape(3, 1, 1)
 
 # pix2pix's deploy.prototxt, restated: (name, kind, bottom, out channels, kernel, stride, pad)
 VGG = [(1, 2, 64), (2, 2, 128), (3, 3, 256), (4, 3, 512), (5, 3, 512)]
+MID = dict(widths=(16, 32, 64, 64, 64), fc=256)          # the OpenCV comparison's stand-in
+NARROW = dict(widths=(4, 8, 8, 16, 16), fc=16)          # the file-format tests'
+REAL_FCN8S = fcn8s.FCN8s
+
+
+def _mid_model():
+    return REAL_FCN8S(widths=MID["widths"], fc_width=MID["fc"])
+
+
+def _narrow_model():
+    return REAL_FCN8S(widths=NARROW["widths"], fc_width=NARROW["fc"])
 
 
 def architecture(widths=(64, 128, 256, 512, 512), fc=4096):
@@ -182,8 +194,8 @@ def world(tmp_path_factory, opencv4):
     cached on first load)."""
     root = tmp_path_factory.mktemp("fcn8s")
     model_path, prototxt = root / "fcn-8s-cityscapes.caffemodel", root / "deploy.prototxt"
-    caffe_writer.write_caffemodel(model_path, random_weights(seed=0), name="FCN8s-random")
-    prototxt.write_text(deploy_prototxt())
+    caffe_writer.write_caffemodel(model_path, random_weights(seed=0, **MID), name="FCN8s-random")
+    prototxt.write_text(deploy_prototxt(**MID))
     label_size = (40, 72)
     layout = make_dataset(root / "data", n_val=3, size=32, label_size=label_size, seed=1)
     rng = np.random.default_rng(2)
@@ -201,20 +213,38 @@ def world(tmp_path_factory, opencv4):
 
     cache = str(root / "cache")
     evaluator = protocols.Pix2PixFCN8s(str(model_path), fcn8s.load_fcn8s(str(model_path), cache_dir=cache,
-                                                                         log=lambda *a: None), "cpu")
+                                                                         model=_mid_model(), log=lambda *a: None),
+                                       "cpu")
     ours_in = dict(odd)
     ours_in.update({f"result_{f}": protocols.upsample_like_pix2pix(result_images[f], label_size) for f in fids})
     ours_in.update({f"photo_{f}": protocols.upsample_like_pix2pix(photos[f], label_size, protocols.PIX2PIX_GT_SIZE)
                     for f in fids})
     ours = {k: evaluator.logits(torch.from_numpy(v).permute(2, 0, 1)[None])[0].numpy() for k, v in ours_in.items()}
-    yield dict(root=root, model=str(model_path), cache=cache, layout=layout, fids=fids, results=results,
-               labels=labels, opencv=opencv, ours=ours, label_size=label_size)
-    model_path.unlink()                                  # pytest keeps the last runs' temp folders: 1 GB less
-    shutil.rmtree(cache, ignore_errors=True)
+    return dict(root=root, model=str(model_path), cache=cache, layout=layout, fids=fids, results=results,
+                labels=labels, opencv=opencv, ours=ours, label_size=label_size)
 
 
-def _load(world, **kw):
-    return fcn8s.load_fcn8s(world["model"], cache_dir=world["cache"], log=lambda *a: None, **kw)
+@pytest.fixture
+def mid_by_default(monkeypatch):
+    """fcn_score and the benchmark build the stand-in's widths where they would build the real network."""
+    monkeypatch.setattr(fcn8s, "FCN8s", _mid_model)
+
+
+def _load(world):
+    return fcn8s.load_fcn8s(world["model"], cache_dir=world["cache"], model=_mid_model(), log=lambda *a: None)
+
+
+def test_the_module_has_the_deploy_prototxts_layers():
+    with torch.device("meta"):
+        model = fcn8s.FCN8s()
+    layers = [layer for layer in architecture() if layer[1] != "Pooling"]
+    assert sorted(n for n, _ in model.caffe_layers()) == sorted(name for name, *_ in layers)
+    for name, kind, _, c_in, c_out, k, stride, pad in layers:
+        module = getattr(model, name)
+        want = (c_in, c_out, k, k) if kind == "Deconvolution" else (c_out, c_in, k, k)
+        assert tuple(module.weight.shape) == want, name
+        assert (module.stride, module.padding, module.bias is None) == ((stride,) * 2, (pad,) * 2,
+                                                                        kind == "Deconvolution"), name
 
 
 @pytest.mark.slow
@@ -231,7 +261,7 @@ def test_logits_equal_opencv_caffe_importer(world):
 
 
 @pytest.mark.slow
-def test_fcn_score_figures_equal_a_restatement_over_opencv(world):
+def test_fcn_score_figures_equal_a_restatement_over_opencv(world, mid_by_default):
     # OpenCV's predictions, except at near ties (top two logits closer than the 1e-5 tolerance allows two
     # engines to differ): there either class is right, and the one our engine picked must be one of the two
     predictions, near_ties = {}, 0
@@ -268,7 +298,7 @@ def test_fcn_score_figures_equal_a_restatement_over_opencv(world):
 def test_conversion_is_cached_by_the_files_hash(world, monkeypatch):
     model = _load(world)
     digest = fcn8s.file_sha256(world["model"])
-    cached = os.path.join(world["cache"], f"fcn8s-{digest[:16]}.safetensors")
+    cached = os.path.join(world["cache"], f"fcn8s-w16-32-64-64-64-256-{digest[:16]}.safetensors")
     assert os.path.isfile(cached)
     from safetensors import safe_open
 
@@ -278,13 +308,6 @@ def test_conversion_is_cached_by_the_files_hash(world, monkeypatch):
     again = _load(world)
     for (k, a), (_, b) in zip(model.state_dict().items(), again.state_dict().items()):
         assert torch.equal(a, b), k
-
-
-NARROW = dict(widths=(4, 8, 8, 16, 16), fc=16)
-
-
-def _narrow_model():
-    return fcn8s.FCN8s(widths=NARROW["widths"], fc_width=NARROW["fc"])
 
 
 @pytest.mark.slow
@@ -318,11 +341,12 @@ def test_a_corrupt_cache_is_converted_again(tmp_path):
     assert "unreadable" in notes[1] and "converting" in notes[2]
 
 
-
-
 @pytest.mark.slow
 def test_bad_files_are_one_line_naming_the_culprit(tmp_path):
     def load(path, model=None):
+        if model is None:
+            with torch.device("meta"):
+                model = fcn8s.FCN8s()        # the real shapes, no memory: every file here fails a check
         return fcn8s.load_fcn8s(str(path), cache_dir=str(tmp_path / "cache"), model=model, log=lambda *a: None)
 
     png = tmp_path / "photo.caffemodel"
@@ -393,7 +417,7 @@ def test_the_cli_says_it_in_one_line(tmp_path):
 
 
 @pytest.mark.slow
-def test_bench_eval_reports_the_fcn8s_against_its_forward_alone(world, capsys):
+def test_bench_eval_reports_the_fcn8s_against_its_forward_alone(world, mid_by_default, capsys):
     from scripts.bench import eval as bench_eval
 
     bench_eval.main(["--segmenter", world["model"], "--segmenter_cache", world["cache"], "--frames", "2",
