@@ -1,5 +1,6 @@
-"""Train a small smp segmenter on a prepared dataset's real photos, for datasets without a public
-one (SynthCity); FCN-score then judges synthesized photos with it.
+"""Train a small smp segmenter on the real photos of a dataset that has no public one (SynthCity).
+
+FCN-score then judges synthesized photos with it, as the Cityscapes defaults do.
 
     python evaluate/train_segmenter.py --dataroot datasets/synthcity \
         --output_dir checkpoints/segmenters/synthcity_256px
@@ -16,6 +17,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import argparse  # noqa: E402
 import glob  # noqa: E402
+import inspect  # noqa: E402
 import shutil  # noqa: E402
 import time  # noqa: E402
 
@@ -31,8 +33,6 @@ from pix2pix_tr.run.checkpoint import NonFiniteWeights, check_finite  # noqa: E4
 from pix2pix_tr.errors import UserError, run_cli  # noqa: E402
 
 WEIGHT_POWER = 0.5   # chosen over 0.25 by val IoU (docs/evaluate.md)
-DEFAULTS = dict(arch="unet", encoder="tu-mobilenetv3_small_050", size=None, crop_size=128, steps=2000,
-                batch_size=8, lr=3e-3, seed=0, max_frames=None, threads=1)
 MODEL_KWARGS = {   # arch -> extra smp.create_model arguments that keep the decoder small
     "fpn": dict(decoder_pyramid_channels=64, decoder_segmentation_channels=32),
     "unet": dict(decoder_channels=(96, 64, 32, 24, 16)),
@@ -67,9 +67,9 @@ def class_weights(labels, num_classes):
     return (weights / weights[counts > 0].mean()).float()
 
 
-def native_size(dataroot, split="train"):
+def native_size(dataroot):
     """(H, W) of the dataset's labels: the size its photos were made at."""
-    return frames.check_one_size([next(iter(frames.label_paths(dataroot, split).values()))], "labels")
+    return frames.check_one_size([next(iter(frames.label_paths(dataroot, "train").values()))], "labels")
 
 
 def random_crops(photos, labels, idx, crop, generator):
@@ -90,20 +90,20 @@ def random_crops(photos, labels, idx, crop, generator):
     return torch.stack(xs), torch.stack(ys)
 
 
-def train(dataroot, output_dir, *, arch=DEFAULTS["arch"], encoder=DEFAULTS["encoder"],
-          size=DEFAULTS["size"], crop_size=DEFAULTS["crop_size"], steps=DEFAULTS["steps"],
-          batch_size=DEFAULTS["batch_size"], lr=DEFAULTS["lr"], seed=DEFAULTS["seed"],
-          max_frames=DEFAULTS["max_frames"], threads=DEFAULTS["threads"], log=print):
+def train(dataroot, output_dir, *, arch="unet", encoder="tu-mobilenetv3_small_050", size=None, crop_size=128,
+          steps=2000, batch_size=8, lr=3e-3, seed=0, max_frames=None, threads=1, log=print):
     """Train, score on val, save into output_dir (atomically). Returns the val scores.
 
     size: native (evaluation) size, default the dataset's own; crop_size: side of the random
-    training windows cut from the size x size images (None: whole images)."""
+    training windows cut from the size x size images (None or 0: whole images)."""
     check_output_dir(output_dir)
     if steps < 1:
         raise UserError(f"--steps {steps} must be at least 1")
-    size = native_size(dataroot) if size is None else size
-    size = (size, size) if isinstance(size, int) else tuple(size)
-    crop = size if crop_size is None else (crop_size, crop_size) if isinstance(crop_size, int) else tuple(crop_size)
+    size = (size, size) if size else native_size(dataroot)
+    crop = (crop_size, crop_size) if crop_size else size
+    for flag, value in (("--size", size[0]), ("--size", size[1]), ("--crop_size", crop[0])):
+        if value % 32:
+            raise UserError(f"{flag} {value} must be a multiple of 32 (the encoder's output stride)")
     previous_threads = torch.get_num_threads()
     if threads:
         torch.set_num_threads(threads)
@@ -206,30 +206,23 @@ def save(model, output_dir, info):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    default = {name: p.default for name, p in inspect.signature(train).parameters.items()}    # train's own
     parser.add_argument("--dataroot", required=True, help="prepared dataset with labels/train and labels/val")
     parser.add_argument("--output_dir", required=True, help="where save_pretrained writes the segmenter")
-    parser.add_argument("--arch", default=DEFAULTS["arch"], choices=sorted(MODEL_KWARGS))
-    parser.add_argument("--encoder", default=DEFAULTS["encoder"], help="smp encoder name (no weights downloaded)")
-    parser.add_argument("--size", type=int, default=DEFAULTS["size"],
+    parser.add_argument("--arch", default=default["arch"], choices=sorted(MODEL_KWARGS))
+    parser.add_argument("--encoder", default=default["encoder"], help="smp encoder name (no weights downloaded)")
+    parser.add_argument("--size", type=int, default=default["size"],
                         help="native (evaluation) size (default: the dataset's image size)")
-    parser.add_argument("--crop_size", type=int, default=DEFAULTS["crop_size"],
+    parser.add_argument("--crop_size", type=int, default=default["crop_size"],
                         help="side of the random training crops of the --size images; 0: whole images")
-    parser.add_argument("--steps", type=int, default=DEFAULTS["steps"])
-    parser.add_argument("--batch_size", type=int, default=DEFAULTS["batch_size"])
-    parser.add_argument("--lr", type=float, default=DEFAULTS["lr"])
-    parser.add_argument("--seed", type=int, default=DEFAULTS["seed"])
+    parser.add_argument("--steps", type=int, default=default["steps"])
+    parser.add_argument("--batch_size", type=int, default=default["batch_size"])
+    parser.add_argument("--lr", type=float, default=default["lr"])
+    parser.add_argument("--seed", type=int, default=default["seed"])
     parser.add_argument("--max_frames", type=int, default=None, help="use only the first N train frames")
-    parser.add_argument("--threads", type=int, default=DEFAULTS["threads"],
+    parser.add_argument("--threads", type=int, default=default["threads"],
                         help="torch CPU threads (default 1: reproducible; 2 threads on busy shared cores spin-wait)")
-    args = parser.parse_args(argv)
-    size = (args.size, args.size) if args.size else native_size(args.dataroot)
-    crop = args.crop_size or None
-    for flag, value in (("--size", size[0]), ("--size", size[1]), ("--crop_size", crop)):
-        if value and value % 32:
-            raise UserError(f"{flag} {value} must be a multiple of 32 (the encoder's output stride)")
-    train(args.dataroot, args.output_dir, arch=args.arch, encoder=args.encoder, size=size, crop_size=crop,
-          steps=args.steps, batch_size=args.batch_size, lr=args.lr, seed=args.seed, max_frames=args.max_frames,
-          threads=args.threads)
+    train(**vars(parser.parse_args(argv)))
 
 
 if __name__ == "__main__":
