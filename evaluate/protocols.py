@@ -120,9 +120,8 @@ class Evaluator:
 
 
 class Pix2PixFCN8s(Evaluator):
-    """pix2pix's Caffe FCN-8s (evaluate/fcn8s.py) under pix2pix's eval_cityscapes protocol: each result
-    upsampled to its label's size by PIL's bilinear filter (real photos through 256x256 first), BGR
-    minus the mean, argmax over 20 outputs (19: no class), class means over all 19 classes."""
+    """pix2pix's Caffe FCN-8s (evaluate/fcn8s.py) under pix2pix's eval_cityscapes, step for step (the
+    steps: `protocol`'s description)."""
 
     averaging = "pix2pix"
     needs_fcn8s_input = True
@@ -152,8 +151,7 @@ class Pix2PixFCN8s(Evaluator):
 
 
 class SegFormerOfficial(Evaluator):
-    """An smp-hub Cityscapes SegFormer under NVlabs' test config for it: resized keeping the aspect
-    ratio, whole or by sliding window, logits resized to the labels; mmseg's class means."""
+    """An smp-hub Cityscapes SegFormer under NVlabs' test config for it (SEGFORMER_CITYSCAPES)."""
 
     averaging = "mmseg"
 

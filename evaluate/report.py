@@ -80,16 +80,9 @@ def _published_lines(published, fid_published, segs, fid):
                for name, values in fid_published])
 
 
-def _protocol_lines(by_seg):
-    lines = []
-    for s, v in by_seg.items():
-        p = v.get("protocol")
-        if p:
-            lines.append(f"- **{short(s)}** ({p['name']} protocol): {p['description']}. Means: {p['averaging']}. "
-                         f"Comparable with: {p['comparable_with']}.")
-        else:
-            lines.append(f"- **{short(s)}**: at {v['eval_size'][0]}x{v['eval_size'][1]}.")
-    return lines
+def _protocol_line(segmenter, p):
+    return (f"- **{short(segmenter)}** ({p['name']} protocol): {p['description']}. Means: {p['averaging']}. "
+            f"Comparable with: {p['comparable_with']}.")
 
 
 def markdown(report):
@@ -109,7 +102,8 @@ def markdown(report):
         lines.append(_row(cells + (_fid_cells(fid if by_seg is report["segmenters"] else None) if fid else [])))
     lines += _published_lines(published_rows(report["segmenters"]),
                               (fid or {}).get("protocol", {}).get("published", []), segs, fid)
-    lines += ["", "Protocols:", ""] + _protocol_lines(report["segmenters"]) + ([_fid_protocol_line(fid)] if fid else [])
+    lines += ["", "Protocols:", ""] + [_protocol_line(s, v["protocol"]) for s, v in report["segmenters"].items()]
+    lines += [_fid_protocol_line(fid)] if fid else []
     absent = sorted({c for v in report["segmenters"].values() for c in v["absent"]})
     if absent:
         counted = [short(s) for s, v in report["segmenters"].items() if v.get("averaging") == "pix2pix"]
