@@ -6,7 +6,8 @@ into figures, so that a row is comparable with the figures published under the s
     any other smp segmenter              NativeSize        this project's: resized to its native size
 
 docs/evaluate.md states each in full, with the published figures it is comparable with. Another
-protocol is an `Evaluator` subclass, chosen for its segmenters in `load`.
+protocol is an `Evaluator` subclass (evaluate, protocol, averaging, and needs_fcn8s_input if it wants
+pix2pix's upsampled input from the workers), chosen for its segmenters in `load`.
 """
 import dataclasses
 
@@ -120,8 +121,10 @@ class Evaluator:
 
 
 class Pix2PixFCN8s(Evaluator):
-    """pix2pix's Caffe FCN-8s (evaluate/fcn8s.py) under pix2pix's eval_cityscapes, step for step (the
-    steps: `protocol`'s description)."""
+    """pix2pix's Caffe FCN-8s (evaluate/fcn8s.py) under pix2pix's eval_cityscapes, step for step: labels at
+    their own resolution; each result upsampled to its label's size by PIL's bilinear filter (real photos
+    through 256x256 first); BGR minus the mean; argmax over 20 outputs (19: no class, a miss for the
+    label's class); one confusion matrix, 255 ignored; class means over all 19 classes, absent ones 0."""
 
     averaging = "pix2pix"
     needs_fcn8s_input = True
