@@ -37,7 +37,6 @@ VGG_DEPTHS = (2, 2, 3, 3, 3)
 VGG_WIDTHS = (64, 128, 256, 512, 512)
 FC_WIDTH = 4096
 CROPS = {"score_pool4": 5, "score_pool3": 9, "score": 31}
-HEAD_LAYERS = ("fc6_cs", "fc7_cs", "score_fr", "upscore2", "score_pool4", "upscore_pool4", "score_pool3", "upscore8")
 DOWNLOAD_HINT = ("pix2pix's fcn-8s-cityscapes.caffemodel (537 MB), fetched by pix2pix's "
                  "scripts/eval_cityscapes/download_fcn8s.sh")
 
@@ -81,12 +80,6 @@ class FCN8s(nn.Module):
         up = up + _crop(self.score_pool3(pools[2]), up, CROPS["score_pool3"])
         return _crop(self.upscore8(up), x, CROPS["score"])
 
-    def caffe_layers(self):
-        """[(caffe layer name, module)] of every layer with weights, score_fr first (its output count
-        is the first thing to check), then in network order."""
-        names = [n for block in self.blocks for n in block] + [n for n in HEAD_LAYERS if n != "score_fr"]
-        return [(n, getattr(self, n)) for n in ["score_fr"] + names]
-
 
 def _crop(t, like, offset):
     """Caffe's Crop layer (axis 2): t[..., offset:offset+H, offset:offset+W] with like's H, W."""
@@ -120,7 +113,7 @@ def state_dict_from_caffe(net, model, source):
             raise UserError(f"{source} predicts {outputs} outputs (layer score_fr), pix2pix's Cityscapes "
                             f"FCN-8s predicts {model.score_fr.out_channels} (19 classes + no class): it was "
                             f"trained on other classes{hint}; pass {DOWNLOAD_HINT}")
-    expected = model.caffe_layers()
+    expected = list(model.named_children())        # the Caffe layers with weights, by their names
     missing = [name for name, _ in expected if name not in net]
     if missing:
         present = [n for n, blobs in net.items() if blobs]

@@ -172,9 +172,7 @@ def read_label(path, num_classes=None, ignore_index=IGNORE_INDEX):
     label = read_label_values(path, fix="re-create it by re-running the dataset's preparation "
                                         "(data/prepare_cityscapes.py or data/synthcity.py)")
     if num_classes is not None:
-        bad = (label >= num_classes) & (label != ignore_index)
-        if label.dtype.kind == "i":
-            bad |= label < 0
+        bad = ((label < 0) | (label >= num_classes)) & (label != ignore_index)
         if bad.any():
             values = np.unique(label[bad])
             shown = ", ".join(str(v) for v in values[:5]) + (", ..." if len(values) > 5 else "")

@@ -238,7 +238,7 @@ def test_the_module_has_the_deploy_prototxts_layers():
     with torch.device("meta"):
         model = fcn8s.FCN8s()
     layers = [layer for layer in architecture() if layer[1] != "Pooling"]
-    assert sorted(n for n, _ in model.caffe_layers()) == sorted(name for name, *_ in layers)
+    assert sorted(n for n, _ in model.named_children()) == sorted(name for name, *_ in layers)
     for name, kind, _, c_in, c_out, k, stride, pad in layers:
         module = getattr(model, name)
         want = (c_in, c_out, k, k) if kind == "Deconvolution" else (c_out, c_in, k, k)
