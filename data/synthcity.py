@@ -1,14 +1,10 @@
 """SynthCity: procedural street scenes in the prepared layout, so everything runs without Cityscapes.
 
-A frame is a label map over ten Cityscapes classes laid out in perspective (`make_layout`), and a photo
-painted from it (`paint`) with per-class texture, random light, shadows, noise and blur. The two draw
-from separate random streams, so one label map admits many photos, and a frame is a pure function of
-(seed, index) (`render_frame`): any frame renders alone, in any process. Committed results depend on
-these pixels: a change to the drawing is a new GENERATOR_VERSION.
-
-    python data/synthcity.py --output_dir datasets/synthcity [--num_train 2000 --num_val 500 --size 256 --seed 0]
-
-To add a class: give it a part in `PARTS` (part -> trainId), draw it in `make_layout`, colour it in `paint`.
+A frame is a label map over ten Cityscapes classes laid out in perspective (`make_layout`) and a photo
+painted from it (`paint`); the two draw from separate random streams, so a frame is a pure function of
+(seed, index) (`render_frame`). Committed results depend on these pixels: a change to the drawing is a
+new GENERATOR_VERSION. To add a class: give it a part in `PARTS`, draw it in `make_layout`, colour it
+in `paint`. Usage and figures: docs/data.md.
 """
 import os
 import sys
@@ -23,8 +19,7 @@ import numpy as np  # noqa: E402
 from PIL import Image  # noqa: E402
 
 from data.layout import (IGNORE_INDEX, DatasetMeta, PreparedLayout, check_same_params,  # noqa: E402
-                         cityscapes_classes, is_image_file, make_output_dir, run_jobs)
-from data.images import open_image  # noqa: E402
+                         cityscapes_classes, decoded_size, make_output_dir, run_jobs)
 from pix2pix_tr.run import atomic  # noqa: E402
 from pix2pix_tr.errors import UserError, run_cli  # noqa: E402
 
@@ -36,7 +31,6 @@ PARAMS_FILE = ".synthcity_params.json"
 # Cityscapes trainIds of the classes SynthCity draws.
 ROAD, SIDEWALK, BUILDING, POLE, TRAFFIC_SIGN, VEGETATION, TERRAIN, SKY, PERSON, CAR = (
     0, 1, 2, 5, 7, 8, 9, 10, 11, 13)
-CLASSES_DRAWN = (ROAD, SIDEWALK, BUILDING, POLE, TRAFFIC_SIGN, VEGETATION, TERRAIN, SKY, PERSON, CAR)
 
 # Appearance parts: what the painter distinguishes. part code -> trainId.
 PARTS = {
@@ -48,6 +42,7 @@ PARTS = {
 }
 P = {name: code for code, name in enumerate(PARTS)}
 PART_CLASS = np.array(list(PARTS.values()), dtype=np.uint8)
+CLASSES_DRAWN = sorted(set(PARTS.values()))
 
 
 @dataclasses.dataclass
@@ -64,7 +59,6 @@ class Layout:
     facade_side: np.ndarray  # W +1 right, -1 left
     horizon: float
     road_half: float
-    cam_x: float
 
     @property
     def labels(self):
@@ -309,7 +303,7 @@ def make_layout(rng, size):
             draw[kind](sc, rng, part, inst, new_id, x, z)
     return Layout(part=part, inst=inst, n_inst=counter[0] + 1, ground_x=gx, ground_z=gz,
                   facade_u=u, facade_v=facade_v, facade_side=col_side, horizon=sc.yh,
-                  road_half=sc.road_half, cam_x=sc.cam_x)
+                  road_half=sc.road_half)
 
 
 # --- painting ---------------------------------------------------------------------------------
@@ -431,12 +425,9 @@ def paint(layout, rng):
                           ("shirt", inst_shirt), ("skin", inst_skin), ("pants", inst_pants)):
         m = where(name)
         base[m] = colours[inst[m]]
-    m = where("car_glass")
-    base[m] = np.array([35, 42, 52]) + 40 * rng.random()
-    m = where("car_wheel")
-    base[m] = (22, 22, 24)
-    m = where("car_light")
-    base[m] = (190, 25, 25)
+    base[where("car_glass")] = np.array([35, 42, 52]) + 40 * rng.random()
+    base[where("car_wheel")] = (22, 22, 24)
+    base[where("car_light")] = (190, 25, 25)
     tex[where("car_body")] = 0.03
 
     # texture grain, light: global gain, colour cast, sun-side shading, cast shadow, vignette
@@ -472,16 +463,6 @@ def frame_id(index):
     return f"{NAME}_{index:07d}"
 
 
-def _is_whole(path, size):
-    """Whether `path` decodes completely at `size` (width, height)."""
-    if not os.path.exists(path):
-        return False
-    try:
-        return open_image(path, mode=None).size == size
-    except UserError:
-        return False
-
-
 def _write_frames(job):
     """Render and write the frames of one chunk (runs in a worker). Returns frames written."""
     root, split, indices, size, seed = job
@@ -494,7 +475,7 @@ def _write_frames(job):
     for index in indices:
         fid = frame_id(index)
         pair_path, label_path = layout.pair_path(split, fid), layout.label_path(split, fid)
-        if _is_whole(pair_path, (2 * size, size)) and _is_whole(label_path, (size, size)):
+        if decoded_size(pair_path) == (2 * size, size) and decoded_size(label_path) == (size, size):
             continue                                         # a re-run keeps only frames it can read
         labels, photo = render_frame(seed, index, size)
         atomic.save_image(label_path, Image.fromarray(labels, mode="L"))
@@ -518,8 +499,11 @@ def generate(output_dir, *, num_train=2000, num_val=500, size=256, seed=0, worke
     splits = {"train": range(0, num_train), "val": range(VAL_INDEX_OFFSET, VAL_INDEX_OFFSET + num_val)}
     layout = PreparedLayout(output_dir)
     for split, ids in splits.items():                    # frames of a larger earlier run would be trained on
-        found = os.listdir(layout.pair_dir(split)) if os.path.isdir(layout.pair_dir(split)) else []
-        extra = sorted({os.path.splitext(n)[0] for n in found if is_image_file(n)} - {frame_id(i) for i in ids})
+        try:
+            found = layout.frame_ids(split)
+        except UserError:                                # no frames yet
+            found = []
+        extra = sorted(set(found) - {frame_id(i) for i in ids})
         if extra:
             raise UserError(f"{output_dir} holds {len(extra)} {split} frames beyond the {len(ids)} asked for "
                             f"(e.g. {extra[0]}); choose another --output_dir or delete it")
