@@ -1,11 +1,7 @@
-"""Which dataset a run uses when the user names none, and what a dataset folder can do.
-
-`resolve_dataroot(None)` picks prepared Cityscapes under datasets/, else SynthCity (generated the
-first time), so `python train.py` works out of the box. pix2pix's own prepared folders train but have
-no evaluation labels (`require_eval_labels` says how to get them); an interrupted preparation is
-refused with the command that finishes it. `test_split` picks what test.py synthesizes from a prepared
-dataset: every frame of a labelled split, as FCN-score needs (pix2pix's --phase test --num_test 50 suit
-its own folders; Cityscapes has no labelled test split).
+"""Which dataset a run uses when the user names none, and what a dataset folder can do: prepared
+Cityscapes under datasets/, else SynthCity (generated the first time), so `python train.py` works out of
+the box; pix2pix's own folders train but have no evaluation labels; `test_split` picks what test.py
+synthesizes from a prepared dataset (every frame of a labelled split, as FCN-score needs).
 """
 import os
 
@@ -46,17 +42,6 @@ def resolve_dataroot(dataroot, datasets_dir="datasets", log=print):
     log(f"dataset: no prepared Cityscapes in {cityscapes.root}; generating SynthCity in {synthcity.root} "
         f"(once; python data/synthcity.py --help for its options)")
     return synth.generate(synthcity.root, log=log)
-
-
-def require_eval_labels(root, split):
-    """The evaluation labels folder of `split`, or a UserError saying how to get it."""
-    layout = PreparedLayout(root)
-    layout.check_finished()
-    if not layout.has_labels(split):
-        if not layout.is_prepared():
-            raise UserError(f"{root} has no evaluation labels (labels/{split}/): {GET_LABELS}")
-        raise UserError(f"{root} is prepared but has no labels/{split}/; re-run its preparation")
-    return layout.label_dir(split)
 
 
 def test_split(root, phase, num_test, *, phase_typed, num_test_typed, log=print):

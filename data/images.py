@@ -1,12 +1,9 @@
 """Decoding image files: photos as a viewer shows them, label maps as the integers they store.
 
-Pillow opens many modes, and `img.convert("RGB")` (what pix2pix calls) is right for most of them
-(1, L, P, RGB, RGBX, CMYK, YCbCr, LAB, HSV) but not for all: a 16-bit PNG or PPM ("I;16", "I")
-is clipped at 255 and comes out almost white, a float TIFF ("F") in 0..1 almost black, and a
-transparent pixel shows whatever colour hides under it. Here those are converted as a viewer (and
-this project's own pages) shows them: 16 bits scaled to 8, floats 0..1 scaled to 0..255, partial
-transparency over white, the EXIF orientation applied. What has no one way to show it (32-bit
-integers, floats outside 0..1) is refused in one line naming the file.
+`img.convert("RGB")` (what pix2pix calls) clips 16-bit images at 255, shows 0..1 float TIFFs black and
+transparent pixels in whatever colour hides under them. Here 16 bits are scaled to 8, floats 0..1 to
+0..255, transparency goes over white and the EXIF orientation is applied; what has no one way to show
+it (32-bit integers, floats outside 0..1) is refused in one line naming the file.
 """
 import numpy as np
 from PIL import Image, ImageOps

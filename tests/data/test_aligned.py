@@ -229,14 +229,6 @@ def test_pair_disagreeing_with_metadata(tmp_path):
         AlignedDataset(root)
 
 
-@pytest.mark.parametrize("kw,match", [({"direction": "AB"}, "--direction"),
-                                      ({"preprocess": "zoom"}, "--preprocess"),
-                                      ({"load_size": 8, "crop_size": 16}, "--load_size 8")])
-def test_bad_options(tmp_path, kw, match):
-    with pytest.raises(UserError, match=match):
-        AlignedDataset(write_pairs(tmp_path), **kw)
-
-
 @pytest.mark.parametrize("direction,nc", [("AtoB", (1, 3)), ("BtoA", (1, 3)), ("AtoB", (3, 1)), ("AtoB", (1, 1))])
 def test_one_channel_side_is_grayscale_as_in_pix2pix(tmp_path, direction, nc):
     """pix2pix's AlignedDataset: get_transform(grayscale=(nc == 1)) puts Grayscale(1) before the resize
