@@ -13,6 +13,8 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import argparse  # noqa: E402
 import dataclasses  # noqa: E402
+import functools  # noqa: E402
+import itertools  # noqa: E402
 
 import cv2  # noqa: E402
 import numpy as np  # noqa: E402
@@ -221,11 +223,7 @@ def make_layout(rng, size):
     dy = ys - sc.yh
     part = np.full((S, S), P["sky"], np.uint8)
     inst = np.zeros((S, S), np.int32)
-    counter = [0]
-
-    def new_id():
-        counter[0] += 1
-        return counter[0]
+    new_id = itertools.count(1).__next__                # instance ids 1, 2, ...; 0 = none
 
     # ground plane: lateral X and depth Z of every pixel below the horizon
     below = dy > 0.5
@@ -238,9 +236,7 @@ def make_layout(rng, size):
     side_px = np.where(gx >= 0, 1, -1)
     ax = np.abs(gx)
     walk_px = np.where(side_px > 0, walk[1], walk[-1])
-    verge_px = np.where(side_px > 0, verge[1], verge[-1])
     ground = np.full((S, S), P["terrain"], np.uint8)
-    ground[ax < sc.road_half + walk_px + verge_px] = P["terrain"]
     ground[ax < sc.road_half + walk_px] = P["sidewalk"]
     ground[ax < sc.road_half] = P["road"]
     part = np.where(np.broadcast_to(below, (S, S)), ground, part)
@@ -279,29 +275,26 @@ def make_layout(rng, size):
             z = rng.uniform(3, 12)
             xt = s * (sc.road_half + walk[s] * rng.uniform(0.55, 0.8) + verge[s] * 0.5)
             while z < 90:
-                objects.append((z, "tree", xt + rng.uniform(-0.2, 0.2), s))
+                objects.append((z, _draw_tree, xt + rng.uniform(-0.2, 0.2)))
                 z += rng.uniform(7, 16)
         for _ in range(rng.integers(1, 4)):
-            objects.append((rng.uniform(4, 40), "pole", s * (sc.road_half + 0.45), s))
+            objects.append((rng.uniform(4, 40), functools.partial(_draw_pole, side=s), s * (sc.road_half + 0.45)))
         for _ in range(rng.integers(0, 5)):
-            objects.append((rng.uniform(4, 30), "person",
-                            s * (sc.road_half + rng.uniform(0.5, max(0.6, walk[s] - 0.4))), s))
+            objects.append((rng.uniform(4, 30), _draw_person,
+                            s * (sc.road_half + rng.uniform(0.5, max(0.6, walk[s] - 0.4)))))
         if rng.random() < 0.6:    # parked cars along the kerb
             z = rng.uniform(3, 15)
             while z < 70:
-                objects.append((z, "car", s * (sc.road_half - 1.1), s))
+                objects.append((z, _draw_car, s * (sc.road_half - 1.1)))
                 z += rng.uniform(5.0, 14.0)
     lanes = [-sc.road_half / 2, sc.road_half / 2]
     for _ in range(rng.integers(0, 5)):
-        objects.append((rng.uniform(6, 70), "car", rng.choice(lanes) + rng.uniform(-0.4, 0.4), 0))
+        objects.append((rng.uniform(6, 70), _draw_car, rng.choice(lanes) + rng.uniform(-0.4, 0.4)))
     objects.sort(key=lambda o: -o[0])
-    draw = {"tree": _draw_tree, "person": _draw_person, "car": _draw_car}
-    for z, kind, x, s in objects:
-        if kind == "pole":
-            _draw_pole(sc, rng, part, inst, new_id, x, z, s)
-        else:
-            draw[kind](sc, rng, part, inst, new_id, x, z)
-    return Layout(part=part, inst=inst, n_inst=counter[0] + 1, ground_x=gx, ground_z=gz,
+    for z, draw, x in objects:
+        draw(sc, rng, part, inst, new_id, x, z)
+    n_inst = new_id()                                   # the next id: how many ids there are, 0 included
+    return Layout(part=part, inst=inst, n_inst=n_inst, ground_x=gx, ground_z=gz,
                   facade_u=u, facade_v=facade_v, facade_side=col_side, horizon=sc.yh,
                   road_half=sc.road_half)
 
@@ -323,6 +316,7 @@ def _noise(rng, size, cells):
     return cv2.resize(small, (size, size), interpolation=cv2.INTER_CUBIC)
 
 
+@np.errstate(invalid="ignore")                 # ground and facade coordinates are nan off their planes
 def paint(layout, rng):
     """A photo of `layout`: per-part colour and texture, lighting, noise and blur."""
     part, inst = layout.part, layout.inst
@@ -368,27 +362,25 @@ def paint(layout, rng):
     asphalt = rng.uniform(60, 105) * np.array([1.0, 1.0, rng.uniform(0.98, 1.08)])
     base[m] = asphalt
     tex[m] = 0.10
-    with np.errstate(invalid="ignore"):
-        ax = np.abs(gx)
-        centre = (np.abs(gx) < 0.07) & (np.mod(gz, 9.0) < 4.0)
-        edge = np.abs(ax - (layout.road_half - 0.3)) < 0.07
-        zc = rng.uniform(8, 30)
-        crossing = (rng.random() < 0.3) & (gz > zc) & (gz < zc + 3.0) & (np.mod(gx, 1.0) < 0.5)
-        marks = m & (centre | edge | crossing)
-        base[marks] = np.array([215, 215, 205]) * rng.uniform(0.8, 1.0)
-        m = where("sidewalk")
-        paving = rng.uniform(125, 175) * np.array([1.0, rng.uniform(0.95, 1.0), rng.uniform(0.88, 1.0)])
-        base[m] = paving
-        tile = rng.uniform(0.3, 0.6)
-        joints = (np.mod(gx, tile) < 0.03) | (np.mod(gz, tile) < 0.03 * np.maximum(gz / 6, 1))
-        base[m & joints] *= 0.82
-        base[m & (ax < layout.road_half + 0.18)] = paving * 1.12
-        tex[m] = 0.06
+    ax = np.abs(gx)
+    centre = (np.abs(gx) < 0.07) & (np.mod(gz, 9.0) < 4.0)
+    edge = np.abs(ax - (layout.road_half - 0.3)) < 0.07
+    zc = rng.uniform(8, 30)
+    crossing = (rng.random() < 0.3) & (gz > zc) & (gz < zc + 3.0) & (np.mod(gx, 1.0) < 0.5)
+    marks = m & (centre | edge | crossing)
+    base[marks] = np.array([215, 215, 205]) * rng.uniform(0.8, 1.0)
+    m = where("sidewalk")
+    paving = rng.uniform(125, 175) * np.array([1.0, rng.uniform(0.95, 1.0), rng.uniform(0.88, 1.0)])
+    base[m] = paving
+    tile = rng.uniform(0.3, 0.6)
+    joints = (np.mod(gx, tile) < 0.03) | (np.mod(gz, tile) < 0.03 * np.maximum(gz / 6, 1))
+    base[m & joints] *= 0.82
+    base[m & (ax < layout.road_half + 0.18)] = paving * 1.12
+    tex[m] = 0.06
     m = where("terrain")
     dry = rng.uniform(0, 1)
     grass = np.array([125, 160, 60]) * (1 - dry) + np.array([170, 160, 90]) * dry
-    with np.errstate(invalid="ignore"):
-        mown = 1 + 0.08 * np.sign(np.sin(gz * rng.uniform(1.5, 3.0)))   # mowing stripes
+    mown = 1 + 0.08 * np.sign(np.sin(gz * rng.uniform(1.5, 3.0)))   # mowing stripes
     base[m] = grass * mown[m][:, None]
     tex[m] = 0.14
 
@@ -436,9 +428,8 @@ def paint(layout, rng):
     is_facade = where("facade") | where("hedge")
     side_gain = np.where(layout.facade_side[None, :] == sun, rng.uniform(1.0, 1.15), rng.uniform(0.7, 0.9))
     photo[is_facade] *= np.broadcast_to(side_gain, (S, S))[is_facade][:, None]
-    with np.errstate(invalid="ignore"):
-        shadow = (gx * -sun > layout.road_half * rng.uniform(-0.6, 1.2) + 0.15 * mid) & \
-            (PART_CLASS[part] <= TERRAIN) & (PART_CLASS[part] != BUILDING)
+    shadow = (gx * -sun > layout.road_half * rng.uniform(-0.6, 1.2) + 0.15 * mid) & \
+        (PART_CLASS[part] <= TERRAIN) & (PART_CLASS[part] != BUILDING)
     photo[shadow] *= rng.uniform(0.55, 0.8)
     gain = rng.uniform(0.7, 1.25) * np.clip(1 + rng.normal(0, 0.06, 3), 0.85, 1.15)
     yy2, xx2 = np.mgrid[0:S, 0:S].astype(np.float32) / S - 0.5
