@@ -1,22 +1,15 @@
 """Flags shared by train.py and test.py (data, networks, device), parsing, validation, saving.
 
 `BaseOptions().parse(argv)` returns an argparse Namespace; a bad value ends in one UserError line
-(argparse's own messages too). A flag that a saved run matters to carries its role where it is
-defined (`add_argument(..., role=ARCHITECTURE)`):
-
-    ARCHITECTURE  the networks' shape: test.py takes it from the run; fixed on --continue_train
-    DATA          how images are sized: test.py takes it from the run
-    FIXED         fixed for a run (optimizer kind, seed, first epoch): refused on --continue_train
-    SCHEDULE      a new value on --continue_train starts a new LR schedule from the current epoch
-    INVOCATION    says which run and which weights: never taken from the saved run
-    (none)        read afresh by every run; on --continue_train an untyped one keeps the run's value
-
-A run's options are saved in its checkpoint (what --continue_train and test.py read) and, at its
-start, as train_opt.txt (pix2pix's table) and train_opt.json (for a run left with weights alone).
+(argparse's own messages too). A run's options are saved in its checkpoint (what --continue_train and
+test.py read) and, at its start, as train_opt.txt (pix2pix's table) and train_opt.json (for a run left
+with weights alone).
 """
 import argparse
 import json
 import os
+
+import torch
 
 from data.aligned import DIRECTIONS, PREPROCESS_MODES
 from data.modes import DATASET_MODES
@@ -29,7 +22,13 @@ from pix2pix_tr.viz.wandb_run import WANDB_PROJECT
 
 OPTIONS_JSON = "train_opt.json"
 OPTIONS_TEXT = "train_opt.txt"
-ARCHITECTURE, DATA, FIXED, SCHEDULE, INVOCATION = "architecture", "data", "fixed", "schedule", "invocation"
+# A flag that a saved run matters to carries its role where it is defined: add_argument(..., role=...).
+# One without a role is read afresh by every run; on --continue_train an untyped one keeps the run's value.
+ARCHITECTURE = "architecture"   # the networks' shape: test.py takes it from the run; fixed on --continue_train
+DATA = "data"                   # how images are sized: test.py takes it from the run
+FIXED = "fixed"                 # fixed for a run (optimizer kind, seed, first epoch): refused on --continue_train
+SCHEDULE = "schedule"           # a new value on --continue_train starts a new LR schedule from the current epoch
+INVOCATION = "invocation"       # says which run and which weights: never taken from the saved run
 
 
 # pix2pix's other --model and --dataset_mode choices: what to use instead, in one line each.
@@ -113,22 +112,16 @@ def weights_label(opt):
 
 def resolve_device(name):
     """'auto' -> 'cuda' if a GPU is usable else 'cpu'; 'cuda[:N]' checked against the machine."""
-    import torch
-
     if name == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
-    if name == "cpu":
-        return "cpu"
-    if name == "cuda" or name.startswith("cuda:"):
-        index = name.partition(":")[2]
-        if index and not index.isdigit():
-            raise UserError(f"--device {name}: expected cuda or cuda:N with N a GPU index")
-        if not torch.cuda.is_available():
-            raise UserError(f"--device {name}: no CUDA GPU is usable here; use --device cpu or auto")
-        if index and int(index) >= torch.cuda.device_count():
-            raise UserError(f"--device {name}: only {torch.cuda.device_count()} GPU(s) here")
-        return name
-    raise UserError(f"--device {name}: expected auto, cpu, cuda or cuda:N")
+    kind, colon, index = name.partition(":")
+    if name != "cpu" and (kind != "cuda" or colon and not index.isdigit()):
+        raise UserError(f"--device {name}: expected auto, cpu, cuda or cuda:N with N a GPU index")
+    if kind == "cuda" and not torch.cuda.is_available():
+        raise UserError(f"--device {name}: no CUDA GPU is usable here; use --device cpu or auto")
+    if index and int(index) >= torch.cuda.device_count():
+        raise UserError(f"--device {name}: only {torch.cuda.device_count()} GPU(s) here")
+    return name
 
 
 class BaseOptions:
@@ -152,8 +145,7 @@ class BaseOptions:
                                  "datasets/cityscapes if prepared, else SynthCity generated under datasets/")
         parser.add_argument("--direction", role=ARCHITECTURE, default="AtoB", choices=DIRECTIONS,
                             help="AtoB = labels -> photos in the prepared layout")
-        parser.add_argument("--preprocess", role=DATA, default="resize_and_crop",
-                            choices=PREPROCESS_MODES,
+        parser.add_argument("--preprocess", role=DATA, default="resize_and_crop", choices=PREPROCESS_MODES,
                             help="scaling and cropping of images at load time")
         parser.add_argument("--load_size", type=positive_int, default=286, help="scale images to this size")
         parser.add_argument("--crop_size", role=DATA, type=positive_int, default=256, help="then crop to this size")
@@ -273,12 +265,9 @@ class BaseOptions:
         if len(gpus) > 1:
             raise UserError(f"--gpu_ids {text}: {self.several_gpus.format(n=len(gpus), ids=','.join(map(str, gpus)))}")
         device = f"cuda:{gpus[0]}" if gpus else "cpu"
-        if device != "cpu":
-            import torch
-
-            if not torch.cuda.is_available():
-                raise UserError(f"--gpu_ids {opt.gpu_ids}: no CUDA GPU is usable here; --gpu_ids -1 runs on "
-                                "the CPU (pix2pix's tip), as does --device cpu")
+        if device != "cpu" and not torch.cuda.is_available():
+            raise UserError(f"--gpu_ids {opt.gpu_ids}: no CUDA GPU is usable here; --gpu_ids -1 runs on "
+                            "the CPU (pix2pix's tip), as does --device cpu")
         if "device" in self.explicit and opt.device != device and not (opt.device == "cuda" and device == "cuda:0"):
             raise UserError(f"--gpu_ids {opt.gpu_ids} means --device {device}, but --device {opt.device} was "
                             "given too; keep one of them")
