@@ -81,15 +81,13 @@ positive_int, non_negative_int = _at_least(int, 1), _at_least(int, 0)
 positive_float, non_negative_float = _at_least(float, 0, strict=True), _at_least(float, 0)
 
 
-def registry_choice(registry, others):
-    """An argparse type: a key of `registry`, or for a name in `others` that entry's line."""
-    def choose(text):
-        if text in registry:
-            return text
+def refusing(others):
+    """An argparse type that refuses a name in `others` with its line (`choices` refuses other unknown names)."""
+    def name(text):
         if text in others:
             raise argparse.ArgumentTypeError(f"{text} {others[text]}")
-        raise argparse.ArgumentTypeError(f"invalid choice {text!r} (choose from {', '.join(registry)})")
-    return choose
+        return text
+    return name
 
 
 def generator(opt):
@@ -131,12 +129,11 @@ class BaseOptions:
 
     def initialize(self, parser):
         # --- pix2pix's model and dataset choice ---
-        parser.add_argument("--model", default="pix2pix", choices=list(MODELS),
-                            type=registry_choice(MODELS, OTHER_MODELS),
+        parser.add_argument("--model", default="pix2pix", choices=list(MODELS), type=refusing(OTHER_MODELS),
                             help="pix2pix = G and D (train.py; test.py: input, output, target); "
                                  "test = G alone on single images (test.py)")
         parser.add_argument("--dataset_mode", default=None, choices=list(DATASET_MODES),
-                            type=registry_choice(DATASET_MODES, OTHER_DATASET_MODES),
+                            type=refusing(OTHER_DATASET_MODES),
                             help="aligned = A|B pairs in <dataroot>/<phase>/; single = images of a folder or "
                                  "one file (test.py); default: --model pix2pix aligned, test single")
         # --- data ---
@@ -234,11 +231,15 @@ class BaseOptions:
             self.apply_gpu_ids(opt)
         return self.validate(opt)
 
+    default_name = "pix2pix_adam"             # --name when none is typed, formatted with the options
+
     def complete(self, opt):
-        """Values that depend on others: the --model's dataset mode, and --suffix appended to --name
+        """Values that depend on others: the --model's dataset mode, and --name with --suffix appended
         (formatted with the options, as pix2pix does). Subclasses go on with the saved run's."""
         if opt.dataset_mode is None:
             opt.dataset_mode = MODEL_DATASET_MODES[opt.model]
+        if opt.name is None:
+            opt.name = self.default_name.format(**vars(opt))
         if opt.suffix:
             try:
                 suffix = opt.suffix.format(**vars(opt))
@@ -273,11 +274,14 @@ class BaseOptions:
                             "given too; keep one of them")
         opt.device = device
 
-    def merge_saved(self, opt, saved, keys):
-        """Take `keys` from a saved options dict wherever the user did not type the flag."""
-        for key in keys:
+    def take_saved(self, opt, keys):
+        """The run's saved options (None if it saved none), `keys` taken from them wherever the user did
+        not type the flag."""
+        saved = saved_options(os.path.join(opt.checkpoints_dir, opt.name))
+        for key in keys if saved is not None else ():
             if key in saved and key not in self.explicit:
                 setattr(opt, key, saved[key])
+        return saved
 
     def validate(self, opt):
         """Checks across flags; each failure is one line naming the flag and the fix."""
