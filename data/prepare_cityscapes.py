@@ -31,6 +31,7 @@ COLOR_SUFFIX = "_gtFine_color.png"
 LABELIDS_SUFFIX = "_gtFine_labelIds.png"
 PHOTO_SUFFIX = "_leftImg8bit.png"
 PARAMS_FILE = ".prepare_params.json"
+REDOWNLOAD = "re-download or remove it"           # the fix for a source file that cannot be read
 
 
 def label_id_to_train_id():
@@ -81,10 +82,6 @@ def find_frames(gtfine_dir, leftimg_dir, split):
     return [(fid, colors[fid], label_ids[fid], photos[fid]) for fid in sorted(photos)]
 
 
-def _open(path, mode):
-    return open_image(path, mode, fix="re-download or remove it")
-
-
 def prepare_frame(job):
     """Write the aligned pair and the trainId labels of one frame (runs in a worker).
     Returns (frame_id, label size [H, W], whether it was written now)."""
@@ -94,14 +91,14 @@ def prepare_frame(job):
     written = decoded_size(label_path)
     if written and decoded_size(pair_path):
         return fid, [written[1], written[0]], False
-    ids = read_label_values(labelids_path, fix="re-download or remove it")
+    ids = read_label_values(labelids_path, fix=REDOWNLOAD)
     lut, defined = label_id_to_train_id()
     known = (ids >= 0) & (ids <= 255) & defined[ids.clip(0, 255).astype(np.intp)]
     bad = np.unique(ids[~known]).tolist()
     if bad:
         raise UserError(f"{labelids_path} holds label ids {bad[:10]} that cityscapesscripts does not "
                         "define; is it a *_gtFine_labelIds.png?")
-    color, photo = _open(color_path, "RGB"), _open(photo_path, "RGB")
+    color, photo = (open_image(path, fix=REDOWNLOAD) for path in (color_path, photo_path))
     shape = (ids.shape[1], ids.shape[0])
     for path, img in ((color_path, color), (photo_path, photo)):
         if img.size != shape:
