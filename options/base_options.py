@@ -297,30 +297,20 @@ class BaseOptions:
                             f"width {opt.load_size}, but --netG {opt.netG} needs a multiple of {step}; use "
                             f"--load_size {max(step, round(opt.load_size / step) * step)} or --preprocess "
                             "scale_width_and_crop")
-        check_run_name(opt.name)
-        for flag in ("phase", "epoch", "model_suffix"):   # parts of file and folder names
-            check_name_part(f"--{flag}", getattr(opt, flag, ""))
+        parts = opt.name.replace("\\", "/").split("/")     # a folder under --checkpoints_dir and --results_dir
+        if not opt.name.strip() or os.path.isabs(opt.name) or ".." in parts or all(p in ("", ".") for p in parts):
+            raise UserError(f"--name {opt.name!r}: a run name must be a folder name inside --checkpoints_dir "
+                            "(letters, digits, -, _; no '..', no absolute path)")
+        for flag in ("phase", "epoch", "model_suffix"):     # each becomes one file or folder name
+            value = getattr(opt, flag, "")
+            if value and (value in (".", "..") or "/" in value or "\\" in value or "\0" in value):
+                raise UserError(f"--{flag} {value!r}: must be a plain name (no '/', '\\' or '..'), as it becomes "
+                                "part of a file or folder name")
         if opt.compile_mode and not opt.compile:
             raise UserError(f"--compile_mode {opt.compile_mode} needs --compile")
         resolve_device(opt.device)
         return opt
 
-
-def check_run_name(name):
-    """A run name is a folder under --checkpoints_dir and --results_dir: not empty, absolute, or with '..'."""
-    if name is None:
-        return
-    parts = name.replace("\\", "/").split("/")
-    if not name.strip() or os.path.isabs(name) or ".." in parts or all(p in ("", ".") for p in parts):
-        raise UserError(f"--name {name!r}: a run name must be a folder name inside --checkpoints_dir "
-                        "(letters, digits, -, _; no '..', no absolute path)")
-
-
-def check_name_part(flag, value):
-    """A flag that becomes one file or folder name (--phase, --epoch) cannot lead out of its folder."""
-    if value and (value in (".", "..") or "/" in value or "\\" in value or "\0" in value):
-        raise UserError(f"{flag} {value!r}: must be a plain name (no '/', '\\' or '..'), as it becomes part "
-                        "of a file or folder name")
 
 
 def save_options(opt, folder, defaults=None):
