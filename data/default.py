@@ -8,10 +8,6 @@ import os
 from data.layout import PREPARE_CITYSCAPES, PreparedLayout
 from pix2pix_tr.errors import UserError
 
-CITYSCAPES_DIR = "cityscapes"
-SYNTHCITY_DIR = "synthcity"
-GET_LABELS = f"FCN-score needs the gtFine labels: prepare them with {PREPARE_CITYSCAPES.format(root='DIR')}"
-
 
 def resolve_dataroot(dataroot, datasets_dir="datasets", log=print):
     """The dataset folder to use: `dataroot` if given (it must exist), else prepared Cityscapes,
@@ -26,10 +22,11 @@ def resolve_dataroot(dataroot, datasets_dir="datasets", log=print):
         if not layout.is_prepared():
             log(f"{dataroot} has no metadata.json: reading it as pix2pix's prepared folder (train/ val/ of "
                 "side-by-side pairs; pix2pix's cityscapes pairs are photo|label, so train labels->photos "
-                f"with --direction BtoA). {GET_LABELS}")
+                "with --direction BtoA). FCN-score needs the gtFine labels: prepare them with "
+                + PREPARE_CITYSCAPES.format(root="DIR"))
         return dataroot
-    cityscapes = PreparedLayout(os.path.join(datasets_dir, CITYSCAPES_DIR))
-    synthcity = PreparedLayout(os.path.join(datasets_dir, SYNTHCITY_DIR))
+    cityscapes = PreparedLayout(os.path.join(datasets_dir, "cityscapes"))
+    synthcity = PreparedLayout(os.path.join(datasets_dir, "synthcity"))
     cityscapes.check_finished()            # finish it rather than train on SynthCity unawares
     if cityscapes.is_prepared():
         log(f"dataset: prepared Cityscapes in {cityscapes.root}")
