@@ -60,13 +60,13 @@ class PreprocessedImages(torch.utils.data.Dataset):
             array = array[:, :, None]
         return torch.from_numpy(array.copy()).permute(2, 0, 1).contiguous()
 
-    def transform_params(self, index, size=None):
+    def transform_params(self, index, size):
         """(x, y, flip) of sample `index` this epoch: pix2pix's get_params for an image of `size` (w, h)
-        before resizing (default: the sample's own), drawn from a generator seeded with (seed, epoch, index)."""
+        before resizing, drawn from a generator seeded with (seed, epoch, index)."""
         if self.preprocess == "resize_and_crop":
             w = h = self.load_size
         else:
-            w, h = size or self.source_size(index)
+            w, h = size
             if self.preprocess == "scale_width_and_crop":
                 w, h = self.load_size, self.load_size * h // w
         rng = np.random.default_rng([self.seed, self.epoch, index])
@@ -119,13 +119,6 @@ class AlignedDataset(PreprocessedImages):
             self._cache = [self._load(i) for i in tqdm(range(len(self)), desc=f"preload {phase}",
                                                          unit="pair", leave=False)]
 
-    def source_size(self, index):
-        """(width, height) of a half before resizing."""
-        if self._cache is not None:
-            return self._cache[index][2]
-        w, h = image_size(self.paths[index])
-        return w // 2, h
-
     def _load(self, index):
         """(left, right) halves of pair `index`, resized, and the size of a half before resizing."""
         ab = open_image(self.paths[index])
@@ -136,8 +129,8 @@ class AlignedDataset(PreprocessedImages):
         return left, right, (w2, h)
 
     def __getitem__(self, index):
-        left, right, _ = self._cache[index] if self._cache is not None else self._load(index)
-        params = self.transform_params(index)
+        left, right, size = self._cache[index] if self._cache is not None else self._load(index)
+        params = self.transform_params(index, size)
         a, b = (left, right) if self.direction == "AtoB" else (right, left)
         path = self.paths[index]
         return {"A": self.augmented(a, *params), "B": self.augmented(b, *params),
