@@ -71,18 +71,9 @@ def test_synthcity_is_generated_once_then_reused(tmp_path, monkeypatch):
     assert item["A"].shape == (3, 32, 32) and torch.isfinite(item["B"]).all()
 
 
-def test_interrupted_synthcity_says_to_rerun_its_command(tmp_path, monkeypatch):
+def test_interrupted_synthcity_says_to_rerun_its_command(tmp_path, interrupt):
     root = str(tmp_path / "synth")
-    real = synthcity._write_frames
-    calls = []
-
-    def dies_on_second(job):
-        calls.append(job)
-        if len(calls) == 2:
-            raise KeyboardInterrupt
-        return real(job)
-
-    monkeypatch.setattr(synthcity, "_write_frames", dies_on_second)
+    interrupt(synthcity, "_write_frames", 2)
     with pytest.raises(KeyboardInterrupt):
         synthcity.generate(root, num_train=17, num_val=1, size=32, workers=1, log=lambda *a: None)
     assert os.path.isdir(os.path.join(root, "train")) and not PreparedLayout(root).is_prepared()
