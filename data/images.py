@@ -64,10 +64,8 @@ class _NoDisplay(Exception):
 
 
 def _as_displayed(img, mode, bits):
-    if img.mode in SIXTEEN_BIT or img.mode == "I":
-        img = _sixteen_to_eight(img, bits)
-    elif img.mode == "F":
-        img = _unit_float_to_eight(img)
+    if img.mode in SIXTEEN_BIT + ("I", "F"):
+        img = _to_eight_bits(img, bits)
     if img.mode in ALPHA_MODES or "transparency" in img.info:
         img = _over_white(img.convert("RGBA"))
     if img.mode == mode:
@@ -81,18 +79,18 @@ def _as_displayed(img, mode, bits):
             raise _NoDisplay(f"has mode {img.mode}, which cannot be shown as {mode}") from None
 
 
-def _sixteen_to_eight(img, bits):
+def _to_eight_bits(img, bits):
+    """16-bit integers scaled to 8 bits, floats in 0..1 to 0..255: as a viewer shows them."""
     values = np.asarray(img)
-    if bits > 16 or values.min() < 0 or values.max() > 65535:
-        raise _NoDisplay(f"is a {bits}-bit integer image (mode {img.mode}), which has no standard display")
-    return Image.fromarray(np.round(values / 257.0).astype(np.uint8), mode="L")
-
-
-def _unit_float_to_eight(img):
-    values = np.asarray(img)
-    if not np.isfinite(values).all() or values.min() < 0 or values.max() > 1:
-        raise _NoDisplay("is a floating-point image with values outside 0..1, which has no standard display")
-    return Image.fromarray(np.round(values * 255.0).astype(np.uint8), mode="L")
+    if img.mode == "F":
+        if not np.isfinite(values).all() or values.min() < 0 or values.max() > 1:
+            raise _NoDisplay("is a floating-point image with values outside 0..1, which has no standard display")
+        scaled = values * 255.0
+    else:
+        if bits > 16 or values.min() < 0 or values.max() > 65535:
+            raise _NoDisplay(f"is a {bits}-bit integer image (mode {img.mode}), which has no standard display")
+        scaled = values / 257.0
+    return Image.fromarray(np.round(scaled).astype(np.uint8), mode="L")
 
 
 def _over_white(rgba):
