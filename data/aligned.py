@@ -1,23 +1,11 @@
 """Aligned A|B pairs: pix2pix's AlignedDataset, and the preprocessing it shares with data/single.py.
 
-Each image under `<root>/<phase>/` (data/layout.py says which files) holds A | B side by side and is
-split at W/2: the prepared layout, or any pix2pix folder (its `cityscapes` pairs are photo | label:
-train them with --direction BtoA, as pix2pix does). Preprocessing is pix2pix's get_transform:
-
-    resize_and_crop       resize to load_size x load_size (bicubic), random crop_size crop
-    crop                  random crop_size crop of the original
-    scale_width           resize to width load_size (height keeps the aspect, at least crop_size)
-    scale_width_and_crop  scale_width, then a random crop_size crop
-    none                  round each side to a multiple of 4 (bicubic)
-
-then a random horizontal flip unless no_flip (the same crop and flip for A and B) and [-1, 1]. A side
-whose network takes one channel is made grayscale (PIL "L") before the resize, as in pix2pix.
-
+Each image under `<root>/<phase>/` holds A | B side by side and is split at W/2. Preprocessing is
+pix2pix's get_transform (the --preprocess modes: docs/data.md), the same crop and flip for A and B,
+then [-1, 1]; a side whose network takes one channel is made grayscale first, as in pix2pix.
 Unlike pix2pix, the crop and flip of sample `index` come from a generator seeded with (seed, epoch,
-index), not a global random state, so the data do not depend on the number of DataLoader workers and a
-resumed run sees what an uninterrupted one would. Call `set_epoch` before iterating each epoch (workers
-get the dataset when an epoch's iterator starts: no `persistent_workers`). `preload=True` keeps every
-pair, resized, in memory as uint8: an epoch then costs only crops and flips.
+index), so the data do not depend on the number of DataLoader workers and a resumed run sees what an
+uninterrupted one would: call `set_epoch` before each epoch (no `persistent_workers`).
 """
 import os
 
@@ -41,10 +29,6 @@ class PreprocessedImages(torch.utils.data.Dataset):
             if nc not in (1, 3):
                 raise UserError(f"the images in {root} have 3 channels (RGB) while {flag} is {nc}; use "
                                 f"{flag} 3, or 1 to convert them to grayscale as pix2pix does")
-        if preprocess not in PREPROCESS_MODES:
-            raise UserError(f"--preprocess {preprocess!r} must be one of {', '.join(PREPROCESS_MODES)}")
-        if "crop" in preprocess and load_size < crop_size:
-            raise UserError(f"--load_size {load_size} must be at least --crop_size {crop_size}")
         self.root, self.preprocess = os.fspath(root), preprocess
         self.load_size, self.crop_size, self.no_flip = load_size, crop_size, no_flip
         self.seed, self.epoch = seed, 0
@@ -58,36 +42,31 @@ class PreprocessedImages(torch.utils.data.Dataset):
 
     def resized(self, img, gray=False):
         """The part of pix2pix's transform without randomness (PIL bicubic), as a uint8 CHW tensor."""
-        try:
-            return self._resized(img, gray)
-        except MemoryError:
-            raise UserError(f"out of memory resizing an image of {img.size[0]}x{img.size[1]} for --preprocess "
-                            f"{self.preprocess} --load_size {self.load_size}: lower --load_size") from None
-
-    def _resized(self, img, gray):
-        if gray:
-            img = img.convert("L")
         (w, h), load = img.size, self.load_size
-        if self.preprocess == "resize_and_crop":
-            img = img.resize((load, load), Image.BICUBIC)
-        elif "scale_width" in self.preprocess and not (w == load and h >= self.crop_size):
-            img = img.resize((load, int(max(load * h / w, self.crop_size))), Image.BICUBIC)
-        elif self.preprocess == "none":                    # pix2pix's __make_power_2(base=4)
-            nh, nw = int(round(h / 4) * 4), int(round(w / 4) * 4)
-            if (nh, nw) != (h, w):
-                img = img.resize((nw, nh), Image.BICUBIC)
-        array = np.asarray(img, dtype=np.uint8)
+        try:
+            if gray:
+                img = img.convert("L")
+            if self.preprocess == "resize_and_crop":
+                img = img.resize((load, load), Image.BICUBIC)
+            elif "scale_width" in self.preprocess and not (w == load and h >= self.crop_size):
+                img = img.resize((load, int(max(load * h / w, self.crop_size))), Image.BICUBIC)
+            elif self.preprocess == "none" and (w % 4 or h % 4):      # pix2pix's __make_power_2(base=4)
+                img = img.resize((int(round(w / 4) * 4), int(round(h / 4) * 4)), Image.BICUBIC)
+            array = np.asarray(img, dtype=np.uint8)
+        except MemoryError:
+            raise UserError(f"out of memory resizing an image of {w}x{h} for --preprocess {self.preprocess} "
+                            f"--load_size {load}: lower --load_size") from None
         if array.ndim == 2:                                # grayscale: one channel
             array = array[:, :, None]
         return torch.from_numpy(array.copy()).permute(2, 0, 1).contiguous()
 
-    def transform_params(self, index, size=None):
+    def transform_params(self, index, size):
         """(x, y, flip) of sample `index` this epoch: pix2pix's get_params for an image of `size` (w, h)
-        before resizing (default: the sample's own), drawn from a generator seeded with (seed, epoch, index)."""
+        before resizing, drawn from a generator seeded with (seed, epoch, index)."""
         if self.preprocess == "resize_and_crop":
             w = h = self.load_size
         else:
-            w, h = size or self.source_size(index)
+            w, h = size
             if self.preprocess == "scale_width_and_crop":
                 w, h = self.load_size, self.load_size * h // w
         rng = np.random.default_rng([self.seed, self.epoch, index])
@@ -112,8 +91,6 @@ class AlignedDataset(PreprocessedImages):
     def __init__(self, root, phase="train", *, direction="AtoB", preprocess="resize_and_crop",
                  load_size=286, crop_size=256, no_flip=False, max_dataset_size=float("inf"), seed=0,
                  preload=False, input_nc=3, output_nc=3):
-        if direction not in DIRECTIONS:
-            raise UserError(f"--direction {direction!r} must be one of {', '.join(DIRECTIONS)}")
         super().__init__(root, preprocess=preprocess, load_size=load_size, crop_size=crop_size, no_flip=no_flip,
                          seed=seed, channels={"--input_nc": input_nc, "--output_nc": output_nc})
         self.phase, self.direction = phase, direction
@@ -142,13 +119,6 @@ class AlignedDataset(PreprocessedImages):
             self._cache = [self._load(i) for i in tqdm(range(len(self)), desc=f"preload {phase}",
                                                          unit="pair", leave=False)]
 
-    def source_size(self, index):
-        """(width, height) of a half before resizing."""
-        if self._cache is not None:
-            return self._cache[index][2]
-        w, h = image_size(self.paths[index])
-        return w // 2, h
-
     def _load(self, index):
         """(left, right) halves of pair `index`, resized, and the size of a half before resizing."""
         ab = open_image(self.paths[index])
@@ -159,8 +129,8 @@ class AlignedDataset(PreprocessedImages):
         return left, right, (w2, h)
 
     def __getitem__(self, index):
-        left, right, _ = self._cache[index] if self._cache is not None else self._load(index)
-        params = self.transform_params(index)
+        left, right, size = self._cache[index] if self._cache is not None else self._load(index)
+        params = self.transform_params(index, size)
         a, b = (left, right) if self.direction == "AtoB" else (right, left)
         path = self.paths[index]
         return {"A": self.augmented(a, *params), "B": self.augmented(b, *params),

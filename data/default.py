@@ -1,20 +1,12 @@
-"""Which dataset a run uses when the user names none, and what a dataset folder can do.
-
-`resolve_dataroot(None)` picks prepared Cityscapes under datasets/, else SynthCity (generated the
-first time), so `python train.py` works out of the box. pix2pix's own prepared folders train but have
-no evaluation labels (`require_eval_labels` says how to get them); an interrupted preparation is
-refused with the command that finishes it. `test_split` picks what test.py synthesizes from a prepared
-dataset: every frame of a labelled split, as FCN-score needs (pix2pix's --phase test --num_test 50 suit
-its own folders; Cityscapes has no labelled test split).
+"""Which dataset a run uses when the user names none, and what a dataset folder can do: prepared
+Cityscapes under datasets/, else SynthCity (generated the first time), so `python train.py` works out of
+the box; pix2pix's own folders train but have no evaluation labels; `test_split` picks what test.py
+synthesizes from a prepared dataset (every frame of a labelled split, as FCN-score needs).
 """
 import os
 
 from data.layout import PREPARE_CITYSCAPES, PreparedLayout
 from pix2pix_tr.errors import UserError
-
-CITYSCAPES_DIR = "cityscapes"
-SYNTHCITY_DIR = "synthcity"
-GET_LABELS = f"FCN-score needs the gtFine labels: prepare them with {PREPARE_CITYSCAPES.format(root='DIR')}"
 
 
 def resolve_dataroot(dataroot, datasets_dir="datasets", log=print):
@@ -30,10 +22,11 @@ def resolve_dataroot(dataroot, datasets_dir="datasets", log=print):
         if not layout.is_prepared():
             log(f"{dataroot} has no metadata.json: reading it as pix2pix's prepared folder (train/ val/ of "
                 "side-by-side pairs; pix2pix's cityscapes pairs are photo|label, so train labels->photos "
-                f"with --direction BtoA). {GET_LABELS}")
+                "with --direction BtoA). FCN-score needs the gtFine labels: prepare them with "
+                + PREPARE_CITYSCAPES.format(root="DIR"))
         return dataroot
-    cityscapes = PreparedLayout(os.path.join(datasets_dir, CITYSCAPES_DIR))
-    synthcity = PreparedLayout(os.path.join(datasets_dir, SYNTHCITY_DIR))
+    cityscapes = PreparedLayout(os.path.join(datasets_dir, "cityscapes"))
+    synthcity = PreparedLayout(os.path.join(datasets_dir, "synthcity"))
     cityscapes.check_finished()            # finish it rather than train on SynthCity unawares
     if cityscapes.is_prepared():
         log(f"dataset: prepared Cityscapes in {cityscapes.root}")
@@ -46,17 +39,6 @@ def resolve_dataroot(dataroot, datasets_dir="datasets", log=print):
     log(f"dataset: no prepared Cityscapes in {cityscapes.root}; generating SynthCity in {synthcity.root} "
         f"(once; python data/synthcity.py --help for its options)")
     return synth.generate(synthcity.root, log=log)
-
-
-def require_eval_labels(root, split):
-    """The evaluation labels folder of `split`, or a UserError saying how to get it."""
-    layout = PreparedLayout(root)
-    layout.check_finished()
-    if not layout.has_labels(split):
-        if not layout.is_prepared():
-            raise UserError(f"{root} has no evaluation labels (labels/{split}/): {GET_LABELS}")
-        raise UserError(f"{root} is prepared but has no labels/{split}/; re-run its preparation")
-    return layout.label_dir(split)
 
 
 def test_split(root, phase, num_test, *, phase_typed, num_test_typed, log=print):

@@ -1,12 +1,9 @@
 """Decoding image files: photos as a viewer shows them, label maps as the integers they store.
 
-Pillow opens many modes, and `img.convert("RGB")` (what pix2pix calls) is right for most of them
-(1, L, P, RGB, RGBX, CMYK, YCbCr, LAB, HSV) but not for all: a 16-bit PNG or PPM ("I;16", "I")
-is clipped at 255 and comes out almost white, a float TIFF ("F") in 0..1 almost black, and a
-transparent pixel shows whatever colour hides under it. Here those are converted as a viewer (and
-this project's own pages) shows them: 16 bits scaled to 8, floats 0..1 scaled to 0..255, partial
-transparency over white, the EXIF orientation applied. What has no one way to show it (32-bit
-integers, floats outside 0..1) is refused in one line naming the file.
+`img.convert("RGB")` (what pix2pix calls) clips 16-bit images at 255, shows 0..1 float TIFFs black and
+transparent pixels in whatever colour hides under them. Here 16 bits are scaled to 8, floats 0..1 to
+0..255, transparency goes over white and the EXIF orientation is applied; what has no one way to show
+it (32-bit integers, floats outside 0..1) is refused in one line naming the file.
 """
 import numpy as np
 from PIL import Image, ImageOps
@@ -67,10 +64,8 @@ class _NoDisplay(Exception):
 
 
 def _as_displayed(img, mode, bits):
-    if img.mode in SIXTEEN_BIT or img.mode == "I":
-        img = _sixteen_to_eight(img, bits)
-    elif img.mode == "F":
-        img = _unit_float_to_eight(img)
+    if img.mode in SIXTEEN_BIT + ("I", "F"):
+        img = _to_eight_bits(img, bits)
     if img.mode in ALPHA_MODES or "transparency" in img.info:
         img = _over_white(img.convert("RGBA"))
     if img.mode == mode:
@@ -84,18 +79,18 @@ def _as_displayed(img, mode, bits):
             raise _NoDisplay(f"has mode {img.mode}, which cannot be shown as {mode}") from None
 
 
-def _sixteen_to_eight(img, bits):
+def _to_eight_bits(img, bits):
+    """16-bit integers scaled to 8 bits, floats in 0..1 to 0..255: as a viewer shows them."""
     values = np.asarray(img)
-    if bits > 16 or values.min() < 0 or values.max() > 65535:
-        raise _NoDisplay(f"is a {bits}-bit integer image (mode {img.mode}), which has no standard display")
-    return Image.fromarray(np.round(values / 257.0).astype(np.uint8), mode="L")
-
-
-def _unit_float_to_eight(img):
-    values = np.asarray(img)
-    if not np.isfinite(values).all() or values.min() < 0 or values.max() > 1:
-        raise _NoDisplay("is a floating-point image with values outside 0..1, which has no standard display")
-    return Image.fromarray(np.round(values * 255.0).astype(np.uint8), mode="L")
+    if img.mode == "F":
+        if not np.isfinite(values).all() or values.min() < 0 or values.max() > 1:
+            raise _NoDisplay("is a floating-point image with values outside 0..1, which has no standard display")
+        scaled = values * 255.0
+    else:
+        if bits > 16 or values.min() < 0 or values.max() > 65535:
+            raise _NoDisplay(f"is a {bits}-bit integer image (mode {img.mode}), which has no standard display")
+        scaled = values / 257.0
+    return Image.fromarray(np.round(scaled).astype(np.uint8), mode="L")
 
 
 def _over_white(rgba):

@@ -1,18 +1,13 @@
 """The prepared dataset layout: the one place that says where every file of a dataset lives.
 
-    <root>/
-      metadata.json                  what the dataset is (`DatasetMeta`); written last
-      train/<frame_id>.jpg           aligned pair A | B: A = label colour image, B = photo, each half
-      val/<frame_id>.jpg             image_size (pix2pix's AtoB = labels -> photos)
-      labels/train/<frame_id>.png    evaluation labels: trainIds (uint8, 255 = ignore) at label_size
-      labels/val/<frame_id>.png
+    <root>/metadata.json                   what the dataset is (`DatasetMeta`); written last
+    <root>/<split>/<frame_id>.jpg          aligned pair A | B: A = label colour image, B = photo
+    <root>/labels/<split>/<frame_id>.png   evaluation labels: trainIds (uint8, 255 = ignore)
 
-Frame ids are the source's own (`aachen_000000_000019`, `synthcity_0000042`); they name every result
-and match results to labels. `frame_id` is the one rule: the path relative to the split folder,
-without extension. Which files are images is pix2pix's rule (data/image_folder.py): its extensions
-(any case), sub-folders included, sorted by relative path, hidden files skipped. pix2pix's own
-prepared `cityscapes` folder (no metadata, no labels/) reads too, for training; FCN-score needs the
-labels/ that only `prepare_cityscapes.py` writes. To add a dataset, write a preparer of this layout.
+`find_images` is the one rule for which files form a split (pix2pix's: its extensions in any case,
+sub-folders included, sorted, hidden files skipped) and `frame_id` the one rule naming a frame (its
+path below the split folder, without extension). pix2pix's own folders (no metadata.json, no labels/)
+read too, for training. To add a dataset, write a preparer of this layout (docs/data.md).
 """
 import contextlib
 import dataclasses
@@ -22,6 +17,7 @@ import os
 import signal
 import sys
 
+from data.images import open_image
 from pix2pix_tr.errors import UserError
 from pix2pix_tr.run import atomic
 
@@ -170,18 +166,25 @@ def find_images(folder, max_dataset_size=float("inf"), what="images"):
     return found[:int(max_dataset_size)] if max_dataset_size != float("inf") else found
 
 
-def make_output_dir(path, create=True):
-    """Create a preparer's --output_dir (`create=False`: only check it could be, before any work), or
-    a UserError if the path is a file or cannot be made."""
+def make_output_dir(path):
+    """Create a preparer's --output_dir, or a UserError if the path is a file or cannot be made."""
     if os.path.exists(path) and not os.path.isdir(path):
         raise UserError(f"--output_dir {path} is an existing file, not a folder; pass a folder path "
                         "(it is created if missing)")
-    if create:
-        try:
-            os.makedirs(path, exist_ok=True)
-        except OSError as err:
-            raise UserError(f"--output_dir {path} cannot be created ({err.strerror}); pass a folder you "
-                            "can write to") from None
+    try:
+        os.makedirs(path, exist_ok=True)
+    except OSError as err:
+        raise UserError(f"--output_dir {path} cannot be created ({err.strerror}); pass a folder you "
+                        "can write to") from None
+
+
+def decoded_size(path):
+    """(width, height) of an image file that decodes completely; None if it is missing, empty or
+    damaged. A preparer's re-run keeps a frame only if both its files pass (else writes it again)."""
+    try:
+        return open_image(path, mode=None).size
+    except UserError:                                     # missing files say so too
+        return None
 
 
 def check_same_params(root, params_file, params, what):

@@ -4,11 +4,9 @@
         --output_dir datasets/cityscapes
 
 Reads gtFine/<split>/<city>/<frame>_gtFine_{color,labelIds}.png and leftImg8bit/<split>/<city>/
-<frame>_leftImg8bit.png (any resolution). Writes per frame the pair label colour | photo, each half
-resized to --image_size (256) square as pix2pix's prepare_cityscapes_dataset.py does (PIL bicubic,
-JPEG quality 100, no chroma subsampling; pix2pix puts the photo left, we put the label left, so
-labels->photos is AtoB), and the trainIds (cityscapesscripts' mapping) at the source resolution.
-Frames already written are skipped, so an interrupted run resumes.
+<frame>_leftImg8bit.png; writes pairs label colour | photo as pix2pix's prepare_cityscapes_dataset.py
+does (label left: labels->photos is AtoB) and the labelIds mapped to trainIds by cityscapesscripts.
+Frames already written are skipped, so an interrupted run resumes. Details: docs/data.md.
 """
 import os
 import sys
@@ -22,7 +20,7 @@ import numpy as np  # noqa: E402
 from PIL import Image  # noqa: E402
 
 from data.layout import (IGNORE_INDEX, SPLITS, DatasetMeta, PreparedLayout, check_same_params,  # noqa: E402
-                         cityscapes_classes, make_output_dir, run_jobs)
+                         cityscapes_classes, decoded_size, make_output_dir, run_jobs)
 from data.images import open_image, read_label_values  # noqa: E402
 from pix2pix_tr.run import atomic  # noqa: E402
 from pix2pix_tr.errors import UserError, run_cli  # noqa: E402
@@ -33,6 +31,7 @@ COLOR_SUFFIX = "_gtFine_color.png"
 LABELIDS_SUFFIX = "_gtFine_labelIds.png"
 PHOTO_SUFFIX = "_leftImg8bit.png"
 PARAMS_FILE = ".prepare_params.json"
+REDOWNLOAD = "re-download or remove it"           # the fix for a source file that cannot be read
 
 
 def label_id_to_train_id():
@@ -62,7 +61,7 @@ def find_frames(gtfine_dir, leftimg_dir, split):
     gt_split, photo_split = os.path.join(gtfine_dir, split), os.path.join(leftimg_dir, split)
     for folder, flag in ((gt_split, "--gtFine_dir"), (photo_split, "--leftImg8bit_dir")):
         if not os.path.isdir(folder):
-            raise UserError(f"{folder} does not exist: {flag} must be the official folder holding "
+            raise UserError(f"{flag}: {folder} does not exist; pass the official folder holding "
                             f"{split}/<city>/")
     colors = _frames_of(gt_split, COLOR_SUFFIX)
     label_ids = _frames_of(gt_split, LABELIDS_SUFFIX)
@@ -83,31 +82,23 @@ def find_frames(gtfine_dir, leftimg_dir, split):
     return [(fid, colors[fid], label_ids[fid], photos[fid]) for fid in sorted(photos)]
 
 
-def _open(path, mode):
-    return open_image(path, mode, fix="re-download or remove it")
-
-
 def prepare_frame(job):
     """Write the aligned pair and the trainId labels of one frame (runs in a worker).
     Returns (frame_id, label size [H, W], whether it was written now)."""
     root, split, fid, color_path, labelids_path, photo_path, image_size = job
     layout = PreparedLayout(root)
     pair_path, label_path = layout.pair_path(split, fid), layout.label_path(split, fid)
-    if os.path.exists(pair_path) and os.path.exists(label_path):
-        try:
-            with Image.open(pair_path), Image.open(label_path) as img:
-                return fid, [img.height, img.width], False
-        except (OSError, SyntaxError, ValueError):     # an empty or damaged file: write the frame again
-            pass
-    ids = read_label_values(labelids_path, fix="re-download or remove it")
+    written = decoded_size(label_path)
+    if written and decoded_size(pair_path):
+        return fid, [written[1], written[0]], False
+    ids = read_label_values(labelids_path, fix=REDOWNLOAD)
     lut, defined = label_id_to_train_id()
-    bad = np.unique(ids[(ids < 0) | (ids > 255)]).tolist() if ids.dtype != np.uint8 else []
-    if not bad:
-        bad = np.unique(ids[~defined[ids.clip(0, 255).astype(np.intp)]]).tolist()
+    known = (ids >= 0) & (ids <= 255) & defined[ids.clip(0, 255).astype(np.intp)]
+    bad = np.unique(ids[~known]).tolist()
     if bad:
         raise UserError(f"{labelids_path} holds label ids {bad[:10]} that cityscapesscripts does not "
                         "define; is it a *_gtFine_labelIds.png?")
-    color, photo = _open(color_path, "RGB"), _open(photo_path, "RGB")
+    color, photo = (open_image(path, fix=REDOWNLOAD) for path in (color_path, photo_path))
     shape = (ids.shape[1], ids.shape[0])
     for path, img in ((color_path, color), (photo_path, photo)):
         if img.size != shape:
@@ -126,10 +117,6 @@ def prepare(gtfine_dir, leftimg_dir, output_dir, *, image_size=256, workers=None
     if image_size < 1:
         raise UserError(f"--image_size {image_size}: must be a positive number of pixels (the side of "
                         "each half of a pair; pix2pix uses 256)")
-    for folder, flag in ((gtfine_dir, "--gtFine_dir"), (leftimg_dir, "--leftImg8bit_dir")):
-        if not os.path.isdir(folder):
-            raise UserError(f"{flag} {folder} does not exist")
-    make_output_dir(output_dir, create=False)
     frames = {split: find_frames(gtfine_dir, leftimg_dir, split) for split in splits}
     make_output_dir(output_dir)
     check_same_params(output_dir, PARAMS_FILE, {"image_size": image_size}, "prepared Cityscapes")

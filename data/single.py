@@ -1,11 +1,7 @@
 """Single images for applying a trained generator to your own inputs: pix2pix's SingleDataset
-(`--dataset_mode single`, what pix2pix's `--model test` reads).
-
-`root` is a folder (its images, sub-folders included) or one image file. Each image is preprocessed
-as the aligned pairs are (data/aligned.py), so any size goes in; the frame id (the path relative to
-the folder, without extension) names the results. The images are the generator's input whatever the
-run's --direction, so they take its input_nc channels (pix2pix's SingleDataset takes output_nc under
-BtoA, the wrong count when the two differ).
+(`--dataset_mode single`). `root` is a folder (sub-folders included) or one image file, preprocessed as
+the aligned pairs are. The images are the generator's input whatever --direction says, so they take
+input_nc channels (pix2pix's takes output_nc under BtoA, the wrong count when the two differ).
 """
 import os
 

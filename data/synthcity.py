@@ -1,14 +1,10 @@
 """SynthCity: procedural street scenes in the prepared layout, so everything runs without Cityscapes.
 
-A frame is a label map over ten Cityscapes classes laid out in perspective (`make_layout`), and a photo
-painted from it (`paint`) with per-class texture, random light, shadows, noise and blur. The two draw
-from separate random streams, so one label map admits many photos, and a frame is a pure function of
-(seed, index) (`render_frame`): any frame renders alone, in any process. Committed results depend on
-these pixels: a change to the drawing is a new GENERATOR_VERSION.
-
-    python data/synthcity.py --output_dir datasets/synthcity [--num_train 2000 --num_val 500 --size 256 --seed 0]
-
-To add a class: give it a part in `PARTS` (part -> trainId), draw it in `make_layout`, colour it in `paint`.
+A frame is a label map over ten Cityscapes classes laid out in perspective (`make_layout`) and a photo
+painted from it (`paint`); the two draw from separate random streams, so a frame is a pure function of
+(seed, index) (`render_frame`). Committed results depend on these pixels: a change to the drawing is a
+new GENERATOR_VERSION. To add a class: give it a part in `PARTS`, draw it in `make_layout`, colour it
+in `paint`. Usage and figures: docs/data.md.
 """
 import os
 import sys
@@ -17,14 +13,15 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import argparse  # noqa: E402
 import dataclasses  # noqa: E402
+import functools  # noqa: E402
+import itertools  # noqa: E402
 
 import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 from PIL import Image  # noqa: E402
 
 from data.layout import (IGNORE_INDEX, DatasetMeta, PreparedLayout, check_same_params,  # noqa: E402
-                         cityscapes_classes, is_image_file, make_output_dir, run_jobs)
-from data.images import open_image  # noqa: E402
+                         cityscapes_classes, decoded_size, make_output_dir, run_jobs)
 from pix2pix_tr.run import atomic  # noqa: E402
 from pix2pix_tr.errors import UserError, run_cli  # noqa: E402
 
@@ -36,7 +33,6 @@ PARAMS_FILE = ".synthcity_params.json"
 # Cityscapes trainIds of the classes SynthCity draws.
 ROAD, SIDEWALK, BUILDING, POLE, TRAFFIC_SIGN, VEGETATION, TERRAIN, SKY, PERSON, CAR = (
     0, 1, 2, 5, 7, 8, 9, 10, 11, 13)
-CLASSES_DRAWN = (ROAD, SIDEWALK, BUILDING, POLE, TRAFFIC_SIGN, VEGETATION, TERRAIN, SKY, PERSON, CAR)
 
 # Appearance parts: what the painter distinguishes. part code -> trainId.
 PARTS = {
@@ -48,6 +44,7 @@ PARTS = {
 }
 P = {name: code for code, name in enumerate(PARTS)}
 PART_CLASS = np.array(list(PARTS.values()), dtype=np.uint8)
+CLASSES_DRAWN = sorted(set(PARTS.values()))
 
 
 @dataclasses.dataclass
@@ -64,7 +61,6 @@ class Layout:
     facade_side: np.ndarray  # W +1 right, -1 left
     horizon: float
     road_half: float
-    cam_x: float
 
     @property
     def labels(self):
@@ -227,11 +223,7 @@ def make_layout(rng, size):
     dy = ys - sc.yh
     part = np.full((S, S), P["sky"], np.uint8)
     inst = np.zeros((S, S), np.int32)
-    counter = [0]
-
-    def new_id():
-        counter[0] += 1
-        return counter[0]
+    new_id = itertools.count(1).__next__                # instance ids 1, 2, ...; 0 = none
 
     # ground plane: lateral X and depth Z of every pixel below the horizon
     below = dy > 0.5
@@ -244,9 +236,7 @@ def make_layout(rng, size):
     side_px = np.where(gx >= 0, 1, -1)
     ax = np.abs(gx)
     walk_px = np.where(side_px > 0, walk[1], walk[-1])
-    verge_px = np.where(side_px > 0, verge[1], verge[-1])
     ground = np.full((S, S), P["terrain"], np.uint8)
-    ground[ax < sc.road_half + walk_px + verge_px] = P["terrain"]
     ground[ax < sc.road_half + walk_px] = P["sidewalk"]
     ground[ax < sc.road_half] = P["road"]
     part = np.where(np.broadcast_to(below, (S, S)), ground, part)
@@ -285,31 +275,28 @@ def make_layout(rng, size):
             z = rng.uniform(3, 12)
             xt = s * (sc.road_half + walk[s] * rng.uniform(0.55, 0.8) + verge[s] * 0.5)
             while z < 90:
-                objects.append((z, "tree", xt + rng.uniform(-0.2, 0.2), s))
+                objects.append((z, _draw_tree, xt + rng.uniform(-0.2, 0.2)))
                 z += rng.uniform(7, 16)
         for _ in range(rng.integers(1, 4)):
-            objects.append((rng.uniform(4, 40), "pole", s * (sc.road_half + 0.45), s))
+            objects.append((rng.uniform(4, 40), functools.partial(_draw_pole, side=s), s * (sc.road_half + 0.45)))
         for _ in range(rng.integers(0, 5)):
-            objects.append((rng.uniform(4, 30), "person",
-                            s * (sc.road_half + rng.uniform(0.5, max(0.6, walk[s] - 0.4))), s))
+            objects.append((rng.uniform(4, 30), _draw_person,
+                            s * (sc.road_half + rng.uniform(0.5, max(0.6, walk[s] - 0.4)))))
         if rng.random() < 0.6:    # parked cars along the kerb
             z = rng.uniform(3, 15)
             while z < 70:
-                objects.append((z, "car", s * (sc.road_half - 1.1), s))
+                objects.append((z, _draw_car, s * (sc.road_half - 1.1)))
                 z += rng.uniform(5.0, 14.0)
     lanes = [-sc.road_half / 2, sc.road_half / 2]
     for _ in range(rng.integers(0, 5)):
-        objects.append((rng.uniform(6, 70), "car", rng.choice(lanes) + rng.uniform(-0.4, 0.4), 0))
+        objects.append((rng.uniform(6, 70), _draw_car, rng.choice(lanes) + rng.uniform(-0.4, 0.4)))
     objects.sort(key=lambda o: -o[0])
-    draw = {"tree": _draw_tree, "person": _draw_person, "car": _draw_car}
-    for z, kind, x, s in objects:
-        if kind == "pole":
-            _draw_pole(sc, rng, part, inst, new_id, x, z, s)
-        else:
-            draw[kind](sc, rng, part, inst, new_id, x, z)
-    return Layout(part=part, inst=inst, n_inst=counter[0] + 1, ground_x=gx, ground_z=gz,
+    for z, draw, x in objects:
+        draw(sc, rng, part, inst, new_id, x, z)
+    n_inst = new_id()                                   # the next id: how many ids there are, 0 included
+    return Layout(part=part, inst=inst, n_inst=n_inst, ground_x=gx, ground_z=gz,
                   facade_u=u, facade_v=facade_v, facade_side=col_side, horizon=sc.yh,
-                  road_half=sc.road_half, cam_x=sc.cam_x)
+                  road_half=sc.road_half)
 
 
 # --- painting ---------------------------------------------------------------------------------
@@ -329,6 +316,7 @@ def _noise(rng, size, cells):
     return cv2.resize(small, (size, size), interpolation=cv2.INTER_CUBIC)
 
 
+@np.errstate(invalid="ignore")                 # ground and facade coordinates are nan off their planes
 def paint(layout, rng):
     """A photo of `layout`: per-part colour and texture, lighting, noise and blur."""
     part, inst = layout.part, layout.inst
@@ -374,27 +362,25 @@ def paint(layout, rng):
     asphalt = rng.uniform(60, 105) * np.array([1.0, 1.0, rng.uniform(0.98, 1.08)])
     base[m] = asphalt
     tex[m] = 0.10
-    with np.errstate(invalid="ignore"):
-        ax = np.abs(gx)
-        centre = (np.abs(gx) < 0.07) & (np.mod(gz, 9.0) < 4.0)
-        edge = np.abs(ax - (layout.road_half - 0.3)) < 0.07
-        zc = rng.uniform(8, 30)
-        crossing = (rng.random() < 0.3) & (gz > zc) & (gz < zc + 3.0) & (np.mod(gx, 1.0) < 0.5)
-        marks = m & (centre | edge | crossing)
-        base[marks] = np.array([215, 215, 205]) * rng.uniform(0.8, 1.0)
-        m = where("sidewalk")
-        paving = rng.uniform(125, 175) * np.array([1.0, rng.uniform(0.95, 1.0), rng.uniform(0.88, 1.0)])
-        base[m] = paving
-        tile = rng.uniform(0.3, 0.6)
-        joints = (np.mod(gx, tile) < 0.03) | (np.mod(gz, tile) < 0.03 * np.maximum(gz / 6, 1))
-        base[m & joints] *= 0.82
-        base[m & (ax < layout.road_half + 0.18)] = paving * 1.12
-        tex[m] = 0.06
+    ax = np.abs(gx)
+    centre = (np.abs(gx) < 0.07) & (np.mod(gz, 9.0) < 4.0)
+    edge = np.abs(ax - (layout.road_half - 0.3)) < 0.07
+    zc = rng.uniform(8, 30)
+    crossing = (rng.random() < 0.3) & (gz > zc) & (gz < zc + 3.0) & (np.mod(gx, 1.0) < 0.5)
+    marks = m & (centre | edge | crossing)
+    base[marks] = np.array([215, 215, 205]) * rng.uniform(0.8, 1.0)
+    m = where("sidewalk")
+    paving = rng.uniform(125, 175) * np.array([1.0, rng.uniform(0.95, 1.0), rng.uniform(0.88, 1.0)])
+    base[m] = paving
+    tile = rng.uniform(0.3, 0.6)
+    joints = (np.mod(gx, tile) < 0.03) | (np.mod(gz, tile) < 0.03 * np.maximum(gz / 6, 1))
+    base[m & joints] *= 0.82
+    base[m & (ax < layout.road_half + 0.18)] = paving * 1.12
+    tex[m] = 0.06
     m = where("terrain")
     dry = rng.uniform(0, 1)
     grass = np.array([125, 160, 60]) * (1 - dry) + np.array([170, 160, 90]) * dry
-    with np.errstate(invalid="ignore"):
-        mown = 1 + 0.08 * np.sign(np.sin(gz * rng.uniform(1.5, 3.0)))   # mowing stripes
+    mown = 1 + 0.08 * np.sign(np.sin(gz * rng.uniform(1.5, 3.0)))   # mowing stripes
     base[m] = grass * mown[m][:, None]
     tex[m] = 0.14
 
@@ -431,12 +417,9 @@ def paint(layout, rng):
                           ("shirt", inst_shirt), ("skin", inst_skin), ("pants", inst_pants)):
         m = where(name)
         base[m] = colours[inst[m]]
-    m = where("car_glass")
-    base[m] = np.array([35, 42, 52]) + 40 * rng.random()
-    m = where("car_wheel")
-    base[m] = (22, 22, 24)
-    m = where("car_light")
-    base[m] = (190, 25, 25)
+    base[where("car_glass")] = np.array([35, 42, 52]) + 40 * rng.random()
+    base[where("car_wheel")] = (22, 22, 24)
+    base[where("car_light")] = (190, 25, 25)
     tex[where("car_body")] = 0.03
 
     # texture grain, light: global gain, colour cast, sun-side shading, cast shadow, vignette
@@ -445,9 +428,8 @@ def paint(layout, rng):
     is_facade = where("facade") | where("hedge")
     side_gain = np.where(layout.facade_side[None, :] == sun, rng.uniform(1.0, 1.15), rng.uniform(0.7, 0.9))
     photo[is_facade] *= np.broadcast_to(side_gain, (S, S))[is_facade][:, None]
-    with np.errstate(invalid="ignore"):
-        shadow = (gx * -sun > layout.road_half * rng.uniform(-0.6, 1.2) + 0.15 * mid) & \
-            (PART_CLASS[part] <= TERRAIN) & (PART_CLASS[part] != BUILDING)
+    shadow = (gx * -sun > layout.road_half * rng.uniform(-0.6, 1.2) + 0.15 * mid) & \
+        (PART_CLASS[part] <= TERRAIN) & (PART_CLASS[part] != BUILDING)
     photo[shadow] *= rng.uniform(0.55, 0.8)
     gain = rng.uniform(0.7, 1.25) * np.clip(1 + rng.normal(0, 0.06, 3), 0.85, 1.15)
     yy2, xx2 = np.mgrid[0:S, 0:S].astype(np.float32) / S - 0.5
@@ -472,16 +454,6 @@ def frame_id(index):
     return f"{NAME}_{index:07d}"
 
 
-def _is_whole(path, size):
-    """Whether `path` decodes completely at `size` (width, height)."""
-    if not os.path.exists(path):
-        return False
-    try:
-        return open_image(path, mode=None).size == size
-    except UserError:
-        return False
-
-
 def _write_frames(job):
     """Render and write the frames of one chunk (runs in a worker). Returns frames written."""
     root, split, indices, size, seed = job
@@ -494,7 +466,7 @@ def _write_frames(job):
     for index in indices:
         fid = frame_id(index)
         pair_path, label_path = layout.pair_path(split, fid), layout.label_path(split, fid)
-        if _is_whole(pair_path, (2 * size, size)) and _is_whole(label_path, (size, size)):
+        if decoded_size(pair_path) == (2 * size, size) and decoded_size(label_path) == (size, size):
             continue                                         # a re-run keeps only frames it can read
         labels, photo = render_frame(seed, index, size)
         atomic.save_image(label_path, Image.fromarray(labels, mode="L"))
@@ -518,8 +490,11 @@ def generate(output_dir, *, num_train=2000, num_val=500, size=256, seed=0, worke
     splits = {"train": range(0, num_train), "val": range(VAL_INDEX_OFFSET, VAL_INDEX_OFFSET + num_val)}
     layout = PreparedLayout(output_dir)
     for split, ids in splits.items():                    # frames of a larger earlier run would be trained on
-        found = os.listdir(layout.pair_dir(split)) if os.path.isdir(layout.pair_dir(split)) else []
-        extra = sorted({os.path.splitext(n)[0] for n in found if is_image_file(n)} - {frame_id(i) for i in ids})
+        try:
+            found = layout.frame_ids(split)
+        except UserError:                                # no frames yet
+            found = []
+        extra = sorted(set(found) - {frame_id(i) for i in ids})
         if extra:
             raise UserError(f"{output_dir} holds {len(extra)} {split} frames beyond the {len(ids)} asked for "
                             f"(e.g. {extra[0]}); choose another --output_dir or delete it")

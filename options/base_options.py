@@ -1,22 +1,15 @@
 """Flags shared by train.py and test.py (data, networks, device), parsing, validation, saving.
 
 `BaseOptions().parse(argv)` returns an argparse Namespace; a bad value ends in one UserError line
-(argparse's own messages too). A flag that a saved run matters to carries its role where it is
-defined (`add_argument(..., role=ARCHITECTURE)`):
-
-    ARCHITECTURE  the networks' shape: test.py takes it from the run; fixed on --continue_train
-    DATA          how images are sized: test.py takes it from the run
-    FIXED         fixed for a run (optimizer kind, seed, first epoch): refused on --continue_train
-    SCHEDULE      a new value on --continue_train starts a new LR schedule from the current epoch
-    INVOCATION    says which run and which weights: never taken from the saved run
-    (none)        read afresh by every run; on --continue_train an untyped one keeps the run's value
-
-A run's options are saved in its checkpoint (what --continue_train and test.py read) and, at its
-start, as train_opt.txt (pix2pix's table) and train_opt.json (for a run left with weights alone).
+(argparse's own messages too). A run's options are saved in its checkpoint (what --continue_train and
+test.py read) and, at its start, as train_opt.txt (pix2pix's table) and train_opt.json (for a run left
+with weights alone).
 """
 import argparse
 import json
 import os
+
+import torch
 
 from data.aligned import DIRECTIONS, PREPROCESS_MODES
 from data.modes import DATASET_MODES
@@ -29,7 +22,13 @@ from pix2pix_tr.viz.wandb_run import WANDB_PROJECT
 
 OPTIONS_JSON = "train_opt.json"
 OPTIONS_TEXT = "train_opt.txt"
-ARCHITECTURE, DATA, FIXED, SCHEDULE, INVOCATION = "architecture", "data", "fixed", "schedule", "invocation"
+# A flag that a saved run matters to carries its role where it is defined: add_argument(..., role=...).
+# One without a role is read afresh by every run; on --continue_train an untyped one keeps the run's value.
+ARCHITECTURE = "architecture"   # the networks' shape: test.py takes it from the run; fixed on --continue_train
+DATA = "data"                   # how images are sized: test.py takes it from the run
+FIXED = "fixed"                 # fixed for a run (optimizer kind, seed, first epoch): refused on --continue_train
+SCHEDULE = "schedule"           # a new value on --continue_train starts a new LR schedule from the current epoch
+INVOCATION = "invocation"       # says which run and which weights: never taken from the saved run
 
 
 # pix2pix's other --model and --dataset_mode choices: what to use instead, in one line each.
@@ -82,15 +81,13 @@ positive_int, non_negative_int = _at_least(int, 1), _at_least(int, 0)
 positive_float, non_negative_float = _at_least(float, 0, strict=True), _at_least(float, 0)
 
 
-def registry_choice(registry, others):
-    """An argparse type: a key of `registry`, or for a name in `others` that entry's line."""
-    def choose(text):
-        if text in registry:
-            return text
+def refusing(others):
+    """An argparse type that refuses a name in `others` with its line (`choices` refuses other unknown names)."""
+    def name(text):
         if text in others:
             raise argparse.ArgumentTypeError(f"{text} {others[text]}")
-        raise argparse.ArgumentTypeError(f"invalid choice {text!r} (choose from {', '.join(registry)})")
-    return choose
+        return text
+    return name
 
 
 def generator(opt):
@@ -113,22 +110,16 @@ def weights_label(opt):
 
 def resolve_device(name):
     """'auto' -> 'cuda' if a GPU is usable else 'cpu'; 'cuda[:N]' checked against the machine."""
-    import torch
-
     if name == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
-    if name == "cpu":
-        return "cpu"
-    if name == "cuda" or name.startswith("cuda:"):
-        index = name.partition(":")[2]
-        if index and not index.isdigit():
-            raise UserError(f"--device {name}: expected cuda or cuda:N with N a GPU index")
-        if not torch.cuda.is_available():
-            raise UserError(f"--device {name}: no CUDA GPU is usable here; use --device cpu or auto")
-        if index and int(index) >= torch.cuda.device_count():
-            raise UserError(f"--device {name}: only {torch.cuda.device_count()} GPU(s) here")
-        return name
-    raise UserError(f"--device {name}: expected auto, cpu, cuda or cuda:N")
+    kind, colon, index = name.partition(":")
+    if name != "cpu" and (kind != "cuda" or colon and not index.isdigit()):
+        raise UserError(f"--device {name}: expected auto, cpu, cuda or cuda:N with N a GPU index")
+    if kind == "cuda" and not torch.cuda.is_available():
+        raise UserError(f"--device {name}: no CUDA GPU is usable here; use --device cpu or auto")
+    if index and int(index) >= torch.cuda.device_count():
+        raise UserError(f"--device {name}: only {torch.cuda.device_count()} GPU(s) here")
+    return name
 
 
 class BaseOptions:
@@ -138,12 +129,11 @@ class BaseOptions:
 
     def initialize(self, parser):
         # --- pix2pix's model and dataset choice ---
-        parser.add_argument("--model", default="pix2pix", choices=list(MODELS),
-                            type=registry_choice(MODELS, OTHER_MODELS),
+        parser.add_argument("--model", default="pix2pix", choices=list(MODELS), type=refusing(OTHER_MODELS),
                             help="pix2pix = G and D (train.py; test.py: input, output, target); "
                                  "test = G alone on single images (test.py)")
         parser.add_argument("--dataset_mode", default=None, choices=list(DATASET_MODES),
-                            type=registry_choice(DATASET_MODES, OTHER_DATASET_MODES),
+                            type=refusing(OTHER_DATASET_MODES),
                             help="aligned = A|B pairs in <dataroot>/<phase>/; single = images of a folder or "
                                  "one file (test.py); default: --model pix2pix aligned, test single")
         # --- data ---
@@ -152,8 +142,7 @@ class BaseOptions:
                                  "datasets/cityscapes if prepared, else SynthCity generated under datasets/")
         parser.add_argument("--direction", role=ARCHITECTURE, default="AtoB", choices=DIRECTIONS,
                             help="AtoB = labels -> photos in the prepared layout")
-        parser.add_argument("--preprocess", role=DATA, default="resize_and_crop",
-                            choices=PREPROCESS_MODES,
+        parser.add_argument("--preprocess", role=DATA, default="resize_and_crop", choices=PREPROCESS_MODES,
                             help="scaling and cropping of images at load time")
         parser.add_argument("--load_size", type=positive_int, default=286, help="scale images to this size")
         parser.add_argument("--crop_size", role=DATA, type=positive_int, default=256, help="then crop to this size")
@@ -242,11 +231,15 @@ class BaseOptions:
             self.apply_gpu_ids(opt)
         return self.validate(opt)
 
+    default_name = "pix2pix_adam"             # --name when none is typed, formatted with the options
+
     def complete(self, opt):
-        """Values that depend on others: the --model's dataset mode, and --suffix appended to --name
+        """Values that depend on others: the --model's dataset mode, and --name with --suffix appended
         (formatted with the options, as pix2pix does). Subclasses go on with the saved run's."""
         if opt.dataset_mode is None:
             opt.dataset_mode = MODEL_DATASET_MODES[opt.model]
+        if opt.name is None:
+            opt.name = self.default_name.format(**vars(opt))
         if opt.suffix:
             try:
                 suffix = opt.suffix.format(**vars(opt))
@@ -273,22 +266,22 @@ class BaseOptions:
         if len(gpus) > 1:
             raise UserError(f"--gpu_ids {text}: {self.several_gpus.format(n=len(gpus), ids=','.join(map(str, gpus)))}")
         device = f"cuda:{gpus[0]}" if gpus else "cpu"
-        if device != "cpu":
-            import torch
-
-            if not torch.cuda.is_available():
-                raise UserError(f"--gpu_ids {opt.gpu_ids}: no CUDA GPU is usable here; --gpu_ids -1 runs on "
-                                "the CPU (pix2pix's tip), as does --device cpu")
+        if device != "cpu" and not torch.cuda.is_available():
+            raise UserError(f"--gpu_ids {opt.gpu_ids}: no CUDA GPU is usable here; --gpu_ids -1 runs on "
+                            "the CPU (pix2pix's tip), as does --device cpu")
         if "device" in self.explicit and opt.device != device and not (opt.device == "cuda" and device == "cuda:0"):
             raise UserError(f"--gpu_ids {opt.gpu_ids} means --device {device}, but --device {opt.device} was "
                             "given too; keep one of them")
         opt.device = device
 
-    def merge_saved(self, opt, saved, keys):
-        """Take `keys` from a saved options dict wherever the user did not type the flag."""
-        for key in keys:
+    def take_saved(self, opt, keys):
+        """The run's saved options (None if it saved none), `keys` taken from them wherever the user did
+        not type the flag."""
+        saved = saved_options(os.path.join(opt.checkpoints_dir, opt.name))
+        for key in keys if saved is not None else ():
             if key in saved and key not in self.explicit:
                 setattr(opt, key, saved[key])
+        return saved
 
     def validate(self, opt):
         """Checks across flags; each failure is one line naming the flag and the fix."""
@@ -304,30 +297,20 @@ class BaseOptions:
                             f"width {opt.load_size}, but --netG {opt.netG} needs a multiple of {step}; use "
                             f"--load_size {max(step, round(opt.load_size / step) * step)} or --preprocess "
                             "scale_width_and_crop")
-        check_run_name(opt.name)
-        for flag in ("phase", "epoch", "model_suffix"):   # parts of file and folder names
-            check_name_part(f"--{flag}", getattr(opt, flag, ""))
+        parts = opt.name.replace("\\", "/").split("/")     # a folder under --checkpoints_dir and --results_dir
+        if not opt.name.strip() or os.path.isabs(opt.name) or ".." in parts or all(p in ("", ".") for p in parts):
+            raise UserError(f"--name {opt.name!r}: a run name must be a folder name inside --checkpoints_dir "
+                            "(letters, digits, -, _; no '..', no absolute path)")
+        for flag in ("phase", "epoch", "model_suffix"):     # each becomes one file or folder name
+            value = getattr(opt, flag, "")
+            if value and (value in (".", "..") or "/" in value or "\\" in value or "\0" in value):
+                raise UserError(f"--{flag} {value!r}: must be a plain name (no '/', '\\' or '..'), as it becomes "
+                                "part of a file or folder name")
         if opt.compile_mode and not opt.compile:
             raise UserError(f"--compile_mode {opt.compile_mode} needs --compile")
         resolve_device(opt.device)
         return opt
 
-
-def check_run_name(name):
-    """A run name is a folder under --checkpoints_dir and --results_dir: not empty, absolute, or with '..'."""
-    if name is None:
-        return
-    parts = name.replace("\\", "/").split("/")
-    if not name.strip() or os.path.isabs(name) or ".." in parts or all(p in ("", ".") for p in parts):
-        raise UserError(f"--name {name!r}: a run name must be a folder name inside --checkpoints_dir "
-                        "(letters, digits, -, _; no '..', no absolute path)")
-
-
-def check_name_part(flag, value):
-    """A flag that becomes one file or folder name (--phase, --epoch) cannot lead out of its folder."""
-    if value and (value in (".", "..") or "/" in value or "\\" in value or "\0" in value):
-        raise UserError(f"{flag} {value!r}: must be a plain name (no '/', '\\' or '..'), as it becomes part "
-                        "of a file or folder name")
 
 
 def save_options(opt, folder, defaults=None):

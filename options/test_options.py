@@ -5,9 +5,8 @@ The architecture and image size come from the run's saved options, so `python te
 --crop_size and not flipped, and the defaults are pix2pix's (--phase test, --num_test 50); a prepared
 dataset gives FCN-score every frame of a labelled split unless told otherwise (data/default.py).
 """
-import os
 
-from options.base_options import ARCHITECTURE, DATA, BaseOptions, positive_float, saved_options
+from options.base_options import ARCHITECTURE, DATA, BaseOptions, positive_float
 
 
 class TestOptions(BaseOptions):
@@ -32,13 +31,8 @@ class TestOptions(BaseOptions):
     several_gpus = "test.py runs on one device: pick one GPU, e.g. --gpu_ids 0"
 
     def complete(self, opt):
-        if opt.name is None:
-            opt.name = "pix2pix_adam"
         super().complete(opt)                          # --suffix: before the run's folder is read
-        saved = saved_options(os.path.join(opt.checkpoints_dir, opt.name))
-        opt.saved_options_found = saved is not None
-        if saved is not None:
-            self.merge_saved(opt, saved, self.keys_with_role(ARCHITECTURE, DATA))
+        opt.saved_options_found = self.take_saved(opt, self.keys_with_role(ARCHITECTURE, DATA)) is not None
         if "load_size" not in self.explicit:
             opt.load_size = opt.crop_size         # pix2pix's test: resize to the crop, no random crop
         opt.no_flip = True

@@ -3,10 +3,9 @@ display, checkpoints and resume. With --continue_train the run's saved options f
 typed (roles: base_options.py), so `python train.py --name X --continue_train` goes on as it started.
 """
 import argparse
-import os
 
 from options.base_options import (FIXED, INVOCATION, SCHEDULE, BaseOptions, non_negative_float, non_negative_int,
-                                  positive_float, positive_int, saved_options)
+                                  positive_float, positive_int)
 from pix2pix_tr.models.losses import GAN_MODES
 from pix2pix_tr.optim import OPTIMIZERS, TR_LAMBDA_MODES
 from pix2pix_tr.optim.schedulers import SCHEDULERS
@@ -113,14 +112,12 @@ class TrainOptions(BaseOptions):
                                  "(faster; timings decide the arithmetic, so runs may differ)")
         return parser
 
+    default_name = "pix2pix_{optimizer}"
+
     def complete(self, opt):
-        if opt.name is None:
-            opt.name = f"pix2pix_{opt.optimizer}"
         super().complete(opt)                          # --suffix: before the run's folder is read
         if opt.continue_train:
-            saved = saved_options(os.path.join(opt.checkpoints_dir, opt.name))
-            if saved is not None:
-                self.merge_saved(opt, saved, [k for k in saved if hasattr(opt, k) and self.roles.get(k) != INVOCATION])
+            self.take_saved(opt, [key for key in vars(opt) if self.roles.get(key) != INVOCATION])
         for flag, note in REMOVED_FLAGS.items():
             if getattr(opt, flag) is not None:
                 self.notes.append(note)

@@ -87,30 +87,6 @@ def test_rerun_skips_done_frames(official, tmp_path):
     assert os.stat(path).st_mtime == 1
 
 
-def test_interrupted_run_is_not_prepared_and_resumes(official, tmp_path, monkeypatch):
-    root, _ = official
-    out = tmp_path / "out"
-    real = prep.prepare_frame
-    calls = []
-
-    def dies_on_third(job):
-        calls.append(job)
-        if len(calls) == 3:
-            raise KeyboardInterrupt
-        return real(job)
-
-    monkeypatch.setattr(prep, "prepare_frame", dies_on_third)
-    with pytest.raises(KeyboardInterrupt):
-        run(root, out, workers=1)
-    layout = PreparedLayout(out)
-    assert not layout.is_prepared()
-    leftovers = [f for d, _, fs in os.walk(out) for f in fs if f.startswith(".") and "tmp" in f]
-    assert leftovers == []
-    monkeypatch.setattr(prep, "prepare_frame", real)
-    assert run(root, out, workers=1) == {"frames": 5, "written": 3, "skipped": 2}
-    assert layout.is_prepared()
-
-
 def test_missing_photo_names_the_frame(official, tmp_path):
     root, _ = official
     os.remove(root / "leftImg8bit" / "train" / "bochum" / "bochum_000000_000313_leftImg8bit.png")
@@ -241,27 +217,19 @@ def test_rerun_rewrites_a_zero_byte_label(official, tmp_path):
     np.testing.assert_array_equal(np.asarray(Image.open(path)), np.vectorize(ID_TO_TRAIN.get)(truth[fid][0]))
 
 
-def test_interrupted_preparation_is_not_read_as_a_pix2pix_folder(official, tmp_path, monkeypatch):
+def test_interrupted_preparation_is_refused_until_a_rerun_finishes_it(official, tmp_path, interrupt):
     """train/ and val/ exist but metadata.json does not: train.py must say to rerun the preparation
-    (not read it as pix2pix's folder with --direction BtoA advice)."""
+    (not read it as pix2pix's folder with --direction BtoA advice), and the rerun writes only the rest."""
     from data import default
     from tests.trainer_helpers import TINY_RUN, load_module
 
     root, _ = official
     out = tmp_path / "out"
-    real = prep.prepare_frame
-    calls = []
-
-    def dies_on_last(job):
-        calls.append(job)
-        if len(calls) == 5:                     # 3 train and 1 val frame written
-            raise KeyboardInterrupt
-        return real(job)
-
-    monkeypatch.setattr(prep, "prepare_frame", dies_on_last)
+    restore = interrupt(prep, "prepare_frame", 5)            # 3 train and 1 val frame written
     with pytest.raises(KeyboardInterrupt):
         run(root, out, workers=1)
     assert (out / "train").is_dir() and (out / "val").is_dir() and not (out / "metadata.json").exists()
+    assert [f for d, _, fs in os.walk(out) for f in fs if f.startswith(".") and "tmp" in f] == []
     said = []
     with pytest.raises(UserError) as err:
         default.resolve_dataroot(str(out), log=said.append)
@@ -272,6 +240,6 @@ def test_interrupted_preparation_is_not_read_as_a_pix2pix_folder(official, tmp_p
     train = load_module("train")
     with pytest.raises(UserError, match="unfinished preparation.*rerun python data/prepare_cityscapes.py"):
         train.main(["--dataroot", str(out), "--checkpoints_dir", str(tmp_path / "ckpt"), *TINY_RUN])
-    monkeypatch.setattr(prep, "prepare_frame", real)
-    run(root, out, workers=1)                      # the advice works: the rerun finishes it
+    restore()
+    assert run(root, out, workers=1) == {"frames": 5, "written": 1, "skipped": 4}   # the advice works
     assert default.resolve_dataroot(str(out), log=said.append) == str(out) and said == []

@@ -109,23 +109,14 @@ def test_cli_bad_size_is_one_line(tmp_path, capsys):
     assert not (tmp_path / "x").exists()
 
 
-def test_interrupted_generation_is_not_prepared_and_resumes(tmp_path, monkeypatch):
-    real = synthcity._write_frames
-    jobs = []
-
-    def dies_on_second(job):
-        jobs.append(job)
-        if len(jobs) == 2:
-            raise KeyboardInterrupt
-        return real(job)
-
-    monkeypatch.setattr(synthcity, "_write_frames", dies_on_second)
+def test_interrupted_generation_is_not_prepared_and_resumes(tmp_path, interrupt):
+    restore = interrupt(synthcity, "_write_frames", 2)
     with pytest.raises(KeyboardInterrupt):
         synthcity.generate(tmp_path, num_train=20, num_val=2, size=32, workers=1)
     layout = PreparedLayout(tmp_path)
     assert not layout.is_prepared() and len(layout.frame_ids("train")) == 16   # first chunk only
     assert [f for _, _, fs in os.walk(tmp_path) for f in fs if "tmp" in f] == []
-    monkeypatch.setattr(synthcity, "_write_frames", real)
+    restore()
     synthcity.generate(tmp_path, num_train=20, num_val=2, size=32, workers=1, log=lambda *a: None)
     assert layout.is_prepared() and len(layout.frame_ids("train")) == 20
 

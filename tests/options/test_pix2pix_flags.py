@@ -83,7 +83,7 @@ def test_model_and_dataset_mode():
     (TrainOptions, ["--dataset_mode", "unaligned"], "unaligned is not carried over"),
     (TestOptions, ["--model", "template"], "use --model pix2pix"),
     (TestOptions, ["--dataset_mode", "colorization"], "--dataset_mode aligned"),
-    (TestOptions, ["--model", "pix2pixHD"], "choose from pix2pix, test"),
+    (TestOptions, ["--model", "pix2pixHD"], "invalid choice: 'pix2pixHD'"),
 ])
 def test_other_models_and_modes_say_what_to_use(options, argv, says):
     with pytest.raises(UserError) as err:
