@@ -17,9 +17,9 @@ import textwrap
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from scripts.repro import cells, stats  # noqa: E402
+from scripts.repro.commands import REPO  # noqa: E402
 from scripts.repro.scales import SYNTHCITY, SYNTHCITY_LONG  # noqa: E402
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 README = os.path.join(REPO, "README.md")
 BEGIN, END = "<!-- results: scripts/readme_numbers.py -->", "<!-- end of results -->"
 SEG = "repro_synthcity_segmenter"

@@ -22,6 +22,7 @@ import subprocess  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
 from data.layout import PreparedLayout  # noqa: E402
+from evaluate import digests  # noqa: E402
 from pix2pix_tr.errors import UserError, run_cli  # noqa: E402
 from pix2pix_tr.run import atomic  # noqa: E402
 from scripts.repro import budgets, cells, collect, commands, report, store  # noqa: E402
@@ -203,7 +204,7 @@ def check_judges(plan):
     """Hash the segmenters' weights now; refuse them if the store's cells were judged by others."""
     plan.fingerprints = store.segmenter_fingerprints(plan.scale, plan.paths)
     if plan.store:
-        locations = {collect.segmenter_label(s): s for s in commands.segmenter_paths(plan.scale, plan.paths)}
+        locations = {digests.short_name(s): s for s in commands.segmenter_paths(plan.scale, plan.paths)}
         plan.store.check_judges(plan.fingerprints, locations)
 
 

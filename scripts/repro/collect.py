@@ -21,11 +21,6 @@ class CellResult:
     record: dict | None = None     # the store's cell.json (None when read from the work dir)
 
 
-def segmenter_label(spec):
-    """How reports and cell.json name a segmenter: its folder's or file's name, or a hub id's last part."""
-    return os.path.basename(os.path.normpath(spec)) or spec
-
-
 def read_scores(path):
     """(synthesized photos' scores, real photos' or None) of one fcn_scores.json; (None, None) if absent."""
     if not os.path.exists(path):

@@ -85,12 +85,7 @@ class Store:
             for file_name, text in files.items():
                 with open(os.path.join(tmp, file_name), "w", encoding="utf-8") as f:
                     f.write(text)
-            final = self.cell_dir(name)
-            old = tmp + ".old" + atomic.TEMP_MARK      # a replaced folder is moved aside first
-            if os.path.exists(final):
-                os.rename(final, old)
-            os.rename(tmp, final)
-            shutil.rmtree(old, ignore_errors=True)
+            atomic.replace_dir(tmp, self.cell_dir(name))
         except OSError as err:
             shutil.rmtree(tmp, ignore_errors=True)
             raise atomic.write_error(self.cell_dir(name), err) from None
@@ -126,7 +121,7 @@ def _short(fingerprint):
 
 def segmenter_fingerprints(scale, paths):
     """{segmenter label: weights fingerprint} of the scale's segmenters as made now."""
-    prints = {collect.segmenter_label(seg): digests.weights_fingerprint(seg)
+    prints = {digests.short_name(seg): digests.weights_fingerprint(seg)
               for seg in commands.segmenter_paths(scale, paths)}
     return {label: f for label, f in prints.items() if f is not None}
 
@@ -138,7 +133,7 @@ def recorded_fingerprints(scores_path):
             report = json.load(f)
     except (OSError, ValueError):
         return {}
-    return {collect.segmenter_label(name): s["weights_fingerprint"] for name, s in report.get("segmenters", {}).items()
+    return {digests.short_name(name): s["weights_fingerprint"] for name, s in report.get("segmenters", {}).items()
             if isinstance(s, dict) and s.get("weights_fingerprint")}
 
 
