@@ -384,7 +384,7 @@ ABLATION_TEXT = {
 def ablation_section(inp, group, segmenters, data):
     """Each variant on the group's seeds, Δ paired by seed against the first."""
     seeds = inp.grid.seeds[group]
-    variants = cells.group_variants(group)
+    variants = cells.VARIANTS[group]
     ref = variants[0]
     numbers = data[group] = {"seeds": seeds, "reference": ref.name, "variants": {}}
     lines = ["### " + group, ""] + _para(ABLATION_TEXT[group] + " Seeds: " + ", ".join(map(str, seeds)) + ".")

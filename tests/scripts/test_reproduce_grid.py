@@ -83,7 +83,7 @@ def test_the_last_saved_epoch_must_end_training():
 def test_train_py_takes_every_cells_flags_as_they_are():
     from options.train_options import TrainOptions
     paths = commands.RunPaths.of(SYNTHCITY_LONG, "/tmp/w")
-    for variant in cells.group_variants("decomposition") + cells.group_variants("lambda_mode"):
+    for variant in cells.VARIANTS["decomposition"] + cells.VARIANTS["lambda_mode"]:
         stages = commands.cell_stages(cells.Cell(variant, 0), SYNTHCITY_LONG, paths, "cpu")
         opt = TrainOptions().parse(list(stages[0].argv[2:]))
         assert (opt.n_epochs, opt.n_epochs_decay, opt.save_epoch_freq, opt.batch_size) == (30, 30, 10, 1)
