@@ -31,8 +31,6 @@ class Variant:
     lr_factor: float = 1.0             # multiplies the base learning rate
 
     def __post_init__(self):
-        if self.optimizer not in ("adam", "tradam"):
-            raise ValueError(f"unknown optimizer {self.optimizer!r}")
         if self.optimizer == "adam":   # one name for every plain-Adam configuration
             for field in ("tr_lambda", "inner_steps", "lambda_mode", "inner_lr_decay"):
                 object.__setattr__(self, field, getattr(Variant, field))
