@@ -8,7 +8,6 @@ README holds exactly what this prints.
 """
 import argparse
 import glob
-import json
 import os
 import statistics
 import sys
@@ -17,6 +16,7 @@ import textwrap
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from scripts.repro import cells, stats  # noqa: E402
+from scripts.repro.collect import read_json  # noqa: E402
 from scripts.repro.commands import REPO  # noqa: E402
 from scripts.repro.scales import SYNTHCITY, SYNTHCITY_LONG  # noqa: E402
 
@@ -29,8 +29,7 @@ BATCHES = (4, 8)               # batch sizes of the matched-updates comparison (
 
 
 def load(path):
-    with open(os.path.join(REPO, path), encoding="utf-8") as f:
-        return json.load(f)
+    return read_json(os.path.join(REPO, path))
 
 
 def gap(g):

@@ -13,7 +13,6 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import argparse  # noqa: E402
-import json  # noqa: E402
 import shlex  # noqa: E402
 import shutil  # noqa: E402
 import signal  # noqa: E402
@@ -188,8 +187,7 @@ def guard_report(plan):
         return
     now = sum(map(plan.is_done, plan.grid.cells))
     try:
-        with open(results, encoding="utf-8") as f:
-            before = json.load(f)["cells_finished"]
+        before = collect.read_json(results)["cells_finished"]
     except (OSError, ValueError, KeyError):
         raise UserError(f"{md} has no {report.RESULTS_JSON} beside it to count its finished cells, so "
                         "rewriting it could lose them; pass --report_dir elsewhere, or --overwrite_report "

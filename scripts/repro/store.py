@@ -41,8 +41,7 @@ class Store:
         return sorted(n for n in os.listdir(self.root) if not n.startswith(".") and self.has(n))
 
     def record(self, name):
-        with open(os.path.join(self.cell_dir(name), CELL_FILE), encoding="utf-8") as f:
-            return json.load(f)
+        return collect.read_json(os.path.join(self.cell_dir(name), CELL_FILE))
 
     def scores_path(self, name, epoch="latest"):
         return os.path.join(self.cell_dir(name), SCORES_FILE.format(epoch=epoch))
@@ -51,8 +50,7 @@ class Store:
         path = os.path.join(self.cell_dir(name), LOSSES_FILE)
         if not os.path.exists(path):
             return []
-        with open(path, encoding="utf-8") as f:
-            data = json.load(f)
+        data = collect.read_json(path)
         return [dict(zip(data["columns"], row)) for row in data["rows"]]
 
     def check_judges(self, fingerprints, locations=None, where=None):
@@ -106,8 +104,7 @@ def settings(command_lines):
 
 
 def check_settings(path, record, fix):
-    with open(path, encoding="utf-8") as f:
-        old = settings(json.load(f).get("commands", {}))
+    old = settings(collect.read_json(path).get("commands", {}))
     new = settings(record["commands"])
     if old != new:
         changed = sorted(k for k in old.keys() | new.keys() if old.get(k) != new.get(k))
@@ -129,8 +126,7 @@ def segmenter_fingerprints(scale, paths):
 def recorded_fingerprints(scores_path):
     """{segmenter label: weights fingerprint} an fcn_scores.json recorded ({} if none)."""
     try:
-        with open(scores_path, encoding="utf-8") as f:
-            report = json.load(f)
+        report = collect.read_json(scores_path)
     except (OSError, ValueError):
         return {}
     return {digests.short_name(name): s["weights_fingerprint"] for name, s in report.get("segmenters", {}).items()
