@@ -114,13 +114,10 @@ class Plan:
         root = args.results_store if args.results_store is not None else (
             os.path.join(commands.REPO, scale.results_store) if scale.results_store else "none")
         self.store = None if root.lower() in ("none", "") else store.Store(root)
-        try:
-            ablation = args.ablation_seeds or scale.ablation_seeds
-            sweep = args.sweep_seeds or (scale.sweep_seeds if not args.ablation_seeds else ()) or ablation
-            self.grid = cells.expand(args.groups or scale.groups, args.seeds or scale.seeds, ablation, sweep)
-            self.to_run = cells.select(self.grid, args.cells)
-        except ValueError as err:
-            raise UserError(str(err)) from None
+        ablation = args.ablation_seeds or scale.ablation_seeds
+        sweep = args.sweep_seeds or (scale.sweep_seeds if not args.ablation_seeds else ()) or ablation
+        self.grid = cells.expand(args.groups or scale.groups, args.seeds or scale.seeds, ablation, sweep)
+        self.to_run = cells.select(self.grid, args.cells)
         # a cell's stages must not depend on the groups selected: curve cells are those of the scale's own grid too
         own = cells.expand(scale.groups, scale.seeds, scale.ablation_seeds, scale.sweep_seeds or scale.ablation_seeds)
         curve = {c.name for g in scale.curve_groups for c in self.grid.cells_of(g) + own.cells_of(g)}

@@ -4,6 +4,8 @@ by what they are, so a configuration two groups share is trained once; docs/repr
 import dataclasses
 from fractions import Fraction
 
+from pix2pix_tr.errors import UserError
+
 DEFAULT_LAMBDA, DEFAULT_INNER_STEPS = 0.1, 10
 SWEEP_GROUPS = ("tr_lambda", "inner_steps")     # hyperparameter sweeps: may run on fewer seeds
 BATCH_GRID = (1, 4, 8)
@@ -93,7 +95,7 @@ def expand(groups, main_seeds, ablation_seeds, sweep_seeds=None):
     """Cells of `groups` in GROUPS order; a cell shared by several groups appears once."""
     unknown = [g for g in groups if g not in GROUPS]
     if unknown:
-        raise ValueError(f"unknown group(s) {', '.join(unknown)}; groups are {', '.join(GROUPS)}")
+        raise UserError(f"unknown group(s) {', '.join(unknown)}; groups are {', '.join(GROUPS)}")
     cells, member_of, seeds_of = [], {}, {}
     for group in (g for g in GROUPS if g in groups):
         seeds_of[group] = list(main_seeds if group == "main" else
@@ -112,6 +114,6 @@ def select(grid, only_cells=None):
         return grid
     missing = [n for n in only_cells if n not in grid.groups]
     if missing:
-        raise ValueError(f"no cell named {', '.join(missing)} in this grid (list them with --list)")
+        raise UserError(f"no cell named {', '.join(missing)} in this grid (list them with --list)")
     cells = [c for c in grid.cells if c.name in only_cells]
     return Grid(cells, {c.name: grid.groups[c.name] for c in cells}, grid.seeds)
