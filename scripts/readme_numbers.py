@@ -7,7 +7,6 @@ Numbers are rounded once, from the stored full precision; tests/scripts/test_rea
 README holds exactly what this prints.
 """
 import argparse
-import glob
 import os
 import statistics
 import sys
@@ -19,6 +18,7 @@ from scripts.repro import cells, stats  # noqa: E402
 from scripts.repro.collect import read_json  # noqa: E402
 from scripts.repro.commands import REPO  # noqa: E402
 from scripts.repro.scales import SYNTHCITY, SYNTHCITY_LONG  # noqa: E402
+from scripts.repro.store import Store  # noqa: E402
 
 README = os.path.join(REPO, "README.md")
 BEGIN, END = "<!-- results: scripts/readme_numbers.py -->", "<!-- end of results -->"
@@ -48,12 +48,9 @@ def ci(g):
 
 def walls(store, names):
     """Wall seconds of the stored cells named, each timed in one go at --jobs 2."""
-    out = []
-    for path in glob.glob(os.path.join(REPO, store, "*", "cell.json")):
-        record = load(path)
-        if record["cell"] in names and record.get("wall_seconds") and record.get("jobs") == 2:
-            out.append(record["wall_seconds"])
-    return out
+    stored = Store(os.path.join(REPO, store))
+    records = [stored.record(name) for name in sorted(names) if stored.has(name)]
+    return [r["wall_seconds"] for r in records if r.get("wall_seconds") and r.get("jobs") == 2]
 
 
 def hours(seconds):
