@@ -1,19 +1,11 @@
-"""Install visdom's web assets (JS, CSS, fonts, MathJax) from the npm registry.
-
-Why: visdom's server fetches these files from CDNs (unpkg, cdn.plot.ly, d3js.org, cdnjs) the first
-time it starts, and `python -m visdom.server` crashes where those cannot be reached. Every one of
-them is also an npm package, and the npm registry (or a company mirror of it) is reachable from
-most machines that have no CDN access. This script `npm pack`s the pinned packages into a
-temporary folder, copies the files visdom expects into its installed `static/` folder (found via
-`visdom.__file__`), and writes `static/version.built` with visdom's version, which is visdom's
-own sign that the download step is done.
+"""Install visdom's web assets (JS, CSS, fonts, MathJax) from the npm registry, where visdom's own server
+would fetch them from CDNs (docs/viewer.md): `npm pack` the pinned packages, copy the files into the
+installed visdom's static/ folder, each atomically, and write static/version.built (visdom's sign that
+the download is done) last, so an interrupted install is never taken for a complete one.
 
     python scripts/install_visdom_assets.py            # installs what is missing; idempotent
     python scripts/install_visdom_assets.py --check    # exit 1 and list what is missing
     python scripts/install_visdom_assets.py --force    # reinstall every file
-
-Each file is written atomically (temp file + rename) and version.built last, so an interrupted
-install is never taken for a complete one. Needs `npm` on PATH (Debian: apt-get install npm).
 """
 import os
 import sys
@@ -22,6 +14,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import argparse  # noqa: E402
 import json  # noqa: E402
+import pathlib  # noqa: E402
 import shutil  # noqa: E402
 import subprocess  # noqa: E402
 import tarfile  # noqa: E402
@@ -84,15 +77,14 @@ def visdom_version():
 def missing_assets(static_dir):
     """Destinations (relative to static/) that are absent or empty, plus version.built if stale."""
     missing = [dest for _, _, dest in ASSETS if not _nonempty(os.path.join(static_dir, dest))]
-    version_path = os.path.join(static_dir, VERSION_FILE)
-    if missing or not os.path.isfile(version_path) or _read(version_path) != visdom_version():
+    version = pathlib.Path(static_dir, VERSION_FILE)
+    if missing or not version.is_file() or version.read_text().strip() != visdom_version():
         missing.append(VERSION_FILE)
     return missing
 
 
-def install(static_dir, *, force=False, log=print):
-    """Fetch the missing assets with `npm pack` and copy them into `static_dir`. Returns the
-    number of files written."""
+def install(static_dir, *, force=False):
+    """Fetch the missing assets with `npm pack` and copy them into `static_dir`; the number of files written."""
     wanted = [a for a in ASSETS if force or not _nonempty(os.path.join(static_dir, a[2]))]
     written = 0
     if wanted:
@@ -104,27 +96,27 @@ def install(static_dir, *, force=False, log=print):
             raise UserError(f"cannot write visdom's static folder {static_dir}: rerun with the "
                             "permissions of the Python environment that holds visdom")
         with tempfile.TemporaryDirectory(prefix="visdom-assets-") as tmp:
-            tarballs = _npm_pack(npm, sorted({spec for spec, _, _ in wanted}), tmp, log)
+            tarballs = _npm_pack(npm, sorted({spec for spec, _, _ in wanted}), tmp)
             for spec, member, dest in wanted:
-                data = _read_member(tarballs[spec], member, spec)
-                with atomic.atomic_path(os.path.join(static_dir, dest)) as tmp_path:
-                    with open(tmp_path, "wb") as f:
-                        f.write(data)
-                    os.chmod(tmp_path, 0o644)  # a temp file is private; the server may run as another user
+                _write(os.path.join(static_dir, dest), _read_member(tarballs[spec], member, spec))
                 written += 1
     if force or written or VERSION_FILE in missing_assets(static_dir):
-        with atomic.atomic_path(os.path.join(static_dir, VERSION_FILE)) as tmp_path:
-            with open(tmp_path, "w", encoding="utf-8") as f:
-                f.write(visdom_version())
-            os.chmod(tmp_path, 0o644)
+        _write(os.path.join(static_dir, VERSION_FILE), visdom_version().encode())
     return written
 
 
-def _npm_pack(npm, specs, folder, log):
+def _write(path, data):
+    """`data` (bytes) into `path` atomically, readable by all: the server may run as another user."""
+    with atomic.atomic_path(path) as tmp_path:
+        with open(tmp_path, "wb") as f:
+            f.write(data)
+        os.chmod(tmp_path, 0o644)
+
+
+def _npm_pack(npm, specs, folder):
     """npm pack every spec into `folder`; returns {spec: tarball path}."""
-    log(f"npm pack {len(specs)} packages: {' '.join(specs)}")
-    result = subprocess.run([npm, "pack", "--silent", *specs], cwd=folder, capture_output=True,
-                            text=True)
+    print(f"npm pack {len(specs)} packages: {' '.join(specs)}")
+    result = subprocess.run([npm, "pack", "--silent", *specs], cwd=folder, capture_output=True, text=True)
     if result.returncode != 0:
         tail = (result.stderr.strip() or result.stdout.strip()).splitlines()[-3:]
         raise UserError(f"npm pack failed ({' | '.join(tail)}): check that the npm registry "
@@ -141,8 +133,7 @@ def _npm_pack(npm, specs, folder, log):
 
 
 def _read_member(tarball, member, spec):
-    """A file of an npm tarball, by its path inside the package (the tarball's top folder is
-    usually `package/`, but not always)."""
+    """A file of an npm tarball, by its path inside the package (under a top folder, usually `package/`)."""
     with tarfile.open(tarball, "r:gz") as archive:
         for info in archive.getmembers():
             if info.isfile() and info.name.split("/", 1)[-1] == member:
@@ -152,11 +143,6 @@ def _read_member(tarball, member, spec):
 
 def _nonempty(path):
     return os.path.isfile(path) and os.path.getsize(path) > 0
-
-
-def _read(path):
-    with open(path, encoding="utf-8") as f:
-        return f.read().strip()
 
 
 def main(argv=None):

@@ -7,8 +7,6 @@ Numbers are rounded once, from the stored full precision; tests/scripts/test_rea
 README holds exactly what this prints.
 """
 import argparse
-import glob
-import json
 import os
 import statistics
 import sys
@@ -17,9 +15,11 @@ import textwrap
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from scripts.repro import cells, stats  # noqa: E402
+from scripts.repro.collect import read_json  # noqa: E402
+from scripts.repro.commands import REPO  # noqa: E402
 from scripts.repro.scales import SYNTHCITY, SYNTHCITY_LONG  # noqa: E402
+from scripts.repro.store import Store  # noqa: E402
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 README = os.path.join(REPO, "README.md")
 BEGIN, END = "<!-- results: scripts/readme_numbers.py -->", "<!-- end of results -->"
 SEG = "repro_synthcity_segmenter"
@@ -29,8 +29,7 @@ BATCHES = (4, 8)               # batch sizes of the matched-updates comparison (
 
 
 def load(path):
-    with open(os.path.join(REPO, path), encoding="utf-8") as f:
-        return json.load(f)
+    return read_json(os.path.join(REPO, path))
 
 
 def gap(g):
@@ -49,12 +48,9 @@ def ci(g):
 
 def walls(store, names):
     """Wall seconds of the stored cells named, each timed in one go at --jobs 2."""
-    out = []
-    for path in glob.glob(os.path.join(REPO, store, "*", "cell.json")):
-        record = load(path)
-        if record["cell"] in names and record.get("wall_seconds") and record.get("jobs") == 2:
-            out.append(record["wall_seconds"])
-    return out
+    stored = Store(os.path.join(REPO, store))
+    records = [stored.record(name) for name in sorted(names) if stored.has(name)]
+    return [r["wall_seconds"] for r in records if r.get("wall_seconds") and r.get("jobs") == 2]
 
 
 def hours(seconds):

@@ -13,7 +13,6 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import argparse  # noqa: E402
-import json  # noqa: E402
 import shlex  # noqa: E402
 import shutil  # noqa: E402
 import signal  # noqa: E402
@@ -22,6 +21,7 @@ import subprocess  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
 from data.layout import PreparedLayout  # noqa: E402
+from evaluate import digests  # noqa: E402
 from pix2pix_tr.errors import UserError, run_cli  # noqa: E402
 from pix2pix_tr.run import atomic  # noqa: E402
 from scripts.repro import budgets, cells, collect, commands, report, store  # noqa: E402
@@ -114,13 +114,10 @@ class Plan:
         root = args.results_store if args.results_store is not None else (
             os.path.join(commands.REPO, scale.results_store) if scale.results_store else "none")
         self.store = None if root.lower() in ("none", "") else store.Store(root)
-        try:
-            ablation = args.ablation_seeds or scale.ablation_seeds
-            sweep = args.sweep_seeds or (scale.sweep_seeds if not args.ablation_seeds else ()) or ablation
-            self.grid = cells.expand(args.groups or scale.groups, args.seeds or scale.seeds, ablation, sweep)
-            self.to_run = cells.select(self.grid, args.cells)
-        except ValueError as err:
-            raise UserError(str(err)) from None
+        ablation = args.ablation_seeds or scale.ablation_seeds
+        sweep = args.sweep_seeds or (scale.sweep_seeds if not args.ablation_seeds else ()) or ablation
+        self.grid = cells.expand(args.groups or scale.groups, args.seeds or scale.seeds, ablation, sweep)
+        self.to_run = cells.select(self.grid, args.cells)
         # a cell's stages must not depend on the groups selected: curve cells are those of the scale's own grid too
         own = cells.expand(scale.groups, scale.seeds, scale.ablation_seeds, scale.sweep_seeds or scale.ablation_seeds)
         curve = {c.name for g in scale.curve_groups for c in self.grid.cells_of(g) + own.cells_of(g)}
@@ -187,8 +184,7 @@ def guard_report(plan):
         return
     now = sum(map(plan.is_done, plan.grid.cells))
     try:
-        with open(results, encoding="utf-8") as f:
-            before = json.load(f)["cells_finished"]
+        before = collect.read_json(results)["cells_finished"]
     except (OSError, ValueError, KeyError):
         raise UserError(f"{md} has no {report.RESULTS_JSON} beside it to count its finished cells, so "
                         "rewriting it could lose them; pass --report_dir elsewhere, or --overwrite_report "
@@ -203,7 +199,7 @@ def check_judges(plan):
     """Hash the segmenters' weights now; refuse them if the store's cells were judged by others."""
     plan.fingerprints = store.segmenter_fingerprints(plan.scale, plan.paths)
     if plan.store:
-        locations = {collect.segmenter_label(s): s for s in commands.segmenter_paths(plan.scale, plan.paths)}
+        locations = {digests.short_name(s): s for s in commands.segmenter_paths(plan.scale, plan.paths)}
         plan.store.check_judges(plan.fingerprints, locations)
 
 

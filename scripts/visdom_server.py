@@ -1,16 +1,9 @@
-"""Start the visdom server for the live training view: loopback only, no CDN download.
+"""Start the visdom server for the live training view: loopback only, no CDN download (unlike `python -m
+visdom.server`, it builds visdom 0.2.4's tornado application itself, from the assets that
+scripts/install_visdom_assets.py installs; docs/viewer.md says why).
 
     python scripts/visdom_server.py                 # http://127.0.0.1:8097 (visdom's port)
-    python scripts/visdom_server.py --port 8098
-    python scripts/visdom_server.py --hostname 0.0.0.0   # reachable from other machines: opt-in
-
-Why not `python -m visdom.server`: it first downloads visdom's web assets from CDNs and crashes
-where they cannot be reached, and it listens on every interface. This launcher builds visdom
-0.2.4's tornado application itself (`visdom.server.app.Application`, what
-`visdom.server.run_server.start_server` does) and listens on --hostname only (127.0.0.1 unless
-told otherwise). It never downloads: the assets come from `python scripts/install_visdom_assets.py`
-(npm), and the launcher refuses to start without them (the page would be blank).
-Then open http://127.0.0.1:PORT/env/<run name> (train.py's --display_env defaults to --name).
+    python scripts/visdom_server.py --port 8098 --hostname 0.0.0.0   # reachable from other machines: opt-in
 """
 import os
 import sys
@@ -19,7 +12,6 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import argparse  # noqa: E402
 import logging  # noqa: E402
-import socket  # noqa: E402
 
 from pix2pix_tr.errors import UserError, run_cli  # noqa: E402
 from pix2pix_tr.viz.visdom_display import DEFAULT_PORT  # noqa: E402
@@ -28,9 +20,17 @@ from scripts.install_visdom_assets import missing_assets, visdom_static_dir  # n
 DEFAULT_ENV_PATH = os.path.join(os.path.expanduser("~"), ".visdom")
 
 
+def tcp_port(text):
+    port = int(text)
+    if not 1 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"{port} is not a TCP port: pick one in 1..65535 (default {DEFAULT_PORT})")
+    return port
+
+
 def build_parser():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"port to listen on (default {DEFAULT_PORT})")
+    parser.add_argument("--port", type=tcp_port, default=DEFAULT_PORT,
+                        help=f"port to listen on (default {DEFAULT_PORT})")
     parser.add_argument("--hostname", default="127.0.0.1",
                         help="address to listen on (default 127.0.0.1: this machine only)")
     parser.add_argument("--env_path", default=DEFAULT_ENV_PATH,
@@ -40,24 +40,8 @@ def build_parser():
     return parser
 
 
-def check_port(hostname, port):
-    """A UserError if --port is no TCP port, or if another program already listens on it there."""
-    if not 1 <= port <= 65535:
-        raise UserError(f"--port {port} is not a TCP port: pick one in 1..65535 (default {DEFAULT_PORT})")
-    try:
-        infos = socket.getaddrinfo(hostname or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
-        family, kind, proto, _, address = infos[0]
-        with socket.socket(family, kind, proto) as probe:
-            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)   # as tornado binds
-            probe.bind(address)
-    except OSError as err:
-        raise UserError(f"cannot listen on {hostname}:{port} ({err.strerror or err}): pick another "
-                        "--port, or stop the server that holds it (another visdom server?)") from None
-
-
 def main(argv=None):
     args = build_parser().parse_args(argv)
-    check_port(args.hostname, args.port)
     missing = missing_assets(visdom_static_dir())
     if missing:
         raise UserError(f"visdom's web assets are not installed ({len(missing)} files missing, e.g. "
@@ -75,8 +59,8 @@ def main(argv=None):
     try:
         app.listen(args.port, address=args.hostname, max_buffer_size=1024**3)
     except OSError as err:
-        raise UserError(f"cannot listen on {args.hostname}:{args.port} ({err.strerror}): "
-                        "pick another --port, or stop the server that holds it") from err
+        raise UserError(f"cannot listen on {args.hostname}:{args.port} ({err.strerror}): pick another --port, "
+                        "or stop the server that holds it (another visdom server?)") from None
     shown_host = "127.0.0.1" if args.hostname in ("", "0.0.0.0", "::") else args.hostname
     print(f"visdom server listening on {args.hostname}:{args.port}: "
           f"open http://{shown_host}:{args.port}  (Ctrl-C stops it)", flush=True)

@@ -1,21 +1,9 @@
 """Benchmark of evaluate/fcn_score.py: images/s of the pipeline against the segmenter's forward alone
-on the same images (what loading, resizing and the metric add; target >= 0.9 of it) and against a
-naive per-image loop (PIL resize, numpy normalise, numpy confusion matrix), side by side in one run.
-
-    python scripts/bench/eval.py                       # SynthCity frames, untrained SegFormer-B0, CPU
-    python scripts/bench/eval.py --device cuda --eval_size 512 1024 --frames 100
-    python scripts/bench/eval.py --dataroot datasets/cityscapes \
-        --segmenter smp-hub/segformer-b0-512x1024-city-160k --device cuda
-    python scripts/bench/eval.py --fcn8s --size 256    # pix2pix's FCN-8s (random weights) at the labels' size
-    python scripts/bench/eval.py --segmenter path/fcn-8s-cityscapes.caffemodel --dataroot datasets/cityscapes
-
-Without --dataroot it generates a small SynthCity val split (--size) in a temporary folder; without
---segmenter it saves an untrained SegFormer-B0 (smp) there and loads it as fcn_score.py would, or with
---fcn8s builds pix2pix's FCN-8s with random weights in memory (speed does not depend on the weights;
-reading a real .caffemodel is the --segmenter path). The real photos serve as the results. smp
-segmenters run at --eval_size; the FCN-8s under pix2pix's protocol, at the labels' own size, its
-"forward alone" being the network on inputs already upsampled and preprocessed. Each mode runs
---repeats times; the best is kept. Figures: docs/evaluate.md, docs/speed.md.
+on the same images (what loading, resizing and the metric add) and against a naive per-image loop (PIL
+resize, numpy normalise, numpy confusion matrix), side by side in one run; each mode --repeats times, the
+best kept. Without --dataroot: a temporary SynthCity val split; without --segmenter: an untrained
+SegFormer-B0 saved and loaded as fcn_score.py would, or with --fcn8s pix2pix's FCN-8s with random weights
+(speed does not depend on the weights). docs/evaluate.md has the commands and figures.
 """
 import os, sys; sys.path.insert(0, os.path.abspath(os.path.join(__file__, "../../..")))  # noqa: E401,E702 (the repo root)
 
@@ -31,11 +19,7 @@ from data.layout import PreparedLayout
 from evaluate import fcn8s, fcn_score, frames, protocols
 from evaluate.metrics import scores_from_matrix
 from pix2pix_tr.errors import run_cli
-
-
-def sync(device):
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
+from scripts.bench.common import device_of, sync
 
 
 def network_inputs(ev, dataset, batch_size, device):
@@ -126,9 +110,7 @@ def main(argv=None):
                    help="torch CPU threads (default torch's); 1 on a shared machine: two threads on two busy "
                         "cores spin-wait on each other and make every figure noise")
     args = p.parse_args(argv)
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    device = torch.device(args.device)
+    device = device_of(args.device, args.threads)
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
         torch.backends.cudnn.allow_tf32 = False

@@ -1,10 +1,6 @@
 """Benchmark: one TRAdam step against one torch.optim.Adam(fused=True) step over pix2pix's unet_256
-parameters (54,413,955 in 43 tensors at ngf 64), interleaved, with the median ratio; plus the one-off
-compile time of the single-pass path and the peak extra memory of a step.
-
-The steps run over whole TR cycles (S = 10; the k = 0 steps copy the anchor) with an lr that changes
-every step (it must not recompile). On a shared, noisy machine read the medians of many interleaved
-steps; the load average is printed with the figures. Figures: docs/optim.md, docs/speed.md.
+parameters, interleaved over whole TR cycles with an lr that changes every step (it must not recompile);
+the median ratio, the one-off compile time and the peak extra memory of a step. Figures: docs/optim.md.
 
     python scripts/bench/optim.py [--steps 60] [--threads N] [--generic]
     python scripts/bench/optim.py --device cuda       # device-synchronized timings
@@ -19,17 +15,13 @@ import torch
 from torch._dynamo.utils import counters
 from tqdm import tqdm
 
-from pix2pix_tr.errors import UserError, run_cli
+from pix2pix_tr.errors import run_cli
 from pix2pix_tr.models.networks import define_G
 from pix2pix_tr.optim import TRAdam, compiled_adam
+from scripts.bench.common import device_of, sync
 
 LABELS = {"adam": "torch Adam(fused=True)", "tradam": "TRAdam (compiled=True: single pass)",
           "generic": "TRAdam (compiled=False: generic path)"}
-
-
-def sync(device):
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
 
 
 def timed(opt, device):
@@ -70,11 +62,7 @@ def main(argv=None):
     ap.add_argument("--ngf", type=int, default=64, help="unet_256's width (the tests shrink it)")
     ap.add_argument("--device", default="cpu", help="cpu | cuda | cuda:N")
     args = ap.parse_args(argv)
-    device = torch.device(args.device)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise UserError(f"--device {args.device}: no CUDA GPU here; use --device cpu")
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    device = device_of(args.device, args.threads)
     base = [p.detach() for p in define_G(3, 3, args.ngf, "unet_256").parameters()]
     n_params = sum(p.numel() for p in base)
     opts = {}

@@ -1,23 +1,10 @@
-"""Benchmark: one pix2pix training iteration of this project against a plain pix2pix step.
-
-One full iteration (G forward, D update, G update) at batch 1, 256x256, unet_256 with dropout + basic
-PatchGAN D, ngf = ndf = 64, batch norm: the paper's Cityscapes setting. The variants run side by side in
-one process, on the same initial weights and input, interleaved round by round (in rotating order, so
-that a busy machine slows all of them alike); the figures are medians over rounds.
-
-    plain adam     pix2pix's optimize_parameters restated below: torch.optim.Adam as pix2pix builds it, fp32
-    paper tradam   the same plain step with the paper's TRAdam (a per-parameter Python loop, below)
-    ours adam      Pix2PixModel + build_optimizer("adam"), with --amp / --channels_last / --compile if given
-    ours tradam    Pix2PixModel + build_optimizer("tradam") as train.py builds it (the compiled single pass
-                   from 2M parameters on: G and D at ngf = ndf = 64), the same settings
-
-It also prints the optimizer state (TRAdam adds exactly one copy of the parameters: the anchors), each
-variant's peak CUDA memory, and with --loader the data loader's samples/s against the iteration rate.
-Figures: docs/speed.md.
-
-    python scripts/bench/train.py                          # CPU, the four variants
-    python scripts/bench/train.py --device cuda --amp --channels_last --compile
-    python scripts/bench/train.py --loader                 # + the loader (with and without --preload)
+"""Benchmark: one pix2pix training iteration (G forward, D update, G update; batch 1, 256x256, unet_256 +
+basic D, the paper's Cityscapes setting) four ways, side by side in one process on the same weights and
+input, interleaved round by round in rotating order (medians over rounds): plain pix2pix with
+torch.optim.Adam ("plain adam") or the paper's per-parameter TRAdam loop ("paper tradam"), both restated
+below, and this project's Pix2PixModel with build_optimizer("adam" / "tradam") as train.py builds them.
+Also the optimizer state, peak CUDA memory and, with --loader, the loader's samples/s. docs/speed.md has
+the commands and figures.
 """
 import os, sys; sys.path.insert(0, os.path.abspath(os.path.join(__file__, "../../..")))  # noqa: E401,E702 (the repo root)
 
@@ -38,6 +25,7 @@ from pix2pix_tr.models.networks import define_D, define_G
 from pix2pix_tr.models.pix2pix import Pix2PixModel
 from pix2pix_tr.optim import build_optimizer
 from pix2pix_tr.run.atomic import write_json
+from scripts.bench.common import device_of, sync
 
 LR, BETAS = 0.0002, (0.5, 0.999)
 VARIANTS = ("plain adam", "paper tradam", "ours adam", "ours tradam")
@@ -133,11 +121,6 @@ def memory(step):
     return state, sum(p.numel() * p.element_size() for o in optimizers for g in o.param_groups for p in g["params"])
 
 
-def synchronize(device):
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
 def time_steps(variants, batch, device, *, warmup, rounds):
     times, peak, names = {name: [] for name in variants}, {}, list(variants)
     for name in names:                                   # warm-up: allocations, oneDNN/cuDNN plans, compile
@@ -145,15 +128,15 @@ def time_steps(variants, batch, device, *, warmup, rounds):
             torch.cuda.reset_peak_memory_stats(device)
         for _ in range(warmup):
             variants[name].train_step(batch)
-        synchronize(device)
+        sync(device)
         if device.type == "cuda":
             peak[name] = torch.cuda.max_memory_allocated(device)
     for r in tqdm(range(rounds), desc="rounds", unit="round", leave=False):
         for name in names[r % len(names):] + names[:r % len(names)]:   # rotate who goes first
-            synchronize(device)
+            sync(device)
             start = time.perf_counter()
             variants[name].train_step(batch)
-            synchronize(device)
+            sync(device)
             times[name].append(time.perf_counter() - start)
     return times, peak
 
@@ -223,14 +206,10 @@ def main(argv=None):
     if set(args.variants) - set(VARIANTS):
         raise UserError(f"--variants: unknown {sorted(set(args.variants) - set(VARIANTS))}; "
                         f"choose from {', '.join(VARIANTS)}")
-    device = torch.device(args.device)
+    device = device_of(args.device, args.threads)
     if device.type == "cuda":
-        if not torch.cuda.is_available():
-            raise UserError(f"--device {args.device}: no CUDA GPU here; use --device cpu")
         torch.backends.cudnn.benchmark = True
         torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False  # fp32 means fp32
-    if args.threads:
-        torch.set_num_threads(args.threads)
 
     variants = build_variants(args, device)
     gen = torch.Generator().manual_seed(0)

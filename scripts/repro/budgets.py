@@ -5,6 +5,7 @@ import dataclasses
 import math
 import os
 
+from evaluate.digests import short_name
 from evaluate.report import METRICS
 
 from . import cells, collect, commands, stats
@@ -66,8 +67,8 @@ def of_results(scale, results, ground_truth, source):
     segmenters = collect.segmenters_of(main, ground_truth)
 
     def gaps(epoch=None):
-        return {collect.segmenter_label(s): {k: gap(main, s, k, epoch) for k, _ in METRICS} for s in segmenters}
-    gt = {collect.segmenter_label(s): {k: collect.metric(ground_truth, s, k) for k, _ in METRICS}
+        return {short_name(s): {k: gap(main, s, k, epoch) for k, _ in METRICS} for s in segmenters}
+    gt = {short_name(s): {k: collect.metric(ground_truth, s, k) for k, _ in METRICS}
           for s in ground_truth or {}}
     return Budget(scale, source, gaps(), {e: gaps(e) for e in sorted({e for r in main for e in r.curve})},
                   gt, judges_of(main))

@@ -4,8 +4,9 @@ by what they are, so a configuration two groups share is trained once; docs/repr
 import dataclasses
 from fractions import Fraction
 
+from pix2pix_tr.errors import UserError
+
 DEFAULT_LAMBDA, DEFAULT_INNER_STEPS = 0.1, 10
-GROUPS = ("main", "decomposition", "lambda_mode", "batch_size", "tr_lambda", "inner_steps")
 SWEEP_GROUPS = ("tr_lambda", "inner_steps")     # hyperparameter sweeps: may run on fewer seeds
 BATCH_GRID = (1, 4, 8)
 
@@ -32,8 +33,6 @@ class Variant:
     lr_factor: float = 1.0             # multiplies the base learning rate
 
     def __post_init__(self):
-        if self.optimizer not in ("adam", "tradam"):
-            raise ValueError(f"unknown optimizer {self.optimizer!r}")
         if self.optimizer == "adam":   # one name for every plain-Adam configuration
             for field in ("tr_lambda", "inner_steps", "lambda_mode", "inner_lr_decay"):
                 object.__setattr__(self, field, getattr(Variant, field))
@@ -69,22 +68,17 @@ class Cell:
 
 
 ADAM, TRADAM = Variant("adam"), Variant("tradam")
-
-
-def group_variants(group):
-    replace, mean_step = dataclasses.replace, harmonic_mean_factor(DEFAULT_INNER_STEPS)
-    variants = {
-        "main": [ADAM, TRADAM],
-        "decomposition": [ADAM, TRADAM, replace(TRADAM, tr_lambda=0.0), replace(TRADAM, inner_lr_decay=False),
-                          replace(ADAM, lr_factor=mean_step), replace(TRADAM, lr_factor=1 / mean_step)],
-        "lambda_mode": [TRADAM, replace(TRADAM, lambda_mode="fixed"), replace(TRADAM, lambda_mode="released")],
-        "batch_size": [replace(v, batch_size=b) for b in BATCH_GRID for v in (ADAM, TRADAM)],
-        "tr_lambda": [replace(TRADAM, tr_lambda=lam) for lam in (0.0, 0.01, 0.1, 1.0)],
-        "inner_steps": [replace(TRADAM, inner_steps=s) for s in (1, 5, 10, 20, 50)],
-    }
-    if group not in variants:
-        raise ValueError(f"unknown group {group!r}; groups are {', '.join(GROUPS)}")
-    return variants[group]
+_replace, _mean_step = dataclasses.replace, harmonic_mean_factor(DEFAULT_INNER_STEPS)
+VARIANTS = {        # group -> its variants, in order; an ablation compares each with its first
+    "main": [ADAM, TRADAM],
+    "decomposition": [ADAM, TRADAM, _replace(TRADAM, tr_lambda=0.0), _replace(TRADAM, inner_lr_decay=False),
+                      _replace(ADAM, lr_factor=_mean_step), _replace(TRADAM, lr_factor=1 / _mean_step)],
+    "lambda_mode": [TRADAM, _replace(TRADAM, lambda_mode="fixed"), _replace(TRADAM, lambda_mode="released")],
+    "batch_size": [_replace(v, batch_size=b) for b in BATCH_GRID for v in (ADAM, TRADAM)],
+    "tr_lambda": [_replace(TRADAM, tr_lambda=lam) for lam in (0.0, 0.01, 0.1, 1.0)],
+    "inner_steps": [_replace(TRADAM, inner_steps=s) for s in (1, 5, 10, 20, 50)],
+}
+GROUPS = tuple(VARIANTS)
 
 
 @dataclasses.dataclass
@@ -101,12 +95,12 @@ def expand(groups, main_seeds, ablation_seeds, sweep_seeds=None):
     """Cells of `groups` in GROUPS order; a cell shared by several groups appears once."""
     unknown = [g for g in groups if g not in GROUPS]
     if unknown:
-        raise ValueError(f"unknown group(s) {', '.join(unknown)}; groups are {', '.join(GROUPS)}")
+        raise UserError(f"unknown group(s) {', '.join(unknown)}; groups are {', '.join(GROUPS)}")
     cells, member_of, seeds_of = [], {}, {}
     for group in (g for g in GROUPS if g in groups):
         seeds_of[group] = list(main_seeds if group == "main" else
                                (sweep_seeds or ablation_seeds) if group in SWEEP_GROUPS else ablation_seeds)
-        for cell in (Cell(v, seed) for seed in seeds_of[group] for v in group_variants(group)):
+        for cell in (Cell(v, seed) for seed in seeds_of[group] for v in VARIANTS[group]):
             if cell.name not in member_of:
                 cells.append(cell)
                 member_of[cell.name] = []
@@ -120,6 +114,6 @@ def select(grid, only_cells=None):
         return grid
     missing = [n for n in only_cells if n not in grid.groups]
     if missing:
-        raise ValueError(f"no cell named {', '.join(missing)} in this grid (list them with --list)")
+        raise UserError(f"no cell named {', '.join(missing)} in this grid (list them with --list)")
     cells = [c for c in grid.cells if c.name in only_cells]
     return Grid(cells, {c.name: grid.groups[c.name] for c in cells}, grid.seeds)

@@ -21,17 +21,16 @@ class CellResult:
     record: dict | None = None     # the store's cell.json (None when read from the work dir)
 
 
-def segmenter_label(spec):
-    """How reports and cell.json name a segmenter: its folder's or file's name, or a hub id's last part."""
-    return os.path.basename(os.path.normpath(spec)) or spec
+def read_json(path):
+    with open(path, encoding="utf-8") as f:
+        return json.load(f)
 
 
 def read_scores(path):
     """(synthesized photos' scores, real photos' or None) of one fcn_scores.json; (None, None) if absent."""
     if not os.path.exists(path):
         return None, None
-    with open(path, encoding="utf-8") as f:
-        raw = json.load(f)
+    raw = read_json(path)
 
     def metrics(block):
         return {name: m for name, m in (block or {}).items() if isinstance(m, dict) and "pixel_acc" in m}

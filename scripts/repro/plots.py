@@ -1,5 +1,4 @@
 """The report's PNGs (matplotlib Agg and PIL: no display needed)."""
-import json
 import os
 
 import matplotlib
@@ -10,7 +9,7 @@ from PIL import Image, ImageDraw  # noqa: E402
 
 from pix2pix_tr.run import atomic  # noqa: E402
 
-from .collect import LOSS_KEYS  # noqa: E402
+from .collect import LOSS_KEYS, read_json  # noqa: E402
 
 COLORS = {"adam": "tab:blue", "tradam": "tab:orange"}
 SAMPLES_PNG, SAMPLES_JSON = "samples.png", "samples.json"
@@ -134,8 +133,7 @@ def samples(pair, paths, report_dir, identity, limit=4, tile=128):
         atomic.write_json(os.path.join(report_dir, SAMPLES_JSON), {"cells": identity, "frames": frames})
         return "drawn", frames
     try:
-        with open(os.path.join(report_dir, SAMPLES_JSON), encoding="utf-8") as f:
-            earlier = json.load(f)
+        earlier = read_json(os.path.join(report_dir, SAMPLES_JSON))
     except (OSError, ValueError):
         return None
     if (earlier.get("cells") == identity and all(identity.values())

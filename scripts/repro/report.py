@@ -5,12 +5,12 @@ import dataclasses
 import math
 import os
 
-from evaluate.report import METRICS
+from evaluate.digests import short_name as label
+from evaluate.report import METRICS, _row
 from pix2pix_tr.optim.schedulers import LinearDecay
 from pix2pix_tr.run import atomic
 
 from . import budgets, cells, collect, plots, stats
-from .collect import segmenter_label as label
 from .commands import PHASE, REPO
 
 REPORT_MD, RESULTS_JSON, COMMANDS_SH = "report.md", "results.json", "commands.sh"
@@ -42,9 +42,7 @@ def _bullets(items):
 
 
 def _table(caption, header, rows):
-    def line(cells_):
-        return "| " + " | ".join(str(c).replace("|", "\\|").replace("\n", " ") for c in cells_) + " |"
-    return [f"*{caption}*", "", line(header), "|" + "|".join("---" for _ in header) + "|", *map(line, rows), ""]
+    return [f"*{caption}*", "", _row(header), "|" + "|".join("---" for _ in header) + "|", *map(_row, rows), ""]
 
 
 def _image(src, alt):
@@ -214,9 +212,9 @@ def moved_sentence(metric, short, gs, long, gl, moved):
     return text + "."
 
 
-def last_lambda(scale, tr_lambda):
-    """TRAdam's λ_eff = λ·lr₀/lr in the last epoch, under pix2pix's linear decay (the default scaled λ)."""
-    return tr_lambda / LinearDecay(scale.n_epochs, scale.n_epochs_decay, 1)(scale.total_epochs - 1)
+def last_lr_factor(scale):
+    """lr/lr₀ in the last epoch under pix2pix's linear decay (TRAdam's scaled λ_eff is λ divided by it)."""
+    return LinearDecay(scale.n_epochs, scale.n_epochs_decay, 1)(scale.total_epochs - 1)
 
 
 def budgets_section(inp, this, segmenters, data):
@@ -230,7 +228,7 @@ def budgets_section(inp, this, segmenters, data):
         short, long = sorted((other, this), key=lambda b: (b.steps or 0, b.scale.total_epochs))
         data[name] = {"short": short.name, "long": long.name, "source": other.source, "segmenters": {}}
         lam = cells.TRADAM.tr_lambda
-        ls, ll = (last_lambda(b.scale, lam) for b in (short, long))
+        ls, ll = (lam / last_lr_factor(b.scale) for b in (short, long))
         lines += _para(f"TRAdam − Adam of the main grid (paired by seed, 95% t interval) at {short.name} and "
                        f"{long.name}. {other.name} from {other.source}. 'Change' is long − short paired by seed "
                        f"(t interval of the per-seed change): the budgets' runs of one seed share initial weights "
@@ -271,9 +269,9 @@ def budgets_section(inp, this, segmenters, data):
 def over_training_section(inp, this, report_dir, segmenters, data):
     """TRAdam − Adam at each scored epoch: a table per segmenter and a plot."""
     scale, epochs = inp.scale, sorted(this.curve)
-    last = LinearDecay(scale.n_epochs, scale.n_epochs_decay, 1)(scale.total_epochs - 1)
     lines = _para(f"TRAdam − Adam at each saved epoch, paired by seed, 95% t interval; lr constant for epochs "
-                  f"1–{scale.n_epochs}, then linear decay to lr₀/{1 / last:.0f} in epoch {scale.total_epochs}.")
+                  f"1–{scale.n_epochs}, then linear decay to lr₀/{1 / last_lr_factor(scale):.0f} in epoch "
+                  f"{scale.total_epochs}.")
     for lab in map(label, segmenters):
         data[lab] = {e: this.curve[e].get(lab, {}) for e in epochs}
         rows = [[str(e), f"{this.steps_at(e):,}" if this.steps_at(e) else "–",
@@ -386,7 +384,7 @@ ABLATION_TEXT = {
 def ablation_section(inp, group, segmenters, data):
     """Each variant on the group's seeds, Δ paired by seed against the first."""
     seeds = inp.grid.seeds[group]
-    variants = cells.group_variants(group)
+    variants = cells.VARIANTS[group]
     ref = variants[0]
     numbers = data[group] = {"seeds": seeds, "reference": ref.name, "variants": {}}
     lines = ["### " + group, ""] + _para(ABLATION_TEXT[group] + " Seeds: " + ", ".join(map(str, seeds)) + ".")

@@ -41,8 +41,7 @@ class Store:
         return sorted(n for n in os.listdir(self.root) if not n.startswith(".") and self.has(n))
 
     def record(self, name):
-        with open(os.path.join(self.cell_dir(name), CELL_FILE), encoding="utf-8") as f:
-            return json.load(f)
+        return collect.read_json(os.path.join(self.cell_dir(name), CELL_FILE))
 
     def scores_path(self, name, epoch="latest"):
         return os.path.join(self.cell_dir(name), SCORES_FILE.format(epoch=epoch))
@@ -51,8 +50,7 @@ class Store:
         path = os.path.join(self.cell_dir(name), LOSSES_FILE)
         if not os.path.exists(path):
             return []
-        with open(path, encoding="utf-8") as f:
-            data = json.load(f)
+        data = collect.read_json(path)
         return [dict(zip(data["columns"], row)) for row in data["rows"]]
 
     def check_judges(self, fingerprints, locations=None, where=None):
@@ -85,12 +83,7 @@ class Store:
             for file_name, text in files.items():
                 with open(os.path.join(tmp, file_name), "w", encoding="utf-8") as f:
                     f.write(text)
-            final = self.cell_dir(name)
-            old = tmp + ".old" + atomic.TEMP_MARK      # a replaced folder is moved aside first
-            if os.path.exists(final):
-                os.rename(final, old)
-            os.rename(tmp, final)
-            shutil.rmtree(old, ignore_errors=True)
+            atomic.replace_dir(tmp, self.cell_dir(name))
         except OSError as err:
             shutil.rmtree(tmp, ignore_errors=True)
             raise atomic.write_error(self.cell_dir(name), err) from None
@@ -111,8 +104,7 @@ def settings(command_lines):
 
 
 def check_settings(path, record, fix):
-    with open(path, encoding="utf-8") as f:
-        old = settings(json.load(f).get("commands", {}))
+    old = settings(collect.read_json(path).get("commands", {}))
     new = settings(record["commands"])
     if old != new:
         changed = sorted(k for k in old.keys() | new.keys() if old.get(k) != new.get(k))
@@ -126,7 +118,7 @@ def _short(fingerprint):
 
 def segmenter_fingerprints(scale, paths):
     """{segmenter label: weights fingerprint} of the scale's segmenters as made now."""
-    prints = {collect.segmenter_label(seg): digests.weights_fingerprint(seg)
+    prints = {digests.short_name(seg): digests.weights_fingerprint(seg)
               for seg in commands.segmenter_paths(scale, paths)}
     return {label: f for label, f in prints.items() if f is not None}
 
@@ -134,11 +126,10 @@ def segmenter_fingerprints(scale, paths):
 def recorded_fingerprints(scores_path):
     """{segmenter label: weights fingerprint} an fcn_scores.json recorded ({} if none)."""
     try:
-        with open(scores_path, encoding="utf-8") as f:
-            report = json.load(f)
+        report = collect.read_json(scores_path)
     except (OSError, ValueError):
         return {}
-    return {collect.segmenter_label(name): s["weights_fingerprint"] for name, s in report.get("segmenters", {}).items()
+    return {digests.short_name(name): s["weights_fingerprint"] for name, s in report.get("segmenters", {}).items()
             if isinstance(s, dict) and s.get("weights_fingerprint")}
 
 

@@ -12,8 +12,9 @@ from scripts.bench import eval as bench_eval, optim as bench_optim, train as ben
 @pytest.mark.slow
 def test_train_prints_every_variant_the_ratios_the_anchors_and_the_loader(tmp_path, capsys):
     bench_train.main(["--netG", "unet_128", "--ngf", "8", "--ndf", "8", "--size", "128", "--rounds", "2",
-                      "--warmup", "1", "--json", str(tmp_path / "report.json"), "--loader", "--loader_frames", "2",
-                      "--loader_epochs", "1", "--workers", "0", "--loader_root", str(tmp_path / "frames")])
+                      "--warmup", "1", "--threads", "1", "--json", str(tmp_path / "report.json"), "--loader",
+                      "--loader_frames", "2", "--loader_epochs", "1", "--workers", "0",
+                      "--loader_root", str(tmp_path / "frames")])
     out = capsys.readouterr().out
     ms = {name: float(median) for name, median in re.findall(r"^(\w+ \w+) +(\d+) +\d+ +[\d.]+ ", out, re.M)}
     assert list(ms) == ["plain adam", "paper tradam", "ours adam", "ours tradam"]

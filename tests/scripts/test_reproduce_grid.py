@@ -83,8 +83,13 @@ def test_the_last_saved_epoch_must_end_training():
 def test_train_py_takes_every_cells_flags_as_they_are():
     from options.train_options import TrainOptions
     paths = commands.RunPaths.of(SYNTHCITY_LONG, "/tmp/w")
-    for variant in cells.group_variants("decomposition") + cells.group_variants("lambda_mode"):
+    for variant in cells.VARIANTS["decomposition"] + cells.VARIANTS["lambda_mode"]:
         stages = commands.cell_stages(cells.Cell(variant, 0), SYNTHCITY_LONG, paths, "cpu")
         opt = TrainOptions().parse(list(stages[0].argv[2:]))
-        assert (opt.n_epochs, opt.n_epochs_decay, opt.save_epoch_freq, opt.batch_size) == (30, 30, 10, 1)
-        assert (opt.optimizer, opt.netG, opt.ngf) == (variant.optimizer, "unet_128", 16)
+        scale = SYNTHCITY_LONG
+        assert (opt.n_epochs, opt.n_epochs_decay, opt.save_epoch_freq) == (scale.n_epochs, scale.n_epochs_decay,
+                                                                          scale.save_epoch_freq)
+        assert (opt.optimizer, opt.batch_size, opt.seed) == (variant.optimizer, variant.batch_size, 0)
+        assert opt.tr_no_inner_lr_decay == (not variant.inner_lr_decay)
+        shared = dict(zip(scale.train_flags[::2], scale.train_flags[1::2]))     # the scale's flags, all pairs
+        assert (opt.netG, str(opt.ngf)) == (shared["--netG"], shared["--ngf"])

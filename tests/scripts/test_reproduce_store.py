@@ -16,7 +16,7 @@ import pytest
 from evaluate.digests import weights_fingerprint
 from pix2pix_tr.errors import UserError
 from pix2pix_tr.run import atomic
-from scripts.repro import cells, collect, commands, store
+from scripts.repro import cells, collect, commands, plots, store
 from scripts.repro.scales import SYNTHCITY_LONG
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -26,6 +26,7 @@ spec.loader.exec_module(reproduce)
 
 SEG = "repro_synthcity_segmenter"
 MAIN = ["adam-bs1-seed0", "tradam-S10-l0.1-bs1-seed0", "adam-bs1-seed1", "tradam-S10-l0.1-bs1-seed1"]
+GAP_PLOT = plots.gap_plot
 
 
 def fake_scores(name, epoch):
@@ -75,9 +76,13 @@ cut_after_train = set()     # cells whose next run stops after training (as if k
 
 @pytest.fixture
 def fake_tools(monkeypatch):
+    """Stages faked, and the report's plots skipped (two thirds of these tests' time; the report's own tests
+    draw them, and test_report_only_from_the_committed_files_alone the gap over training)."""
     calls.clear()
     cut_after_train.clear()
     monkeypatch.setattr(commands, "run_chain", fake_run_chain)
+    for name in ("loss_plot", "curve_plot", "gap_plot"):
+        monkeypatch.setattr(plots, name, lambda *args, **kwargs: False)
     return calls
 
 
@@ -125,11 +130,12 @@ def test_finished_cells_are_stored_and_a_fresh_work_dir_does_not_run_them_again(
 
 
 @pytest.mark.slow
-def test_report_only_from_the_committed_files_alone(tmp_path, fake_tools):
+def test_report_only_from_the_committed_files_alone(tmp_path, fake_tools, monkeypatch):
     assert reproduce.main(_argv(tmp_path, "work1", "--cells", ",".join(MAIN))) == 0
     first = (tmp_path / "committed" / "report.md").read_text()
     assert "| Adam | 0.605 ± 0.007 (n=2) |" in first
     assert "Validation frames" not in first          # the fake tools write no images
+    monkeypatch.setattr(plots, "gap_plot", GAP_PLOT)
     fresh = tmp_path / "fresh"                      # nothing but the store
     assert reproduce.main(_argv(tmp_path, "fresh", "--report_only")) == 0
     assert not fresh.exists() or not any(fresh.rglob("*.json"))
