@@ -2,14 +2,8 @@
 
 `define_G` and `define_D` take pix2pix's arguments and return initialized modules on the CPU. Every
 module keeps pix2pix's attribute names and `nn.Sequential` indices, so state_dict keys, shapes and order
-equal junyanz/pytorch-CycleGAN-and-pix2pix's and its `latest_net_G.pth` loads with `strict=True`
-(`load_pix2pix_state_dict` also takes its older files).
-
-    GENERATORS      unet_256, unet_128 (U-Net, 8 / 7 downsamplings), resnet_9blocks, resnet_6blocks
-    DISCRIMINATORS  basic (70x70 PatchGAN = n_layers with 3), n_layers, pixel (1x1)
-    NORMS           batch, syncbatch, instance, none;   INITIALIZERS: normal, xavier, kaiming, orthogonal
-
-To add a network: write its class and add a builder to the registry dict.
+equal junyanz/pytorch-CycleGAN-and-pix2pix's (docs/networks.md). To add a network: write its class and
+add a builder to the registry dict.
 """
 import functools
 
@@ -241,10 +235,6 @@ def define_D(input_nc, ndf, netD, n_layers_D=3, norm="batch", init_type="normal"
     return init_weights(net, init_type, init_gain)
 
 
-def count_parameters(net):
-    return sum(p.numel() for p in net.parameters())
-
-
 def describe_networks(nets, verbose=False):
     """pix2pix's print_networks: each network's parameter count in millions, and with `verbose`
     its architecture first (what pix2pix's --verbose prints)."""
@@ -252,7 +242,8 @@ def describe_networks(nets, verbose=False):
     for name, net in nets.items():
         if verbose:
             lines.append(str(net))
-        lines.append(f"[Network {name}] Total number of parameters : {count_parameters(net) / 1e6:.3f} M")
+        millions = sum(p.numel() for p in net.parameters()) / 1e6
+        lines.append(f"[Network {name}] Total number of parameters : {millions:.3f} M")
     lines.append("-----------------------------------------------")
     return "\n".join(lines)
 

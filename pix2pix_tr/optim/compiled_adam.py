@@ -1,32 +1,12 @@
 """The fast path of trajectory-regularized Adam/AdamW: one compiled pass per parameter that reads
-(θ, g, anchor, m, v) once and writes (θ, m, v).
+(θ, g, anchor, m, v) once and writes (θ, m, v), where the generic path writes a full-size regularized
+gradient and then runs Adam over it (docs/optim.md and docs/speed.md have the measurements).
 
-Why: the generic wrapper path (trajectory.py) writes a full-size regularized gradient and then runs
-Adam over it; feeding torch's fused Adam kernel block by block still reads the operands twice. Both
-cost 1.8-2.6x a fused Adam step on pix2pix's 54M-parameter generator, while a single pass over the
-five tensors costs about 1.2-1.3x (the floor is ~1.14: the anchor must be read). torch has no such
-kernel, so `prox_adam_tensor_step` below is written as plain tensor code and `torch.compile`d.
-
-Compile once, never recompile:
-- each tensor is passed flattened to 1-D and detached (no view base for dynamo to guard on), with
-  `dynamic=True`, so one graph serves every shape (sizes 0 and 1 would specialise: such tensors
-  run the same function eagerly);
-- every changing number (lr/(k+1), the prox coefficient, the bias corrections, ...) is a 0-dim
-  tensor on the parameter's device, so new values are new data, not new guards;
-- the compiled functions live in this module, so G, D and re-created optimizers share them.
-  One graph per (device type, dtype, amsgrad) variant.
-On a GPU a call per parameter costs ~100 µs of host time (dynamo's guards, the launch), which
-made pix2pix's step 6.9x a fused Adam step on an H100. There the parameters that share the step's
-numbers form a bucket and one compiled call (`_over_bucket`, a loop over the bucket traced into one
-graph) runs them all: one graph per (model's parameter list, variant), static sizes first.
-The bias corrections are computed on the host in double precision from the step count, as torch's
-(non-capturable) Adam does; the state keeps torch's format (`step` is the base optimizer's own
-0-dim tensor, incremented here as torch would).
-
-`COMPILE_MIN_NUMEL` is the size from which `TrajectoryRegularized(compiled=None)` takes this path:
-compiling costs seconds (tens when the inductor cache is cold), which only pays off for models with
-millions of parameters; tiny models and tests keep the generic path. `USE_COMPILE = False` runs the
-same functions eagerly (slow, same math; for tests and debugging).
+Compiled once per process and never recompiled: tensors go in flattened and detached with dynamic
+sizes, and every changing number (lr/(k+1), the prox coefficient, the bias corrections, computed in
+double on the host as torch's Adam does) goes in as one tensor `s` on the parameter's device. On a GPU
+the parameters that share those numbers form a bucket run by one compiled call. `USE_COMPILE = False`
+runs the same functions eagerly (tests, debugging).
 """
 import math
 import time
@@ -172,10 +152,9 @@ def _host_scalars(*, step, lr, coef, beta1, beta2, eps, weight_decay, maximize, 
 
 
 def _over_bucket(kernel):
-    """`kernel` over every parameter of a bucket, traced as one graph: on a GPU one compiled call
-    launches the bucket's kernels back to back, where a call per parameter costs ~100 µs of host
-    time each (measured on an H100: 43 calls made the step 6.9x a fused Adam step). Each variant
-    gets a code object of its own, so its graphs have their own dynamo cache and recompile budget."""
+    """`kernel` over every parameter of a bucket, traced as one graph (on a GPU a call per parameter
+    costs ~100 µs of host time). Each variant gets a code object of its own, so its graphs have their
+    own dynamo cache and recompile budget."""
     def bucket_step(tensor_lists, s):
         for tensors in zip(*tensor_lists):
             kernel(*tensors, s)
@@ -203,11 +182,7 @@ def prox_adam_step(params, grads, anchors, exp_avgs, exp_avg_sqs, max_exp_avg_sq
                    decoupled):
     """One TR-Adam(W) step over a param group. `steps` are the base's step tensors, incremented
     here. Per parameter: `prox[i]` whether the prox term applies (False: zero this step),
-    `refresh[i]` whether the anchor must become θ in this pass (k = 0; else the caller did it).
-
-    On a CPU each parameter is one call of a size-generic kernel (its loop split over the
-    threads); on other devices (GPU) the parameters that share the step's numbers form buckets,
-    one compiled call per bucket (`GROUP_DEVICE_TYPES`)."""
+    `refresh[i]` whether the anchor must become θ in this pass (k = 0; else the caller did it)."""
     torch._foreach_add_(steps, 1)
     regular, at_zero = variants(amsgrad=amsgrad, weight_decay=weight_decay, maximize=maximize)
     packed_cache, buckets = {}, {}

@@ -92,7 +92,7 @@ def train_on_rank(rank, device, out_path, norm, dtype):
     plain = [distributed.unwrap(n) for n in (netG, netD)]
     torch.save({**snapshot(*plain, opt_G, opt_D), "mean_rank": losses["x"],
                 "main": distributed.is_main_process()}, out_path)
-    distributed.barrier()
+    torch.distributed.barrier()
 
 
 def free_port():
@@ -223,12 +223,6 @@ def test_evaluation_shards_count_every_item_exactly_once(num_items, world_size):
     assert sorted(i for s in shards for i in s) == list(range(num_items))
 
 
-def test_drop_last_gives_disjoint_shards():
-    shards = [list(ShardedSampler(10, rank=r, world_size=4, seed=1, drop_last=True)) for r in range(4)]
-    flat = [i for s in shards for i in s]
-    assert len(flat) == len(set(flat)) == 8
-
-
 def test_order_depends_on_seed_and_epoch_only():
     def order(seed, epoch, noise):
         torch.manual_seed(noise)                                  # the global RNG must not matter
@@ -270,4 +264,3 @@ def test_single_process_helpers_degrade_gracefully():
     t = torch.tensor([1.0, 2.0])
     assert torch.equal(distributed.all_reduce_sum(t), torch.tensor([1.0, 2.0]))
     assert distributed.mean_over_ranks({"a": 1.5}) == {"a": 1.5}
-    assert distributed.backend_for("cpu") == "gloo" and distributed.backend_for("cuda:0") == "nccl"
