@@ -72,9 +72,21 @@ def tr_adam_amsgrad_step(p, g, a, m, v, v_max, s):
     p.copy_(_new_param(p * s[DECAY], m, v_max, s))
 
 
+def _over_bucket(kernel):
+    """`kernel` over every parameter of a bucket, traced as one graph (on a GPU a call per parameter
+    costs ~100 µs of host time). Each variant gets a code object of its own, so its graphs have their
+    own dynamo cache and recompile budget."""
+    def bucket_step(tensor_lists, s):
+        for tensors in zip(*tensor_lists):
+            kernel(*tensors, s)
+    bucket_step.__code__ = bucket_step.__code__.replace(co_name=f"bucket_{kernel.__name__}")
+    return bucket_step
+
+
 _EAGER = {"plain": tr_adam_step, "refresh": tr_adam_refresh_step,
           "general": tr_adam_general_step, "amsgrad": tr_adam_amsgrad_step}
-_COMPILED = {}          # variant -> torch.compile'd function (shared by every optimizer)
+_BUCKET_EAGER = {variant: _over_bucket(_EAGER[variant]) for variant in ("plain", "general", "amsgrad")}
+_COMPILED = {}          # (variant, bucket) -> torch.compile'd function
 _READY = {}             # (device type, dtype, variant) -> None when compiled, else the error text
 COMPILE_SECONDS = {}    # (device type, dtype, variant) -> seconds the first (compiling) call took
 
@@ -88,17 +100,24 @@ def variants(*, amsgrad, weight_decay, maximize):
     return "plain", "refresh"
 
 
-def _kernel(variant):
+def _kernel(variant, bucket=False):
+    """The compiled function of `variant` (shared by every optimizer), over one parameter or a bucket."""
+    eager = _BUCKET_EAGER[variant] if bucket else _EAGER[variant]
     if not USE_COMPILE:
-        return _EAGER[variant]
-    if variant not in _COMPILED:
-        # cpp.dynamic_threads: with dynamic sizes inductor's CPU code is serial unless told to
-        # split the loop over the threads it finds at run time (measured: 2 threads 1.54x -> see
-        # docs/optim.md); it does not touch GPU code
-        import torch._inductor.config as inductor_config
-        options = {"cpp.dynamic_threads": True} if hasattr(inductor_config.cpp, "dynamic_threads") else {}
-        _COMPILED[variant] = torch.compile(_EAGER[variant], dynamic=True, fullgraph=True, options=options)
-    return _COMPILED[variant]
+        return eager
+    if (variant, bucket) not in _COMPILED:
+        if bucket:
+            # static sizes at first (a model's parameter list is fixed); a second model with other
+            # sizes makes dynamo's automatic-dynamic compile one size-generic graph
+            compiled = torch.compile(eager, fullgraph=True, options=BUCKET_COMPILE_OPTIONS)
+        else:
+            # cpp.dynamic_threads: with dynamic sizes inductor's CPU code is serial unless told to
+            # split the loop over the threads it finds at run time (docs/optim.md); not GPU code
+            import torch._inductor.config as inductor_config
+            options = {"cpp.dynamic_threads": True} if hasattr(inductor_config.cpp, "dynamic_threads") else {}
+            compiled = torch.compile(eager, dynamic=True, fullgraph=True, options=options)
+        _COMPILED[variant, bucket] = compiled
+    return _COMPILED[variant, bucket]
 
 
 def _scalar_dtype(dtype):
@@ -119,7 +138,7 @@ def ensure_compiled(device, dtype, variant):
             scalars = torch.ones(len(_SCALARS), device=device, dtype=_scalar_dtype(dtype))
             if key[0] in GROUP_DEVICE_TYPES:   # buckets run the regular kernel only
                 if variant != "refresh":
-                    _bucket_kernel(variant)([[t] for t in ops], scalars)
+                    _kernel(variant, bucket=True)([[t] for t in ops], scalars)
             else:
                 _kernel(variant)(*ops, scalars)
             _READY[key] = None
@@ -149,32 +168,6 @@ def _host_scalars(*, step, lr, coef, beta1, beta2, eps, weight_decay, maximize, 
                 one_minus_beta2=1.0 - beta2, neg_step_size=-lr / bc1, inv_bc2_sqrt=1.0 / math.sqrt(bc2),
                 eps=eps, sign=-1.0 if maximize else 1.0, l2=0.0 if decoupled else weight_decay,
                 decay=1.0 - lr * weight_decay if decoupled else 1.0)
-
-
-def _over_bucket(kernel):
-    """`kernel` over every parameter of a bucket, traced as one graph (on a GPU a call per parameter
-    costs ~100 µs of host time). Each variant gets a code object of its own, so its graphs have their
-    own dynamo cache and recompile budget."""
-    def bucket_step(tensor_lists, s):
-        for tensors in zip(*tensor_lists):
-            kernel(*tensors, s)
-    bucket_step.__code__ = bucket_step.__code__.replace(co_name=f"bucket_{kernel.__name__}")
-    return bucket_step
-
-
-_BUCKET_EAGER = {variant: _over_bucket(_EAGER[variant]) for variant in ("plain", "general", "amsgrad")}
-_BUCKET_COMPILED = {}
-
-
-def _bucket_kernel(variant):
-    if not USE_COMPILE:
-        return _BUCKET_EAGER[variant]
-    if variant not in _BUCKET_COMPILED:
-        # static sizes at first (a model's parameter list is fixed); a second model with other
-        # sizes makes dynamo's automatic-dynamic compile one size-generic graph
-        _BUCKET_COMPILED[variant] = torch.compile(_BUCKET_EAGER[variant], fullgraph=True,
-                                                  options=BUCKET_COMPILE_OPTIONS)
-    return _BUCKET_COMPILED[variant]
 
 
 def prox_adam_step(params, grads, anchors, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, steps, *,
@@ -221,7 +214,8 @@ def prox_adam_step(params, grads, anchors, exp_avgs, exp_avg_sqs, max_exp_avg_sq
         refreshed = [tensors for tensors, refresh_now in items if refresh_now]
         if refreshed:
             torch._foreach_copy_([t[2] for t in refreshed], [t[0] for t in refreshed])
-        _bucket_kernel(regular)([list(column) for column in zip(*(t for t, _ in items))], packed_cache[key])
+        columns = [list(column) for column in zip(*(t for t, _ in items))]
+        _kernel(regular, bucket=True)(columns, packed_cache[key])
 
 
 def warn_fallback(reason):

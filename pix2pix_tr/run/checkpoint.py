@@ -115,7 +115,7 @@ def read_weights(path):
 def training_state(model, schedulers, position, options):
     """The resume state of `model` (a Pix2PixModel: its optimizers and networks) and `schedulers`;
     `position` (run/counter.py) is where training goes on."""
-    state = {
+    return {
         "version": STATE_VERSION,
         "optimizers": {k: opt.state_dict() for k, opt in model.optimizers().items()},
         "schedulers": {k: sch.state_dict() for k, sch in schedulers.items()},
@@ -125,7 +125,6 @@ def training_state(model, schedulers, position, options):
         "options": dict(options),
         "nets": {name: network_state(net) for name, net in model.networks().items()},
     }
-    return state
 
 
 def network_state(net):

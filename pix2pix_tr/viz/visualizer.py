@@ -127,9 +127,8 @@ class Visualizer:
 
     def restore_loss_plot(self, dataset_size, *, epoch, epoch_iter):
         """After --continue_train: put this run's points up to its resume point back on the plot (from
-        loss_log.jsonl), so the line goes on where it stopped. Points after the checkpoint (steps a kill
-        lost, which run again; said in one line), lost points of earlier resumes and an earlier run's
-        under the same name are left out: every point not below the next one kept. Returns their number."""
+        loss_log.jsonl). Points after the checkpoint (steps run again; said in one line), lost points of
+        earlier resumes and an earlier run's under the same name are left out. Returns their number."""
         logged = read_loss_records(os.path.join(self.run_dir, LOSS_JSONL))
         again = (logged[-1][0][0] - epoch) * dataset_size + logged[-1][0][1] - epoch_iter if logged else 0
         if again > 0:
