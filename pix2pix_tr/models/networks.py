@@ -142,16 +142,12 @@ class NLayerDiscriminator(nn.Module):
         make_norm, bias = _norm(norm)
         layers = [nn.Conv2d(input_nc, ndf, kernel_size=4, stride=2, padding=1), nn.LeakyReLU(0.2, True)]
         mult = 1
-        for n in range(1, n_layers):
+        for n in range(1, n_layers + 1):  # the last of these keeps the size (stride 1)
             prev_mult, mult = mult, min(2 ** n, 8)
-            layers += [nn.Conv2d(ndf * prev_mult, ndf * mult, kernel_size=4, stride=2, padding=1,
-                                 bias=bias),
+            layers += [nn.Conv2d(ndf * prev_mult, ndf * mult, kernel_size=4, stride=2 if n < n_layers else 1,
+                                 padding=1, bias=bias),
                        make_norm(ndf * mult), nn.LeakyReLU(0.2, True)]
-        prev_mult, mult = mult, min(2 ** n_layers, 8)
-        layers += [nn.Conv2d(ndf * prev_mult, ndf * mult, kernel_size=4, stride=1, padding=1,
-                             bias=bias),
-                   make_norm(ndf * mult), nn.LeakyReLU(0.2, True),
-                   nn.Conv2d(ndf * mult, 1, kernel_size=4, stride=1, padding=1)]
+        layers.append(nn.Conv2d(ndf * mult, 1, kernel_size=4, stride=1, padding=1))
         self.model = nn.Sequential(*layers)
 
     def forward(self, x):

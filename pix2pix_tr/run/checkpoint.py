@@ -104,11 +104,15 @@ def read_weights(path):
     state = _torch_load(path, "restore it or pick another --epoch")
     if not isinstance(state, dict) or not all(torch.is_tensor(v) for v in state.values()):
         raise UserError(f"{path} holds no state dict of tensors; is it a weights file (<label>_net_G.pth)?")
-    try:
-        check_finite(state, path)
-    except NonFiniteWeights as err:
-        raise UserError(f"{err}: its run had diverged; pick another --epoch") from None
+    _check_finite_file(state, path, "pick another --epoch")
     return state
+
+
+def _check_finite_file(tensors, what, fix):
+    try:
+        check_finite(tensors, what)
+    except NonFiniteWeights as err:
+        raise UserError(f"{err}: its run had diverged; {fix}") from None
 
 
 # --- save / load ------------------------------------------------------------------------------
@@ -162,11 +166,7 @@ def load_training_state(run_dir, *, mmap=False):
                         "delete it to continue from the weights alone (fresh optimizer state)")
     if not mmap:
         for name, weights in state["nets"].items():
-            try:
-                check_finite(weights, f"net{name} in {path}")
-            except NonFiniteWeights as err:
-                raise UserError(f"{err}: its run had diverged; delete it to continue from an earlier "
-                                "epoch's weights") from None
+            _check_finite_file(weights, f"net{name} in {path}", "delete it to continue from an earlier epoch's weights")
     return state
 
 
