@@ -10,7 +10,6 @@ runs the same functions eagerly (tests, debugging).
 """
 import math
 import time
-import warnings
 
 import torch
 
@@ -91,11 +90,11 @@ _READY = {}             # (device type, dtype, variant) -> None when compiled, e
 COMPILE_SECONDS = {}    # (device type, dtype, variant) -> seconds the first (compiling) call took
 
 
-def variants(*, amsgrad, weight_decay, maximize):
-    """The kernels a param group needs: (regular step, k = 0 step or None for an eager copy)."""
-    if amsgrad:
+def variants(group):
+    """The kernels an Adam param group needs: (regular step, k = 0 step or None for an eager copy)."""
+    if group["amsgrad"]:
         return "amsgrad", None
-    if weight_decay or maximize:
+    if group["weight_decay"] or group["maximize"]:
         return "general", None
     return "plain", "refresh"
 
@@ -160,32 +159,32 @@ def _flat(tensor):
     return tensor.view(-1).detach()
 
 
-def _host_scalars(*, step, lr, coef, beta1, beta2, eps, weight_decay, maximize, decoupled):
+def _host_scalars(group, *, step, lr, coef, decoupled):
     """The per-step numbers, in double on the host like torch's Adam (lr is already lr/(k+1))."""
+    beta1, beta2 = (float(beta) for beta in group["betas"])
+    eps, weight_decay = float(group["eps"]), float(group["weight_decay"])
     bc1 = 1.0 - beta1 ** step
     bc2 = 1.0 - beta2 ** step
     return dict(coef=coef, beta1=beta1, one_minus_beta1=1.0 - beta1, beta2=beta2,
                 one_minus_beta2=1.0 - beta2, neg_step_size=-lr / bc1, inv_bc2_sqrt=1.0 / math.sqrt(bc2),
-                eps=eps, sign=-1.0 if maximize else 1.0, l2=0.0 if decoupled else weight_decay,
+                eps=eps, sign=-1.0 if group["maximize"] else 1.0, l2=0.0 if decoupled else weight_decay,
                 decay=1.0 - lr * weight_decay if decoupled else 1.0)
 
 
-def prox_adam_step(params, grads, anchors, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, steps, *,
-                   prox, refresh, lr, coef, beta1, beta2, eps, weight_decay, amsgrad, maximize,
-                   decoupled):
-    """One TR-Adam(W) step over a param group. `steps` are the base's step tensors, incremented
-    here. Per parameter: `prox[i]` whether the prox term applies (False: zero this step),
-    `refresh[i]` whether the anchor must become θ in this pass (k = 0; else the caller did it)."""
+def prox_adam_step(group, params, grads, anchors, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, steps, *,
+                   prox, refresh, lr, coef, decoupled):
+    """One TR-Adam(W) step over Adam param group `group` (the lists: as torch's `Adam._init_group` makes
+    them; `steps` are incremented here). Per parameter: `prox[i]` whether the prox term applies (False:
+    zero this step), `refresh[i]` whether the anchor must become θ in this pass (k = 0; else the caller
+    did it)."""
     torch._foreach_add_(steps, 1)
-    regular, at_zero = variants(amsgrad=amsgrad, weight_decay=weight_decay, maximize=maximize)
+    regular, at_zero = variants(group)
     packed_cache, buckets = {}, {}
     for i, p in enumerate(params):
         step = float(steps[i])  # a CPU tensor for torch's default Adam: no device sync
         key = (p.device, _scalar_dtype(p.dtype), step, bool(prox[i]))
         if key not in packed_cache:
-            values = _host_scalars(step=step, lr=lr, coef=coef if prox[i] else 0.0, beta1=beta1,
-                                   beta2=beta2, eps=eps, weight_decay=weight_decay,
-                                   maximize=maximize, decoupled=decoupled)
+            values = _host_scalars(group, step=step, lr=lr, coef=coef if prox[i] else 0.0, decoupled=decoupled)
             packed = torch.tensor([values[name] for name in _SCALARS], dtype=key[1])
             if p.device.type == "cuda":
                 # from pageable memory the copy would block the host until the GPU has caught up
@@ -216,8 +215,3 @@ def prox_adam_step(params, grads, anchors, exp_avgs, exp_avg_sqs, max_exp_avg_sq
             torch._foreach_copy_([t[2] for t in refreshed], [t[0] for t in refreshed])
         columns = [list(column) for column in zip(*(t for t, _ in items))]
         _kernel(regular, bucket=True)(columns, packed_cache[key])
-
-
-def warn_fallback(reason):
-    warnings.warn(f"TRAdam: the compiled single-pass step is unavailable ({reason}); "
-                  "using the generic path", RuntimeWarning, stacklevel=3)

@@ -4,6 +4,7 @@ base optimizer do its own arithmetic; `compiled_adam.py` is the one specialised 
 """
 import inspect
 import math
+import warnings
 
 import torch
 from torch.optim import Optimizer
@@ -260,12 +261,6 @@ class TrajectoryRegularized(Optimizer):
         for p, anchor in pending.items():
             self.state[p]["tr_anchor"] = anchor
 
-    @staticmethod
-    def _variants(group):
-        return compiled_adam.variants(amsgrad=bool(group["amsgrad"]),
-                                      weight_decay=float(group["weight_decay"]),
-                                      maximize=bool(group["maximize"]))
-
     def _compile_ready(self):
         """Compile (once per process) every kernel this step needs, before any state changes; in
         auto mode a failure means a warning and the generic path from then on."""
@@ -273,14 +268,15 @@ class TrajectoryRegularized(Optimizer):
             needed = {(p.device, torch.view_as_real(p).dtype if p.is_complex() else p.dtype)
                       for p in group["params"] if p.grad is not None}
             for device, dtype in needed:
-                for variant in self._variants(group):
+                for variant in compiled_adam.variants(group):
                     failure = compiled_adam.ensure_compiled(device, dtype, variant)
                     if failure is None:
                         continue
                     if self._compiled_request:
                         raise RuntimeError(f"compiled=True: torch.compile failed on {device}: {failure}")
                     self._compile_failure = failure
-                    compiled_adam.warn_fallback(failure)
+                    warnings.warn(f"TRAdam: the compiled single-pass step is unavailable ({failure}); "
+                                  "using the generic path", RuntimeWarning, stacklevel=3)
                     return False
         return True
 
@@ -291,19 +287,14 @@ class TrajectoryRegularized(Optimizer):
             params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, steps = [], [], [], [], [], []
             base._init_group(group, params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, steps)
             k, lr_k, coef = self._cycle(group)
-            fuse_refresh = self._variants(group)[1] is not None
+            fuse_refresh = compiled_adam.variants(group)[1] is not None
             prox, deferred = self._anchor_group(group, k, pending={},  # states exist: none pending
                                                 defer_refresh=fuse_refresh)
             if not params:
                 continue
             prox, deferred = set(prox), set(deferred)
-            beta1, beta2 = group["betas"]
             compiled_adam.prox_adam_step(
-                params, grads, [self.state[p]["tr_anchor"] for p in params], exp_avgs,
-                exp_avg_sqs, max_exp_avg_sqs, steps, prox=[p in prox for p in params],
-                refresh=[p in deferred for p in params], lr=float(lr_k), coef=coef,
-                beta1=float(beta1), beta2=float(beta2), eps=float(group["eps"]),
-                weight_decay=float(group["weight_decay"]), amsgrad=bool(group["amsgrad"]),
-                maximize=bool(group["maximize"]),
-                decoupled=bool(group.get("decoupled_weight_decay", False)
-                               or isinstance(base, torch.optim.AdamW)))
+                group, params, grads, [self.state[p]["tr_anchor"] for p in params], exp_avgs, exp_avg_sqs,
+                max_exp_avg_sqs, steps, prox=[p in prox for p in params], refresh=[p in deferred for p in params],
+                lr=float(lr_k), coef=coef,
+                decoupled=group.get("decoupled_weight_decay", False) or isinstance(base, torch.optim.AdamW))
