@@ -58,9 +58,6 @@ class Pix2PixModel:
         self._visuals = {}
 
     # ---- inputs and helpers -------------------------------------------------------------------
-    def _autocast(self):
-        return autocast(self.device, self.amp)
-
     def _to_device(self, tensor):
         return tensor.to(self.device, non_blocking=True, memory_format=self.memory_format)
 
@@ -79,12 +76,12 @@ class Pix2PixModel:
         # nets compiled with CUDA graphs (mode="reduce-overhead") reuse their output memory: a new
         # step may overwrite the last one's, and fake_B outlives later graph runs (D's, G's backward)
         torch.compiler.cudagraph_mark_step_begin()
-        with self._autocast():
+        with autocast(self.device, self.amp):
             fake_B = self.netG(real_A).clone()
 
         # D: real pairs -> real, generated pairs -> fake.
         self.optimizer_D.zero_grad(set_to_none=True)
-        with self._autocast():
+        with autocast(self.device, self.amp):
             fake_AB = torch.cat((real_A, fake_B.detach()), 1)
             real_AB = torch.cat((real_A, real_B), 1)
             loss_D_fake = self.criterionGAN(self.netD(fake_AB), False)
@@ -100,7 +97,7 @@ class Pix2PixModel:
         self.optimizer_G.zero_grad(set_to_none=True)
         self.set_requires_grad(self.netD, False)
         try:
-            with self._autocast():
+            with autocast(self.device, self.amp):
                 loss_G_GAN = self.criterionGAN(self.netD(torch.cat((real_A, fake_B), 1)), True)
                 loss_G_L1 = F.l1_loss(fake_B, real_B) * self.lambda_L1
                 loss_G = loss_G_GAN + loss_G_L1
