@@ -21,7 +21,7 @@ import pytest
 
 from pix2pix_tr.run import checkpoint
 from pix2pix_tr.errors import UserError
-from tests.trainer_helpers import REPO, TINY_RUN, assert_same_tensors, load_module, load_weights, make_synthcity
+from tests.trainer_helpers import REPO, TINY_RUN, assert_same_latest_weights, load_module, load_weights, make_synthcity
 
 train = load_module("train")
 NUM_FRAMES = 4
@@ -75,9 +75,7 @@ def test_extending_a_finished_run_equals_the_longer_run(tmp_path, dataroot, fini
     resume(extended, "--n_epochs", "2")
     out = capsys.readouterr().out
     assert "--n_epochs 2 (checkpoint: 1)" in out and "from epoch 2 (0.0010000)" in out
-    for net in ("G", "D"):
-        assert_same_tensors(load_weights(extended / "run" / f"latest_net_{net}.pth"),
-                            load_weights(straight / "run" / f"latest_net_{net}.pth"))
+    assert_same_latest_weights(extended / "run", straight / "run")
     assert json.loads((extended / "run" / "train_opt.json").read_text())["n_epochs"] == 2
 
 
@@ -117,9 +115,7 @@ def test_two_fresh_runs_with_default_flags_and_one_seed_are_bit_identical(tmp_pa
     for name in ("a", "b"):     # the defaults: TRAdam's generic step, 1 + 0 epochs
         train.main(["--dataroot", dataroot, "--name", name, "--checkpoints_dir", str(tmp_path), *TINY_RUN,
                     "--optimizer", "tradam", "--n_epochs", "1", "--n_epochs_decay", "0", "--seed", "11"])
-    for net in ("G", "D"):
-        assert_same_tensors(load_weights(tmp_path / "a" / f"latest_net_{net}.pth"),
-                            load_weights(tmp_path / "b" / f"latest_net_{net}.pth"))
+    assert_same_latest_weights(tmp_path / "a", tmp_path / "b")
 
 
 def test_a_second_trainer_on_a_run_is_refused_naming_the_holder(tmp_path, dataroot):
