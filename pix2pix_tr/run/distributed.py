@@ -3,8 +3,9 @@
 `init_distributed` turns torchrun's environment (RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR/PORT) into a
 process group (nccl on CUDA, gloo on CPU) and a device per process; without torchrun every helper is the
 single-process behaviour, so callers never branch on it. Plain DDP (no `find_unused_parameters`) serves
-the pix2pix step, and a deterministic optimizer on DDP-averaged gradients keeps parameters, TR anchors
-and counters equal on every rank (tests/run/test_distributed.py checks both).
+the pix2pix step: D's two forwards before one backward reduce each gradient once, and G's step through
+the frozen D arms no hook. A deterministic optimizer on DDP-averaged gradients keeps parameters, TR
+anchors and counters equal on every rank (tests/run/test_distributed.py checks both).
 """
 import datetime
 import itertools
