@@ -4,16 +4,11 @@
     python test.py --dataroot datasets/cityscapes --name city_tradam           # prepared: all of val
     python test.py --dataroot my_label_maps/ --name city_tradam --model test   # single images
 
---model pix2pix (aligned pairs) writes results/<name>/<phase>_<epoch>/images/<frame_id>_{real_A,
-fake_B,real_B}.png, --model test (pix2pix's TestModel, single images: a folder or one file)
-<frame_id>_{real,fake}.png, an index.html with a row per frame in pix2pix's column order, and
-synthesis.json: the weights file that made the folder and, once the last frame is written, its
-frames. evaluate/fcn_score.py reads the folder and refuses one left incomplete or mixed with frames
-of an earlier synthesis. pix2pix's defaults apply (--phase test, --num_test 50); a
-prepared dataset (data/layout.py) without a labelled test split synthesizes all of val instead and
-says so. The architecture comes from the run's saved options, so --dataroot and --name suffice.
-As in pix2pix the generator stays in train mode (BatchNorm on the batch's statistics, dropout on)
-unless --eval is given.
+--model pix2pix (aligned pairs) writes results/<name>/<phase>_<epoch>/images/<frame_id>_{real_A,fake_B,
+real_B}.png, --model test (single images) <frame_id>_{real,fake}.png, an index.html in pix2pix's column
+order, and synthesis.json: the weights that made the folder and, once the last frame is written, its
+frames (evaluate/fcn_score.py refuses a folder left incomplete). The architecture comes from the run's
+saved options, so --dataroot and --name suffice; docs/train.md has the rest.
 """
 import os
 

@@ -4,12 +4,11 @@
     python train.py --dataroot datasets/cityscapes --name city_tradam --optimizer tradam
     python train.py --name city_tradam --continue_train      # resume exactly from latest
 
-Top to bottom: options -> the run's lock -> data -> networks, optimizers, model -> (resume) -> for
-each epoch, for each batch: one step, logs, display, a stop request (Ctrl-C, SIGTERM: save and
-exit), checkpoints; then the LR schedulers. The machinery lives in pix2pix_tr/ (run/: checkpoint,
-resume, counter) and data/; docs/train.md has the flags, resume semantics and outputs.
+Top to bottom: options -> the run's lock -> data -> networks, optimizers, model -> (resume) -> the loop.
+The machinery lives in pix2pix_tr/; docs/train.md has the flags, resume semantics and outputs.
 """
 import contextlib
+import functools
 import os
 import sys
 
@@ -67,17 +66,21 @@ def train(opt, options, device, run_dir, main_process):
     netG, netD = generator(opt), discriminator(opt)
     if opt.verbose:
         print(describe_networks({"G": netG, "D": netD}, verbose=True))
-    netG, netD = (prepare_network(net, device, opt) for net in (netG, netD))
-    model = Pix2PixModel(netG, netD, make_optimizer(netG, opt), make_optimizer(netD, opt), gan_mode=opt.gan_mode,
-                         lambda_L1=opt.lambda_L1, device=device, amp=opt.amp, channels_last=opt.channels_last)
-    schedulers = {name: make_scheduler(o, opt) for name, o in model.optimizers().items()}
+    netG, netD = (distributed.prepare_network(net, device, compiled=opt.compile, compile_mode=opt.compile_mode,
+                                              sync_bn=opt.sync_bn) for net in (netG, netD))
+    optimizers = [build_optimizer(opt.optimizer, net.parameters(), compiled=None, **optimizer_settings(opt))
+                  for net in (netG, netD)]
+    model = Pix2PixModel(netG, netD, *optimizers, gan_mode=opt.gan_mode, lambda_L1=opt.lambda_L1, device=device,
+                         amp=opt.amp, channels_last=opt.channels_last)
+    make_scheduler = functools.partial(build_scheduler, opt.lr_policy, **schedule_settings(opt))
+    schedulers = {name: make_scheduler(o) for name, o in model.optimizers().items()}
     start, rng_state = Position(opt.epoch_count), None
     if opt.continue_train:
         start, rng_state = resume(
             run_dir, weights_label(opt), options=vars(opt), fixed=options.keys_with_role(ARCHITECTURE, FIXED),
             schedule=options.keys_with_role(SCHEDULE), ignored=options.keys_with_role(INVOCATION), model=model,
-            schedulers=schedulers, make_scheduler=lambda o: make_scheduler(o, opt),
-            settings=optimizer_settings(opt), main_process=main_process)
+            schedulers=schedulers, make_scheduler=make_scheduler, settings=optimizer_settings(opt),
+            main_process=main_process)
     if main_process:
         save_options(opt, run_dir, defaults=options.defaults)   # what runs, typed changes included
     counter = IterationCounter(start, last_epoch=opt.n_epochs + opt.n_epochs_decay, dataset_size=len(dataset),
@@ -101,9 +104,8 @@ def train(opt, options, device, run_dir, main_process):
     def save(labels, position):
         if main_process:
             try:                                         # weights or BN statistics gone to Inf: save nothing
-                checkpoint.save_checkpoint(run_dir, labels, checkpoint.training_state(
-                    optimizers=model.optimizers(), schedulers=schedulers, position=position, options=vars(opt),
-                    nets=model.networks(), scaler=model.scaler))
+                state = checkpoint.training_state(model, schedulers, position, vars(opt))
+                checkpoint.save_checkpoint(run_dir, labels, state)
             except checkpoint.NonFiniteWeights as err:
                 raise diverged(position.describe(), err) from None
         counter.last_saved = position
@@ -134,14 +136,14 @@ def train(opt, options, device, run_dir, main_process):
                 counter.record_step_end(len(batch["frame_id"]))
                 bar.set_postfix({k: f"{v:.3f}" for k, v in losses.items()}, refresh=False)
 
-                if counter.needs_printing():
-                    losses = distributed.mean_over_ranks(losses, device)   # all ranks join; rank 0 logs
                 if visualizer is not None and counter.needs_displaying():
                     visualizer.display_current_results(model.visuals(), epoch, counter.needs_saving_html())
-                if visualizer is not None and counter.needs_printing():
-                    visualizer.print_current_losses(epoch, counter.epoch_iter, losses, counter.step_time,
-                                                    counter.data_time)
-                    visualizer.plot_current_losses(epoch, counter.epoch_fraction, losses)   # visdom, wandb
+                if counter.needs_printing():
+                    losses = distributed.mean_over_ranks(losses, device)   # all ranks join; rank 0 logs
+                    if visualizer is not None:
+                        visualizer.print_current_losses(epoch, counter.epoch_iter, losses, counter.step_time,
+                                                        counter.data_time)
+                        visualizer.plot_current_losses(epoch, counter.epoch_fraction, losses)   # visdom, wandb
                 if distributed.any_rank(stop.requested, device):   # every rank stops at this step
                     bar.close()
                     save(["latest"], counter.position())
@@ -150,9 +152,10 @@ def train(opt, options, device, run_dir, main_process):
                               f"; resume with: python train.py --name {opt.name} --checkpoints_dir "
                               f"{opt.checkpoints_dir} --continue_train")
                 if counter.needs_saving_latest():
-                    save(counter.latest_labels(opt.save_by_iter), counter.position())
-                    tqdm.write(f"saved {'/'.join(counter.latest_labels(opt.save_by_iter))} "
-                               f"({counter.position().describe()}) at {counter.total_iters} iterations")
+                    labels = counter.latest_labels(opt.save_by_iter)
+                    save(labels, counter.position())
+                    tqdm.write(f"saved {'/'.join(labels)} ({counter.position().describe()}) at "
+                               f"{counter.total_iters} iterations")
             bar.close()
             before, after = step_schedulers(schedulers, model.optimizer_G)
             print(f"learning rate {before:.7f} -> {after:.7f}")
@@ -162,23 +165,6 @@ def train(opt, options, device, run_dir, main_process):
         visualizer.close()
     distributed.cleanup()
     return model
-
-
-def prepare_network(net, device, opt):
-    """On the device before its optimizer is built (TR anchors made there), compiled in place (state_dict
-    keys stay pix2pix's), then DDP-wrapped under torchrun. The model applies channels_last."""
-    net = net.to(device)
-    if opt.compile:
-        net.compile(mode=opt.compile_mode)
-    return distributed.wrap_ddp(net, device, sync_bn=opt.sync_bn)
-
-
-def make_optimizer(net, opt):
-    return build_optimizer(opt.optimizer, net.parameters(), compiled=None, **optimizer_settings(opt))
-
-
-def make_scheduler(optimizer, opt):
-    return build_scheduler(opt.lr_policy, optimizer, **schedule_settings(opt))
 
 
 if __name__ == "__main__":

@@ -14,31 +14,27 @@ def run_cli(main, argv=None):
     Whatever ends it early, its worker processes end with it (`stop_children`)."""
     try:
         return main(argv)
-    except UserError as err:
-        print(f"error: {one_line(err)}", file=sys.stderr)
+    except BaseException as err:
         stop_children()
-        sys.exit(2)
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        stop_children()
-        sys.exit(130)
-    except (MemoryError, RuntimeError) as err:
-        stop_children()
-        if not out_of_memory(err):
+        message = _cli_message(err)
+        if message is None:                             # a bug, or the system's: the traceback
             raise
-        print("error: out of memory (" + one_line(err)[:120] + "); lower the sizes given (--load_size, "
-              "--crop_size, --batch_size, --aspect_ratio, --size)", file=sys.stderr)
-        sys.exit(2)
-    except OSError as err:
-        stop_children()
-        if err.filename is None:                        # not about a path: a bug, or the system's
-            raise
-        print(f"error: {err.filename}: {err.strerror or err}; check the paths given (a folder that is a file, "
-              "a read-only or full disk, no permission?)", file=sys.stderr)
-        sys.exit(2)
-    except BaseException:
-        stop_children()
-        raise
+        print(message, file=sys.stderr)
+        sys.exit(130 if isinstance(err, KeyboardInterrupt) else 2)
+
+
+def _cli_message(err):
+    if isinstance(err, UserError):
+        return f"error: {one_line(err)}"
+    if isinstance(err, KeyboardInterrupt):
+        return "interrupted"
+    if isinstance(err, (MemoryError, RuntimeError)) and out_of_memory(err):
+        return ("error: out of memory (" + one_line(err)[:120] + "); lower the sizes given (--load_size, "
+                "--crop_size, --batch_size, --aspect_ratio, --size)")
+    if isinstance(err, OSError) and err.filename is not None:
+        return (f"error: {err.filename}: {err.strerror or err}; check the paths given (a folder that is a file, "
+                "a read-only or full disk, no permission?)")
+    return None
 
 
 def out_of_memory(err):

@@ -45,13 +45,13 @@ def arm(hook, n):
         real_load = checkpoint.load_training_state
         checkpoint.load_training_state = lambda *a, **k: (real_load(*a, **k), tick())[0]
     elif hook == "step":
-        real_backward = Pix2PixModel._backward_step
+        real_set_requires_grad = Pix2PixModel.set_requires_grad
 
-        def backward_step(self, loss, optimizer):
-            real_backward(self, loss, optimizer)
-            if optimizer is self.optimizer_D:
+        def set_requires_grad(net, requires_grad):     # D is frozen right after its update
+            if not requires_grad:
                 tick()
-        Pix2PixModel._backward_step = backward_step
+            real_set_requires_grad(net, requires_grad)
+        Pix2PixModel.set_requires_grad = staticmethod(set_requires_grad)
     elif hook == "write":
         real_save = torch.save
 

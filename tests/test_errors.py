@@ -1,10 +1,12 @@
 """run_cli: a UserError becomes one line and exit status 2, also when a DataLoader worker raised it."""
 import errno
+import multiprocessing
 
 import pytest
 import torch
 
 from pix2pix_tr.errors import UserError, run_cli
+from pix2pix_tr.run import stopping
 
 
 class _BadImageDataset(torch.utils.data.Dataset):
@@ -24,14 +26,17 @@ def test_user_error_is_one_line_exit_2(capsys):
     assert capsys.readouterr().err == "error: no such folder: x; pass --dataroot\n"
 
 
-def test_error_from_a_dataloader_worker_keeps_only_the_users_line(capsys):
+def test_error_from_a_dataloader_worker_keeps_only_the_users_line_and_ends_the_workers(capsys):
+    """train.py's workers ignore SIGTERM: left to multiprocessing's exit hook, the failed run would hang."""
     def main(argv):
-        loader = torch.utils.data.DataLoader(_BadImageDataset(), num_workers=1)
+        loader = torch.utils.data.DataLoader(_BadImageDataset(), num_workers=2,
+                                             worker_init_fn=stopping.ignore_stop_signals)
         next(iter(loader))
     with pytest.raises(SystemExit) as exit_info:
         run_cli(main)
     assert exit_info.value.code == 2
     assert capsys.readouterr().err == "error: frame_0.jpg is truncated; re-prepare the dataset\n"
+    assert not multiprocessing.active_children()
 
 
 def test_an_os_error_on_a_path_is_one_line_and_one_without_a_path_is_a_traceback(capsys):

@@ -30,6 +30,13 @@ def load_weights(path):
     return torch.load(path, map_location="cpu", weights_only=True)
 
 
+def assert_same_latest_weights(run, other):
+    """Two run folders' latest_net_G/D.pth hold the same tensors, bit for bit."""
+    for net in ("G", "D"):
+        assert_same_tensors(load_weights(os.path.join(run, f"latest_net_{net}.pth")),
+                            load_weights(os.path.join(other, f"latest_net_{net}.pth")))
+
+
 def assert_same_tensors(a, b):
     assert a.keys() == b.keys()
     different = [k for k in a if not torch.equal(a[k], b[k])]

@@ -27,11 +27,10 @@ GAN_MODES = {"vanilla": _vanilla, "lsgan": _lsgan, "wgangp": None}  # wgangp nee
 class GANLoss:
     """`GANLoss(gan_mode)(prediction, target_is_real) -> scalar loss`."""
 
-    def __init__(self, gan_mode="vanilla", target_real_label=1.0, target_fake_label=0.0):
+    def __init__(self, gan_mode="vanilla"):
         if gan_mode not in GAN_MODES:
             raise UserError(f"unknown --gan_mode {gan_mode!r}; choose one of {', '.join(GAN_MODES)}")
         self.gan_mode = gan_mode
-        self.labels = {True: float(target_real_label), False: float(target_fake_label)}
         self._targets = {}
 
     def target_tensor(self, prediction, target_is_real):
@@ -39,7 +38,7 @@ class GANLoss:
         key = (bool(target_is_real), prediction.shape, prediction.dtype, prediction.device)
         target = self._targets.get(key)
         if target is None:
-            target = torch.full(prediction.shape, self.labels[bool(target_is_real)],
+            target = torch.full(prediction.shape, 1.0 if target_is_real else 0.0,
                                 dtype=prediction.dtype, device=prediction.device)
             self._targets[key] = target
         return target
@@ -50,28 +49,18 @@ class GANLoss:
         return GAN_MODES[self.gan_mode](prediction, self.target_tensor(prediction, target_is_real))
 
 
-def gradient_penalty(netD, real_data, fake_data, *, kind="mixed", constant=1.0, lambda_gp=10.0):
-    """WGAN-GP penalty (Gulrajani et al. 2017) as pix2pix's `cal_gradient_penalty`: at x = real, fake or
-    ('mixed') alpha*real + (1-alpha)*fake with one alpha ~ U[0,1) per sample, lambda_gp * mean over the
-    batch of (||dD(x)/dx + 1e-16||_2 - constant)^2, differentiable into D. Returns (penalty, gradients
-    as [batch, -1]); (0.0, None) when lambda_gp <= 0."""
-    if lambda_gp <= 0.0:
-        return 0.0, None
-    if kind == "real":
-        points = real_data
-    elif kind == "fake":
-        points = fake_data
-    elif kind == "mixed":
-        alpha = torch.rand(real_data.shape[0], *([1] * (real_data.dim() - 1)),
-                           device=real_data.device, dtype=real_data.dtype)
-        points = alpha * real_data + (1 - alpha) * fake_data
-    else:
-        raise ValueError(f"gradient_penalty kind must be real, fake or mixed, not {kind!r}")
-    points = points.detach().requires_grad_(True)
+def gradient_penalty(netD, real_data, fake_data, lambda_gp=10.0):
+    """WGAN-GP penalty (Gulrajani et al. 2017) as pix2pix's `cal_gradient_penalty` (type "mixed",
+    constant 1): at x = alpha*real + (1-alpha)*fake with one alpha ~ U[0,1) per sample, lambda_gp * mean
+    over the batch of (||dD(x)/dx + 1e-16||_2 - 1)^2, differentiable into D. Returns (penalty, gradients
+    as [batch, -1])."""
+    alpha = torch.rand(real_data.shape[0], *([1] * (real_data.dim() - 1)),
+                       device=real_data.device, dtype=real_data.dtype)
+    points = (alpha * real_data + (1 - alpha) * fake_data).detach().requires_grad_(True)
     scores = netD(points)
     (gradients,) = torch.autograd.grad(outputs=scores, inputs=points,
                                        grad_outputs=torch.ones_like(scores),
                                        create_graph=True, retain_graph=True)
     gradients = gradients.reshape(real_data.shape[0], -1)
-    penalty = ((gradients + 1e-16).norm(2, dim=1) - constant).pow(2).mean() * lambda_gp
+    penalty = ((gradients + 1e-16).norm(2, dim=1) - 1.0).pow(2).mean() * lambda_gp
     return penalty, gradients

@@ -2,14 +2,8 @@
 
 `define_G` and `define_D` take pix2pix's arguments and return initialized modules on the CPU. Every
 module keeps pix2pix's attribute names and `nn.Sequential` indices, so state_dict keys, shapes and order
-equal junyanz/pytorch-CycleGAN-and-pix2pix's and its `latest_net_G.pth` loads with `strict=True`
-(`load_pix2pix_state_dict` also takes its older files).
-
-    GENERATORS      unet_256, unet_128 (U-Net, 8 / 7 downsamplings), resnet_9blocks, resnet_6blocks
-    DISCRIMINATORS  basic (70x70 PatchGAN = n_layers with 3), n_layers, pixel (1x1)
-    NORMS           batch, syncbatch, instance, none;   INITIALIZERS: normal, xavier, kaiming, orthogonal
-
-To add a network: write its class and add a builder to the registry dict.
+equal junyanz/pytorch-CycleGAN-and-pix2pix's (docs/networks.md). To add a network: write its class and
+add a builder to the registry dict.
 """
 import functools
 
@@ -148,16 +142,12 @@ class NLayerDiscriminator(nn.Module):
         make_norm, bias = _norm(norm)
         layers = [nn.Conv2d(input_nc, ndf, kernel_size=4, stride=2, padding=1), nn.LeakyReLU(0.2, True)]
         mult = 1
-        for n in range(1, n_layers):
+        for n in range(1, n_layers + 1):  # the last of these keeps the size (stride 1)
             prev_mult, mult = mult, min(2 ** n, 8)
-            layers += [nn.Conv2d(ndf * prev_mult, ndf * mult, kernel_size=4, stride=2, padding=1,
-                                 bias=bias),
+            layers += [nn.Conv2d(ndf * prev_mult, ndf * mult, kernel_size=4, stride=2 if n < n_layers else 1,
+                                 padding=1, bias=bias),
                        make_norm(ndf * mult), nn.LeakyReLU(0.2, True)]
-        prev_mult, mult = mult, min(2 ** n_layers, 8)
-        layers += [nn.Conv2d(ndf * prev_mult, ndf * mult, kernel_size=4, stride=1, padding=1,
-                             bias=bias),
-                   make_norm(ndf * mult), nn.LeakyReLU(0.2, True),
-                   nn.Conv2d(ndf * mult, 1, kernel_size=4, stride=1, padding=1)]
+        layers.append(nn.Conv2d(ndf * mult, 1, kernel_size=4, stride=1, padding=1))
         self.model = nn.Sequential(*layers)
 
     def forward(self, x):
@@ -241,10 +231,6 @@ def define_D(input_nc, ndf, netD, n_layers_D=3, norm="batch", init_type="normal"
     return init_weights(net, init_type, init_gain)
 
 
-def count_parameters(net):
-    return sum(p.numel() for p in net.parameters())
-
-
 def describe_networks(nets, verbose=False):
     """pix2pix's print_networks: each network's parameter count in millions, and with `verbose`
     its architecture first (what pix2pix's --verbose prints)."""
@@ -252,7 +238,8 @@ def describe_networks(nets, verbose=False):
     for name, net in nets.items():
         if verbose:
             lines.append(str(net))
-        lines.append(f"[Network {name}] Total number of parameters : {count_parameters(net) / 1e6:.3f} M")
+        millions = sum(p.numel() for p in net.parameters()) / 1e6
+        lines.append(f"[Network {name}] Total number of parameters : {millions:.3f} M")
     lines.append("-----------------------------------------------")
     return "\n".join(lines)
 

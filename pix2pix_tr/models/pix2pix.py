@@ -5,10 +5,8 @@
             (+ gradient penalty for wgangp)
     G step, with D frozen: loss_G = GAN(D(real_A, fake_B), real) + lambda_L1 * |fake_B - real_B|_1
 
-The optimizers come from outside (any torch.optim.Optimizer: Adam, TRAdam, ...). `amp=True` runs the
-forward passes under bf16 autocast, `channels_last=True` keeps nets and inputs NHWC, and the step syncs
-with the host once (the four losses copied back together, which also drives the NaN/Inf check). A
-`torch.amp.GradScaler` (`grad_scaler=`) serves fp16 autocast; bf16 needs none.
+The optimizers come from outside (any torch.optim.Optimizer: Adam, TRAdam, ...). The step syncs with
+the host once: the four losses copied back together, which also drives the NaN/Inf check.
 """
 import math
 
@@ -20,10 +18,8 @@ from pix2pix_tr.models.losses import GANLoss, gradient_penalty
 LOSS_NAMES = ("G_GAN", "G_L1", "D_real", "D_fake")
 VISUAL_NAMES = ("real_A", "fake_B", "real_B")
 
-# pix2pix's --model choices this project provides -> the images each shows, in pix2pix's order
-# (its visual_names; test.py writes <frame_id>_<name>.png and an HTML row in this order).
-#   pix2pix  G and D trained together (Pix2PixModel); at test time input, output and target
-#   test     G alone on single images, pix2pix's TestModel (no target, no D)
+# pix2pix's --model choices -> the images each shows, in pix2pix's order (its visual_names): pix2pix
+# trains G and D together (Pix2PixModel); test is G alone on single images (pix2pix's TestModel)
 MODELS = {"pix2pix": VISUAL_NAMES, "test": ("real", "fake")}
 
 
@@ -45,7 +41,7 @@ def autocast(device, amp):
 
 class Pix2PixModel:
     def __init__(self, netG, netD, optimizer_G, optimizer_D, *, gan_mode="vanilla", lambda_L1=100.0,
-                 device="cpu", amp=False, channels_last=False, grad_scaler=None):
+                 device="cpu", amp=False, channels_last=False):
         """`netG`, `netD` (possibly DDP-wrapped) are moved to `device` in place: the parameters stay the
         same objects, but move them first so optimizer state (TR anchors) is made on the device."""
         self.device = torch.device(device)
@@ -59,23 +55,11 @@ class Pix2PixModel:
         self.criterionGAN = GANLoss(gan_mode)
         self.lambda_L1 = float(lambda_L1)
         self.amp = bool(amp)
-        self.scaler = grad_scaler
         self._visuals = {}
 
     # ---- inputs and helpers -------------------------------------------------------------------
-    def _autocast(self):
-        return autocast(self.device, self.amp)
-
     def _to_device(self, tensor):
         return tensor.to(self.device, non_blocking=True, memory_format=self.memory_format)
-
-    def _backward_step(self, loss, optimizer):
-        if self.scaler is None:
-            loss.backward()
-            optimizer.step()
-        else:
-            self.scaler.scale(loss).backward()
-            self.scaler.step(optimizer)
 
     @staticmethod
     def set_requires_grad(net, requires_grad):
@@ -92,12 +76,12 @@ class Pix2PixModel:
         # nets compiled with CUDA graphs (mode="reduce-overhead") reuse their output memory: a new
         # step may overwrite the last one's, and fake_B outlives later graph runs (D's, G's backward)
         torch.compiler.cudagraph_mark_step_begin()
-        with self._autocast():
+        with autocast(self.device, self.amp):
             fake_B = self.netG(real_A).clone()
 
         # D: real pairs -> real, generated pairs -> fake.
         self.optimizer_D.zero_grad(set_to_none=True)
-        with self._autocast():
+        with autocast(self.device, self.amp):
             fake_AB = torch.cat((real_A, fake_B.detach()), 1)
             real_AB = torch.cat((real_A, real_B), 1)
             loss_D_fake = self.criterionGAN(self.netD(fake_AB), False)
@@ -106,21 +90,21 @@ class Pix2PixModel:
             if self.gan_mode == "wgangp":
                 penalty, _ = gradient_penalty(self.netD, real_AB, fake_AB)
                 loss_D = loss_D + penalty
-        self._backward_step(loss_D, self.optimizer_D)
+        loss_D.backward()
+        self.optimizer_D.step()
 
         # G: fool the (frozen) D, and stay close to the target in L1.
         self.optimizer_G.zero_grad(set_to_none=True)
         self.set_requires_grad(self.netD, False)
         try:
-            with self._autocast():
+            with autocast(self.device, self.amp):
                 loss_G_GAN = self.criterionGAN(self.netD(torch.cat((real_A, fake_B), 1)), True)
                 loss_G_L1 = F.l1_loss(fake_B, real_B) * self.lambda_L1
                 loss_G = loss_G_GAN + loss_G_L1
-            self._backward_step(loss_G, self.optimizer_G)
+            loss_G.backward()
+            self.optimizer_G.step()
         finally:
             self.set_requires_grad(self.netD, True)
-        if self.scaler is not None:
-            self.scaler.update()
 
         self._visuals = {"real_A": real_A, "fake_B": fake_B.detach(), "real_B": real_B}
         values = torch.stack([loss.detach().float() for loss in

@@ -1,36 +1,15 @@
 """The fast path of trajectory-regularized Adam/AdamW: one compiled pass per parameter that reads
-(θ, g, anchor, m, v) once and writes (θ, m, v).
+(θ, g, anchor, m, v) once and writes (θ, m, v), where the generic path writes a full-size regularized
+gradient and then runs Adam over it (docs/optim.md and docs/speed.md have the measurements).
 
-Why: the generic wrapper path (trajectory.py) writes a full-size regularized gradient and then runs
-Adam over it; feeding torch's fused Adam kernel block by block still reads the operands twice. Both
-cost 1.8-2.6x a fused Adam step on pix2pix's 54M-parameter generator, while a single pass over the
-five tensors costs about 1.2-1.3x (the floor is ~1.14: the anchor must be read). torch has no such
-kernel, so `prox_adam_tensor_step` below is written as plain tensor code and `torch.compile`d.
-
-Compile once, never recompile:
-- each tensor is passed flattened to 1-D and detached (no view base for dynamo to guard on), with
-  `dynamic=True`, so one graph serves every shape (sizes 0 and 1 would specialise: such tensors
-  run the same function eagerly);
-- every changing number (lr/(k+1), the prox coefficient, the bias corrections, ...) is a 0-dim
-  tensor on the parameter's device, so new values are new data, not new guards;
-- the compiled functions live in this module, so G, D and re-created optimizers share them.
-  One graph per (device type, dtype, amsgrad) variant.
-On a GPU a call per parameter costs ~100 µs of host time (dynamo's guards, the launch), which
-made pix2pix's step 6.9x a fused Adam step on an H100. There the parameters that share the step's
-numbers form a bucket and one compiled call (`_over_bucket`, a loop over the bucket traced into one
-graph) runs them all: one graph per (model's parameter list, variant), static sizes first.
-The bias corrections are computed on the host in double precision from the step count, as torch's
-(non-capturable) Adam does; the state keeps torch's format (`step` is the base optimizer's own
-0-dim tensor, incremented here as torch would).
-
-`COMPILE_MIN_NUMEL` is the size from which `TrajectoryRegularized(compiled=None)` takes this path:
-compiling costs seconds (tens when the inductor cache is cold), which only pays off for models with
-millions of parameters; tiny models and tests keep the generic path. `USE_COMPILE = False` runs the
-same functions eagerly (slow, same math; for tests and debugging).
+Compiled once per process and never recompiled: tensors go in flattened and detached with dynamic
+sizes, and every changing number (lr/(k+1), the prox coefficient, the bias corrections, computed in
+double on the host as torch's Adam does) goes in as one tensor `s` on the parameter's device. On a GPU
+the parameters that share those numbers form a bucket run by one compiled call. `USE_COMPILE = False`
+runs the same functions eagerly (tests, debugging).
 """
 import math
 import time
-import warnings
 
 import torch
 
@@ -92,33 +71,52 @@ def tr_adam_amsgrad_step(p, g, a, m, v, v_max, s):
     p.copy_(_new_param(p * s[DECAY], m, v_max, s))
 
 
+def _over_bucket(kernel):
+    """`kernel` over every parameter of a bucket, traced as one graph (on a GPU a call per parameter
+    costs ~100 µs of host time). Each variant gets a code object of its own, so its graphs have their
+    own dynamo cache and recompile budget."""
+    def bucket_step(tensor_lists, s):
+        for tensors in zip(*tensor_lists):
+            kernel(*tensors, s)
+    bucket_step.__code__ = bucket_step.__code__.replace(co_name=f"bucket_{kernel.__name__}")
+    return bucket_step
+
+
 _EAGER = {"plain": tr_adam_step, "refresh": tr_adam_refresh_step,
           "general": tr_adam_general_step, "amsgrad": tr_adam_amsgrad_step}
-_COMPILED = {}          # variant -> torch.compile'd function (shared by every optimizer)
+_BUCKET_EAGER = {variant: _over_bucket(_EAGER[variant]) for variant in ("plain", "general", "amsgrad")}
+_COMPILED = {}          # (variant, bucket) -> torch.compile'd function
 _READY = {}             # (device type, dtype, variant) -> None when compiled, else the error text
 COMPILE_SECONDS = {}    # (device type, dtype, variant) -> seconds the first (compiling) call took
 
 
-def variants(*, amsgrad, weight_decay, maximize):
-    """The kernels a param group needs: (regular step, k = 0 step or None for an eager copy)."""
-    if amsgrad:
+def variants(group):
+    """The kernels an Adam param group needs: (regular step, k = 0 step or None for an eager copy)."""
+    if group["amsgrad"]:
         return "amsgrad", None
-    if weight_decay or maximize:
+    if group["weight_decay"] or group["maximize"]:
         return "general", None
     return "plain", "refresh"
 
 
-def _kernel(variant):
+def _kernel(variant, bucket=False):
+    """The compiled function of `variant` (shared by every optimizer), over one parameter or a bucket."""
+    eager = _BUCKET_EAGER[variant] if bucket else _EAGER[variant]
     if not USE_COMPILE:
-        return _EAGER[variant]
-    if variant not in _COMPILED:
-        # cpp.dynamic_threads: with dynamic sizes inductor's CPU code is serial unless told to
-        # split the loop over the threads it finds at run time (measured: 2 threads 1.54x -> see
-        # docs/optim.md); it does not touch GPU code
-        import torch._inductor.config as inductor_config
-        options = {"cpp.dynamic_threads": True} if hasattr(inductor_config.cpp, "dynamic_threads") else {}
-        _COMPILED[variant] = torch.compile(_EAGER[variant], dynamic=True, fullgraph=True, options=options)
-    return _COMPILED[variant]
+        return eager
+    if (variant, bucket) not in _COMPILED:
+        if bucket:
+            # static sizes at first (a model's parameter list is fixed); a second model with other
+            # sizes makes dynamo's automatic-dynamic compile one size-generic graph
+            compiled = torch.compile(eager, fullgraph=True, options=BUCKET_COMPILE_OPTIONS)
+        else:
+            # cpp.dynamic_threads: with dynamic sizes inductor's CPU code is serial unless told to
+            # split the loop over the threads it finds at run time (docs/optim.md); not GPU code
+            import torch._inductor.config as inductor_config
+            options = {"cpp.dynamic_threads": True} if hasattr(inductor_config.cpp, "dynamic_threads") else {}
+            compiled = torch.compile(eager, dynamic=True, fullgraph=True, options=options)
+        _COMPILED[variant, bucket] = compiled
+    return _COMPILED[variant, bucket]
 
 
 def _scalar_dtype(dtype):
@@ -139,7 +137,7 @@ def ensure_compiled(device, dtype, variant):
             scalars = torch.ones(len(_SCALARS), device=device, dtype=_scalar_dtype(dtype))
             if key[0] in GROUP_DEVICE_TYPES:   # buckets run the regular kernel only
                 if variant != "refresh":
-                    _bucket_kernel(variant)([[t] for t in ops], scalars)
+                    _kernel(variant, bucket=True)([[t] for t in ops], scalars)
             else:
                 _kernel(variant)(*ops, scalars)
             _READY[key] = None
@@ -161,63 +159,32 @@ def _flat(tensor):
     return tensor.view(-1).detach()
 
 
-def _host_scalars(*, step, lr, coef, beta1, beta2, eps, weight_decay, maximize, decoupled):
+def _host_scalars(group, *, step, lr, coef, decoupled):
     """The per-step numbers, in double on the host like torch's Adam (lr is already lr/(k+1))."""
+    beta1, beta2 = (float(beta) for beta in group["betas"])
+    eps, weight_decay = float(group["eps"]), float(group["weight_decay"])
     bc1 = 1.0 - beta1 ** step
     bc2 = 1.0 - beta2 ** step
     return dict(coef=coef, beta1=beta1, one_minus_beta1=1.0 - beta1, beta2=beta2,
                 one_minus_beta2=1.0 - beta2, neg_step_size=-lr / bc1, inv_bc2_sqrt=1.0 / math.sqrt(bc2),
-                eps=eps, sign=-1.0 if maximize else 1.0, l2=0.0 if decoupled else weight_decay,
+                eps=eps, sign=-1.0 if group["maximize"] else 1.0, l2=0.0 if decoupled else weight_decay,
                 decay=1.0 - lr * weight_decay if decoupled else 1.0)
 
 
-def _over_bucket(kernel):
-    """`kernel` over every parameter of a bucket, traced as one graph: on a GPU one compiled call
-    launches the bucket's kernels back to back, where a call per parameter costs ~100 µs of host
-    time each (measured on an H100: 43 calls made the step 6.9x a fused Adam step). Each variant
-    gets a code object of its own, so its graphs have their own dynamo cache and recompile budget."""
-    def bucket_step(tensor_lists, s):
-        for tensors in zip(*tensor_lists):
-            kernel(*tensors, s)
-    bucket_step.__code__ = bucket_step.__code__.replace(co_name=f"bucket_{kernel.__name__}")
-    return bucket_step
-
-
-_BUCKET_EAGER = {variant: _over_bucket(_EAGER[variant]) for variant in ("plain", "general", "amsgrad")}
-_BUCKET_COMPILED = {}
-
-
-def _bucket_kernel(variant):
-    if not USE_COMPILE:
-        return _BUCKET_EAGER[variant]
-    if variant not in _BUCKET_COMPILED:
-        # static sizes at first (a model's parameter list is fixed); a second model with other
-        # sizes makes dynamo's automatic-dynamic compile one size-generic graph
-        _BUCKET_COMPILED[variant] = torch.compile(_BUCKET_EAGER[variant], fullgraph=True,
-                                                  options=BUCKET_COMPILE_OPTIONS)
-    return _BUCKET_COMPILED[variant]
-
-
-def prox_adam_step(params, grads, anchors, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, steps, *,
-                   prox, refresh, lr, coef, beta1, beta2, eps, weight_decay, amsgrad, maximize,
-                   decoupled):
-    """One TR-Adam(W) step over a param group. `steps` are the base's step tensors, incremented
-    here. Per parameter: `prox[i]` whether the prox term applies (False: zero this step),
-    `refresh[i]` whether the anchor must become θ in this pass (k = 0; else the caller did it).
-
-    On a CPU each parameter is one call of a size-generic kernel (its loop split over the
-    threads); on other devices (GPU) the parameters that share the step's numbers form buckets,
-    one compiled call per bucket (`GROUP_DEVICE_TYPES`)."""
+def prox_adam_step(group, params, grads, anchors, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, steps, *,
+                   prox, refresh, lr, coef, decoupled):
+    """One TR-Adam(W) step over Adam param group `group` (the lists: as torch's `Adam._init_group` makes
+    them; `steps` are incremented here). Per parameter: `prox[i]` whether the prox term applies (False:
+    zero this step), `refresh[i]` whether the anchor must become θ in this pass (k = 0; else the caller
+    did it)."""
     torch._foreach_add_(steps, 1)
-    regular, at_zero = variants(amsgrad=amsgrad, weight_decay=weight_decay, maximize=maximize)
+    regular, at_zero = variants(group)
     packed_cache, buckets = {}, {}
     for i, p in enumerate(params):
         step = float(steps[i])  # a CPU tensor for torch's default Adam: no device sync
         key = (p.device, _scalar_dtype(p.dtype), step, bool(prox[i]))
         if key not in packed_cache:
-            values = _host_scalars(step=step, lr=lr, coef=coef if prox[i] else 0.0, beta1=beta1,
-                                   beta2=beta2, eps=eps, weight_decay=weight_decay,
-                                   maximize=maximize, decoupled=decoupled)
+            values = _host_scalars(group, step=step, lr=lr, coef=coef if prox[i] else 0.0, decoupled=decoupled)
             packed = torch.tensor([values[name] for name in _SCALARS], dtype=key[1])
             if p.device.type == "cuda":
                 # from pageable memory the copy would block the host until the GPU has caught up
@@ -246,9 +213,5 @@ def prox_adam_step(params, grads, anchors, exp_avgs, exp_avg_sqs, max_exp_avg_sq
         refreshed = [tensors for tensors, refresh_now in items if refresh_now]
         if refreshed:
             torch._foreach_copy_([t[2] for t in refreshed], [t[0] for t in refreshed])
-        _bucket_kernel(regular)([list(column) for column in zip(*(t for t, _ in items))], packed_cache[key])
-
-
-def warn_fallback(reason):
-    warnings.warn(f"TRAdam: the compiled single-pass step is unavailable ({reason}); "
-                  "using the generic path", RuntimeWarning, stacklevel=3)
+        columns = [list(column) for column in zip(*(t for t, _ in items))]
+        _kernel(regular, bucket=True)(columns, packed_cache[key])

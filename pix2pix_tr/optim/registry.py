@@ -10,58 +10,15 @@ from pix2pix_tr.optim.tradam import TRAdam, TRSGD
 from pix2pix_tr.optim.trajectory import TR_GROUP_KEYS, InvalidHyperparameter, check_positive
 
 
-def _tensors(params):
-    out = []
-    for item in params:
-        if isinstance(item, dict):
-            out.extend(_tensors(item["params"] if not torch.is_tensor(item["params"])
-                                else [item["params"]]))
-        elif isinstance(item, tuple):  # named parameters
-            out.append(item[1])
-        else:
-            out.append(item)
-    return out
-
-
 def fused_adam_available(params):
     """True when torch's fused Adam kernel supports every parameter (floating point, CPU/CUDA/...)."""
     from torch.utils._foreach_utils import _get_fused_kernels_supported_devices
     devices = _get_fused_kernels_supported_devices()
-    tensors = _tensors(params)
+    tensors = [t for item in params for t in (item["params"] if isinstance(item, dict) else [item])]
     return bool(tensors) and all(t.is_floating_point() and t.device.type in devices for t in tensors)
 
 
-def _adam(params, *, lr, beta1, beta2, fused, **_):
-    params = list(params)
-    if fused is None:  # torch's own default on CPU is the slower per-tensor loop
-        fused = fused_adam_available(params)
-    return torch.optim.Adam(params, lr=lr, betas=(beta1, beta2), fused=fused or None)
-
-
-def _tradam(params, *, lr, beta1, beta2, fused, compiled, tr_lambda, inner_steps, tr_lambda_mode,
-            inner_lr_decay, **_):
-    params = list(params)
-    single_pass = compiled or (compiled is None and sum(
-        p.numel() for p in params) >= compiled_adam.COMPILE_MIN_NUMEL)
-    if fused is None:  # the generic path runs fastest over the fused kernel; the single pass wants
-        fused = not single_pass and fused_adam_available(params)   # torch's default state
-    return TRAdam(params, lr=lr, betas=(beta1, beta2), tr_lambda=tr_lambda,
-                  inner_steps=inner_steps, tr_lambda_mode=tr_lambda_mode,
-                  inner_lr_decay=inner_lr_decay, fused=fused or None, compiled=compiled)
-
-
-def _sgd(params, *, lr, momentum, fused, **_):
-    return torch.optim.SGD(params, lr=lr, momentum=momentum, fused=fused)
-
-
-def _trsgd(params, *, lr, momentum, fused, tr_lambda, inner_steps, tr_lambda_mode,
-           inner_lr_decay, **_):
-    return TRSGD(params, lr=lr, momentum=momentum, tr_lambda=tr_lambda, inner_steps=inner_steps,
-                 tr_lambda_mode=tr_lambda_mode, inner_lr_decay=inner_lr_decay, fused=fused)
-
-
-_BUILDERS = {"adam": _adam, "tradam": _tradam, "sgd": _sgd, "trsgd": _trsgd}
-OPTIMIZERS = tuple(_BUILDERS)
+OPTIMIZERS = ("adam", "tradam", "sgd", "trsgd")
 
 
 def build_optimizer(name, params, *, lr, beta1=0.5, beta2=0.999, momentum=0.9, tr_lambda=0.1,
@@ -71,18 +28,26 @@ def build_optimizer(name, params, *, lr, beta1=0.5, beta2=0.999, momentum=0.9, t
     the base (None here: wherever it supports the parameters and serves the step); `compiled` is
     TRAdam's single compiled pass (None: from 2M parameters on, as train.py asks). Bad values raise
     InvalidHyperparameter (a ValueError and a pix2pix_tr UserError)."""
-    if name not in _BUILDERS:
+    if name not in OPTIMIZERS:
         raise InvalidHyperparameter(f"unknown optimizer {name!r}; choose one of {', '.join(OPTIMIZERS)}")
     check_positive("lr", lr)
-    for key, value in (("beta1", beta1), ("beta2", beta2)):
+    for key, value in (("beta1", beta1), ("beta2", beta2), ("momentum", momentum)):
         if not 0.0 <= value < 1.0:
             raise InvalidHyperparameter(f"{key} must be in [0, 1), got {value!r}")
-    if not 0.0 <= momentum < 1.0:
-        raise InvalidHyperparameter(f"momentum must be in [0, 1), got {momentum!r}")
-    return _BUILDERS[name](params, lr=lr, beta1=beta1, beta2=beta2, momentum=momentum,
-                           tr_lambda=tr_lambda, inner_steps=inner_steps,
-                           tr_lambda_mode=tr_lambda_mode, inner_lr_decay=inner_lr_decay, fused=fused,
-                           compiled=compiled)
+    params = list(params)
+    tr_settings = dict(tr_lambda=tr_lambda, inner_steps=inner_steps, tr_lambda_mode=tr_lambda_mode,
+                       inner_lr_decay=inner_lr_decay)
+    if name in ("sgd", "trsgd"):
+        sgd = dict(lr=lr, momentum=momentum, fused=fused)
+        return torch.optim.SGD(params, **sgd) if name == "sgd" else TRSGD(params, **sgd, **tr_settings)
+    single_pass = name == "tradam" and (compiled or (compiled is None and sum(
+        p.numel() for p in params) >= compiled_adam.COMPILE_MIN_NUMEL))
+    if fused is None:  # torch's default on CPU is the slower per-tensor loop; the single pass wants it
+        fused = not single_pass and fused_adam_available(params)
+    adam = dict(lr=lr, betas=(beta1, beta2), fused=fused or None)
+    if name == "adam":
+        return torch.optim.Adam(params, **adam)
+    return TRAdam(params, **adam, **tr_settings, compiled=compiled)
 
 
 def apply_settings(optimizer, *, beta1, lr0=None, **settings):

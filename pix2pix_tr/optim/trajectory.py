@@ -1,13 +1,10 @@
-"""The trajectory-regularization (TR) mechanism: one wrapper that turns a torch.optim.Optimizer into
-its TR version.
-
-TRAdam and TRSGD (tradam.py) are this wrapper around torch.optim.Adam and torch.optim.SGD; the
-wrapper owns all TR bookkeeping (inner counter, anchors, lr₀, λ_n, the 1/(k+1) step size) and lets the
-base optimizer do its own arithmetic, so other bases (AdamW, RMSprop, ...) get the same method. The only
-specialised arithmetic is `compiled_adam.py`, a faster equivalent of the same step for Adam/AdamW.
+"""The trajectory-regularization (TR) mechanism: a wrapper that turns a torch.optim.Optimizer into its
+TR version. It owns the TR bookkeeping (counter, anchors, lr₀, λ_n, the 1/(k+1) step size) and lets the
+base optimizer do its own arithmetic; `compiled_adam.py` is the one specialised (faster) Adam/AdamW step.
 """
 import inspect
 import math
+import warnings
 
 import torch
 from torch.optim import Optimizer
@@ -43,11 +40,6 @@ def check_tr_settings(tr_lambda, inner_steps, tr_lambda_mode, inner_lr_decay=Tru
             f"tr_lambda_mode must be one of {', '.join(TR_LAMBDA_MODES)}, got {tr_lambda_mode!r}")
 
 
-def is_compilable_adam(optimizer):
-    """True when `optimizer` is torch's Adam/AdamW (AdamW subclasses Adam)."""
-    return isinstance(optimizer, torch.optim.Adam)
-
-
 def check_wrappable(optimizer):
     """Refuse the bases the TR step cannot drive: sparse-only ones (the pull is dense) and those
     whose step() requires a closure (LBFGS: it re-evaluates the loss inside its step)."""
@@ -65,10 +57,6 @@ def unhooked_step(optimizer):
     step hooks, once, with the TR optimizer as argument."""
     step = type(optimizer).step
     return (step.__wrapped__ if getattr(step, "hooked", False) else step).__get__(optimizer)
-
-
-def total_numel(param_groups):
-    return sum(p.numel() for group in param_groups for p in group["params"])
 
 
 class TrajectoryRegularized(Optimizer):
@@ -96,50 +84,20 @@ class TrajectoryRegularized(Optimizer):
 
     Every S steps the parameters become the anchor w_t; in between, the base optimizer minimises
     f(w) + λ_n‖w − w_t‖² with a step size that decays as 1/(k+1). S = 1 is exactly the base
-    optimizer; λ = 0 leaves only the 1/(k+1) sawtooth of the step size.
-
-    **λ modes.** "scaled", λ_n = λ·γ₀/γ_n (λ itself while the lr is unchanged, growing when a
-    schedule decays the lr), is what the paper's released CIFAR code runs (huiqu18/TRAlgorithm, which
-    has no GAN code: its options set λ = 0.1·γ₀ and its TRAdam divides that by the current lr). "released" is λ/γ_n with
-    λ as given: λ = 0.1 passed straight to the released class, which its experiments never do (an
-    ablation). "fixed" keeps λ.
-
-    **Differences from the released code, on purpose.** The optimizer counts k itself (``step()``
-    takes no iteration); ``p.grad`` is left untouched (the regularized gradient is a temporary);
-    a parameter that first gets a gradient in the middle of a cycle is anchored at its current
-    value (the released code anchored it at zeros). With ``maximize=True`` the proximal term still
-    pulls towards the anchor. Adam's epsilon: see TRAdam.
+    optimizer. "scaled" is what the paper's released code runs; docs/optim.md has the λ modes, the
+    differences from the released code and the contract (what is supported, which bases are tested).
 
     Args:
-        optimizer: the base optimizer (not SparseAdam, LBFGS or any whose step() requires a
-            closure, nor ``differentiable=True``: ValueError; docs/optim.md "Contract" lists the
-            bases tested); the wrapper shares its ``param_groups`` and ``state``, so
-            ``state_dict()`` is torch's usual format with extra group keys ``tr_lambda``,
-            ``inner_steps``, ``tr_lambda_mode``, ``tr_lr0`` (γ₀), ``tr_step`` (n) and a per-parameter
-            ``tr_anchor``. Param groups may carry their own ``tr_lambda`` / ``inner_steps`` /
-            ``tr_lambda_mode``.
-        tr_lambda: λ ≥ 0 (default 0.1). inner_steps: S ≥ 1 (default 10).
-        tr_lambda_mode: "scaled" (default), "fixed" or "released", see above. A schedule that
-            brings the lr to 0 makes λ_n 0 in "scaled"/"released" (the step moves nothing anyway).
-        inner_lr_decay: True (the paper) steps with γ_n/(k+1); False keeps γ_n, leaving only the
-            proximal term (an ablation: where does a gain come from?).
-        compiled: the single-pass step for a torch.optim.Adam/AdamW base (compiled_adam.py): one
-            ``torch.compile``d pass per parameter over (θ, g, anchor, m, v), compiled once per
-            process and device/dtype, never recompiled as lr, λ_n or the step count change.
-            False (default): the generic path, no compiler involved. True: always (ValueError for
-            other bases; an error if compiling fails). None: on when the base is Adam/AdamW with at
-            least ``compiled_adam.COMPILE_MIN_NUMEL`` parameters in all (2M: the compile, seconds,
-            then pays off) and torch.compile works on the device, else a warning and the generic
-            path (what train.py uses). Same math as the generic path to float rounding (≤ 1e-6
-            relative, tested). With a base whose ``step`` tensors live on the GPU (torch's
-            ``fused=True`` or ``capturable=True`` Adam) each step reads them back (a device sync).
-
-    Works with torch LR schedulers, ``torch.amp.GradScaler`` (a skipped step does not advance k:
-    the wrapper does not advertise in-kernel AMP support, so the scaler unscales and skips the whole
-    ``step()``), parameters without gradients, DDP (every quantity is a function of the gradients
-    and the step count, the same on every rank), CPU and CUDA. Each ``step()`` advances every
-    group's counter. Extra memory: one anchor copy of the parameters (plus, on the generic path, a
-    temporary regularized gradient during ``step()``; none on the single-pass path).
+        optimizer: the base optimizer, whose ``param_groups`` and ``state`` the wrapper shares, so
+            ``state_dict()`` is torch's format plus group keys ``tr_lambda``, ``inner_steps``,
+            ``tr_lambda_mode``, ``inner_lr_decay``, ``tr_lr0`` (γ₀), ``tr_step`` (n) and a per-parameter
+            ``tr_anchor``. Param groups may carry their own TR settings.
+        tr_lambda: λ ≥ 0. inner_steps: S ≥ 1. tr_lambda_mode: "scaled", "fixed" or "released".
+        inner_lr_decay: False keeps γ_n instead of γ_n/(k+1) (an ablation).
+        compiled: the single-pass step of compiled_adam.py for an Adam/AdamW base. False: the generic
+            path. True: always (an error if compiling fails). None: from
+            ``compiled_adam.COMPILE_MIN_NUMEL`` parameters on, falling back to the generic path with
+            a warning if torch.compile fails. Same math to float rounding (tested).
     """
 
     def __init__(self, optimizer, *, tr_lambda=0.1, inner_steps=10, tr_lambda_mode="scaled",
@@ -150,7 +108,7 @@ class TrajectoryRegularized(Optimizer):
             raise InvalidHyperparameter("optimizer is already trajectory-regularized")
         check_tr_settings(tr_lambda, inner_steps, tr_lambda_mode, inner_lr_decay)
         check_wrappable(optimizer)
-        if compiled and not is_compilable_adam(optimizer):
+        if compiled and not isinstance(optimizer, torch.optim.Adam):  # AdamW subclasses Adam
             raise InvalidHyperparameter(
                 "compiled=True needs a torch.optim.Adam/AdamW base; pass compiled=None or False")
         self.base_optimizer = optimizer
@@ -205,12 +163,12 @@ class TrajectoryRegularized(Optimizer):
     @property
     def compiled(self):
         """Whether steps take the single-pass compiled Adam path (see the class docstring)."""
-        if self._compiled_request is False or not is_compilable_adam(self.base_optimizer):
+        if self._compiled_request is False or not isinstance(self.base_optimizer, torch.optim.Adam):
             return False
         if self._compiled_request:
             return True
-        return (self._compile_failure is None
-                and total_numel(self.param_groups) >= compiled_adam.COMPILE_MIN_NUMEL)
+        numel = sum(p.numel() for group in self.param_groups for p in group["params"])
+        return self._compile_failure is None and numel >= compiled_adam.COMPILE_MIN_NUMEL
 
     @staticmethod
     def _cycle(group):
@@ -303,12 +261,6 @@ class TrajectoryRegularized(Optimizer):
         for p, anchor in pending.items():
             self.state[p]["tr_anchor"] = anchor
 
-    @staticmethod
-    def _variants(group):
-        return compiled_adam.variants(amsgrad=bool(group["amsgrad"]),
-                                      weight_decay=float(group["weight_decay"]),
-                                      maximize=bool(group["maximize"]))
-
     def _compile_ready(self):
         """Compile (once per process) every kernel this step needs, before any state changes; in
         auto mode a failure means a warning and the generic path from then on."""
@@ -316,14 +268,15 @@ class TrajectoryRegularized(Optimizer):
             needed = {(p.device, torch.view_as_real(p).dtype if p.is_complex() else p.dtype)
                       for p in group["params"] if p.grad is not None}
             for device, dtype in needed:
-                for variant in self._variants(group):
+                for variant in compiled_adam.variants(group):
                     failure = compiled_adam.ensure_compiled(device, dtype, variant)
                     if failure is None:
                         continue
                     if self._compiled_request:
                         raise RuntimeError(f"compiled=True: torch.compile failed on {device}: {failure}")
                     self._compile_failure = failure
-                    compiled_adam.warn_fallback(failure)
+                    warnings.warn(f"TRAdam: the compiled single-pass step is unavailable ({failure}); "
+                                  "using the generic path", RuntimeWarning, stacklevel=3)
                     return False
         return True
 
@@ -334,19 +287,14 @@ class TrajectoryRegularized(Optimizer):
             params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, steps = [], [], [], [], [], []
             base._init_group(group, params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, steps)
             k, lr_k, coef = self._cycle(group)
-            fuse_refresh = self._variants(group)[1] is not None
+            fuse_refresh = compiled_adam.variants(group)[1] is not None
             prox, deferred = self._anchor_group(group, k, pending={},  # states exist: none pending
                                                 defer_refresh=fuse_refresh)
             if not params:
                 continue
             prox, deferred = set(prox), set(deferred)
-            beta1, beta2 = group["betas"]
             compiled_adam.prox_adam_step(
-                params, grads, [self.state[p]["tr_anchor"] for p in params], exp_avgs,
-                exp_avg_sqs, max_exp_avg_sqs, steps, prox=[p in prox for p in params],
-                refresh=[p in deferred for p in params], lr=float(lr_k), coef=coef,
-                beta1=float(beta1), beta2=float(beta2), eps=float(group["eps"]),
-                weight_decay=float(group["weight_decay"]), amsgrad=bool(group["amsgrad"]),
-                maximize=bool(group["maximize"]),
-                decoupled=bool(group.get("decoupled_weight_decay", False)
-                               or isinstance(base, torch.optim.AdamW)))
+                group, params, grads, [self.state[p]["tr_anchor"] for p in params], exp_avgs, exp_avg_sqs,
+                max_exp_avg_sqs, steps, prox=[p in prox for p in params], refresh=[p in deferred for p in params],
+                lr=float(lr_k), coef=coef,
+                decoupled=group.get("decoupled_weight_decay", False) or isinstance(base, torch.optim.AdamW))

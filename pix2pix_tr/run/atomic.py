@@ -101,11 +101,9 @@ def write_json(path, obj):
 
 
 def save_image(path, image, **save_kwargs):
-    """Save a PIL image atomically; the format comes from `path`'s extension."""
-    fmt = os.path.splitext(os.fspath(path))[1].lstrip(".").upper()
-    fmt = {"JPG": "JPEG"}.get(fmt, fmt)
+    """Save a PIL image atomically; the format comes from `path`'s extension (the temporary keeps it)."""
     with atomic_path(path) as tmp:
-        image.save(tmp, format=fmt, **save_kwargs)
+        image.save(tmp, **save_kwargs)
 
 
 def torch_save(path, obj):

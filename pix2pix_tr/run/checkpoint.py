@@ -1,11 +1,10 @@
 """Checkpoints and exact resume: one checkpoint is one consistent unit.
 
-A run's folder holds pix2pix's weight files (`<label>_net_{G,D}.pth`, `weights_path`: latest at every
-save, <epoch> every --save_epoch_freq) and ONE resume unit, latest_state.pth: both networks' weights,
-both optimizers (TR anchors included), both schedulers, the position, every RNG and the run's options,
-so a resumed run goes on bit for bit. It is renamed into place at once (run/atomic.py), so a kill at
-any moment leaves the previous whole checkpoint; the weight files follow it, and a resume rewrites them
-when a kill left them from another moment. It loads with `torch.load(..., weights_only=True)`.
+A run's folder holds pix2pix's weight files (`weights_path`) and ONE resume unit, latest_state.pth:
+both networks' weights, optimizers (TR anchors included), schedulers, the position, every RNG and the
+run's options, renamed into place at once (run/atomic.py) so a kill at any moment leaves the previous
+whole checkpoint. The weight files follow it; a resume rewrites them when a kill left them from
+another moment. docs/train.md "A checkpoint is one unit" has the guarantees.
 """
 import contextlib
 import fcntl
@@ -105,29 +104,31 @@ def read_weights(path):
     state = _torch_load(path, "restore it or pick another --epoch")
     if not isinstance(state, dict) or not all(torch.is_tensor(v) for v in state.values()):
         raise UserError(f"{path} holds no state dict of tensors; is it a weights file (<label>_net_G.pth)?")
-    try:
-        check_finite(state, path)
-    except NonFiniteWeights as err:
-        raise UserError(f"{err}: its run had diverged; pick another --epoch") from None
+    _check_finite_file(state, path, "pick another --epoch")
     return state
 
 
+def _check_finite_file(tensors, what, fix):
+    try:
+        check_finite(tensors, what)
+    except NonFiniteWeights as err:
+        raise UserError(f"{err}: its run had diverged; {fix}") from None
+
+
 # --- save / load ------------------------------------------------------------------------------
-def training_state(*, optimizers, schedulers, position, options, nets, scaler=None):
-    """The resume state: `position` (run/counter.py) is where training goes on; `nets`: {"G"/"D": module}."""
-    state = {
+def training_state(model, schedulers, position, options):
+    """The resume state of `model` (a Pix2PixModel: its optimizers and networks) and `schedulers`;
+    `position` (run/counter.py) is where training goes on."""
+    return {
         "version": STATE_VERSION,
-        "optimizers": {k: opt.state_dict() for k, opt in optimizers.items()},
+        "optimizers": {k: opt.state_dict() for k, opt in model.optimizers().items()},
         "schedulers": {k: sch.state_dict() for k, sch in schedulers.items()},
         "epoch": int(position.epoch), "epoch_iter": int(position.epoch_iter),
         "total_iters": int(position.total_iters),
         "rng": capture_rng_state(),
         "options": dict(options),
-        "nets": {name: network_state(net) for name, net in nets.items()},
+        "nets": {name: network_state(net) for name, net in model.networks().items()},
     }
-    if scaler is not None:
-        state["scaler"] = scaler.state_dict()
-    return state
 
 
 def network_state(net):
@@ -165,25 +166,19 @@ def load_training_state(run_dir, *, mmap=False):
                         "delete it to continue from the weights alone (fresh optimizer state)")
     if not mmap:
         for name, weights in state["nets"].items():
-            try:
-                check_finite(weights, f"net{name} in {path}")
-            except NonFiniteWeights as err:
-                raise UserError(f"{err}: its run had diverged; delete it to continue from an earlier "
-                                "epoch's weights") from None
+            _check_finite_file(weights, f"net{name} in {path}", "delete it to continue from an earlier epoch's weights")
     return state
 
 
-def restore_training_state(state, *, optimizers, schedulers, nets, scaler=None):
-    """Load the weights, optimizers, schedulers (after them, torch's order) and scaler. The caller
+def restore_training_state(state, model, schedulers):
+    """Load the weights, optimizers and schedulers (after them, torch's order). The caller
     restores the RNGs (`restore_rng_state`) just before the first step, after all that draws while built."""
-    for name, net in nets.items():
+    for name, net in model.networks().items():
         unwrap(net).load_state_dict(state["nets"][name])
-    for key, opt in optimizers.items():
+    for key, opt in model.optimizers().items():
         opt.load_state_dict(state["optimizers"][key])
     for key, sch in schedulers.items():
         sch.load_state_dict(state["schedulers"][key])
-    if scaler is not None and "scaler" in state:
-        scaler.load_state_dict(state["scaler"])
 
 
 def weight_files_match(run_dir, state):
@@ -205,11 +200,10 @@ _HELD = set()                                            # run folders this proc
 @contextlib.contextmanager
 def run_lock(run_dir):
     """Hold the run folder for this process: a second trainer gets one UserError line naming the holder's
-    pid. The lock is the kernel's POSIX record lock (lockf): it dies with the trainer itself, even under
-    kill -9, and unlike flock it is not shared with forked loader workers that outlive their parent by
-    a few seconds (a resume at once would be refused). A POSIX lock neither excludes its own process nor
-    survives that process closing any descriptor of the file, so a second hold from this process is
-    refused before opening the file again."""
+    pid. A POSIX record lock (lockf) dies with the trainer, even under kill -9, and unlike flock is not
+    shared with forked loader workers that outlive it by a few seconds. It neither excludes its own
+    process nor survives the process closing any descriptor of the file: a second hold from this
+    process is refused before the file is opened again."""
     os.makedirs(run_dir, exist_ok=True)
     path = os.path.join(run_dir, LOCK_FILE)
     key = os.path.realpath(path)

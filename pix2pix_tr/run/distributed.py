@@ -1,15 +1,11 @@
 """torchrun / DistributedDataParallel helpers: one process per device, on one or many machines.
 
-`torchrun --nproc_per_node N train.py ...` tells each process its place through RANK, WORLD_SIZE,
-LOCAL_RANK, MASTER_ADDR and MASTER_PORT; this module turns that into a process group (nccl on CUDA,
-gloo on CPU), a device per process, and the few collectives the trainer and evaluator need. Without
-torchrun every helper is the single-process behaviour, so callers never branch on it.
-
-Plain DDP (no `find_unused_parameters`) serves the pix2pix step: D's two forwards before one backward
-reduce each gradient once, and G's step through the frozen D arms no hook. A deterministic optimizer on
-DDP-averaged gradients keeps parameters, TR anchors and counters equal on every rank without more
-communication (tests/run/test_distributed.py checks both). `ShardedSampler` gives each rank a shard of
-one (seed, epoch) permutation and skips what a mid-epoch checkpoint already consumed.
+`init_distributed` turns torchrun's environment (RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR/PORT) into a
+process group (nccl on CUDA, gloo on CPU) and a device per process; without torchrun every helper is the
+single-process behaviour, so callers never branch on it. Plain DDP (no `find_unused_parameters`) serves
+the pix2pix step: D's two forwards before one backward reduce each gradient once, and G's step through
+the frozen D arms no hook. A deterministic optimizer on DDP-averaged gradients keeps parameters, TR
+anchors and counters equal on every rank (tests/run/test_distributed.py checks both).
 """
 import datetime
 import itertools
@@ -25,11 +21,6 @@ from pix2pix_tr.errors import UserError
 
 
 # --- process group -----------------------------------------------------------------------------
-def backend_for(device):
-    """nccl for CUDA devices, gloo for everything else (CPU)."""
-    return "nccl" if torch.device(device).type == "cuda" else "gloo"
-
-
 def init_distributed(device="cpu"):
     """Join the process group torchrun describes and return this process's device: under torchrun
     with CUDA, GPU LOCAL_RANK (one GPU per process); without torchrun, `device` as is."""
@@ -49,8 +40,8 @@ def init_distributed(device="cpu"):
     for name in ("MASTER_ADDR", "MASTER_PORT"):
         if name not in os.environ:
             raise UserError(f"WORLD_SIZE={world_size} but {name} is not set; start the program with torchrun")
-    init_kwargs = dict(backend=backend_for(device), init_method="env://", rank=rank, world_size=world_size,
-                       timeout=datetime.timedelta(minutes=30))
+    init_kwargs = dict(backend="nccl" if device.type == "cuda" else "gloo", init_method="env://", rank=rank,
+                       world_size=world_size, timeout=datetime.timedelta(minutes=30))
     if device.type == "cuda":
         init_kwargs["device_id"] = device  # binds the communicator to this GPU (eager nccl init)
     dist.init_process_group(**init_kwargs)
@@ -72,11 +63,6 @@ def get_world_size():
 def is_main_process():
     """True on rank 0 (and without torchrun): the one process that logs, saves and displays."""
     return get_rank() == 0
-
-
-def barrier():
-    if is_distributed():
-        dist.barrier()
 
 
 def cleanup():
@@ -133,6 +119,15 @@ def wrap_ddp(module, device, *, sync_bn=False):
     return DistributedDataParallel(module, device_ids=[device] if device.type == "cuda" else None)
 
 
+def prepare_network(net, device, *, compiled=False, compile_mode=None, sync_bn=False):
+    """`net` as it trains: on the device before its optimizer is built (TR anchors made there), with
+    `compiled` torch.compile'd in place (state_dict keys stay pix2pix's), DDP-wrapped under torchrun."""
+    net = net.to(device)
+    if compiled:
+        net.compile(mode=compile_mode)
+    return wrap_ddp(net, device, sync_bn=sync_bn)
+
+
 def unwrap(module):
     """The plain module inside a DDP wrapper (what checkpoints save and load), or `module` itself."""
     return module.module if isinstance(module, DistributedDataParallel) else module
@@ -148,16 +143,14 @@ def shard_range(num_items, *, rank=None, world_size=None):
 
 
 class ShardedSampler(DistributedSampler):
-    """torch's DistributedSampler, resumable mid-epoch: rank r of W reads every W-th index of a (seed,
-    epoch) permutation, padded by wrapping around (or cut, with drop_last) to a multiple of W.
-    `set_epoch(epoch, skip)` drops the first `skip` indices of this rank's shard (what a mid-epoch
-    checkpoint consumed). The order depends on `epoch_seed(seed, epoch)` alone (DistributedSampler seeds
-    with seed + epoch, so it gets epoch_seed(seed, 0)): not on the global RNG, workers or the run's history."""
+    """torch's DistributedSampler (rank r of W reads every W-th index of a permutation, padded to a
+    multiple of W), resumable mid-epoch: `set_epoch(epoch, skip)` drops the first `skip` indices of this
+    rank's shard. The order depends on `epoch_seed(seed, epoch)` alone, not on the global RNG, workers
+    or the run's history (DistributedSampler seeds with seed + epoch, so it gets epoch_seed(seed, 0))."""
 
-    def __init__(self, num_samples, *, rank=None, world_size=None, seed=0, shuffle=True, drop_last=False):
+    def __init__(self, num_samples, *, rank=None, world_size=None, seed=0, shuffle=True):
         super().__init__(range(int(num_samples)), num_replicas=get_world_size() if world_size is None else world_size,
-                         rank=get_rank() if rank is None else rank, shuffle=shuffle, seed=epoch_seed(seed, 0),
-                         drop_last=drop_last)
+                         rank=get_rank() if rank is None else rank, shuffle=shuffle, seed=epoch_seed(seed, 0))
         self.skip = 0
 
     def set_epoch(self, epoch, skip=0):

@@ -1,11 +1,7 @@
-"""--continue_train: load a run's checkpoint into the networks and optimizers just built, and
-reconcile the flags typed now with the checkpoint's.
-
-A changed flag is refused (`fixed`: the networks' shape, optimizer kind, seed), starts a new LR
-schedule from the current epoch (`schedule`), or simply applies (optimizer settings go into the param
-groups); each is said in one line. Which flag is which is the options' business: this module gets sets
-of names. Without a state file (a pix2pix run, or --epoch N / --load_iter N) only the weights load and
-training starts at --epoch_count with fresh optimizers, as pix2pix's --continue_train does.
+"""--continue_train: load a run's checkpoint into the model just built and reconcile the flags typed now
+with the checkpoint's: a change is refused (`fixed`), starts a new LR schedule from the current epoch
+(`schedule`) or simply applies, each said in one line. Without a state file (a pix2pix run, --epoch N,
+--load_iter N) only the weights load, with fresh optimizers at --epoch_count, as in pix2pix.
 """
 import os
 import warnings
@@ -31,8 +27,7 @@ def resume(run_dir, label, *, options, fixed, schedule, ignored, model, schedule
     if refused:
         raise UserError(f"--continue_train: {describe(refused)}: the networks' shape, the optimizer and the "
                         "seed are fixed for a run; drop the flag, or start a new run under another --name")
-    checkpoint.restore_training_state(state, optimizers=model.optimizers(), schedulers=schedulers,
-                                      nets=model.networks(), scaler=model.scaler)
+    checkpoint.restore_training_state(state, model, schedulers)
     for optimizer in model.optimizers().values():
         apply_settings(optimizer, **settings, lr0=settings["lr"] if "lr" in changes else None)
     start = Position(state["epoch"], state["epoch_iter"], state["total_iters"])

@@ -1,13 +1,8 @@
 """HTML pages of images, as pix2pix's util/html.py: a title, headers, rows of captioned images.
 
-The visualizer writes checkpoints/<name>/web/index.html (each epoch's images, newest first) and test.py
-results/<name>/<phase>_<epoch>/index.html. Images live in the page's images/ folder and are linked
-relative to it, so a page folder can be moved whole; the page is written atomically.
-
-    page = HTML(web_dir, "Experiment name = facades")
-    page.add_header("epoch [3]")
-    page.add_images(["epoch003_real_A.png"], ["real_A"], ["epoch003_real_A.png"], width=256)
-    page.save()   # -> web_dir/index.html
+The visualizer writes checkpoints/<name>/web/index.html and test.py results/<name>/<phase>_<epoch>/
+index.html. Images live in the page's images/ folder and are linked relative to it, so a page folder
+can be moved whole; the page is written atomically.
 """
 import os
 import posixpath
@@ -37,8 +32,6 @@ class HTML:
 
     def add_images(self, ims, txts, links, width=400):
         """One table row: image file names (relative to images/), captions, link targets."""
-        if not len(ims) == len(txts) == len(links):
-            raise ValueError("add_images needs as many captions and links as images")
         row_table = table(border=1, style="table-layout: fixed;")
         self.doc.add(row_table)
         with row_table:

@@ -15,8 +15,6 @@ def tensor2im(image):
     array = np.asarray(image.detach().float().cpu().numpy(), dtype=np.float32)
     if array.ndim == 4:
         array = array[0]
-    if array.ndim != 3:
-        raise ValueError(f"tensor2im expects [B,C,H,W] or [C,H,W], got shape {array.shape}")
     array = np.rint((np.clip(np.transpose(array, (1, 2, 0)), -1.0, 1.0) + 1.0) / 2.0 * 255.0).astype(np.uint8)
     return np.repeat(array, 3, axis=2) if array.shape[2] == 1 else array[:, :, :3]
 

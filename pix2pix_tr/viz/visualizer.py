@@ -6,10 +6,7 @@ As pix2pix's util/visualizer.py, with the same three calls from the training loo
     vis.plot_current_losses(epoch, counter_ratio, losses)               # every --print_freq
     vis.print_current_losses(epoch, iters, losses, t_comp, t_data)      # every --print_freq
 
-visdom (display_id > 0, env --display_env or the run's name): the loss plot in window display_id, an
-image pane per visual in the next ones, or with display_ncols N > 0 (pix2pix's default 4) one grid of
-N a row and a table of labels. No visdom or no server: one warning, training goes on. The HTML page
-(checkpoints/<name>/web/) keeps the first display of each epoch and every one with save_result.
+docs/viewer.md has the panes, the flags and what happens without visdom or a server.
 """
 import math
 import os
@@ -76,11 +73,8 @@ class Visualizer:
         white images), and a table of their labels in the next window."""
         ncols = min(self.display_ncols, len(images))
         labels, planes = list(images), [image.transpose(2, 0, 1) for image in images.values()]
-        shape = planes[0].shape
-        if any(p.shape != shape for p in planes):        # visdom's grid needs one size
-            planes = [_fit(p, shape) for p in planes]
         blanks = -len(planes) % ncols
-        planes += [np.full(shape, 255, dtype=np.uint8)] * blanks
+        planes += [np.full(planes[0].shape, 255, dtype=np.uint8)] * blanks
         cells = labels + [""] * blanks
         rows = "".join("<tr>" + "".join(f"<td>{c}</td>" for c in cells[i:i + ncols]) + "</tr>"
                        for i in range(0, len(cells), ncols))
@@ -133,9 +127,8 @@ class Visualizer:
 
     def restore_loss_plot(self, dataset_size, *, epoch, epoch_iter):
         """After --continue_train: put this run's points up to its resume point back on the plot (from
-        loss_log.jsonl), so the line goes on where it stopped. Points after the checkpoint (steps a kill
-        lost, which run again; said in one line), lost points of earlier resumes and an earlier run's
-        under the same name are left out: every point not below the next one kept. Returns their number."""
+        loss_log.jsonl). Points after the checkpoint (steps run again; said in one line), lost points of
+        earlier resumes and an earlier run's under the same name are left out. Returns their number."""
         logged = read_loss_records(os.path.join(self.run_dir, LOSS_JSONL))
         again = (logged[-1][0][0] - epoch) * dataset_size + logged[-1][0][1] - epoch_iter if logged else 0
         if again > 0:
@@ -165,14 +158,6 @@ class Visualizer:
         append_losses(self.run_dir, message, epoch=epoch, iters=iters, t_comp=t_comp, t_data=t_data, losses=losses)
 
 
-def _fit(plane, shape):
-    """A CHW uint8 image padded with white / cut to `shape` (visdom's grid takes one size)."""
-    out = np.full(shape, 255, dtype=np.uint8)
-    c, h, w = (min(a, b) for a, b in zip(plane.shape, shape))
-    out[:c, :h, :w] = plane[:c, :h, :w]
-    return out
-
-
 def _plot_value(value):
     """A loss as a plotted float: NaN (a gap) for a missing or non-finite one (visdom's JSON has no Infinity)."""
     try:
@@ -180,5 +165,3 @@ def _plot_value(value):
     except (TypeError, ValueError):
         return math.nan
     return value if math.isfinite(value) else math.nan
-
-

@@ -68,7 +68,7 @@ def test_bucketed_step_over_unet_256_parameters_equals_the_eager_step(monkeypatc
     every parameter must move, and by the same amount. Written to pin down why
     test_bf16_autocast_channels_last_step_on_cuda saw a parameter left unchanged on an H100."""
     monkeypatch.setattr(compiled_adam, "BUCKET_COMPILE_OPTIONS", {"combo_kernels": combo_kernels})
-    monkeypatch.setattr(compiled_adam, "_BUCKET_COMPILED", {})
+    monkeypatch.setattr(compiled_adam, "_COMPILED", {})
     torch.manual_seed(0)
     net = tiny_nets(netG="unet_256")[0].to(CUDA, memory_format=torch.channels_last)
     results = []

@@ -33,8 +33,7 @@ COMMANDS = {
 }
 
 
-@pytest.mark.parametrize("command", COMMANDS)
-@pytest.mark.parametrize("where", ["a_file", "a_file/sub"])
+@pytest.mark.parametrize("command, where", list(zip(COMMANDS, ["a_file", "a_file/sub"] * 2)))
 def test_an_output_folder_that_cannot_be_made_is_one_line(world, command, where):
     root, data = world
     argv = COMMANDS[command](data, str(root / "ckpt"), str(root / where))

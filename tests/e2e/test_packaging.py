@@ -1,10 +1,6 @@
-"""pyproject.toml: `pip install .` ships the library pix2pix_tr alone, needing only torch.
-
-The checkout's other top-level packages (data, options, evaluate) must stay out of site-packages
-(generic names: `evaluate` is also a PyPI package), and pix2pix_tr.optim and pix2pix_tr.models must
-import and train with torch as the only third-party package, which a subprocess checks by refusing
-every other import. (A real `pip install .` into a fresh venv is in the README's measurements, not here: it
-copies torch, gigabytes.)
+"""`pip install .` ships the library pix2pix_tr, whose optim and models must import and train with torch
+as the only third-party package: a subprocess checks it by refusing every other import. (A real
+`pip install .` into a fresh venv is in the README's measurements, not here: it copies torch, gigabytes.)
 """
 import os
 import subprocess
@@ -13,15 +9,7 @@ import textwrap
 
 import pytest
 
-tomllib = pytest.importorskip("tomllib")          # Python 3.11+
-setuptools = pytest.importorskip("setuptools")
-
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-
-def pyproject():
-    with open(os.path.join(REPO, "pyproject.toml"), "rb") as f:
-        return tomllib.load(f)
 
 
 @pytest.mark.slow

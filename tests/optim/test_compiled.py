@@ -80,7 +80,7 @@ def test_bucketed_gpu_path_equals_generic_and_compiles_once_per_variant(monkeypa
     a separate multi-tensor copy), and no recompile as lr, the prox coefficient and the step count
     change or the optimizer is rebuilt."""
     monkeypatch.setattr(compiled_adam, "GROUP_DEVICE_TYPES", {"cpu"})
-    monkeypatch.setattr(compiled_adam, "_BUCKET_COMPILED", {})
+    monkeypatch.setattr(compiled_adam, "_COMPILED", {})
     data = fresh_compiles_and_data(2)
     want, generic = run(False, data, reload_at=4)
     got, bucketed = run(True, data, reload_at=4)

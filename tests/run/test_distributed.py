@@ -55,8 +55,9 @@ def snapshot(netG, netD, opt_G, opt_D):
 RUNS = {"batch-norm": ("batch", "float32"), "exact": ("none", "float64")}
 
 
-def rank_worker(rank, world_size, port, out_dir):
-    """One torchrun-like process: environment -> process group -> DDP -> sharded loader -> steps."""
+def rank_worker(rank, world_size, port, out_dir, dataroot):
+    """One torchrun-like process: environment -> process group -> DDP -> sharded loader -> steps; then
+    train.py's main() in the same process group (it leaves the group at its end)."""
     os.environ.update(RANK=str(rank), WORLD_SIZE=str(world_size), LOCAL_RANK=str(rank),
                       MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
     torch.set_num_threads(1)
@@ -64,6 +65,7 @@ def rank_worker(rank, world_size, port, out_dir):
     try:
         for run, (norm, dtype_name) in RUNS.items():
             train_on_rank(rank, device, os.path.join(out_dir, f"{run}_rank{rank}.pt"), norm, getattr(torch, dtype_name))
+        train_py_on_rank(rank, dataroot, out_dir)
     finally:
         distributed.cleanup()
 
@@ -92,7 +94,7 @@ def train_on_rank(rank, device, out_path, norm, dtype):
     plain = [distributed.unwrap(n) for n in (netG, netD)]
     torch.save({**snapshot(*plain, opt_G, opt_D), "mean_rank": losses["x"],
                 "main": distributed.is_main_process()}, out_path)
-    distributed.barrier()
+    torch.distributed.barrier()
 
 
 def free_port():
@@ -102,11 +104,18 @@ def free_port():
 
 
 @pytest.fixture(scope="module")
-def two_rank_runs(tmp_path_factory):
-    """Both runs of RUNS, by 2 spawned gloo processes (one start-up for the whole module)."""
+def ranks_dir(tmp_path_factory):
+    """Both runs of RUNS and a train.py run, by 2 spawned gloo processes (one start-up for the module)."""
+    from tests.trainer_helpers import make_synthcity
     out_dir = tmp_path_factory.mktemp("ranks")
-    mp.spawn(rank_worker, args=(2, free_port(), str(out_dir)), nprocs=2, join=True)
-    return {run: [torch.load(out_dir / f"{run}_rank{r}.pt", weights_only=True) for r in range(2)]
+    dataroot = make_synthcity(out_dir / "synthcity", num_train=4, num_val=1)
+    mp.spawn(rank_worker, args=(2, free_port(), str(out_dir), dataroot), nprocs=2, join=True)
+    return out_dir
+
+
+@pytest.fixture(scope="module")
+def two_rank_runs(ranks_dir):
+    return {run: [torch.load(ranks_dir / f"{run}_rank{r}.pt", weights_only=True) for r in range(2)]
             for run in RUNS}
 
 
@@ -129,13 +138,10 @@ def assert_same(a, b, *, exact, what):
         assert a == b, what
 
 
-def train_py_worker(rank, world_size, port, dataroot, out_dir):
+def train_py_on_rank(rank, dataroot, out_dir):
     """train.py's main() as torchrun would start it, one process per rank."""
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))  # spawned
     from tests.trainer_helpers import TINY_RUN, load_module
-    os.environ.update(RANK=str(rank), WORLD_SIZE=str(world_size), LOCAL_RANK=str(rank),
-                      MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
-    torch.set_num_threads(1)
     model = load_module("train").main(
         ["--dataroot", dataroot, "--name", "ddp", "--checkpoints_dir", out_dir, *TINY_RUN,
          "--optimizer", "tradam", "--tr_inner_steps", "2", "--n_epochs", "1", "--n_epochs_decay", "0"])
@@ -144,12 +150,9 @@ def train_py_worker(rank, world_size, port, dataroot, out_dir):
 
 
 @pytest.mark.slow
-def test_train_py_on_two_gloo_ranks_ends_with_rank_0s_saved_weights(tmp_path):
-    from tests.trainer_helpers import make_synthcity
-    dataroot = make_synthcity(tmp_path / "synthcity", num_train=4, num_val=1)
-    mp.spawn(train_py_worker, args=(2, free_port(), dataroot, str(tmp_path)), nprocs=2, join=True)
-    ranks = [torch.load(tmp_path / f"rank{r}.pt", weights_only=True) for r in range(2)]
-    saved = torch.load(tmp_path / "ddp" / "latest_net_G.pth", weights_only=True)
+def test_train_py_on_two_gloo_ranks_ends_with_rank_0s_saved_weights(ranks_dir):
+    ranks = [torch.load(ranks_dir / f"rank{r}.pt", weights_only=True) for r in range(2)]
+    saved = torch.load(ranks_dir / "ddp" / "latest_net_G.pth", weights_only=True)
     assert ranks[0]["G"] and set(ranks[0]["G"]) <= set(saved)     # parameters (BN statistics are per rank)
     for key, value in ranks[0]["G"].items():
         assert torch.equal(value, saved[key]) and torch.equal(ranks[1]["G"][key], value), key
@@ -223,12 +226,6 @@ def test_evaluation_shards_count_every_item_exactly_once(num_items, world_size):
     assert sorted(i for s in shards for i in s) == list(range(num_items))
 
 
-def test_drop_last_gives_disjoint_shards():
-    shards = [list(ShardedSampler(10, rank=r, world_size=4, seed=1, drop_last=True)) for r in range(4)]
-    flat = [i for s in shards for i in s]
-    assert len(flat) == len(set(flat)) == 8
-
-
 def test_order_depends_on_seed_and_epoch_only():
     def order(seed, epoch, noise):
         torch.manual_seed(noise)                                  # the global RNG must not matter
@@ -270,4 +267,3 @@ def test_single_process_helpers_degrade_gracefully():
     t = torch.tensor([1.0, 2.0])
     assert torch.equal(distributed.all_reduce_sum(t), torch.tensor([1.0, 2.0]))
     assert distributed.mean_over_ranks({"a": 1.5}) == {"a": 1.5}
-    assert distributed.backend_for("cpu") == "gloo" and distributed.backend_for("cuda:0") == "nccl"

@@ -8,7 +8,8 @@ import torch
 
 from pix2pix_tr.run import checkpoint
 from pix2pix_tr.errors import UserError
-from tests.trainer_helpers import TINY_RUN, assert_same_tensors, load_module, load_weights, make_synthcity
+from tests.trainer_helpers import (TINY_RUN, assert_same_latest_weights, assert_same_tensors, load_module, load_weights,
+                                   make_synthcity)
 
 train = load_module("train")
 
@@ -78,9 +79,7 @@ def stop_and_resume(tmp_path, dataroot, monkeypatch, when):
 
 
 def assert_same_run(run, straight):
-    for net in ("G", "D"):
-        assert_same_tensors(load_weights(run / f"latest_net_{net}.pth"),
-                            load_weights(straight / f"latest_net_{net}.pth"))
+    assert_same_latest_weights(run, straight)
     a, b = checkpoint.load_training_state(str(run)), checkpoint.load_training_state(str(straight))
     assert a["total_iters"] == b["total_iters"] == 2 * NUM_FRAMES
     anchors_a = [s for s in a["optimizers"]["G"]["state"].values()]

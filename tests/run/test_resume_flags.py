@@ -21,7 +21,7 @@ import pytest
 
 from pix2pix_tr.run import checkpoint
 from pix2pix_tr.errors import UserError
-from tests.trainer_helpers import REPO, TINY_RUN, assert_same_tensors, load_module, load_weights, make_synthcity
+from tests.trainer_helpers import REPO, TINY_RUN, assert_same_latest_weights, load_module, load_weights, make_synthcity
 
 train = load_module("train")
 NUM_FRAMES = 4
@@ -30,6 +30,19 @@ NUM_FRAMES = 4
 @pytest.fixture(scope="module")
 def dataroot(tmp_path_factory):
     return make_synthcity(tmp_path_factory.mktemp("synth") / "synthcity", num_train=NUM_FRAMES, num_val=1)
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory, dataroot):
+    ckpt = tmp_path_factory.mktemp("finished")
+    train.main(args(dataroot, ckpt, "run", "--n_epochs", "1", "--n_epochs_decay", "0"))
+    return ckpt / "run"
+
+
+def copy_of(finished_run, tmp_path):
+    """A run trained with `args(..., "--n_epochs", "1", "--n_epochs_decay", "0")`, in tmp_path/run."""
+    shutil.copytree(finished_run, tmp_path / "run")
+    return tmp_path
 
 
 def args(dataroot, ckpt, name="run", *extra):
@@ -52,18 +65,17 @@ def resume(ckpt, *extra, name="run"):
     return train.main(["--name", name, "--checkpoints_dir", str(ckpt), "--continue_train", *extra])
 
 
-def test_extending_a_finished_run_equals_the_longer_run(tmp_path, dataroot, capsys):
+def test_extending_a_finished_run_equals_the_longer_run(tmp_path, dataroot, finished_run, capsys):
     straight = tmp_path / "straight"
     train.main(args(dataroot, straight, "run", "--n_epochs", "2", "--n_epochs_decay", "0"))
-    extended = tmp_path / "extended"
-    train.main(args(dataroot, extended, "run", "--n_epochs", "1", "--n_epochs_decay", "0"))
-    assert "0.0010000 -> 0.0000000" in capsys.readouterr().out      # the short run ended at lr 0
+    extended = copy_of(finished_run, tmp_path / "extended")
+    short = checkpoint.load_training_state(str(extended / "run"))
+    assert short["optimizers"]["G"]["param_groups"][0]["lr"] == 0.0    # the short run ended at lr 0
+    capsys.readouterr()
     resume(extended, "--n_epochs", "2")
     out = capsys.readouterr().out
     assert "--n_epochs 2 (checkpoint: 1)" in out and "from epoch 2 (0.0010000)" in out
-    for net in ("G", "D"):
-        assert_same_tensors(load_weights(extended / "run" / f"latest_net_{net}.pth"),
-                            load_weights(straight / "run" / f"latest_net_{net}.pth"))
+    assert_same_latest_weights(extended / "run", straight / "run")
     assert json.loads((extended / "run" / "train_opt.json").read_text())["n_epochs"] == 2
 
 
@@ -77,9 +89,8 @@ def test_more_decay_epochs_never_give_a_negative_rate(tmp_path, dataroot, monkey
     assert rates == [0.0005, 0.00025]
 
 
-def test_typed_lr_lambda_and_steps_are_what_runs_and_what_is_recorded(tmp_path, dataroot, monkeypatch, capsys):
-    ckpt = tmp_path / "ckpt"
-    train.main(args(dataroot, ckpt, "run", "--n_epochs", "1", "--n_epochs_decay", "0"))
+def test_typed_lr_lambda_and_steps_are_what_runs_and_what_is_recorded(tmp_path, finished_run, monkeypatch, capsys):
+    ckpt = copy_of(finished_run, tmp_path)
     monkeypatch.setattr(train, "Pix2PixModel", RecordingModel)
     RecordingModel.seen = []
     resume(ckpt, "--n_epochs", "2", "--lr", "0.01", "--tr_lambda", "0.7", "--tr_inner_steps", "2")
@@ -94,9 +105,8 @@ def test_typed_lr_lambda_and_steps_are_what_runs_and_what_is_recorded(tmp_path, 
 
 @pytest.mark.parametrize("flag, value", [("--ngf", "16"), ("--optimizer", "adam"), ("--seed", "9"),
                                          ("--direction", "BtoA")])
-def test_flags_fixed_for_a_run_are_refused_in_one_line(tmp_path, dataroot, flag, value):
-    ckpt = tmp_path / "ckpt"
-    train.main(args(dataroot, ckpt, "run", "--n_epochs", "1", "--n_epochs_decay", "0"))
+def test_flags_fixed_for_a_run_are_refused_in_one_line(tmp_path, finished_run, flag, value):
+    ckpt = copy_of(finished_run, tmp_path)
     with pytest.raises(UserError, match=f"{flag} {value} \\(checkpoint: "):
         resume(ckpt, "--n_epochs", "2", flag, value)
 
@@ -105,9 +115,7 @@ def test_two_fresh_runs_with_default_flags_and_one_seed_are_bit_identical(tmp_pa
     for name in ("a", "b"):     # the defaults: TRAdam's generic step, 1 + 0 epochs
         train.main(["--dataroot", dataroot, "--name", name, "--checkpoints_dir", str(tmp_path), *TINY_RUN,
                     "--optimizer", "tradam", "--n_epochs", "1", "--n_epochs_decay", "0", "--seed", "11"])
-    for net in ("G", "D"):
-        assert_same_tensors(load_weights(tmp_path / "a" / f"latest_net_{net}.pth"),
-                            load_weights(tmp_path / "b" / f"latest_net_{net}.pth"))
+    assert_same_latest_weights(tmp_path / "a", tmp_path / "b")
 
 
 def test_a_second_trainer_on_a_run_is_refused_naming_the_holder(tmp_path, dataroot):
@@ -154,13 +162,6 @@ def test_run_names_outside_the_checkpoints_folder_are_refused(tmp_path, dataroot
         train.main(args(dataroot, tmp_path, name))
 
 
-@pytest.fixture(scope="module")
-def finished_run(tmp_path_factory, dataroot):
-    ckpt = tmp_path_factory.mktemp("finished")
-    train.main(args(dataroot, ckpt, "run", "--n_epochs", "1", "--n_epochs_decay", "0"))
-    return ckpt / "run"
-
-
 def corrupt(path, how):
     data = path.read_bytes()
     path.write_bytes({"empty": b"", "truncated": data[: len(data) // 2], "garbage": os.urandom(512)}[how])
@@ -168,17 +169,18 @@ def corrupt(path, how):
 
 @pytest.mark.parametrize("how", ["empty", "truncated", "garbage"])
 def test_an_unreadable_state_is_one_line_naming_it(tmp_path, finished_run, how):
-    shutil.copytree(finished_run, tmp_path / "run")
+    copy_of(finished_run, tmp_path)
     corrupt(tmp_path / "run" / checkpoint.STATE_FILE, how)
     with pytest.raises(UserError) as err:
         resume(tmp_path, "--n_epochs", "2")
     assert str(tmp_path / "run" / checkpoint.STATE_FILE) in str(err.value) and "\n" not in str(err.value)
 
 
-@pytest.mark.parametrize("how", ["empty", "truncated", "garbage"])
-def test_unreadable_weight_files(tmp_path, finished_run, how, capsys):
-    """Beside a state, they are rewritten from it; alone (a pix2pix run), one line names them."""
-    shutil.copytree(finished_run, tmp_path / "run")
+def test_unreadable_weight_files(tmp_path, finished_run, capsys):
+    """Beside a state, they are rewritten from it; alone (a pix2pix run), one line names them (each kind
+    of damage: test_checkpoint.py)."""
+    copy_of(finished_run, tmp_path)
+    how = "truncated"
     corrupt(tmp_path / "run" / "latest_net_G.pth", how)
     resume(tmp_path, "--n_epochs", "2")
     assert "rewritten from the checkpoint" in capsys.readouterr().out

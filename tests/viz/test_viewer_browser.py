@@ -58,17 +58,21 @@ def _listens(port):
         return False
 
 
-@pytest.fixture
-def visdom_port(tmp_path):
-    """A port where the launcher's visdom server will listen; the server starts on demand."""
+@pytest.fixture(scope="module")
+def visdom_port(tmp_path_factory):
+    """A port where the launcher's visdom server will listen; the server starts on demand, once for
+    the module (each test uses its own env)."""
     missing = missing_assets(visdom_static_dir())
     if missing:
         pytest.fail(f"visdom's web assets are missing ({missing[0]}, ...): run "
                     "python scripts/install_visdom_assets.py (npm; CI does)")
     port = unused_port()
+    tmp_path = tmp_path_factory.mktemp("visdom")
     servers = []
 
     def start():
+        if servers:
+            return
         log = open(tmp_path / "visdom_server.log", "w")
         proc = subprocess.Popen(
             [sys.executable, os.path.join(REPO, "scripts", "visdom_server.py"), "--port", str(port),
