@@ -4,6 +4,7 @@
 --wandb_project_name; and test.py's pix2pix defaults (--phase test, --num_test 50), with a prepared
 dataset's fallback to all of val. Tiny nets (resnet_6blocks with 4 filters on 32 px) on a
 pix2pix-format folder."""
+import functools
 import os
 import sys
 import types
@@ -15,6 +16,7 @@ from PIL import Image
 
 from data.layout import PreparedLayout
 from options import TestOptions, TrainOptions, save_options
+from options.train_options import schedule_settings
 from pix2pix_tr.run import distributed
 from pix2pix_tr.run.resume import reschedule
 from pix2pix_tr.optim import schedulers
@@ -258,7 +260,8 @@ def test_continue_train_switching_to_plateau_takes_its_rate_at_that_epoch():
     opt = TrainOptions().parse(["--lr_policy", "plateau", "--lr", "0.5"])
     optimizers = {"G": torch.optim.Adam([torch.nn.Parameter(torch.zeros(1))], lr=0.1)}
     schedulers_ = {}
-    reschedule(optimizers, schedulers_, lambda o: train.make_scheduler(o, opt), lr=opt.lr, epochs_done=8)
+    make = functools.partial(schedulers.build_scheduler, opt.lr_policy, **schedule_settings(opt))
+    reschedule(optimizers, schedulers_, make, lr=opt.lr, epochs_done=8)
     assert optimizers["G"].param_groups[0]["lr"] == pytest.approx(0.1)
     assert isinstance(schedulers_["G"], schedulers.Plateau)
 
