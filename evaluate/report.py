@@ -33,7 +33,7 @@ def _fmt(value):
     return "–" if value is None else f"{value:.3f}"
 
 
-def _row(cells):
+def table_row(cells):
     """A Markdown table row; a `|` or line break inside a cell (a --label, a file name) stays inside it."""
     return "| " + " | ".join(str(c).replace("|", "\\|").replace("\n", " ") for c in cells) + " |"
 
@@ -41,7 +41,7 @@ def _row(cells):
 def _header(segmenter_names, fid=False):
     cols = ["Method"] + [f"{short(s)}: {title}" for s in segmenter_names for _, title in METRICS]
     cols += [title for _, title in FID_METRICS] if fid else []
-    return [_row(cols), "|" + "---|" * len(cols)]
+    return [table_row(cols), "|" + "---|" * len(cols)]
 
 
 def _fid_cells(values):
@@ -74,9 +74,9 @@ def published_rows(by_seg):
 def _published_lines(published, fid_published, segs, fid):
     """Table rows, in italics, of the figures published under the segmenters' protocols and FID's."""
     blank_fid = _fid_cells(None) if fid else []
-    return ([_row([f"*{name}*"] + [_fmt(by_seg.get(s, {}).get(m)) for s in segs for m, _ in METRICS] + blank_fid)
+    return ([table_row([f"*{name}*"] + [_fmt(by_seg.get(s, {}).get(m)) for s in segs for m, _ in METRICS] + blank_fid)
              for name, by_seg in published]
-            + [_row([f"*{name}*"] + ["–"] * (len(segs) * len(METRICS)) + _fid_cells(values))
+            + [table_row([f"*{name}*"] + ["–"] * (len(segs) * len(METRICS)) + _fid_cells(values))
                for name, values in fid_published])
 
 
@@ -99,7 +99,7 @@ def markdown(report):
         rows.append((GT_ROW, report["ground_truth"]))
     for name, by_seg in rows:
         cells = [name] + [_fmt(by_seg[s][m]) for s in segs for m, _ in METRICS]
-        lines.append(_row(cells + (_fid_cells(fid if by_seg is report["segmenters"] else None) if fid else [])))
+        lines.append(table_row(cells + (_fid_cells(fid if by_seg is report["segmenters"] else None) if fid else [])))
     lines += _published_lines(published_rows(report["segmenters"]),
                               (fid or {}).get("protocol", {}).get("published", []), segs, fid)
     lines += ["", "Protocols:", ""] + [_protocol_line(s, v["protocol"]) for s, v in report["segmenters"].items()]
@@ -114,14 +114,14 @@ def markdown(report):
         lines += ["", f"Absent from the labels ({how}): {', '.join(absent)}."]
     lines += ["", "## Per class (accuracy / IoU)", ""]
     cols = ["Class"] + [f"{short(s)}: {name}" for s in segs for name, _ in rows]
-    lines += [_row(cols), "|" + "---|" * len(cols)]
+    lines += [table_row(cols), "|" + "---|" * len(cols)]
     for cls in report["segmenters"][segs[0]]["per_class"]:
         cells = [cls]
         for s in segs:
             for _, by_seg in rows:
                 pc = by_seg[s]["per_class"][cls]
                 cells.append("absent" if pc["acc"] is None else f"{pc['acc']:.3f} / {pc['iou']:.3f}")
-        lines.append(_row(cells))
+        lines.append(table_row(cells))
     return "\n".join(lines) + "\n"
 
 
@@ -205,7 +205,7 @@ def compare_markdown(table):
         if fid:
             cells += [_mean_std_cell((row.get("fid_kid") or {}).get(m), digits)
                       for (m, _), digits in zip(FID_METRICS, (2, 4))]
-        lines.append(_row(cells))
+        lines.append(table_row(cells))
     lines += _published_lines(table.get("published", []), table.get("fid_published", []), table["segmenters"], fid)
     lines += ["", "Runs: " + "; ".join(f"{k}: {', '.join(v['runs'])}" for k, v in table["rows"].items())]
     return "\n".join(lines) + "\n"

@@ -6,7 +6,7 @@ import math
 import os
 
 from evaluate.digests import short_name as label
-from evaluate.report import METRICS, _row
+from evaluate.report import METRICS, table_row
 from pix2pix_tr.optim.schedulers import LinearDecay
 from pix2pix_tr.run import atomic
 
@@ -42,7 +42,8 @@ def _bullets(items):
 
 
 def _table(caption, header, rows):
-    return [f"*{caption}*", "", _row(header), "|" + "|".join("---" for _ in header) + "|", *map(_row, rows), ""]
+    rule = "|" + "|".join("---" for _ in header) + "|"
+    return [f"*{caption}*", "", table_row(header), rule, *map(table_row, rows), ""]
 
 
 def _image(src, alt):
