@@ -221,6 +221,7 @@ def _six_gib_of_address_space():
     (["--load_size", "3000", "--crop_size", "3000", "--netG", "resnet_6blocks"],
      ["out of memory in a training step", "--crop_size 3000", "--batch_size 1"]),
 ])
+@pytest.mark.slow
 def test_a_size_too_large_for_memory_is_one_line_naming_the_flag(tmp_path, sizes, needles):
     """A real allocation failure (an address-space limit, as a small machine or a job's memory limit gives),
     with loader workers on (the default), in the loader's resize and in the step."""

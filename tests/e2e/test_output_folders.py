@@ -33,7 +33,9 @@ COMMANDS = {
 }
 
 
-@pytest.mark.parametrize("command, where", list(zip(COMMANDS, ["a_file", "a_file/sub"] * 2)))
+@pytest.mark.parametrize("command, where", [                  # train_segmenter's start-up (smp, timm) is slow
+    pytest.param(c, w, marks=[pytest.mark.slow] * c.startswith("train_segmenter"))
+    for c, w in zip(COMMANDS, ["a_file", "a_file/sub"] * 2)])
 def test_an_output_folder_that_cannot_be_made_is_one_line(world, command, where):
     root, data = world
     argv = COMMANDS[command](data, str(root / "ckpt"), str(root / where))

@@ -3,8 +3,9 @@ it equals the generic path to 1e-6 relative over three cycles with an lr that ch
 across a state_dict round trip, and it never recompiles (one graph per kernel, whatever the tensor
 shapes, lr, prox coefficient or step count). The model has a channels_last weight and a
 one-element parameter, so the layout and size special cases run too. Other tests run the same
-kernels eagerly (test_optim_contract.py, test_optim_trajectory.py).
+kernels eagerly (test_contract.py, test_trajectory.py).
 """
+import pytest
 import torch
 from torch._dynamo.utils import counters
 
@@ -60,6 +61,7 @@ def assert_same_trained_weights(want, got):
     assert all(not torch.equal(p, q) for p, q in zip(Tiny().parameters(), got))  # it trained
 
 
+@pytest.mark.slow                 # inductor compiles C++ kernels: ~17 s with a cold cache
 def test_compiled_step_equals_generic_and_compiles_once():
     data = fresh_compiles_and_data(1)
     want, generic = run(False, data, reload_at=4)
@@ -73,6 +75,7 @@ def test_compiled_step_equals_generic_and_compiles_once():
     assert all(a[i].keys() == b[i].keys() and torch.equal(a[i]["step"], b[i]["step"]) for i in a)
 
 
+@pytest.mark.slow
 def test_bucketed_gpu_path_equals_generic_and_compiles_once_per_variant(monkeypatch):
     """The GPU layout of the same step (one compiled call per bucket of parameters, see
     compiled_adam.GROUP_DEVICE_TYPES), run here on the CPU: same trajectory as the generic path;

@@ -126,6 +126,7 @@ def test_a_second_trainer_on_a_run_is_refused_naming_the_holder(tmp_path, dataro
     assert not (tmp_path / "run" / checkpoint.STATE_FILE).exists()
 
 
+@pytest.mark.slow
 def test_the_lock_is_not_held_by_forked_children_that_outlive_the_holder(tmp_path):
     """Loader workers are forked with the lock's descriptor; once the trainer is gone the run is free."""
     run_dir = str(tmp_path / "run")
