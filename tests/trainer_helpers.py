@@ -1,6 +1,8 @@
-"""Shared by the trainer's tests: a tiny SynthCity dataset and the flags of a tiny, fast run."""
+"""Shared by the tests: a tiny SynthCity dataset, the flags of a tiny, fast run, weight comparisons, and
+stopping the servers a test starts."""
 import importlib.util
 import os
+import subprocess
 
 import torch
 
@@ -9,6 +11,16 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # unet_128 with 8 filters on 128 px crops of 144 px images, CPU, no visdom, no loader workers.
 TINY_RUN = ["--netG", "unet_128", "--ngf", "8", "--ndf", "8", "--load_size", "144", "--crop_size", "128",
             "--num_threads", "0", "--display_id", "0", "--device", "cpu"]
+
+
+def stop(proc, timeout):
+    """SIGTERM a server the test started; SIGKILL it if it has not exited after `timeout` seconds."""
+    proc.terminate()
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
 
 
 def make_synthcity(root, num_train, num_val, size=64):

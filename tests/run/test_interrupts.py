@@ -42,13 +42,6 @@ def run_args(dataroot, ckpt, *extra, epochs=(2, 1)):
             "--n_epochs_decay", str(epochs[1]), "--save_latest_freq", "3", "--seed", "4", *extra]
 
 
-@pytest.fixture(scope="module")
-def straight_run(tmp_path_factory, dataroot):
-    ckpt = tmp_path_factory.mktemp("straight")
-    train.main(run_args(dataroot, ckpt))
-    return ckpt / "run"
-
-
 def assert_same_weights(run, straight):
     assert_same_latest_weights(run, straight)
     total = checkpoint.load_training_state(str(straight))["total_iters"]

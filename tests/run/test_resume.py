@@ -45,13 +45,6 @@ def run_args(dataroot, ckpt):
             "--n_epochs", "1", "--n_epochs_decay", "1", "--save_latest_freq", "4", "--seed", "3"]
 
 
-@pytest.fixture(scope="module")
-def straight_run(tmp_path_factory, dataroot):
-    ckpt = tmp_path_factory.mktemp("straight")
-    train.main(run_args(dataroot, ckpt))
-    return ckpt / "run"
-
-
 def crash_after_save(monkeypatch, when):
     real_save = checkpoint.save_checkpoint
 

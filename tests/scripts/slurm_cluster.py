@@ -8,6 +8,8 @@ import socket
 import subprocess
 import time
 
+from tests.trainer_helpers import stop
+
 SBIN_PATH = os.environ.get("PATH", "") + ":/usr/sbin:/sbin"
 NEEDED = {"munged": "munge", "slurmctld": "slurmctld", "slurmd": "slurmd", "sbatch": "slurm-client"}
 
@@ -98,10 +100,5 @@ def local_cluster(folder):
                                                                capture_output=True, text=True).stdout.strip():
             time.sleep(0.5)
         for d in reversed(daemons):
-            d.terminate()
-            try:
-                d.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                d.kill()
-                d.wait()
+            stop(d, timeout=15)
         log.close()

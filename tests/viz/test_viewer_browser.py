@@ -25,6 +25,7 @@ from PIL import Image
 
 from pix2pix_tr.viz.visualizer import Visualizer
 from scripts.install_visdom_assets import missing_assets, visdom_static_dir
+from tests.trainer_helpers import stop
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 LOSSES = ("G_GAN", "G_L1", "D_real", "D_fake")
@@ -89,12 +90,7 @@ def visdom_port(tmp_path_factory):
 
     yield port, start
     for proc, log in servers:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop(proc, timeout=10)
         log.close()
 
 
