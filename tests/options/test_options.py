@@ -1,12 +1,11 @@
 """Options: pix2pix's names and defaults, each flag defined once, saved and reloaded, saved values
-filling in untyped flags (test.py, --continue_train), bad values as one-line errors; LR policies."""
+filling in untyped flags (test.py, --continue_train), bad values as one-line errors."""
 import pytest
 import torch
 
 from options import TestOptions, TrainOptions, save_options, saved_options
 from options.base_options import BaseOptions
 from pix2pix_tr.errors import UserError
-from pix2pix_tr.optim.schedulers import build_scheduler
 
 PIX2PIX_DEFAULTS = dict(netG="unet_256", netD="basic", ngf=64, ndf=64, norm="batch", batch_size=1,
                         load_size=286, crop_size=256, n_epochs=100, n_epochs_decay=100, lr=0.0002,
@@ -91,31 +90,6 @@ def test_bad_values_raise_one_line_user_errors(argv, culprit):
 def test_cuda_device_without_gpu_is_an_error():
     with pytest.raises(UserError, match="--device cuda"):
         TrainOptions().parse(["--device", "cuda"])
-
-
-def lrs(policy, epochs, **settings):
-    param = torch.nn.Parameter(torch.zeros(1))
-    optimizer = torch.optim.SGD([param], lr=1.0)
-    scheduler = build_scheduler(policy, optimizer, **settings)
-    seen = []
-    for _ in range(epochs):
-        seen.append(optimizer.param_groups[0]["lr"])
-        optimizer.step()
-        scheduler.step()
-    return seen
-
-
-def test_linear_policy_is_pix2pix_rule():
-    # pix2pix: lr factor for epoch e (from epoch_count) = 1 - max(0, e - n_epochs) / (n_epochs_decay + 1)
-    got = lrs("linear", 5, n_epochs=2, n_epochs_decay=3, epoch_count=1)
-    assert got == pytest.approx([1, 1, 0.75, 0.5, 0.25])
-    shifted = lrs("linear", 2, n_epochs=2, n_epochs_decay=3, epoch_count=3)   # a run continued at epoch 3
-    assert shifted == pytest.approx([0.75, 0.5])
-
-
-def test_step_and_cosine_policies():
-    assert lrs("step", 5, lr_decay_iters=2) == pytest.approx([1, 1, 0.1, 0.1, 0.01])
-    assert lrs("cosine", 3, n_epochs=2) == pytest.approx([1, 0.5, 0])
 
 
 @pytest.mark.parametrize("options", [TrainOptions, TestOptions])

@@ -234,27 +234,7 @@ def test_aspect_ratio_stretches_the_saved_results(tmp_path, ratio, size):
         assert Image.open(os.path.join(out, "images", f"1_{kind}.png")).size == size     # (width, height)
 
 
-# --- --lr_policy plateau -------------------------------------------------------------------------------
-def plateau_rates(epochs, scheduler=None, optimizer=None):
-    if scheduler is None:
-        optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
-        scheduler = schedulers.build_scheduler("plateau", optimizer)
-    seen = []
-    for _ in range(epochs):
-        seen.append(optimizer.param_groups[0]["lr"])
-        optimizer.step()
-        scheduler.step()                              # the training loop's call: no metric
-    return seen, scheduler, optimizer
-
-
-def test_plateau_is_pix2pix_reduce_on_plateau_stepped_with_zero():
-    """pix2pix: ReduceLROnPlateau(mode=min, factor=0.2, threshold=0.01, patience=5) stepped with its
-    never-updated metric 0: 0 is the best at once and never improves on, so x0.2 every 6 epochs."""
-    seen, _, _ = plateau_rates(20)
-    assert seen == pytest.approx([1] * 7 + [0.2] * 6 + [0.04] * 6 + [0.008])
-    assert TrainOptions().parse(["--lr_policy", "plateau"]).lr_policy == "plateau"
-
-
+# --- --lr_policy plateau (the policy itself: tests/optim/test_schedulers.py) ----------------------------
 def test_continue_train_switching_to_plateau_takes_its_rate_at_that_epoch():
     """--continue_train --lr_policy plateau: the rate a plateau run would have at epoch 9 (0.2 lr)."""
     opt = TrainOptions().parse(["--lr_policy", "plateau", "--lr", "0.5"])
