@@ -12,7 +12,7 @@ import torch
 from tqdm import tqdm
 
 from data.images import image_size, open_image, read_label_values
-from data.layout import IGNORE_INDEX, LABEL_EXTENSION, PreparedLayout, frame_id
+from data.layout import IGNORE_INDEX, LABEL_EXTENSION, PreparedLayout, find_images, frame_id
 from evaluate.digests import file_sha256
 from pix2pix_tr.errors import UserError
 from pix2pix_tr.run import atomic, distributed
@@ -89,11 +89,7 @@ def label_paths(dataroot, phase):
     if not layout.has_labels(phase):
         raise UserError(f"{dataroot} has no {folder}: FCN-score needs the trainId labels that "
                         "data/prepare_cityscapes.py or data/synthcity.py write")
-    ids = sorted(frame_id(os.path.join(folder, f), folder) for f in os.listdir(folder)
-                 if f.endswith(LABEL_EXTENSION) and not f.startswith("."))
-    if not ids:
-        raise UserError(f"{folder} holds no labels")
-    return {fid: layout.label_path(phase, fid) for fid in ids}
+    return {frame_id(p, folder): p for p in find_images(folder, what="labels") if p.endswith(LABEL_EXTENSION)}
 
 
 def photo_paths(dataroot, phase):
