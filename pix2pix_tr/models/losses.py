@@ -5,7 +5,7 @@
     wgangp   -mean(prediction) for real, +mean(prediction) for fake; add `gradient_penalty` to D's loss
 
 Label tensors are made on first use like the prediction (shape, dtype, device) and reused, so nothing
-needs moving and autocast and channels_last just work. To add a mode: one function in GAN_MODES.
+needs moving and autocast and channels_last just work. To add a mode: one loss(prediction, target) in GAN_MODES.
 """
 import torch
 import torch.nn.functional as F
@@ -13,15 +13,7 @@ import torch.nn.functional as F
 from pix2pix_tr.errors import UserError
 
 
-def _vanilla(prediction, target):
-    return F.binary_cross_entropy_with_logits(prediction, target)
-
-
-def _lsgan(prediction, target):
-    return F.mse_loss(prediction, target)
-
-
-GAN_MODES = {"vanilla": _vanilla, "lsgan": _lsgan, "wgangp": None}  # wgangp needs no target
+GAN_MODES = {"vanilla": F.binary_cross_entropy_with_logits, "lsgan": F.mse_loss, "wgangp": None}  # wgangp: no target
 
 
 class GANLoss:
