@@ -27,7 +27,6 @@ import torch  # noqa: E402
 
 import train  # noqa: E402
 from pix2pix_tr.run import checkpoint  # noqa: E402
-from pix2pix_tr.models.pix2pix import Pix2PixModel  # noqa: E402
 
 
 def arm(hook, n):
@@ -45,13 +44,13 @@ def arm(hook, n):
         real_load = checkpoint.load_training_state
         checkpoint.load_training_state = lambda *a, **k: (real_load(*a, **k), tick())[0]
     elif hook == "step":
-        real_set_requires_grad = Pix2PixModel.set_requires_grad
+        real_requires_grad_ = torch.nn.Module.requires_grad_
 
-        def set_requires_grad(net, requires_grad):     # D is frozen right after its update
+        def requires_grad_(net, requires_grad=True):   # D is frozen right after its update
             if not requires_grad:
                 tick()
-            real_set_requires_grad(net, requires_grad)
-        Pix2PixModel.set_requires_grad = staticmethod(set_requires_grad)
+            return real_requires_grad_(net, requires_grad)
+        torch.nn.Module.requires_grad_ = requires_grad_
     elif hook == "write":
         real_save = torch.save
 

@@ -57,14 +57,9 @@ class Pix2PixModel:
         self.amp = bool(amp)
         self._visuals = {}
 
-    # ---- inputs and helpers -------------------------------------------------------------------
+    # ---- inputs ---------------------------------------------------------------------------
     def _to_device(self, tensor):
         return tensor.to(self.device, non_blocking=True, memory_format=self.memory_format)
-
-    @staticmethod
-    def set_requires_grad(net, requires_grad):
-        for param in net.parameters():
-            param.requires_grad_(requires_grad)
 
     # ---- the step -------------------------------------------------------------------------------
     def train_step(self, batch):
@@ -95,7 +90,7 @@ class Pix2PixModel:
 
         # G: fool the (frozen) D, and stay close to the target in L1.
         self.optimizer_G.zero_grad(set_to_none=True)
-        self.set_requires_grad(self.netD, False)
+        self.netD.requires_grad_(False)
         try:
             with autocast(self.device, self.amp):
                 loss_G_GAN = self.criterionGAN(self.netD(torch.cat((real_A, fake_B), 1)), True)
@@ -104,7 +99,7 @@ class Pix2PixModel:
             loss_G.backward()
             self.optimizer_G.step()
         finally:
-            self.set_requires_grad(self.netD, True)
+            self.netD.requires_grad_(True)
 
         self._visuals = {"real_A": real_A, "fake_B": fake_B.detach(), "real_B": real_B}
         values = torch.stack([loss.detach().float() for loss in
