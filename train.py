@@ -136,9 +136,9 @@ def train(opt, options, device, run_dir, main_process):
                 counter.record_step_end(len(batch["frame_id"]))
                 bar.set_postfix({k: f"{v:.3f}" for k, v in losses.items()}, refresh=False)
 
-                if visualizer is not None and counter.needs_displaying():
-                    visualizer.display_current_results(model.visuals(), epoch, counter.needs_saving_html())
-                if counter.needs_printing():
+                if visualizer is not None and counter.due("display"):
+                    visualizer.display_current_results(model.visuals(), epoch, counter.due("update_html"))
+                if counter.due("print"):
                     losses = distributed.mean_over_ranks(losses, device)   # all ranks join; rank 0 logs
                     if visualizer is not None:
                         visualizer.print_current_losses(epoch, counter.epoch_iter, losses, counter.step_time,
@@ -151,7 +151,7 @@ def train(opt, options, device, run_dir, main_process):
                     stop.exit(f"after {counter.total_iters} iterations; saved latest ({counter.position().describe()})"
                               f"; resume with: python train.py --name {opt.name} --checkpoints_dir "
                               f"{opt.checkpoints_dir} --continue_train")
-                if counter.needs_saving_latest():
+                if counter.due("save_latest"):
                     labels = counter.latest_labels(opt.save_by_iter)
                     save(labels, counter.position())
                     tqdm.write(f"saved {'/'.join(labels)} ({counter.position().describe()}) at "

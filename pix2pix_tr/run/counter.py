@@ -24,7 +24,8 @@ class IterationCounter:
                  save_latest_freq, save_epoch_freq, resumed=False):
         self.first_epoch, self.last_epoch, self.dataset_size = start.epoch, last_epoch, dataset_size
         self.epoch, self.epoch_iter, self.total_iters = start
-        self.freq = dict(print=print_freq, display=display_freq, html=update_html_freq, latest=save_latest_freq)
+        self.freq = dict(print=print_freq, display=display_freq, update_html=update_html_freq,
+                         save_latest=save_latest_freq)
         self.save_epoch_freq = save_epoch_freq
         self.last_saved = start if resumed else None       # the last good checkpoint's position
         self._skip = start.epoch_iter
@@ -37,7 +38,7 @@ class IterationCounter:
         """Each epoch still to train; the first one resumed `epoch_iter` samples in."""
         for self.epoch in range(self.first_epoch, self.last_epoch + 1):
             self.epoch_iter, self._skip = self._skip, 0
-            self.epoch_start = self._step_end = time.time()
+            self._step_end = time.time()
             yield self.epoch
 
     def record_step_start(self):
@@ -50,20 +51,9 @@ class IterationCounter:
         self.total_iters += samples
         self.epoch_iter += samples
 
-    def _every(self, event):
+    def due(self, event):
+        """Whether --<event>_freq (print, display, update_html, save_latest) divides the samples seen."""
         return self.total_iters % self.freq[event] == 0
-
-    def needs_printing(self):
-        return self._every("print")
-
-    def needs_displaying(self):
-        return self._every("display")
-
-    def needs_saving_html(self):
-        return self._every("html")
-
-    def needs_saving_latest(self):
-        return self._every("latest")
 
     def latest_labels(self, save_by_iter=False):
         """The labels of a save every --save_latest_freq: latest, and iter_<N> with --save_by_iter."""

@@ -13,8 +13,7 @@ def run_epochs(c, steps_per_epoch):
         for _ in range(steps_per_epoch if epoch > c.first_epoch or not c.epoch_iter else steps_per_epoch - 1):
             c.record_step_start()
             c.record_step_end(1)
-            seen.append((epoch, c.epoch_iter, c.total_iters, c.needs_printing(), c.needs_displaying(),
-                         c.needs_saving_latest()))
+            seen.append((epoch, c.epoch_iter, c.total_iters, c.due("print"), c.due("display"), c.due("save_latest")))
     return seen
 
 
