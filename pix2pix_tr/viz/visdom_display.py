@@ -28,8 +28,7 @@ class VisdomDisplay:
         self.server, self.host, self.port = f"{parsed.scheme}://{parsed.hostname}", parsed.hostname, int(port)
         self.env, self.log, self.reconnect_interval = env, log, reconnect_interval
         self.client, self._warned, self._last_attempt = None, False, None
-        self._visdom_missing = visdom is None
-        if self._visdom_missing:
+        if visdom is None:
             self._warn("visdom is not installed (pip install visdom==0.2.4)")
             return
         self._connect()
@@ -67,7 +66,7 @@ class VisdomDisplay:
 
     def send(self, method, *args, **kwargs):
         """Call `client.<method>(...)`; on any failure drop the client and retry later."""
-        if self._visdom_missing:
+        if visdom is None:
             return False
         if self.client is None:
             if time.monotonic() - self._last_attempt < self.reconnect_interval or not self._connect():
