@@ -102,30 +102,26 @@ def epoch_seed(seed, epoch):
 
 
 # --- models -----------------------------------------------------------------------------------
-def wrap_ddp(module, device, *, sync_bn=False):
-    """Wrap `module` (already on `device`) in DDP, which starts every rank from rank 0's parameters;
-    returned as is without torchrun. `sync_bn`: BatchNorm statistics over all ranks (CUDA only)."""
+def prepare_network(net, device, *, compiled=False, compile_mode=None, sync_bn=False):
+    """`net` as it trains: on the device before its optimizer is built (TR anchors made there), with
+    `compiled` torch.compile'd in place (state_dict keys stay pix2pix's), and under torchrun wrapped in
+    DDP, which starts every rank from rank 0's parameters. `sync_bn`: BatchNorm statistics over all
+    ranks (CUDA only)."""
+    net = net.to(device)
+    if compiled:
+        net.compile(mode=compile_mode)
     if not is_distributed():
-        return module
+        return net
     device = torch.device(device)
     if sync_bn:
         if device.type != "cuda":
             raise UserError("--sync_bn needs CUDA devices (torch's SyncBatchNorm has no CPU kernel); drop "
                             "--sync_bn on CPU")
-        module = nn.SyncBatchNorm.convert_sync_batchnorm(module)
-    if device.type != "cuda" and any(isinstance(m, nn.SyncBatchNorm) for m in module.modules()):
+        net = nn.SyncBatchNorm.convert_sync_batchnorm(net)
+    if device.type != "cuda" and any(isinstance(m, nn.SyncBatchNorm) for m in net.modules()):
         raise UserError("--norm syncbatch across torchrun processes needs CUDA devices (torch's SyncBatchNorm "
                         "has no CPU kernel); use --norm batch on CPU")
-    return DistributedDataParallel(module, device_ids=[device] if device.type == "cuda" else None)
-
-
-def prepare_network(net, device, *, compiled=False, compile_mode=None, sync_bn=False):
-    """`net` as it trains: on the device before its optimizer is built (TR anchors made there), with
-    `compiled` torch.compile'd in place (state_dict keys stay pix2pix's), DDP-wrapped under torchrun."""
-    net = net.to(device)
-    if compiled:
-        net.compile(mode=compile_mode)
-    return wrap_ddp(net, device, sync_bn=sync_bn)
+    return DistributedDataParallel(net, device_ids=[device] if device.type == "cuda" else None)
 
 
 def unwrap(module):

@@ -265,7 +265,7 @@ def test_syncbatch_trains_on_one_cpu_process(tmp_path):
 def test_syncbatch_across_cpu_processes_is_one_line(monkeypatch):
     monkeypatch.setattr(distributed, "is_distributed", lambda: True)
     with pytest.raises(UserError) as err:
-        distributed.wrap_ddp(tiny_G("syncbatch"), "cpu")
+        distributed.prepare_network(tiny_G("syncbatch"), "cpu")
     assert "--norm syncbatch across torchrun processes needs CUDA devices" in one_line(err)
 
 

@@ -75,7 +75,7 @@ def train_on_rank(rank, device, out_path, norm, dtype):
     torch.manual_seed(1000 + rank)   # ranks differ in RNG: DDP must still start them equal
     for p in list(netG.parameters())[:2]:
         p.data.add_(torch.randn_like(p) * (rank > 0))  # perturb rank 1: DDP broadcasts rank 0's weights
-    netG, netD = distributed.wrap_ddp(netG, device), distributed.wrap_ddp(netD, device)
+    netG, netD = distributed.prepare_network(netG, device), distributed.prepare_network(netD, device)
     opt_G, opt_D = make_optimizer(netG), make_optimizer(netD)
     model = Pix2PixModel(netG, netD, opt_G, opt_D, device=device)
     sampler = ShardedSampler(NUM_SAMPLES, seed=5)
@@ -263,7 +263,7 @@ def test_single_process_helpers_degrade_gracefully():
     assert distributed.get_rank() == 0 and distributed.get_world_size() == 1 and distributed.is_main_process()
     assert distributed.init_distributed("cpu") == torch.device("cpu")   # no torchrun environment: nothing to join
     module = torch.nn.Linear(2, 2)
-    assert distributed.wrap_ddp(module, "cpu") is module and distributed.unwrap(module) is module
+    assert distributed.prepare_network(module, "cpu") is module and distributed.unwrap(module) is module
     t = torch.tensor([1.0, 2.0])
     assert torch.equal(distributed.all_reduce_sum(t), torch.tensor([1.0, 2.0]))
     assert distributed.mean_over_ranks({"a": 1.5}) == {"a": 1.5}
