@@ -50,7 +50,7 @@ def main(argv=None):
     checkpoint = weights_path(run_dir, weights_label(opt), "G", opt.model_suffix)
     load_network(netG, checkpoint)
     if opt.verbose:
-        print(describe_networks({"G": netG}, verbose=True))
+        print(describe_networks({"G": netG}))
     netG.to(device)
     if opt.channels_last:
         netG.to(memory_format=torch.channels_last)

@@ -65,7 +65,7 @@ def train(opt, options, device, run_dir, main_process):
     # --- networks, optimizers, schedulers, the model; then where to start ---
     netG, netD = generator(opt), discriminator(opt)
     if opt.verbose:
-        print(describe_networks({"G": netG, "D": netD}, verbose=True))
+        print(describe_networks({"G": netG, "D": netD}))
     netG, netD = (distributed.prepare_network(net, device, compiled=opt.compile, compile_mode=opt.compile_mode,
                                               sync_bn=opt.sync_bn) for net in (netG, netD))
     optimizers = [build_optimizer(opt.optimizer, net.parameters(), compiled=None, **optimizer_settings(opt))

@@ -231,13 +231,12 @@ def define_D(input_nc, ndf, netD, n_layers_D=3, norm="batch", init_type="normal"
     return init_weights(net, init_type, init_gain)
 
 
-def describe_networks(nets, verbose=False):
-    """pix2pix's print_networks: each network's parameter count in millions, and with `verbose`
-    its architecture first (what pix2pix's --verbose prints)."""
+def describe_networks(nets):
+    """pix2pix's print_networks with --verbose: each network's architecture, then its parameter count
+    in millions."""
     lines = ["---------- Networks initialized -------------"]
     for name, net in nets.items():
-        if verbose:
-            lines.append(str(net))
+        lines.append(str(net))
         millions = sum(p.numel() for p in net.parameters()) / 1e6
         lines.append(f"[Network {name}] Total number of parameters : {millions:.3f} M")
     lines.append("-----------------------------------------------")
