@@ -65,7 +65,7 @@ def main(argv=None):
     frames.write_synthesis(out_dir, checkpoint)                     # incomplete until the last frame
     written = []
     wandb = WandbRun(opt.wandb_project_name, opt.name, vars(opt)) if opt.use_wandb else None
-    real, fake, target = MODELS[opt.model][0], MODELS[opt.model][1], MODELS[opt.model][2:]
+    real, fake, *target = MODELS[opt.model]
     for batch in tqdm(loader, desc=f"synthesizing {opt.phase}", unit="batch"):
         check_input_size(batch, opt.netG)
         with torch.no_grad(), autocast(device, opt.amp):
