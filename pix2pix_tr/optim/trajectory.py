@@ -112,15 +112,14 @@ class TrajectoryRegularized(Optimizer):
             raise InvalidHyperparameter(
                 "compiled=True needs a torch.optim.Adam/AdamW base; pass compiled=None or False")
         self.base_optimizer = optimizer
-        self._tr_defaults = dict(tr_lambda=tr_lambda, inner_steps=inner_steps,
-                                 tr_lambda_mode=tr_lambda_mode, inner_lr_decay=inner_lr_decay)
         self._compiled_request = compiled
         self._compile_failure = None  # auto mode: why the single pass fell back, once it did
-        super().__init__(optimizer.param_groups, {**optimizer.defaults, **self._tr_defaults})
+        super().__init__(optimizer.param_groups, dict(optimizer.defaults, tr_lambda=tr_lambda, inner_steps=inner_steps,
+                                                      tr_lambda_mode=tr_lambda_mode, inner_lr_decay=inner_lr_decay))
         self._share_base()
 
     def __getstate__(self):  # torch's keeps defaults, state, param_groups: add the base and TR's own
-        keep = ("base_optimizer", "_tr_defaults", "_compiled_request", "_compile_failure")
+        keep = ("base_optimizer", "_compiled_request", "_compile_failure")
         return {**super().__getstate__(), **{key: self.__dict__[key] for key in keep}}
 
     def __setstate__(self, state):  # unpickling, and load_state_dict's new state and groups:
@@ -138,19 +137,15 @@ class TrajectoryRegularized(Optimizer):
         if not any(param_group is g for g in base.param_groups):
             base.add_param_group(param_group)
             param_group = base.param_groups[-1]
-        self._init_tr_group(param_group)
-
-    def _init_tr_group(self, group):
-        for key in TR_GROUP_KEYS:
-            group.setdefault(key, self._tr_defaults[key])
-        check_tr_settings(group["tr_lambda"], group["inner_steps"], group["tr_lambda_mode"],
-                          group["inner_lr_decay"])
-        check_positive("lr", group["lr"])
-        if group.get("differentiable"):
+        for key in TR_GROUP_KEYS:  # the group's own TR settings, else the constructor's
+            param_group.setdefault(key, self.defaults[key])
+        check_tr_settings(*(param_group[key] for key in TR_GROUP_KEYS))
+        check_positive("lr", param_group["lr"])
+        if param_group.get("differentiable"):
             raise InvalidHyperparameter("differentiable=True is not supported: the regularized "
                                         "gradient is built outside autograd")
-        group.setdefault("tr_lr0", float(group["lr"]))
-        group.setdefault("tr_step", 0)
+        param_group.setdefault("tr_lr0", float(param_group["lr"]))
+        param_group.setdefault("tr_step", 0)
 
     def load_state_dict(self, state_dict):
         before = [{k: g[k] for k in (*TR_GROUP_KEYS, "tr_lr0")} for g in self.param_groups]
