@@ -61,7 +61,7 @@ def main(argv=None):
     if opt.load_iter > 0:
         out_dir = f"{out_dir}_iter{opt.load_iter}"                  # as pix2pix names it
     webpage = HTML(out_dir, f"Experiment = {opt.name}, Phase = {opt.phase}, Epoch = {opt.epoch}")
-    image_dir = webpage.get_image_dir()
+    image_dir = webpage.img_dir
     frames.write_synthesis(out_dir, checkpoint)                     # incomplete until the last frame
     written = []
     wandb = WandbRun(opt.wandb_project_name, opt.name, vars(opt)) if opt.use_wandb else None

@@ -23,9 +23,6 @@ class HTML:
         os.makedirs(self.img_dir, exist_ok=True)
         self.doc = dominate.document(title=title)
 
-    def get_image_dir(self):
-        return self.img_dir
-
     def add_header(self, text):
         with self.doc:
             h3(text)
