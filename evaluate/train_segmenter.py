@@ -43,8 +43,7 @@ MODEL_KWARGS = {   # arch -> extra smp.create_model arguments that keep the deco
 def load_split(dataroot, split, size, max_frames=None):
     """(photos uint8 [N, 3, S, S'], labels uint8 [N, S, S'], class names) of a split, resized the
     way evaluation resizes (bilinear antialiased photos, nearest labels)."""
-    layout = PreparedLayout(dataroot)
-    meta = layout.read_meta()
+    meta = PreparedLayout(dataroot).read_meta()
     half = frames.photo_half(meta)
     pairs = frames.photo_paths(dataroot, split)
     labels = frames.label_paths(dataroot, split)
@@ -108,62 +107,57 @@ def train(dataroot, output_dir, *, arch="unet", encoder="tu-mobilenetv3_small_05
     if threads:
         torch.set_num_threads(threads)
     try:
-        return _train(dataroot, output_dir, arch=arch, encoder=encoder, size=size, crop=crop, steps=steps,
-                      batch_size=batch_size, lr=lr, seed=seed, max_frames=max_frames, log=log)
+        import segmentation_models_pytorch as smp
+
+        torch.manual_seed(seed)
+        t0 = time.time()
+        photos, labels, classes = load_split(dataroot, "train", size, max_frames)
+        mean = torch.tensor(segmenters.IMAGENET_MEAN).view(1, 3, 1, 1)
+        std = torch.tensor(segmenters.IMAGENET_STD).view(1, 3, 1, 1)
+        model = smp.create_model(arch=arch, encoder_name=encoder, encoder_weights=None, classes=len(classes),
+                                 **MODEL_KWARGS.get(arch, {})).to(memory_format=torch.channels_last)
+        weights = class_weights(labels, len(classes))
+        optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
+        schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=lr, total_steps=steps, pct_start=0.15)
+        generator = torch.Generator().manual_seed(seed)
+        model.train()
+        bar = tqdm(range(steps), desc=f"training segmenter -> {output_dir}", unit="step")
+        for step in bar:
+            idx = torch.randint(len(photos), (batch_size,), generator=generator)
+            x, y = random_crops(photos, labels, idx, crop, generator)
+            x = segmenters.normalize_images(x, x.shape[-2:], mean, std)
+            gain = 1 + 0.3 * (torch.rand(batch_size, 1, 1, 1, generator=generator) - 0.5)
+            x = x * gain + 0.2 * (torch.rand(batch_size, 3, 1, 1, generator=generator) - 0.5)
+            x = x.contiguous(memory_format=torch.channels_last)
+            loss = F.cross_entropy(model(x), y.long(), weight=weights, ignore_index=255)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            schedule.step()
+            if step % 50 == 0:
+                bar.set_postfix(loss=f"{loss.item():.3f}")
+        bar.close()
+        train_seconds = time.time() - t0
+        model.eval()
+        pre = segmenters.Preprocessing(native_size=size, classes=classes)
+        scores = evaluate_photos(segmenters.Segmenter(output_dir, model, pre, "cpu"), dataroot, size, classes)
+        log(f"segmenter trained in {train_seconds:.0f} s; on val photos: pixel acc {scores['pixel_acc']:.3f}, "
+            f"class acc {scores['class_acc']:.3f}, mean IoU {scores['mean_iou']:.3f}")
+        info = {"classes": classes, "native_size": list(size), "dataset": PreparedLayout(dataroot).read_meta().name,
+                "made_by": {"command": "evaluate/train_segmenter.py", "arch": arch, "encoder": encoder,
+                            "size": list(size), "crop_size": list(crop), "steps": steps, "batch_size": batch_size,
+                            "lr": lr, "seed": seed, "max_frames": max_frames, "train_frames": len(photos),
+                            "train_seconds": round(train_seconds, 1), "torch": torch.__version__,
+                            "threads": torch.get_num_threads()},
+                "val_scores": {k: scores[k] for k in ("pixel_acc", "class_acc", "mean_iou", "absent")}}
+        try:
+            check_finite(model.state_dict(), "the segmenter")
+        except NonFiniteWeights as err:
+            raise UserError(f"{err}: its training diverged, so nothing was saved to {output_dir}; lower --lr") from None
+        save(model.to(memory_format=torch.contiguous_format), output_dir, info)
+        return scores
     finally:
         torch.set_num_threads(previous_threads)
-
-
-def _train(dataroot, output_dir, *, arch, encoder, size, crop, steps, batch_size, lr, seed, max_frames, log):
-    import segmentation_models_pytorch as smp
-
-    torch.manual_seed(seed)
-    t0 = time.time()
-    photos, labels, classes = load_split(dataroot, "train", size, max_frames)
-    mean = torch.tensor(segmenters.IMAGENET_MEAN).view(1, 3, 1, 1)
-    std = torch.tensor(segmenters.IMAGENET_STD).view(1, 3, 1, 1)
-    model = smp.create_model(arch=arch, encoder_name=encoder, encoder_weights=None, classes=len(classes),
-                             **MODEL_KWARGS.get(arch, {})).to(memory_format=torch.channels_last)
-    weights = class_weights(labels, len(classes))
-    optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
-    schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=lr, total_steps=steps, pct_start=0.15)
-    generator = torch.Generator().manual_seed(seed)
-    model.train()
-    bar = tqdm(range(steps), desc=f"training segmenter -> {output_dir}", unit="step")
-    for step in bar:
-        idx = torch.randint(len(photos), (batch_size,), generator=generator)
-        x, y = random_crops(photos, labels, idx, crop, generator)
-        x = segmenters.normalize_images(x, x.shape[-2:], mean, std)
-        gain = 1 + 0.3 * (torch.rand(batch_size, 1, 1, 1, generator=generator) - 0.5)
-        x = x * gain + 0.2 * (torch.rand(batch_size, 3, 1, 1, generator=generator) - 0.5)
-        x = x.contiguous(memory_format=torch.channels_last)
-        loss = F.cross_entropy(model(x), y.long(), weight=weights, ignore_index=255)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        schedule.step()
-        if step % 50 == 0:
-            bar.set_postfix(loss=f"{loss.item():.3f}")
-    bar.close()
-    train_seconds = time.time() - t0
-    model.eval()
-    pre = segmenters.Preprocessing(native_size=size, classes=classes)
-    scores = evaluate_photos(segmenters.Segmenter(output_dir, model, pre, "cpu"), dataroot, size, classes)
-    log(f"segmenter trained in {train_seconds:.0f} s; on val photos: pixel acc {scores['pixel_acc']:.3f}, "
-        f"class acc {scores['class_acc']:.3f}, mean IoU {scores['mean_iou']:.3f}")
-    info = {"classes": classes, "native_size": list(size), "dataset": PreparedLayout(dataroot).read_meta().name,
-            "made_by": {"command": "evaluate/train_segmenter.py", "arch": arch, "encoder": encoder,
-                        "size": list(size), "crop_size": list(crop), "steps": steps, "batch_size": batch_size,
-                        "lr": lr, "seed": seed, "max_frames": max_frames, "train_frames": len(photos),
-                        "train_seconds": round(train_seconds, 1), "torch": torch.__version__,
-                        "threads": torch.get_num_threads()},
-            "val_scores": {k: scores[k] for k in ("pixel_acc", "class_acc", "mean_iou", "absent")}}
-    try:
-        check_finite(model.state_dict(), "the segmenter")
-    except NonFiniteWeights as err:
-        raise UserError(f"{err}: its training diverged, so nothing was saved to {output_dir}; lower --lr") from None
-    save(model.to(memory_format=torch.contiguous_format), output_dir, info)
-    return scores
 
 
 def evaluate_photos(segmenter, dataroot, size, classes, batch_size=16):
