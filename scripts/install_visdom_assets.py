@@ -108,8 +108,7 @@ def install(static_dir, *, force=False):
 def _write(path, data):
     """`data` (bytes) into `path` atomically, readable by all: the server may run as another user."""
     with atomic.atomic_path(path) as tmp_path:
-        with open(tmp_path, "wb") as f:
-            f.write(data)
+        pathlib.Path(tmp_path).write_bytes(data)
         os.chmod(tmp_path, 0o644)
 
 
