@@ -86,7 +86,6 @@ def missing_assets(static_dir):
 def install(static_dir, *, force=False):
     """Fetch the missing assets with `npm pack` and copy them into `static_dir`; the number of files written."""
     wanted = [a for a in ASSETS if force or not _nonempty(os.path.join(static_dir, a[2]))]
-    written = 0
     if wanted:
         npm = shutil.which("npm")
         if npm is None:
@@ -99,17 +98,15 @@ def install(static_dir, *, force=False):
             tarballs = _npm_pack(npm, sorted({spec for spec, _, _ in wanted}), tmp)
             for spec, member, dest in wanted:
                 _write(os.path.join(static_dir, dest), _read_member(tarballs[spec], member, spec))
-                written += 1
-    if force or written or VERSION_FILE in missing_assets(static_dir):
+    if force or wanted or VERSION_FILE in missing_assets(static_dir):
         _write(os.path.join(static_dir, VERSION_FILE), visdom_version().encode())
-    return written
+    return len(wanted)
 
 
 def _write(path, data):
     """`data` (bytes) into `path` atomically, readable by all: the server may run as another user."""
     with atomic.atomic_path(path) as tmp_path:
-        with open(tmp_path, "wb") as f:
-            f.write(data)
+        pathlib.Path(tmp_path).write_bytes(data)
         os.chmod(tmp_path, 0o644)
 
 

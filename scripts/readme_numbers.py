@@ -8,6 +8,7 @@ README holds exactly what this prints.
 """
 import argparse
 import os
+import pathlib
 import statistics
 import sys
 import textwrap
@@ -20,7 +21,7 @@ from scripts.repro.commands import REPO  # noqa: E402
 from scripts.repro.scales import SYNTHCITY, SYNTHCITY_LONG  # noqa: E402
 from scripts.repro.store import Store  # noqa: E402
 
-README = os.path.join(REPO, "README.md")
+README = pathlib.Path(REPO, "README.md")
 BEGIN, END = "<!-- results: scripts/readme_numbers.py -->", "<!-- end of results -->"
 SEG = "repro_synthcity_segmenter"
 METRICS = (("pixel_acc", "per-pixel acc."), ("class_acc", "per-class acc."), ("mean_iou", "class IoU"))
@@ -150,10 +151,8 @@ def main():
     args = parser.parse_args()
     text = section()
     if args.write:
-        with open(README, encoding="utf-8") as f:
-            readme = f.read()
-        with open(README, "w", encoding="utf-8") as f:
-            f.write(readme.replace(readme_section(readme), text))
+        readme = README.read_text(encoding="utf-8")
+        README.write_text(readme.replace(readme_section(readme), text), encoding="utf-8")
     else:
         print(text)
 

@@ -26,9 +26,6 @@ class Budget:
     def steps(self):
         return self.scale.steps()
 
-    def steps_at(self, epoch):
-        return self.scale.steps(epoch)
-
     @property
     def name(self):
         return (f"{self.steps:,} steps ({self.scale.name})" if self.steps else

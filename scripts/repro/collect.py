@@ -117,7 +117,4 @@ def by_seed(results, variant, segmenter, key, epoch=None, seeds=None):
 
 
 def segmenters_of(results, ground_truth=None):
-    names = []
-    for scores in [ground_truth] + [r.scores for r in results]:
-        names += [name for name in scores or {} if name not in names]
-    return names
+    return list(dict.fromkeys(name for scores in [ground_truth] + [r.scores for r in results] for name in scores or {}))

@@ -22,12 +22,11 @@ def _smooth(values, window):
 
 
 def _panels(titles, width, height, xlabel):
-    fig, axes = plt.subplots(1, len(titles), figsize=(width * len(titles), height))
-    axes = list(axes) if len(titles) > 1 else [axes]
-    for ax, title in zip(axes, titles):
+    fig, axes = plt.subplots(1, len(titles), figsize=(width * len(titles), height), squeeze=False)
+    for ax, title in zip(axes[0], titles):
         ax.set_title(title)
         ax.set_xlabel(xlabel)
-    return fig, axes
+    return fig, list(axes[0])
 
 
 def _save(fig, axes, title, path, legend_size):

@@ -233,7 +233,7 @@ def budgets_section(inp, this, segmenters, data):
         lines += _para(f"TRAdam − Adam of the main grid (paired by seed, 95% t interval) at {short.name} and "
                        f"{long.name}. {other.name} from {other.source}. 'Change' is long − short paired by seed "
                        f"(t interval of the per-seed change): the budgets' runs of one seed share initial weights "
-                       f"and data order, and their first {short.steps_at(short.scale.n_epochs):,} steps (the "
+                       f"and data order, and their first {short.scale.steps(short.scale.n_epochs):,} steps (the "
                        f"short budget's constant-lr epochs) are the same steps. What else differs is the schedule: "
                        f"pix2pix's linear decay ends at lr₀/{ls / lam:.0f} vs "
                        f"lr₀/{ll / lam:.0f} in the last epoch, not at 0, so under the scaled λ (λ·lr₀/lr) TRAdam's "
@@ -275,7 +275,7 @@ def over_training_section(inp, this, report_dir, segmenters, data):
                   f"{scale.total_epochs}.")
     for lab in map(label, segmenters):
         data[lab] = {e: this.curve[e].get(lab, {}) for e in epochs}
-        rows = [[str(e), f"{this.steps_at(e):,}" if this.steps_at(e) else "–",
+        rows = [[str(e), f"{scale.steps(e):,}" if scale.steps(e) else "–",
                  "constant" if e <= scale.n_epochs else "decay"] + [fmt_gap(data[lab][e].get(k)) for k, _ in METRICS]
                 for e in epochs]
         mean_row, negative, named = [], 0, []
@@ -294,15 +294,15 @@ def over_training_section(inp, this, report_dir, segmenters, data):
                        "each seed's gap over the checkpoints and pairs those averages.") + family_note(named)
     by_steps = scale.train_frames is not None
     for i, lab in enumerate(map(label, segmenters)):
-        series = [(this.name, "tab:red", [(this.steps_at(e) or e, this.curve[e].get(lab, {})) for e in epochs])]
+        series = [(this.name, "tab:red", [(scale.steps(e) or e, this.curve[e].get(lab, {})) for e in epochs])]
         for color, (_, other) in zip(("tab:green", "tab:purple", "tab:brown"), inp.other_budgets):
             if other is not None and (other.scale.train_frames is not None) == by_steps:
-                series.append((other.name, color, [(other.steps_at(e) or e, other.curve[e].get(lab, {}))
+                series.append((other.name, color, [(other.scale.steps(e) or e, other.curve[e].get(lab, {}))
                                                    for e in sorted(other.curve)]))
         name = f"gap_over_training_{i}.png"
         if plots.gap_plot(series, os.path.join(report_dir, name), METRICS,
                           f"TRAdam − Adam over training ({lab}; 95% CI)",
-                          decay_start=this.steps_at(scale.n_epochs) if by_steps else scale.n_epochs,
+                          decay_start=scale.steps(scale.n_epochs) if by_steps else scale.n_epochs,
                           xlabel="generator steps" if by_steps else "epoch"):
             lines += _image(name, f"TRAdam − Adam over training, {lab}")
     return lines

@@ -32,10 +32,9 @@ class Scale:
     compare_with: tuple = ()        # scales whose TRAdam − Adam the report sets beside this one's
 
     def __post_init__(self):
-        total = self.n_epochs + self.n_epochs_decay
-        if total % self.save_epoch_freq:
+        if self.total_epochs % self.save_epoch_freq:
             raise ValueError(f"{self.name}: save_epoch_freq {self.save_epoch_freq} must divide "
-                             f"the {total} epochs, so the last epoch's checkpoint marks training done")
+                             f"the {self.total_epochs} epochs, so the last epoch's checkpoint marks training done")
 
     @property
     def total_epochs(self):

@@ -45,20 +45,18 @@ def summarize(values):
     return Summary(mean, std, n)
 
 
-def _interval(test, *samples):
-    with warnings.catch_warnings():      # identical values: scipy warns, and the interval has width 0
-        warnings.simplefilter("ignore", RuntimeWarning)
-        result = test(*samples)
-        ci = result.confidence_interval(0.95)
-    return float(ci.low), float(ci.high), float(result.pvalue)
-
-
 def paired(a_by_seed, b_by_seed):
     """b − a over the seeds both have ({seed: value} each)."""
     seeds = sorted(a_by_seed.keys() & b_by_seed.keys())
     a, b = [float(a_by_seed[s]) for s in seeds], [float(b_by_seed[s]) for s in seeds]
     per_seed = {s: y - x for s, x, y in zip(seeds, a, b)}
-    low, high, p = _interval(stats.ttest_rel, b, a) if len(seeds) >= 2 else (math.nan,) * 3
+    low = high = p = math.nan
+    if len(seeds) >= 2:
+        with warnings.catch_warnings():      # identical values: scipy warns, and the interval has width 0
+            warnings.simplefilter("ignore", RuntimeWarning)
+            result = stats.ttest_rel(b, a)
+            ci = result.confidence_interval(0.95)
+        low, high, p = float(ci.low), float(ci.high), float(result.pvalue)
     return Gap(summarize(per_seed.values()).mean, low, high, len(seeds), per_seed, p)
 
 
